@@ -1,0 +1,102 @@
+"""The public entry points: configs from recipes and overrides, components, descriptions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .config import Config, apply_overrides, field_docs, parse_cli_overrides
+from .registry import config_class, list_components, list_recipes, recipe_entry
+
+__all__ = ["build", "get_config", "create", "describe", "list_components", "list_recipes"]
+
+
+def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
+    """The config tree of ``recipe`` with overrides applied; nothing is built.
+
+    ``overrides`` swap components by name (``masker="random"``) or edit fields
+    (``predictor={"depth": 6}``); ``cli`` strings say the same from a command line
+    (``"predictor.depth=6"``, ``"masker=random"``). Fields that follow others (the
+    masker grid follows ``image_size`` and the encoder patch, the predictor's input
+    width follows the encoder) are re-derived unless set explicitly; an explicit
+    value that disagrees is reported when the model is built.
+    """
+    cfg = recipe_entry(recipe).fn() if isinstance(recipe, str) else recipe
+    merged = _merge(parse_cli_overrides(cli), overrides)
+    cfg = apply_overrides(cfg, merged)
+    derived = getattr(cfg, "derived", None)
+    if derived is None:
+        return cfg
+    explicit = set(_paths(merged))
+    edits: dict[str, dict[str, Any]] = {}
+    for (slot, field), value in derived().items():
+        current = getattr(cfg, slot)
+        names = {f.name for f in dataclasses.fields(current)}
+        if value is None or field not in names or (slot, field) in explicit:
+            continue
+        if getattr(current, field) != value:
+            edits.setdefault(slot, {})[field] = value
+    return apply_overrides(cfg, edits) if edits else cfg
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge override dicts (``b`` wins); a swap plus edits becomes ``{"type": ...}``."""
+    out = dict(a)
+    for key, value in b.items():
+        old = out.get(key)
+        if isinstance(old, (dict, str)) and isinstance(value, Mapping):
+            old = {"type": old} if isinstance(old, str) else old
+            out[key] = _merge(old, value)
+        elif isinstance(old, dict) and isinstance(value, str):
+            out[key] = {**old, "type": value}
+        else:
+            out[key] = value
+    return out
+
+
+def _paths(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            yield from _paths(value, (*prefix, key))
+        elif key != "type":
+            yield (*prefix, key)
+
+
+def build(recipe: str | Config, *cli: str, **overrides: Any) -> Any:
+    """The model of ``recipe`` (a registered name or a config), with overrides applied."""
+    return get_config(recipe, *cli, **overrides).build()
+
+
+def create(kind: str, name: str, **fields: Any) -> Any:
+    """One component: ``create("masker", "multiblock", input_size=96)``."""
+    return config_class(kind, name)().replace(**fields).build()
+
+
+def describe(recipe_or_config: str | Config, console: Any | None = None) -> None:
+    """Print a config tree with rich: each field, its value and its one-line doc."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    if isinstance(recipe_or_config, str):
+        entry = recipe_entry(recipe_or_config)
+        cfg = entry.fn()
+        root = Tree(f"[bold]{entry.name}[/bold] - {entry.help}")
+    else:
+        cfg = recipe_or_config
+        root = Tree(f"[bold]{cfg.type_id()}[/bold]")
+    _add_fields(root, cfg)
+    (console or Console()).print(root)
+
+
+def _add_fields(tree: Any, cfg: Config) -> None:
+    from rich.markup import escape
+
+    docs = field_docs(cfg)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        doc = f"  [dim]# {escape(docs[f.name])}[/dim]" if docs[f.name] else ""
+        if isinstance(value, Config):
+            _add_fields(tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name}[/bold]{doc}"), value)
+        else:
+            tree.add(f"{f.name} = {escape(repr(value))}{doc}")

@@ -1,0 +1,44 @@
+"""The conditioner contract: how text (or anything else) acts on the predictor.
+
+The predictor knows nothing of conditioners. It accepts an optional
+:class:`PredictorHook`, which it calls once on its input sequence and once per layer
+(the hook runs the layer, so it may act before, inside or after it). A conditioner
+turns a batch of text into such a hook with :meth:`Conditioner.bind`, and reports the
+loss terms it added (regularisers) with :meth:`Conditioner.losses`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from torch import Tensor, nn
+
+__all__ = ["Conditioner", "PredictorHook"]
+
+
+class PredictorHook(Protocol):
+    """Called by the predictor: ``input`` once, then ``layer`` for every block."""
+
+    def input(self, x: Tensor, sample_index: Tensor) -> Tensor:
+        """Condition the input sequence x [R, L, D]; row r belongs to image ``sample_index[r]``."""
+        ...
+
+    def layer(self, index: int, block: nn.Module, x: Tensor, attn_bias: Tensor | None) -> Tensor:
+        """Run block ``index`` on x (conditioned as the conditioner sees fit)."""
+        ...
+
+
+class Conditioner(nn.Module):
+    """Base of conditioners. Binding nothing leaves the predictor unconditioned."""
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.config = cfg
+
+    def bind(self, text: Any | None) -> PredictorHook | None:
+        """The hook for one forward pass on ``text`` (None: the plain predictor)."""
+        return None
+
+    def losses(self, hook: PredictorHook | None) -> dict[str, Tensor]:
+        """Named loss terms the hook accumulated during the pass (already weighted)."""
+        return {}

@@ -1,0 +1,21 @@
+"""The identity conditioner: the predictor runs exactly as in I-JEPA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..registry import register
+from .base import Conditioner
+
+__all__ = ["NoConditionerConfig", "NoConditioner"]
+
+
+@dataclass(frozen=True)
+class NoConditionerConfig(Config):
+    pass
+
+
+@register("conditioner", "none", NoConditionerConfig)
+class NoConditioner(Conditioner):
+    """Binds no hook, adds no loss: I-JEPA's predictor."""

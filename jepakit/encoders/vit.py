@@ -1,0 +1,188 @@
+"""The I-JEPA Vision Transformer encoder: timm blocks, no [cls], fixed 2-D sin-cos positions.
+
+Reference: Assran et al., I-JEPA, CVPR 2023; Dosovitskiy et al., ViT, ICLR 2021.
+
+The encoder takes patch-index masks (positions are added before tokens are dropped,
+so a kept patch knows where it is) and honours a padding mask. It works at any image
+size divisible by the patch: positions are built for the actual grid. Its state dict
+has timm's key names, so it loads strictly into ``timm.create_model(*timm_args())``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import Config, ConfigError, knob
+from ..layers.pos_embed import sincos_2d
+from ..layers.transformer import gather_tokens, init_weights, layer_norm, make_blocks, padding_bias
+from ..registry import register
+
+__all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index"]
+
+#: The sizes of the papers (I-JEPA uses B/16, L/16, H/14, H/16 at 448 and G/16), and the
+#: matching timm architecture (built with ``class_token=False, global_pool="avg"``).
+VIT_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3, patch_size=16),
+    "small": dict(embed_dim=384, depth=12, num_heads=6, patch_size=16),
+    "base": dict(embed_dim=768, depth=12, num_heads=12, patch_size=16),
+    "large": dict(embed_dim=1024, depth=24, num_heads=16, patch_size=16),
+    "huge": dict(embed_dim=1280, depth=32, num_heads=16, patch_size=14),
+    "giant": dict(embed_dim=1408, depth=40, num_heads=16, patch_size=16, mlp_ratio=48 / 11),
+}
+_TIMM_NAMES = {
+    "tiny": "vit_tiny_patch16_224",
+    "small": "vit_small_patch16_224",
+    "base": "vit_base_patch16_224",
+    "large": "vit_large_patch16_224",
+    "huge": "vit_huge_patch14_gap_224",
+    "giant": "vit_giant_patch16_gap_224",
+}
+
+
+def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: int) -> None:
+    """Raise ``ValueError`` unless ``index`` is a long [batch, K] in [0, n) (with a matching ``valid``)."""
+    if index.dtype != torch.long or index.ndim != 2 or index.shape[0] != batch:
+        raise ValueError(
+            f"{where}: patch indices must be a long tensor [B={batch}, K]; got {index.dtype} {tuple(index.shape)}"
+        )
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+        raise ValueError(
+            f"{where}: patch indices range over [{int(index.min())}, {int(index.max())}], "
+            f"outside the grid's [0, {n - 1}]"
+        )
+    if valid is not None and (valid.shape != index.shape or valid.dtype != torch.bool):
+        raise ValueError(
+            f"{where}: the padding mask must be bool {tuple(index.shape)}; got {valid.dtype} {tuple(valid.shape)}"
+        )
+
+
+@dataclass(frozen=True)
+class ViTConfig(Config):
+    img_size: int = knob(224, "default image size: the stored position table (any multiple of patch_size runs)")
+    patch_size: int = knob(16, "patch size in pixels")
+    in_chans: int = knob(3, "image channels")
+    embed_dim: int = knob(768, "token width (divisible by num_heads and by 4 for the 2-D sin-cos positions)")
+    depth: int = knob(12, "transformer blocks")
+    num_heads: int = knob(12, "attention heads")
+    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
+    qkv_bias: bool = knob(True, "bias on the query, key and value projections")
+    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
+    init_std: float = knob(0.02, "std of the truncated-normal weight init")
+
+    def __post_init__(self) -> None:
+        t = self.type_id()
+        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        if self.img_size % self.patch_size:
+            raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
+        if self.embed_dim % 4:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ConfigError(f"{t}.drop_path_rate={self.drop_path_rate} must lie in [0, 1)")
+
+    @classmethod
+    def preset(cls, size: str, **fields: Any) -> ViTConfig:
+        """The config of a named size (tiny, small, base, large, huge, giant), with ``fields`` changed."""
+        if size not in VIT_PRESETS:
+            from ..config import unknown
+
+            raise unknown("ViT size", size, VIT_PRESETS)
+        return cls().replace(**{**VIT_PRESETS[size], **fields})
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The patch grid of ``img_size``."""
+        return (self.img_size // self.patch_size,) * 2
+
+    def timm_args(self) -> tuple[str, dict[str, Any]]:
+        """``(name, kwargs)`` for the ``timm.create_model`` model this encoder's weights load into."""
+        name = "vit_base_patch16_224"
+        for size, preset in VIT_PRESETS.items():
+            if all(getattr(self, k) == v for k, v in preset.items()):
+                name = _TIMM_NAMES[size]
+        kwargs = dict(
+            img_size=self.img_size,
+            patch_size=self.patch_size,
+            in_chans=self.in_chans,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            class_token=False,
+            global_pool="avg",
+            fc_norm=False,
+            num_classes=0,
+        )
+        return name, kwargs
+
+
+@register("encoder", "vit", ViTConfig)
+class ViTEncoder(nn.Module):
+    """ViT over the patches of an image, optionally only those in a patch-index mask."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        from timm.layers import PatchEmbed
+
+        self.config = cfg
+        self.patch_size = cfg.patch_size
+        self.embed_dim = cfg.embed_dim
+        self.patch_embed = PatchEmbed(
+            img_size=cfg.img_size,
+            patch_size=cfg.patch_size,
+            in_chans=cfg.in_chans,
+            embed_dim=cfg.embed_dim,
+            strict_img_size=False,
+        )
+        self.register_buffer("pos_embed", sincos_2d(cfg.embed_dim, cfg.grid)[None])
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_path_rate)
+        self.norm = layer_norm(cfg.embed_dim)
+        init_weights(self, self.blocks, cfg.init_std)
+        self._pos_cache: dict[tuple[int, int], Tensor] = {}
+
+    def grid_of(self, images: Tensor) -> tuple[int, int]:
+        """The patch grid of ``images`` [B, C, H, W], after checking shape, channels and dtype."""
+        c = self.config.in_chans
+        if images.ndim != 4 or images.shape[1] != c:
+            raise ValueError(f"images must be [B, {c}, H, W]; got shape {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(f"images must be a floating-point tensor; got {images.dtype}")
+        h, w = images.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not divisible by patch_size={self.patch_size}")
+        return h // self.patch_size, w // self.patch_size
+
+    def pos_embed_for(self, grid: tuple[int, int]) -> Tensor:
+        """[1, H*W, D] positions for ``grid`` (the stored table for the default grid)."""
+        if grid == self.config.grid:
+            return self.pos_embed
+        pos = self._pos_cache.get(grid)
+        if pos is None or pos.device != self.pos_embed.device:
+            pos = self._pos_cache[grid] = sincos_2d(self.embed_dim, grid)[None].to(self.pos_embed.device)
+        return pos
+
+    def forward(self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None) -> Tensor:
+        """Encode ``images`` [B, C, H, W] -> tokens [B, K, D].
+
+        Args:
+            index: long [B, K] patch indices (raster order) to keep; all patches if None.
+            valid: bool [B, K]; False marks padding, which no other token attends to.
+        """
+        grid = self.grid_of(images)
+        if index is not None:
+            check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
+        x = self.patch_embed(images) + self.pos_embed_for(grid)
+        if index is not None:
+            x = gather_tokens(x, index)
+        bias = padding_bias(valid, x.dtype)
+        for blk in self.blocks:
+            x = blk(x, attn_mask=bias)
+        return self.norm(x)

@@ -1,0 +1,26 @@
+"""Fixed sine-cosine position embeddings (MAE / I-JEPA), built for any grid."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["sincos_1d", "sincos_2d"]
+
+
+def sincos_1d(dim: int, positions: Tensor) -> Tensor:
+    """[len(positions), dim]: sin of positions * frequencies, then cos (``dim`` even)."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    out = positions.to(torch.float64).reshape(-1, 1) * omega
+    return torch.cat([out.sin(), out.cos()], dim=1)
+
+
+def sincos_2d(dim: int, grid_hw: tuple[int, int]) -> Tensor:
+    """[H * W, dim] float32 in raster order; the first half encodes the column, the second the row.
+
+    ``dim`` must be divisible by 4 (checked by the configs that use it).
+    """
+    h, w = grid_hw
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    emb = torch.cat([sincos_1d(dim // 2, cols), sincos_1d(dim // 2, rows)], dim=1)
+    return emb.float()

@@ -1,0 +1,120 @@
+"""Regression losses between predicted and target tokens, averaged over valid target patches.
+
+Every loss optionally layer-normalises the targets over the feature dimension without
+an affine transform first (I-JEPA's default). I-JEPA's code uses smooth-L1 (the paper
+text says L2); TC-JEPA writes an un-squared per-patch L2 norm; V-JEPA uses L1.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import Config, ConfigError, knob
+from ..registry import register
+
+__all__ = ["RegressionLossConfig", "RegressionLoss"]
+
+
+@dataclass(frozen=True)
+class RegressionLossConfig(Config):
+    normalize_targets: bool = knob(True, "layer-norm the targets over features, no affine (I-JEPA)")
+
+
+class RegressionLoss(nn.Module, abc.ABC):
+    """Mean over valid target patches of a per-patch loss."""
+
+    def __init__(self, cfg: RegressionLossConfig) -> None:
+        super().__init__()
+        self.config = cfg
+
+    @abc.abstractmethod
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Loss of each patch [...] from pred, target [..., D]."""
+
+    def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Scalar loss; ``valid`` (bool, shape of pred without D) excludes padded patches."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+        if self.config.normalize_targets:
+            target = F.layer_norm(target, target.shape[-1:])
+        loss = self.per_patch(pred, target)
+        if valid is None:
+            return loss.mean()
+        w = valid.to(loss.dtype)
+        return (loss * w).sum() / w.sum().clamp_min(1.0)
+
+
+@dataclass(frozen=True)
+class SmoothL1Config(RegressionLossConfig):
+    beta: float = knob(1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)")
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise ConfigError(f"{self.type_id()}.beta={self.beta!r} must be positive")
+
+
+@register("loss", "smooth-l1", SmoothL1Config)
+class SmoothL1Loss(RegressionLoss):
+    """Smooth-L1 per element, averaged over features (I-JEPA code)."""
+
+    config: SmoothL1Config
+
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(pred, target, reduction="none", beta=self.config.beta).mean(-1)
+
+
+@dataclass(frozen=True)
+class L1Config(RegressionLossConfig):
+    pass
+
+
+@register("loss", "l1", L1Config)
+class L1Loss(RegressionLoss):
+    """Absolute error averaged over features (V-JEPA, frozen teachers)."""
+
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        return (pred - target).abs().mean(-1)
+
+
+@dataclass(frozen=True)
+class L2Config(RegressionLossConfig):
+    pass
+
+
+@register("loss", "l2", L2Config)
+class L2Loss(RegressionLoss):
+    """Squared error averaged over features (the I-JEPA paper text)."""
+
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        return (pred - target).square().mean(-1)
+
+
+@dataclass(frozen=True)
+class L2NormConfig(RegressionLossConfig):
+    pass
+
+
+@register("loss", "l2-norm", L2NormConfig)
+class L2NormLoss(RegressionLoss):
+    """Un-squared Euclidean distance per patch, ||pred - target||_2 (as TC-JEPA writes it)."""
+
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        return torch.linalg.vector_norm(pred - target, dim=-1)
+
+
+@dataclass(frozen=True)
+class CosineConfig(RegressionLossConfig):
+    pass
+
+
+@register("loss", "cosine", CosineConfig)
+class CosineLoss(RegressionLoss):
+    """1 − cosine similarity per patch (BYOL-style, scale-free)."""
+
+    def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
+        return 1.0 - F.cosine_similarity(pred, target, dim=-1, eps=1e-8)

@@ -1,0 +1,83 @@
+"""Axis-aligned boxes on a patch grid of any dimension, vectorised over a batch.
+
+Shared by the block maskers: draw a box shape from a scale and an aspect ratio, draw
+start positions (every cell reachable: a box of size s on a side of length L starts
+anywhere in [0, L - s]), and turn boxes into boolean grids or raster-order indices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["block_shape", "draw_block_shape", "block_area_range", "draw_starts", "box_union", "box_indices"]
+
+
+def block_shape(scale: float, aspect: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of a block covering ``scale`` of the grid with h / w = ``aspect``, clamped to it."""
+    gh, gw = grid_hw
+    area = scale * gh * gw
+    h = min(max(round(math.sqrt(area * aspect)), 1), gh)
+    w = min(max(round(math.sqrt(area / aspect)), 1), gw)
+    return h, w
+
+
+def _uniform(lo: float, hi: float, generator: torch.Generator) -> float:
+    return lo + float(torch.rand((), generator=generator)) * (hi - lo)
+
+
+def draw_block_shape(
+    scale: tuple[float, float],
+    aspect: tuple[float, float],
+    grid_hw: tuple[int, int],
+    generator: torch.Generator,
+) -> tuple[int, int]:
+    """Draw scale and aspect ratio independently (uniform), and return the block shape."""
+    s = _uniform(*scale, generator)
+    a = _uniform(*aspect, generator)
+    return block_shape(s, a, grid_hw)
+
+
+def block_area_range(
+    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, int], steps: int = 257
+) -> tuple[int, int]:
+    """Smallest and largest block area the ranges can give (checked on a fine grid)."""
+    areas = []
+    for i in range(steps):
+        a = aspect[0] + (aspect[1] - aspect[0]) * i / (steps - 1)
+        for s in scale:
+            h, w = block_shape(s, a, grid_hw)
+            areas.append(h * w)
+    return min(areas), max(areas)
+
+
+def draw_starts(
+    n: int, k: int, size: tuple[int, ...], grid: tuple[int, ...], generator: torch.Generator
+) -> Tensor:
+    """Uniform start corners [n, k, D] of boxes of ``size`` that fit in ``grid``."""
+    cols = [torch.randint(0, g - s + 1, (n, k), generator=generator) for s, g in zip(size, grid)]
+    return torch.stack(cols, dim=-1)
+
+
+def box_union(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) -> Tensor:
+    """[n, N] bool: cells covered by any of the k boxes of ``starts`` [n, k, D]."""
+    n, k, _ = starts.shape
+    covered: Tensor | None = None
+    for d, (s, g) in enumerate(zip(size, grid)):
+        pos = torch.arange(g)
+        inside = (pos >= starts[..., d, None]) & (pos < starts[..., d, None] + s)  # [n, k, g]
+        covered = inside if covered is None else covered[..., None] & inside.view(n, k, *([1] * d), g)
+    assert covered is not None
+    return covered.reshape(n, k, -1).any(dim=1)
+
+
+def box_indices(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) -> Tensor:
+    """[n, k, prod(size)] raster-order indices of the cells of each box."""
+    strides = [math.prod(grid[d + 1 :]) for d in range(len(grid))]
+    offsets = torch.zeros((), dtype=torch.long)
+    for s, st in zip(size, strides):
+        offsets = offsets[..., None] + torch.arange(s) * st
+    origin = (starts * torch.tensor(strides)).sum(-1)  # [n, k]
+    return origin[..., None] + offsets.reshape(-1)

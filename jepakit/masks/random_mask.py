@@ -1,0 +1,38 @@
+"""MAE-style random masking: a fixed ratio of patches, uniformly at random, is the target.
+
+Reference: He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import knob
+from ..registry import register
+from .base import Masker, MaskerConfig, Masks, check_ratio, random_split
+
+__all__ = ["RandomConfig", "RandomMasker"]
+
+
+@dataclass(frozen=True)
+class RandomConfig(MaskerConfig):
+    ratio: float = knob(0.75, "fraction of patches that are targets (MAE: 0.75)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ratio(f"{self.type_id()}.ratio", self.ratio, self.grid[0] * self.grid[1])
+
+
+@register("masker", "random", RandomConfig)
+class RandomMasker(Masker):
+    """One target set of ``ratio`` of the patches; the context is the rest."""
+
+    config: RandomConfig
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Masks:
+        k = round(self.config.ratio * self.num_patches)
+        targets, context = random_split(batch_size, self.num_patches, k, generator)
+        stats = {"context_kept": float(context.shape[1]), "target_size": k}
+        return Masks(context, targets[:, None], self.grid, stats=stats)

@@ -1,0 +1,139 @@
+"""The I-JEPA narrow ViT predictor.
+
+Reference: Assran et al., I-JEPA, CVPR 2023 (``VisionTransformerPredictor``).
+
+Context tokens are projected to the predictor width and given their sin-cos
+positions; each target block contributes one learnable mask token per target patch
+plus that patch's position. The context is repeated once per target block and
+concatenated with the block's mask tokens; after the blocks, a LayerNorm and a
+projection back to the encoder width give the predictions at the mask tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..conditioners.base import PredictorHook
+from ..config import Config, ConfigError, knob
+from ..encoders.vit import check_index
+from ..layers.pos_embed import sincos_2d
+from ..layers.transformer import gather_tokens, init_weights, layer_norm, make_blocks, padding_bias
+from ..registry import register
+
+__all__ = ["ViTPredictorConfig", "ViTPredictor"]
+
+
+@dataclass(frozen=True)
+class ViTPredictorConfig(Config):
+    encoder_dim: int = knob(768, "width of the encoder tokens read and predicted (a recipe sets it from the encoder)")
+    embed_dim: int = knob(384, "predictor width (I-JEPA: 384)")
+    depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)")
+    num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)")
+    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
+    qkv_bias: bool = knob(True, "bias on the query, key and value projections")
+    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
+    init_std: float = knob(0.02, "std of the truncated-normal init (weights and mask token)")
+
+    def __post_init__(self) -> None:
+        t = self.type_id()
+        for name in ("encoder_dim", "embed_dim", "depth", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
+        if self.embed_dim % 4:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
+
+
+@register("predictor", "vit-predictor", ViTPredictorConfig)
+class ViTPredictor(nn.Module):
+    """Predict the encoder's tokens at target patches from the context tokens."""
+
+    def __init__(self, cfg: ViTPredictorConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.predictor_embed = nn.Linear(cfg.encoder_dim, cfg.embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_path_rate)
+        self.predictor_norm = layer_norm(cfg.embed_dim)
+        self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.encoder_dim)
+        init_weights(self, self.blocks, cfg.init_std)
+        nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
+        self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
+
+    def pos_embed_for(self, grid: tuple[int, int], device: torch.device) -> Tensor:
+        """[1, H*W, width] sin-cos positions of ``grid`` (cached)."""
+        key = (grid, device)
+        if key not in self._pos_cache:
+            self._pos_cache[key] = sincos_2d(self.config.embed_dim, grid)[None].to(device)
+        return self._pos_cache[key]
+
+    def forward(
+        self,
+        z: Tensor,
+        context: Tensor,
+        targets: Tensor,
+        grid: tuple[int, int],
+        context_valid: Tensor | None = None,
+        targets_valid: Tensor | None = None,
+        repeats: int = 1,
+        hook: PredictorHook | None = None,
+    ) -> Tensor:
+        """Predict target tokens.
+
+        Args:
+            z: context tokens [R, Kc, encoder_dim] from the encoder.
+            context: long [R, Kc], their patch indices; ``context_valid`` marks padding.
+            targets: long [R, M, Kt], patch indices of M target blocks; ``targets_valid``.
+            grid: the patch grid (H, W) the indices refer to.
+            repeats: rows per image (row r belongs to image r % (R / repeats)).
+            hook: a conditioner's hook, called on the input and at every layer.
+
+        Returns:
+            predictions [R, M, Kt, encoder_dim].
+        """
+        rows, kc, _ = z.shape
+        if z.shape[-1] != self.config.encoder_dim:
+            raise ValueError(
+                f"predictor expects encoder tokens of width encoder_dim={self.config.encoder_dim}; got {z.shape[-1]}"
+            )
+        if targets.ndim != 3 or targets.shape[0] != rows:
+            raise ValueError(f"targets must be long [R={rows}, M, Kt]; got {tuple(targets.shape)}")
+        n = grid[0] * grid[1]
+        check_index("predictor context", context, context_valid, rows, n)
+        check_index("predictor targets", targets.reshape(rows, -1), None, rows, n)
+        m, kt = targets.shape[1:]
+        pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
+
+        x = self.predictor_embed(z) + gather_tokens(pos, context)  # [R, Kc, w]
+        x = x.repeat_interleave(m, dim=0)  # [R*M, Kc, w]: one copy per target block
+        queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)
+        x = torch.cat([x, queries], dim=1)
+
+        valid = _sequence_valid(context_valid, targets_valid, rows, m, kc, kt, z.device)
+        bias = padding_bias(valid, x.dtype)
+        if hook is not None:
+            images = rows // repeats
+            sample_index = (torch.arange(rows * m, device=z.device) // m) % images
+            x = hook.input(x, sample_index)
+            for i, blk in enumerate(self.blocks):
+                x = hook.layer(i, blk, x, bias)
+        else:
+            for blk in self.blocks:
+                x = blk(x, attn_mask=bias)
+        x = self.predictor_proj(self.predictor_norm(x[:, kc:]))
+        return x.reshape(rows, m, kt, -1)
+
+
+def _sequence_valid(
+    context_valid: Tensor | None, targets_valid: Tensor | None, rows: int, m: int, kc: int, kt: int, device: torch.device
+) -> Tensor | None:
+    """bool [R*M, Kc+Kt] validity of the predictor sequence, or None when nothing is padded."""
+    if context_valid is None and targets_valid is None:
+        return None
+    cv = context_valid if context_valid is not None else torch.ones(rows, kc, dtype=torch.bool, device=device)
+    tv = targets_valid if targets_valid is not None else torch.ones(rows, m, kt, dtype=torch.bool, device=device)
+    return torch.cat([cv.repeat_interleave(m, dim=0), tv.reshape(rows * m, kt)], dim=1)

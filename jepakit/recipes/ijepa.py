@@ -1,0 +1,77 @@
+"""I-JEPA recipes: the paper's setups by encoder size.
+
+Reference: Assran et al., I-JEPA, CVPR 2023, and ``../shared/REFERENCE.md``. Predictor
+width 384 and depth 6 (ViT-B), 12 (L, H) or 16 (G), heads equal to the encoder's;
+multi-block masking (4 targets at scale (0.15, 0.2), aspect (0.75, 1.5), one context
+block at (0.85, 1.0)); EMA momentum 0.996 -> 1.0; smooth-L1 on layer-normed targets.
+"""
+
+from __future__ import annotations
+
+from ..encoders.vit import ViTConfig
+from ..losses.regression import SmoothL1Config
+from ..masks.multiblock import MultiBlockConfig
+from ..models.jepa import JEPAConfig
+from ..predictors.vit_predictor import ViTPredictorConfig
+from ..registry import register_recipe
+from ..targets.ema import EMAConfig
+
+__all__ = ["ijepa_config"]
+
+#: Predictor depth by encoder size (I-JEPA); tiny and small are ours (the ViT-B value).
+PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "giant": 16}
+#: Predictor width by encoder size: 384 in the paper; ours for tiny (its encoder width).
+PREDICTOR_WIDTH = {"tiny": 192}
+
+
+def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: object) -> JEPAConfig:
+    """The I-JEPA config for a ViT ``size`` at ``image_size`` pixels."""
+    encoder = ViTConfig.preset(size, img_size=image_size, **encoder_fields)
+    return JEPAConfig(
+        image_size=image_size,
+        masker=MultiBlockConfig(input_size=image_size, patch_size=encoder.patch_size),
+        encoder=encoder,
+        predictor=ViTPredictorConfig(
+            encoder_dim=encoder.embed_dim,
+            embed_dim=PREDICTOR_WIDTH.get(size, 384),
+            depth=PREDICTOR_DEPTH[size],
+            num_heads=encoder.num_heads,
+        ),
+        target_updater=EMAConfig(momentum_start=0.996, momentum_end=1.0),
+        loss=SmoothL1Config(normalize_targets=True),
+    )
+
+
+@register_recipe("ijepa", help="I-JEPA, ViT-B/16 at 224 px: the paper's main setup")
+def ijepa() -> JEPAConfig:
+    return ijepa_config("base")
+
+
+@register_recipe("ijepa-tiny", help="I-JEPA with ViT-Ti/16 (predictor 6 x 192): CPU runs and benchmarks")
+def ijepa_tiny() -> JEPAConfig:
+    return ijepa_config("tiny")
+
+
+@register_recipe("ijepa-small", help="I-JEPA with ViT-S/16 (predictor 6 x 384)")
+def ijepa_small() -> JEPAConfig:
+    return ijepa_config("small")
+
+
+@register_recipe("ijepa-large", help="I-JEPA with ViT-L/16 (predictor 12 x 384)")
+def ijepa_large() -> JEPAConfig:
+    return ijepa_config("large")
+
+
+@register_recipe("ijepa-huge", help="I-JEPA with ViT-H/14 at 224 px (predictor 12 x 384)")
+def ijepa_huge() -> JEPAConfig:
+    return ijepa_config("huge")
+
+
+@register_recipe("ijepa-huge-448", help="I-JEPA with ViT-H/16 at 448 px (predictor 12 x 384)")
+def ijepa_huge_448() -> JEPAConfig:
+    return ijepa_config("huge", image_size=448, patch_size=16)
+
+
+@register_recipe("ijepa-giant", help="I-JEPA with ViT-G/16 (predictor 16 x 384)")
+def ijepa_giant() -> JEPAConfig:
+    return ijepa_config("giant")

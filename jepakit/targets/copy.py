@@ -1,0 +1,26 @@
+"""The online encoder itself, under stop-gradient: no extra weights (SimSiam-style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..config import Config
+from ..registry import register
+from .base import TargetUpdater
+
+__all__ = ["CopyConfig", "CopyUpdater"]
+
+
+@dataclass(frozen=True)
+class CopyConfig(Config):
+    pass
+
+
+@register("target_updater", "copy", CopyConfig)
+class CopyUpdater(TargetUpdater):
+    """No target encoder: targets are the online encoder's output, detached."""
+
+    def make_target(self, online: nn.Module) -> nn.Module | None:
+        return None

@@ -1,0 +1,47 @@
+"""Shared test settings: seeded hypothesis, tiny model configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+# Derandomised so CI sees the same examples every run; no deadline (machines are noisy).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+#: Overrides that shrink any recipe to a model a CPU test can run in milliseconds.
+TINY = {
+    "encoder": {"embed_dim": 32, "depth": 2, "num_heads": 2},
+    "predictor": {"embed_dim": 16, "depth": 2, "num_heads": 2},
+}
+
+
+def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **overrides):
+    """``recipe`` shrunk: a ``grid`` x ``grid`` patch grid of ``patch`` px, tiny widths."""
+    from jepakit import get_config
+
+    merged = {
+        "image_size": patch * grid,
+        "encoder": {**TINY["encoder"], "patch_size": patch},
+        "predictor": dict(TINY["predictor"]),
+    }
+    for key, value in overrides.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return get_config(recipe, **merged)
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(0)

@@ -1,0 +1,230 @@
+"""Property tests of every masker, and the multi-block specifics the reference code gets wrong."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jepakit import ConfigError, create, list_components
+from jepakit.masks import Masks, VideoMaskerConfig
+from jepakit.masks.boxes import draw_block_shape
+from jepakit.registry import config_class
+
+MASKERS = list_components("masker")["masker"]
+
+
+def make(name: str, grid: int, frames: int = 4, **fields):
+    """A masker on a grid x grid patch grid (patch 4), with ``frames`` time steps for video maskers."""
+    size = {"input_size": 4 * grid, "patch_size": 4}
+    if issubclass(config_class("masker", name), VideoMaskerConfig):
+        size.update(num_frames=2 * frames, tubelet_size=2)
+    return create("masker", name, **{**size, **fields})
+
+
+def valid_rows(index: torch.Tensor, valid: torch.Tensor | None):
+    for r in range(index.shape[0]):
+        yield index[r] if valid is None else index[r][valid[r]]
+
+
+@pytest.mark.parametrize("name", MASKERS)
+@given(grid=st.integers(4, 32), batch=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_contract(name, grid, batch, seed):
+    masker = make(name, grid)
+    masks = masker(batch, torch.Generator().manual_seed(seed))
+    n = masker.num_patches
+    rows = batch * masks.repeats
+    assert isinstance(masks, Masks) and masks.grid == masker.grid
+    assert masks.context.dtype == torch.long and masks.targets.dtype == torch.long
+    assert masks.context.shape[0] == rows and masks.targets.ndim == 3 and masks.targets.shape[0] == rows
+    for t in (masks.context, masks.targets):
+        assert int(t.min()) >= 0 and int(t.max()) < n
+    if masks.context_valid is not None:
+        assert masks.context_valid.shape == masks.context.shape and masks.context_valid.dtype == torch.bool
+        assert masks.context_valid.any(1).all()
+    if masks.targets_valid is not None:
+        assert masks.targets_valid.shape == masks.targets.shape
+    for row in valid_rows(masks.context, masks.context_valid):
+        assert len(row) > 0 and len(row.unique()) == len(row)
+        assert torch.equal(row, row.sort().values), "context in raster order"
+    flat_t = masks.targets.reshape(rows * masks.targets.shape[1], -1)
+    flat_v = None if masks.targets_valid is None else masks.targets_valid.reshape(flat_t.shape)
+    for row in valid_rows(flat_t, flat_v):
+        assert len(row) > 0 and len(row.unique()) == len(row)
+    ctx, tgt = masks.dense()
+    if not masker.allows_overlap:
+        assert not (ctx & tgt).any(), "context and targets overlap"
+
+
+@pytest.mark.parametrize("name", MASKERS)
+def test_same_generator_same_masks_and_seeds_differ(name):
+    masker = make(name, 10)
+    a = masker(6, torch.Generator().manual_seed(3))
+    b = masker(6, torch.Generator().manual_seed(3))
+    assert torch.equal(a.context, b.context) and torch.equal(a.targets, b.targets)
+    if name != "none":
+        others = [masker(6, torch.Generator().manual_seed(s)) for s in range(4, 8)]
+        assert any(not torch.equal(a.targets, o.targets) for o in others)
+
+
+# ---------------------------------------------------------------- multiblock
+
+
+@given(grid=st.integers(4, 32), batch=st.integers(1, 16), seed=st.integers(0, 2**31))
+def test_multiblock_targets_are_rectangles_of_the_sampled_shape(grid, batch, seed):
+    masks = make("multiblock", grid)(batch, torch.Generator().manual_seed(seed))
+    h, w = masks.stats["target_shape"]
+    assert masks.targets.shape == (batch, 4, h * w)
+    r, c = masks.targets // grid, masks.targets % grid
+    assert torch.equal(r.amax(-1) - r.amin(-1) + 1, torch.full_like(r[..., 0], h))
+    assert torch.equal(c.amax(-1) - c.amin(-1) + 1, torch.full_like(c[..., 0], w))
+
+
+@given(grid=st.integers(4, 32), batch=st.integers(1, 32), seed=st.integers(0, 2**31))
+def test_multiblock_terminates_and_keeps_min_keep_on_every_grid(grid, batch, seed):
+    masks = make("multiblock", grid)(batch, torch.Generator().manual_seed(seed))
+    kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((batch,), masks.context.shape[1])
+    assert int(kept.min()) >= 10
+    assert masks.stats["relaxations"] <= batch
+
+
+@pytest.mark.parametrize("grid", [4, 6, 14])
+def test_every_cell_is_sometimes_target_and_sometimes_context(grid):
+    masker = make("multiblock", grid)
+    g = torch.Generator().manual_seed(0)
+    seen_ctx = torch.zeros(grid * grid, dtype=torch.bool)
+    seen_tgt = torch.zeros_like(seen_ctx)
+    for _ in range(30):
+        ctx, tgt = masker(32, g).dense()
+        seen_ctx |= ctx.any(0)
+        seen_tgt |= tgt.any(0)
+    assert seen_ctx.all() and seen_tgt.all(), "the reference never targets the last row and column"
+
+
+def _kept_and_sampled_by_row(mode: str, batches: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per grid row: context kept in ``mode`` and context sampled, same draws (14x14, batch 128)."""
+    pad = make("multiblock", 14, context="pad")
+    other = make("multiblock", 14, context=mode)
+    kept = torch.zeros(14)
+    sampled = torch.zeros(14)
+    for seed in range(batches):
+        sampled += pad(128, torch.Generator().manual_seed(seed)).dense()[0].view(-1, 14, 14).sum((0, 2))
+        kept += other(128, torch.Generator().manual_seed(seed)).dense()[0].view(-1, 14, 14).sum((0, 2))
+    return kept, sampled
+
+
+def test_random_truncate_has_no_row_bias_and_reference_does():
+    kept, sampled = _kept_and_sampled_by_row("random-truncate")
+    ratio = kept / sampled
+    expected = kept.sum() / sampled.sum()
+    assert ((ratio / expected - 1).abs() < 0.2).all(), ratio / expected
+    kept, sampled = _kept_and_sampled_by_row("reference")
+    ratio = kept / sampled
+    assert ratio[:3].mean() > 1.5 * ratio[-3:].mean(), "reference mode keeps the top rows (documented bias)"
+
+
+def test_pad_keeps_all_sampled_context():
+    masks = make("multiblock", 14)(256, torch.Generator().manual_seed(0))
+    assert masks.stats["context_kept"] == masks.stats["context_sampled"]
+    assert masks.context_valid is not None and masks.context.shape[1] == masks.stats["context_max"]
+
+
+def test_scale_and_aspect_are_drawn_independently():
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.tensor([draw_block_shape((0.1, 0.3), (0.5, 2.0), (64, 64), g) for _ in range(400)]).float()
+    area = shapes[:, 0] * shapes[:, 1]
+    aspect = (shapes[:, 0] / shapes[:, 1]).log()
+    corr = torch.corrcoef(torch.stack([area, aspect]))[0, 1]
+    assert abs(float(corr)) < 0.2, "one random number for both gives correlation near 1"
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"target_scale": (0.0, 0.2)}, "target_scale"),
+        ({"target_scale": (0.3, 0.2)}, "target_scale"),
+        ({"context_scale": (0.9, 1.2)}, "context_scale"),
+        ({"target_aspect": (-1.0, 1.0)}, "target_aspect"),
+        ({"num_targets": 0}, "num_targets"),
+        ({"min_keep": 0}, "min_keep"),
+        ({"min_keep": 40}, "min_keep"),
+        ({"patch_size": 5}, "patch_size"),
+    ],
+)
+def test_multiblock_bad_config_names_the_field(fields, field):
+    with pytest.raises(ConfigError, match=field):
+        make("multiblock", 6, **fields)
+
+
+def test_grid_too_small_raises_at_construction():
+    with pytest.raises(ConfigError, match="too small"):
+        make("multiblock", 3)
+
+
+def test_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        make("multiblock", 6)(0)
+
+
+# ---------------------------------------------------------------- other maskers
+
+
+@given(grid=st.integers(4, 16), ratio=st.floats(0.1, 0.9), seed=st.integers(0, 2**31))
+def test_random_masker_ratio_and_partition(grid, ratio, seed):
+    masks = make("random", grid, ratio=ratio)(5, torch.Generator().manual_seed(seed))
+    n = grid * grid
+    assert masks.targets.shape == (5, 1, round(ratio * n))
+    ctx, tgt = masks.dense()
+    assert (ctx ^ tgt).all(), "context and target partition the grid"
+
+
+@given(grid=st.integers(4, 16), seed=st.integers(0, 2**31))
+def test_block_masker_one_rectangle_and_complement(grid, seed):
+    masks = make("block", grid)(4, torch.Generator().manual_seed(seed))
+    h, w = masks.stats["target_shape"]
+    assert masks.targets.shape == (4, 1, h * w)
+    ctx, tgt = masks.dense()
+    assert (ctx ^ tgt).all()
+
+
+@given(grid=st.integers(4, 12), frames=st.integers(1, 4), seed=st.integers(0, 2**31))
+def test_tube_masks_repeat_over_time(grid, frames, seed):
+    masks = make("tube", grid, frames=frames)(3, torch.Generator().manual_seed(seed))
+    ctx, tgt = masks.dense()
+    tgt = tgt.view(3, frames, grid * grid)
+    assert (tgt == tgt[:, :1]).all(), "the same spatial mask in every frame"
+    assert (ctx ^ tgt.view(3, -1)).all()
+
+
+@given(grid=st.integers(4, 16), frames=st.integers(1, 4), batch=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_multiblock3d_union_and_complement(grid, frames, batch, seed):
+    masker = make("multiblock3d", grid, frames=frames)
+    masks = masker(batch, torch.Generator().manual_seed(seed))
+    assert masks.repeats == 2 and masks.targets.shape[:2] == (2 * batch, 1)
+    ctx, tgt = masks.dense()
+    assert (ctx ^ tgt).all(), "context is the complement of the union of blocks"
+    per_frame = tgt.view(2 * batch, frames, -1)
+    assert (per_frame == per_frame[:, :1]).all(), "temporal scale 1: blocks span all frames"
+
+
+def test_multiblock3d_block_count_matches_generator():
+    masks = make("multiblock3d", 16, num_blocks=(1,), spatial_scale=((0.2, 0.2),), temporal_scale=((1.0, 1.0),))(
+        4, torch.Generator().manual_seed(0)
+    )
+    t, h, w = 4, 16, 16
+    (shape,) = masks.stats["block_shapes"]
+    assert masks.targets_valid is None and masks.targets.shape[-1] == math.prod(shape)
+    assert shape[0] == t and shape[1] * shape[2] <= 0.3 * h * w
+
+
+def test_multiblock3d_config_lengths_must_agree():
+    with pytest.raises(ConfigError, match="one entry per generator"):
+        make("multiblock3d", 8, num_blocks=(8,))
+
+
+def test_none_masker_is_the_full_grid():
+    masks = make("none", 5)(2)
+    assert torch.equal(masks.context, torch.arange(25).expand(2, -1))
