@@ -25,7 +25,7 @@ def make_blocks(
     """``depth`` timm ``Block`` s (fused attention) with linearly increasing drop-path."""
     from timm.models.vision_transformer import Block
 
-    rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth else []
+    rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
     return nn.ModuleList(
         Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=r, norm_layer=layer_norm)
         for r in rates

@@ -36,13 +36,15 @@ class RegressionLoss(nn.Module, abc.ABC):
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
         """Loss of each patch [...] from pred, target [..., D]."""
 
+    def prepare_target(self, target: Tensor) -> Tensor:
+        """The target as regressed: layer-normed over features (no affine) if configured."""
+        return F.layer_norm(target, target.shape[-1:]) if self.config.normalize_targets else target
+
     def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
         """Scalar loss; ``valid`` (bool, shape of pred without D) excludes padded patches."""
         if pred.shape != target.shape:
             raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-        if self.config.normalize_targets:
-            target = F.layer_norm(target, target.shape[-1:])
-        loss = self.per_patch(pred, target)
+        loss = self.per_patch(pred, self.prepare_target(target))
         if valid is None:
             return loss.mean()
         w = valid.to(loss.dtype)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, knob
-from ..encoders.vit import ViTConfig
+from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens
 from ..losses.regression import SmoothL1Config
 from ..masks.base import MaskerConfig, Masks
@@ -142,10 +142,12 @@ class JEPA(nn.Module):
             raise TypeError(f"masks must be a jepakit Masks (from model.masker); got {type(masks).__name__}")
         if tuple(masks.grid) != tuple(grid):
             raise ValueError(f"masks are drawn on a {masks.grid} patch grid but the images give {grid}")
-        if masks.context.shape[0] != batch * masks.repeats:
-            raise ValueError(
-                f"masks have {masks.context.shape[0]} rows for {batch} images with repeats={masks.repeats}"
-            )
+        rows = masks.context.shape[0]
+        if rows != batch * masks.repeats:
+            raise ValueError(f"masks have {rows} rows for {batch} images with repeats={masks.repeats}")
+        n = grid[0] * grid[1]
+        check_index("masks.context", masks.context, masks.context_valid, rows, n)
+        check_index("masks.targets", masks.targets.reshape(rows, -1), None, rows, n)
 
     @torch.no_grad()
     def update_target(self, step: int) -> None:

@@ -1,0 +1,183 @@
+"""Configs: overrides in three spellings, coercion, round-trips, errors with choices, derived fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jepakit
+from jepakit import ConfigError, UnknownChoiceError, from_dict, get_config, list_recipes, parse_cli_overrides, to_dict
+from jepakit.config import field_docs
+from jepakit.registry import _all_configs
+
+
+ALL_CONFIGS = [cls for kind in _all_configs().values() for cls in kind.values()]
+
+
+@pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.type_id())
+def test_every_config_is_frozen_documented_and_round_trips(cls):
+    cfg = cls()
+    assert dataclasses.is_dataclass(cfg) and cls.__dataclass_params__.frozen
+    assert all(field_docs(cfg).values()), f"{cls.type_id()} has a field without a doc"
+    d = to_dict(cfg)
+    assert from_dict(json.loads(json.dumps(d))) == cfg
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_recipes_round_trip_through_json(recipe):
+    cfg = get_config(recipe)
+    assert from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg
+
+
+def test_string_swaps_dict_edits_cli_says_the_same():
+    a = get_config("ijepa", masker="random", predictor={"depth": 3})
+    b = get_config("ijepa", "masker=random", "predictor.depth=3")
+    assert a == b
+    assert a.masker.name == "random" and a.predictor.depth == 3
+    c = get_config("ijepa", "masker=random", "masker.ratio=0.5")
+    assert c.masker.ratio == 0.5 and c == get_config("ijepa", masker={"type": "random", "ratio": 0.5})
+
+
+def test_swap_keeps_the_grid_in_step():
+    cfg = get_config("ijepa", "image_size=96", "masker=block")
+    assert cfg.masker.input_size == 96 and cfg.encoder.img_size == 96
+
+
+@given(depth=st.integers(1, 40), ratio=st.floats(0.2, 0.8), size=st.sampled_from([64, 96, 224]))
+def test_cli_values_are_parsed_to_field_types(depth, ratio, size):
+    cfg = get_config("ijepa", f"predictor.depth={depth}", "masker=random", f"masker.ratio={ratio!r}", f"image_size={size}")
+    assert cfg.predictor.depth == depth and isinstance(cfg.predictor.depth, int)
+    assert cfg.masker.ratio == ratio and cfg.image_size == size
+    assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_tuple_fields_from_strings_and_lists():
+    a = get_config("ijepa", "masker.target_scale=(0.1, 0.2)")
+    b = get_config("ijepa", masker={"target_scale": [0.1, 0.2]})
+    assert a == b and a.masker.target_scale == (0.1, 0.2)
+
+
+def test_derived_fields_follow_their_sources():
+    cfg = get_config("ijepa", encoder={"embed_dim": 384, "num_heads": 6, "patch_size": 8}, image_size=64)
+    assert cfg.predictor.encoder_dim == 384
+    assert cfg.masker.patch_size == 8 and cfg.masker.input_size == 64 and cfg.encoder.img_size == 64
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"masker": "multiblok"}, ["multiblok", "multiblock", "random", "Did you mean 'multiblock'"]),
+        ({"predictor": {"dpeth": 3}}, ["dpeth", "depth", "Did you mean 'depth'"]),
+        ({"imagesize": 3}, ["imagesize", "image_size"]),
+        ({"loss": "smoth-l1"}, ["smoth-l1", "smooth-l1", "cosine"]),
+        ({"target_updater": {"schedule": "cosin"}}, ["cosin", "linear", "cosine"]),
+    ],
+)
+def test_unknown_names_raise_with_choices_and_closest_match(kwargs, words):
+    with pytest.raises(UnknownChoiceError) as e:
+        get_config("ijepa", **kwargs)
+    assert isinstance(e.value, KeyError) and isinstance(e.value, ValueError)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_unknown_recipe():
+    with pytest.raises(KeyError, match="Did you mean 'ijepa'"):
+        get_config("ijeppa")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["predictor.depth=six"], ["predictor.depth", "six", "int"]),
+        (["masker.allow_overlap=maybe"], ["allow_overlap", "bool"]),
+        (["masker.target_scale=(0.1,)"], ["target_scale", "2 values"]),
+        (["predictor.depth"], ["key=value"]),
+    ],
+)
+def test_bad_values_name_field_and_type(args, words):
+    with pytest.raises(ConfigError) as e:
+        get_config("ijepa", *args)
+    for w in words:
+        assert w in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, fields",
+    [
+        ({"encoder": {"embed_dim": 100}}, ["embed_dim", "num_heads"]),
+        ({"predictor": {"embed_dim": 100}}, ["embed_dim", "num_heads"]),
+        ({"image_size": 100}, ["img_size", "patch_size"]),
+    ],
+)
+def test_incompatible_fields_raise_naming_both(overrides, fields):
+    with pytest.raises(ConfigError) as e:
+        jepakit.build("ijepa", **overrides)
+    for f in fields:
+        assert f in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, fields",
+    [
+        ({"predictor": {"encoder_dim": 512}}, ["predictor.encoder_dim", "encoder.embed_dim"]),
+        ({"masker": {"input_size": 96}}, ["masker.input_size", "image_size"]),
+        ({"masker": {"patch_size": 8}}, ["masker.patch_size", "encoder.patch_size"]),
+        ({"masker": "tube"}, ["3-D", "2-D"]),
+    ],
+)
+def test_explicit_conflicts_raise_at_build(overrides, fields):
+    cfg = get_config("ijepa", **overrides)  # config time is fine: each value is valid alone
+    with pytest.raises(ConfigError) as e:
+        cfg.build()
+    for f in fields:
+        assert f in str(e.value)
+
+
+def test_parse_cli_overrides_shapes():
+    assert parse_cli_overrides(["a.b=1", "a=x", "c=2"]) == {"a": {"b": "1", "type": "x"}, "c": "2"}
+    assert parse_cli_overrides(["a=x", "a.b=1"]) == {"a": {"type": "x", "b": "1"}}
+
+
+def test_wrong_kind_in_slot():
+    from jepakit.masks.random_mask import RandomConfig
+
+    with pytest.raises(ConfigError, match="encoder"):
+        get_config("ijepa", encoder=RandomConfig())
+
+
+def test_describe_prints_every_slot(capsys):
+    jepakit.describe("ijepa")
+    out = capsys.readouterr().out
+    for word in ("masker: multiblock", "encoder: vit", "predictor: vit-predictor", "target_scale", "ema"):
+        assert word in out
+
+
+def test_import_is_light():
+    code = (
+        "import sys, jepakit; heavy = [m for m in ('timm', 'lightly', 'sentencepiece', 'torchdata', 'rich', "
+        "'torchvision') if m in sys.modules]; print(heavy); assert not heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_list_components_and_patterns():
+    comps = jepakit.list_components()
+    assert set(comps) >= {"masker", "encoder", "predictor", "conditioner", "text_encoder", "tokenizer", "target_updater", "loss"}
+    assert jepakit.list_components("loss", "l*") == {"loss": ["l1", "l2", "l2-norm"]}
+    assert jepakit.list_recipes("ijepa-h*") == ["ijepa-huge", "ijepa-huge-448"]
+    with pytest.raises(KeyError, match="component kind"):
+        jepakit.list_components("encoders")
+
+
+def test_create_builds_one_component():
+    masker = jepakit.create("masker", "random", input_size=32, patch_size=8, ratio=0.5)
+    assert masker.grid == (4, 4) and masker.config.ratio == 0.5
+    with pytest.raises(KeyError, match="Did you mean 'random'"):
+        jepakit.create("masker", "randon")

@@ -1,0 +1,73 @@
+"""Losses: zero on equal inputs, non-negative, textbook formulas, padding, normalised targets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jepakit import create, list_components
+
+LOSSES = list_components("loss")["loss"]
+
+
+@st.composite
+def pairs(draw):
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(2, 16)))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
+    scale = draw(st.floats(0.01, 100.0))
+    return torch.randn(shape, generator=g) * scale, torch.randn(shape, generator=g) * scale
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@given(pair=pairs())
+def test_zero_on_equal_and_non_negative(name, pair):
+    pred, target = pair
+    for normalize in (False, True):
+        loss_fn = create("loss", name, normalize_targets=normalize)
+        assert float(loss_fn(pred, target)) >= 0
+        equal = loss_fn.prepare_target(target)
+        assert float(loss_fn(equal, target)) == pytest.approx(0.0, abs=1e-5)
+
+
+@given(pair=pairs())
+def test_layer_normed_targets_have_zero_mean_unit_variance(pair):
+    _, target = pair
+    t = create("loss", "l2").prepare_target(target)
+    torch.testing.assert_close(t.mean(-1), torch.zeros(t.shape[:-1]), atol=1e-5, rtol=0)
+    v = target.double().var(-1, unbiased=False)
+    expected = (v / (v + 1e-5)).float()  # unit variance up to LayerNorm's eps
+    torch.testing.assert_close(t.var(-1, unbiased=False), expected, atol=1e-4, rtol=1e-4)
+
+
+@given(pair=pairs())
+def test_textbook_formulas(pair):
+    pred, target = pair
+    t = F.layer_norm(target, target.shape[-1:])
+    cases = {
+        "smooth-l1": F.smooth_l1_loss(pred, t),  # the I-JEPA reference code's loss_fn
+        "l1": F.l1_loss(pred, t),
+        "l2": F.mse_loss(pred, t),
+        "l2-norm": torch.linalg.norm(pred - t, dim=-1).mean(),
+        "cosine": (1 - F.cosine_similarity(pred, t, dim=-1)).mean(),
+    }
+    for name, expected in cases.items():
+        torch.testing.assert_close(create("loss", name)(pred, target), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@given(pair=pairs(), seed=st.integers(0, 2**31))
+def test_padding_is_excluded(name, pair, seed):
+    pred, target = pair
+    valid = torch.rand(pred.shape[:-1], generator=torch.Generator().manual_seed(seed)) < 0.6
+    valid.view(-1)[0] = True
+    loss_fn = create("loss", name)
+    expected = loss_fn(pred[valid], target[valid])
+    torch.testing.assert_close(loss_fn(pred, target, valid), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_shape_mismatch_is_reported():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 4\)"):
+        create("loss", "l1")(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -1,0 +1,124 @@
+"""The assembled JEPA: losses, gradients, the target encoder's isolation, bad input, learning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from jepakit import Masks, build
+
+
+def batch(model, b: int = 4, seed: int = 0):
+    size = model.config.image_size
+    x = torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return x, model.masker(b, torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return tiny_config("ijepa", masker={"min_keep": 4}).build()
+
+
+def test_forward_returns_the_loss_and_its_parts(model):
+    out = model(*batch(model))
+    assert set(out) == {"loss", "predict"}
+    torch.testing.assert_close(out["loss"], out["predict"])
+
+
+def test_gradients_reach_encoder_and_predictor_never_the_target(model):
+    model(*batch(model))["loss"].backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.predictor.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in model.target_encoder.parameters())
+
+
+def test_param_groups_exclude_the_target_and_decay_only_matrices(model):
+    groups = model.param_groups(weight_decay=0.05)
+    ids = {id(p) for g in groups for p in g["params"]}
+    assert not ids & {id(p) for p in model.target_encoder.parameters()}
+    assert ids == {id(p) for m in (model.encoder, model.predictor) for p in m.parameters()}
+    decay, no_decay = groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+
+
+def test_update_target_moves_the_ema_towards_online(model):
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    gap = lambda: sum(float((a - b).abs().sum().detach()) for a, b in zip(model.encoder.parameters(), model.target_encoder.parameters()))  # noqa: E731
+    before = gap()
+    model.update_target(step=0)
+    assert gap() == pytest.approx(before * 0.996, rel=1e-3)
+
+
+def test_train_mode_keeps_the_target_in_eval(model):
+    model.train()
+    assert model.encoder.training and not model.target_encoder.training
+
+
+def test_copy_updater_uses_the_online_encoder_without_gradient():
+    torch.manual_seed(0)
+    model = tiny_config("ijepa", masker={"min_keep": 4}, target_updater="copy").build()
+    assert model.target_encoder is None
+    x, m = batch(model)
+    targets = model.forward_target(x, m)
+    assert not targets.requires_grad
+    torch.testing.assert_close(targets, model.encoder(x).gather(1, m.targets.reshape(4, -1, 1).expand(-1, -1, 32)).view_as(targets))
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda x, m: (x[:, :1], m), ["[B, 3, H, W]"]),
+        (lambda x, m: (x.to(torch.int64), m), ["floating-point"]),
+        (lambda x, m: (x[..., :30], m), ["not divisible"]),
+        (lambda x, m: (torch.nn.functional.pad(x, (0, 4, 0, 4)), m), ["(8, 8)", "(9, 9)"]),
+        (lambda x, m: (x[:2], m), ["4 rows for 2 images"]),
+        (lambda x, m: (x, (m.context, m.targets)), ["Masks"]),
+    ],
+)
+def test_bad_input_is_reported_before_the_forward(model, change, words):
+    x, m = change(*batch(model))
+    with pytest.raises((ValueError, TypeError)) as e:
+        model(x, m)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_out_of_range_mask_indices(model):
+    x, m = batch(model)
+    bad = Masks(m.context, m.targets + 64, m.grid, m.context_valid)
+    with pytest.raises(ValueError, match="outside the grid"):
+        model(x, bad)
+
+
+def test_a_tiny_ijepa_learns_on_a_fixed_batch():
+    """Against a fixed (random) teacher the loss can only fall by learning to predict."""
+    torch.manual_seed(0)
+    model = tiny_config("ijepa", masker={"min_keep": 4}, target_updater="frozen").build()
+    g = torch.Generator().manual_seed(0)
+    # smooth, structured images: a few random colour gradients
+    coords = torch.linspace(-1, 1, 32)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    w = torch.randn(8, 3, 3, generator=g)
+    x = w[..., 0, None, None] * xx + w[..., 1, None, None] * yy + w[..., 2, None, None]
+    opt = torch.optim.AdamW(model.param_groups(0.01), lr=2e-3)
+    losses = []
+    for step in range(40):
+        masks = model.masker(8, torch.Generator().manual_seed(step))
+        loss = model(x, masks)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    print(f"loss {first:.4f} -> {last:.4f}")
+    assert last < 0.6 * first, losses
+
+
+def test_build_ijepa_prints():
+    text = repr(build("ijepa", "encoder.depth=1", "predictor.depth=1"))
+    assert "ViTEncoder" in text and "ViTPredictor" in text

@@ -1,0 +1,109 @@
+"""The I-JEPA predictor: shapes per block, block independence, padding, the conditioner hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jepakit import create
+
+torch.manual_seed(0)
+PRED = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=3, num_heads=2).eval()
+
+
+@st.composite
+def problem(draw):
+    gh, gw = draw(st.integers(2, 8)), draw(st.integers(2, 8))
+    n = gh * gw
+    b, m = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kc = draw(st.integers(1, n - 1))
+    kt = draw(st.integers(1, n - kc))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
+    perm = torch.stack([torch.randperm(n, generator=g) for _ in range(b)])
+    context = perm[:, :kc].sort(1).values
+    targets = torch.stack([perm[:, kc:][:, torch.randperm(n - kc, generator=g)[:kt]] for _ in range(m)], 1)
+    z = torch.randn(b, kc, 24, generator=g)
+    return z, context, targets, (gh, gw)
+
+
+@given(problem())
+def test_output_shape_per_target_block(p):
+    z, context, targets, grid = p
+    with torch.no_grad():
+        out = PRED(z, context, targets, grid)
+    assert out.shape == (*targets.shape, 24) and torch.isfinite(out).all()
+
+
+@given(problem())
+def test_each_block_is_predicted_independently(p):
+    z, context, targets, grid = p
+    if targets.shape[1] < 2:
+        return
+    other = targets.clone()
+    other[:, 1:] = targets[:, 1:].flip(-1)  # move the other blocks' mask tokens
+    with torch.no_grad():
+        torch.testing.assert_close(PRED(z, context, targets, grid)[:, 0], PRED(z, context, other, grid)[:, 0])
+
+
+@given(p=problem(), pad=st.integers(1, 5))
+def test_context_padding_is_ignored(p, pad):
+    z, context, targets, grid = p
+    b, kc = context.shape
+    zp = torch.cat([z, torch.randn(b, pad, 24)], 1)
+    cp = torch.cat([context, torch.zeros(b, pad, dtype=torch.long)], 1)
+    valid = torch.arange(kc + pad) < kc
+    with torch.no_grad():
+        torch.testing.assert_close(
+            PRED(zp, cp, targets, grid, valid.expand(b, -1)), PRED(z, context, targets, grid), atol=1e-5, rtol=1e-5
+        )
+
+
+class RecordingHook:
+    """A user-written hook: records calls and shifts the features at layer 1."""
+
+    def __init__(self):
+        self.calls = []
+
+    def input(self, x, sample_index):
+        self.calls.append(("input", tuple(sample_index.tolist())))
+        return x
+
+    def layer(self, index, block, x, attn_bias):
+        self.calls.append(("layer", index))
+        x = block(x, attn_mask=attn_bias)
+        return x + torch.linspace(0, 1, x.shape[-1]) if index == 1 else x  # a constant would vanish in LN
+
+
+def test_hook_sees_the_input_and_every_layer_and_can_change_them():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 5, 24, generator=g)
+    context = torch.arange(5).expand(2, -1)
+    targets = torch.tensor([[[6, 7], [8, 9], [10, 11]]] * 2)
+    hook = RecordingHook()
+    with torch.no_grad():
+        conditioned = PRED(z, context, targets, (4, 4), hook=hook)
+        plain = PRED(z, context, targets, (4, 4))
+    assert hook.calls == [("input", (0, 0, 0, 1, 1, 1)), ("layer", 0), ("layer", 1), ("layer", 2)]
+    assert not torch.allclose(conditioned, plain)
+
+
+def test_identity_hook_equals_no_hook():
+    none = create("conditioner", "none")
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 5, 24, generator=g)
+    context = torch.arange(5).expand(2, -1)
+    targets = torch.tensor([[[6, 7]], [[8, 9]]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            PRED(z, context, targets, (4, 4), hook=none.bind(None)), PRED(z, context, targets, (4, 4))
+        )
+
+
+def test_bad_widths_and_indices():
+    z = torch.randn(1, 3, 20)
+    with pytest.raises(ValueError, match="encoder_dim=24"):
+        PRED(z, torch.arange(3)[None], torch.tensor([[[4]]]), (4, 4))
+    with pytest.raises(ValueError, match="outside"):
+        PRED(torch.randn(1, 3, 24), torch.arange(3)[None], torch.tensor([[[16]]]), (4, 4))
