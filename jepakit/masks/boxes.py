@@ -63,14 +63,15 @@ def draw_starts(
 
 def box_union(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) -> Tensor:
     """[n, N] bool: cells covered by any of the k boxes of ``starts`` [n, k, D]."""
-    n, k, _ = starts.shape
-    covered: Tensor | None = None
+    n, k, dims = starts.shape
+    letters = "abcdefgh"[:dims]
+    sides = []
     for d, (s, g) in enumerate(zip(size, grid)):
         pos = torch.arange(g)
-        inside = (pos >= starts[..., d, None]) & (pos < starts[..., d, None] + s)  # [n, k, g]
-        covered = inside if covered is None else covered[..., None] & inside.view(n, k, *([1] * d), g)
-    assert covered is not None
-    return covered.reshape(n, k, -1).any(dim=1)
+        sides.append(((pos >= starts[..., d, None]) & (pos < starts[..., d, None] + s)).float())  # [n, k, g]
+    # union of products of intervals = (sum over boxes of the outer products) > 0
+    covered = torch.einsum(",".join(f"nk{c}" for c in letters) + f"->n{letters}", *sides)
+    return covered.reshape(n, -1) > 0
 
 
 def box_indices(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) -> Tensor:

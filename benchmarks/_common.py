@@ -1,0 +1,62 @@
+"""Shared benchmark plumbing: machine header, alternating timing, markdown tables in RESULTS.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    """One line: date, CPU, cores, torch version and thread count."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{datetime.date.today()} · {cpu} · {os.cpu_count()} cores · torch {torch.__version__} · "
+        f"{torch.get_num_threads()} threads"
+    )
+
+
+def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in alternating rounds (noise hits all alike)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():  # warm-up
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            times[name].append((time.perf_counter() - t0) / repeats)
+    return times
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def record(title: str, body: str) -> None:
+    """Print a result and append it to RESULTS.md under a dated heading with the machine line."""
+    text = f"\n## {title}\n\n{machine()}\n\n{body}\n"
+    print(text)
+    with RESULTS.open("a") as f:
+        f.write(text)
