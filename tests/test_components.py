@@ -139,3 +139,31 @@ def test_recipe_builds_trains_and_is_deterministic(recipe):
         grads_everywhere(model.predictor)
         outs.append(out["loss"].detach())
     assert torch.equal(outs[0], outs[1])
+
+
+def test_a_user_component_plugs_into_every_recipe_without_editing_the_library():
+    """The docs/design.md example: a new loss, registered from user code."""
+    from dataclasses import dataclass
+
+    import torch.nn.functional as F
+
+    from jepakit.config import knob
+    from jepakit.losses import RegressionLoss, RegressionLossConfig
+    from jepakit.registry import register
+
+    @dataclass(frozen=True)
+    class UserHuberConfig(RegressionLossConfig):
+        delta: float = knob(0.5, "where the loss turns from quadratic to linear")
+
+    @register("loss", "user-huber", UserHuberConfig)
+    class UserHuber(RegressionLoss):
+        def per_patch(self, pred, target):
+            return F.huber_loss(pred, target, reduction="none", delta=self.config.delta).mean(-1)
+
+    cfg = tiny_config("ijepa", loss="user-huber", masker={"min_keep": 4})
+    assert cfg.loss.delta == 0.5
+    model = cfg.build()
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x, model.masker(2, torch.Generator().manual_seed(0)))
+    assert isinstance(model.loss_fn, UserHuber) and torch.isfinite(out["loss"])
+    assert run_loss("user-huber").ndim == 0

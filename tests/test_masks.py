@@ -228,3 +228,61 @@ def test_multiblock3d_config_lengths_must_agree():
 def test_none_masker_is_the_full_grid():
     masks = make("none", 5)(2)
     assert torch.equal(masks.context, torch.arange(25).expand(2, -1))
+
+
+@st.composite
+def block_scales(draw):
+    lo = draw(st.floats(0.02, 0.5))
+    hi = draw(st.floats(lo, 0.5))
+    clo = draw(st.floats(0.3, 1.0))
+    chi = draw(st.floats(clo, 1.0))
+    return (lo, hi), (clo, chi)
+
+
+@given(grid=st.integers(4, 32), scales=block_scales(), targets=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_multiblock_any_scales_either_refuse_at_construction_or_sample_valid_masks(grid, scales, targets, seed):
+    (t_scale, c_scale) = scales
+    try:
+        masker = make("multiblock", grid, target_scale=t_scale, context_scale=c_scale, num_targets=targets, min_keep=4)
+    except ConfigError as e:
+        assert "too small" in str(e)
+        return
+    masks = masker(8, torch.Generator().manual_seed(seed))
+    h, w = masks.stats["target_shape"]
+    assert masks.targets.shape == (8, targets, h * w)
+    lo, hi = t_scale
+    n = grid * grid
+    assert h * w <= max(round(hi * n * 1.5) + 2 * grid, 1), "block area follows the scale"
+    kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((8,), masks.context.shape[1])
+    assert int(kept.min()) >= 4
+    ctx, tgt = masks.dense()
+    assert not (ctx & tgt).any()
+
+
+@given(seed=st.integers(0, 2**31), mode=st.sampled_from(["random-truncate", "reference"]))
+def test_truncating_modes_keep_a_subset_of_the_padded_context(seed, mode):
+    pad = make("multiblock", 10)(16, torch.Generator().manual_seed(seed))
+    cut = make("multiblock", 10, context=mode)(16, torch.Generator().manual_seed(seed))
+    full, _ = pad.dense()
+    kept, _ = cut.dense()
+    assert not (kept & ~full).any()
+    assert cut.context_valid is None and cut.context.shape[1] == pad.stats["context_min"]
+    assert torch.equal(pad.targets, cut.targets)
+
+
+def test_random_truncate_has_no_column_bias():
+    pad = make("multiblock", 14)
+    cut = make("multiblock", 14, context="random-truncate")
+    kept = torch.zeros(14)
+    sampled = torch.zeros(14)
+    for seed in range(10):
+        sampled += pad(128, torch.Generator().manual_seed(seed)).dense()[0].view(-1, 14, 14).sum((0, 1))
+        kept += cut(128, torch.Generator().manual_seed(seed)).dense()[0].view(-1, 14, 14).sum((0, 1))
+    ratio = (kept / sampled) / (kept.sum() / sampled.sum())
+    assert ((ratio - 1).abs() < 0.2).all(), ratio
+
+
+def test_masks_move_between_devices():
+    masks = make("multiblock", 8)(4, torch.Generator().manual_seed(0))
+    moved = masks.to("cpu")
+    assert torch.equal(moved.context, masks.context) and moved.stats == masks.stats

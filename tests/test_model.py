@@ -122,3 +122,14 @@ def test_a_tiny_ijepa_learns_on_a_fixed_batch():
 def test_build_ijepa_prints():
     text = repr(build("ijepa", "encoder.depth=1", "predictor.depth=1"))
     assert "ViTEncoder" in text and "ViTPredictor" in text
+
+
+def test_a_given_teacher_module_becomes_the_frozen_target():
+    torch.manual_seed(0)
+    model = tiny_config("ijepa", masker={"min_keep": 4}, target_updater="frozen").build()
+    teacher = tiny_config("ijepa").encoder.build()
+    model.set_target_encoder(teacher)
+    x, m = batch(model)
+    model(x, m)["loss"].backward()
+    assert model.target_encoder is teacher and not teacher.training
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
