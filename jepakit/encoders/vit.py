@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, knob
+from ..config import ConfigError, knob
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import gather_tokens, init_weights, layer_norm, make_blocks, padding_bias
+from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
 from ..registry import register
 
 __all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index"]
@@ -61,31 +61,19 @@ def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: 
 
 
 @dataclass(frozen=True)
-class ViTConfig(Config):
+class ViTConfig(TransformerConfig):
     img_size: int = knob(224, "default image size: the stored position table (any multiple of patch_size runs)")
     patch_size: int = knob(16, "patch size in pixels")
     in_chans: int = knob(3, "image channels")
-    embed_dim: int = knob(768, "token width (divisible by num_heads and by 4 for the 2-D sin-cos positions)")
-    depth: int = knob(12, "transformer blocks")
-    num_heads: int = knob(12, "attention heads")
-    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
-    qkv_bias: bool = knob(True, "bias on the query, key and value projections")
-    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
-    init_std: float = knob(0.02, "std of the truncated-normal weight init")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         t = self.type_id()
-        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads"):
+        for name in ("img_size", "patch_size", "in_chans"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
         if self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
-        if self.embed_dim % 4:
-            raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ConfigError(f"{t}.drop_path_rate={self.drop_path_rate} must lie in [0, 1)")
 
     @classmethod
     def preset(cls, size: str, **fields: Any) -> ViTConfig:
@@ -143,7 +131,7 @@ class ViTEncoder(nn.Module):
             strict_img_size=False,
         )
         self.register_buffer("pos_embed", sincos_2d(cfg.embed_dim, cfg.grid)[None])
-        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_path_rate)
+        self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std)
         self._pos_cache: dict[tuple[int, int], Tensor] = {}

@@ -8,15 +8,47 @@ are divided by sqrt(2 i).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["make_blocks", "init_weights", "padding_bias", "gather_tokens", "layer_norm"]
+from ..config import Config, ConfigError, knob
+
+__all__ = ["TransformerConfig", "make_blocks", "init_weights", "padding_bias", "gather_tokens", "layer_norm"]
 
 #: LayerNorm as in I-JEPA and timm ViTs.
 layer_norm = partial(nn.LayerNorm, eps=1e-6)
+
+
+@dataclass(frozen=True)
+class TransformerConfig(Config):
+    """The knobs of a pre-LN transformer stack with 2-D sin-cos positions."""
+
+    embed_dim: int = knob(768, "token width (divisible by num_heads, and by 4 for the 2-D sin-cos positions)")
+    depth: int = knob(12, "transformer blocks")
+    num_heads: int = knob(12, "attention heads")
+    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
+    qkv_bias: bool = knob(True, "bias on the query, key and value projections")
+    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
+    init_std: float = knob(0.02, "std of the truncated-normal weight init")
+
+    def __post_init__(self) -> None:
+        t = self.type_id()
+        for name in ("embed_dim", "depth", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
+        if self.embed_dim % 4:
+            raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ConfigError(f"{t}.drop_path_rate={self.drop_path_rate} must lie in [0, 1)")
+
+    def make_blocks(self) -> nn.ModuleList:
+        """The configured stack of blocks."""
+        return make_blocks(self.embed_dim, self.depth, self.num_heads, self.mlp_ratio, self.qkv_bias, self.drop_path_rate)
 
 
 def make_blocks(

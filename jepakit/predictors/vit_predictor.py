@@ -17,35 +17,26 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.base import PredictorHook
-from ..config import Config, ConfigError, knob
+from ..config import ConfigError, knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import gather_tokens, init_weights, layer_norm, make_blocks, padding_bias
+from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
 from ..registry import register
 
 __all__ = ["ViTPredictorConfig", "ViTPredictor"]
 
 
 @dataclass(frozen=True)
-class ViTPredictorConfig(Config):
-    encoder_dim: int = knob(768, "width of the encoder tokens read and predicted (a recipe sets it from the encoder)")
-    embed_dim: int = knob(384, "predictor width (I-JEPA: 384)")
+class ViTPredictorConfig(TransformerConfig):
+    embed_dim: int = knob(384, "predictor width (I-JEPA: 384; divisible by num_heads and by 4)")
     depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)")
     num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)")
-    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
-    qkv_bias: bool = knob(True, "bias on the query, key and value projections")
-    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
-    init_std: float = knob(0.02, "std of the truncated-normal init (weights and mask token)")
+    encoder_dim: int = knob(768, "width of the encoder tokens read and predicted (a recipe sets it from the encoder)")
 
     def __post_init__(self) -> None:
-        t = self.type_id()
-        for name in ("encoder_dim", "embed_dim", "depth", "num_heads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
-        if self.embed_dim % 4:
-            raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
+        super().__post_init__()
+        if self.encoder_dim < 1:
+            raise ConfigError(f"{self.type_id()}.encoder_dim={self.encoder_dim!r} must be positive")
 
 
 @register("predictor", "vit-predictor", ViTPredictorConfig)
@@ -57,7 +48,7 @@ class ViTPredictor(nn.Module):
         self.config = cfg
         self.predictor_embed = nn.Linear(cfg.encoder_dim, cfg.embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
-        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.drop_path_rate)
+        self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
         self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.encoder_dim)
         init_weights(self, self.blocks, cfg.init_std)
