@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 __all__ = [
     "Config",
+    "slot",
     "ConfigError",
     "UnknownChoiceError",
     "knob",
@@ -77,6 +78,11 @@ def _join(where: str, key: str) -> str:
 def knob(default: Any, doc: str) -> Any:
     """A config field with a default and a one-line doc (shown by ``describe``)."""
     return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def slot(default: Config | None, kind: str, doc: str) -> Any:
+    """A config field holding the config of one component of ``kind`` (None: no component)."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "kind": kind})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,33 +290,25 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = No
     if where is None:  # a model's fields are named from its root: "predictor.depth"
         where = "" if cfg.kind == "model" else cfg.type_id()
     types_ = _field_types(type(cfg))
-    names = [f.name for f in dataclasses.fields(cfg)]
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key not in names:
-            raise unknown("field", key, names, where)
-        current = getattr(cfg, key)
-        tp = types_[key]
-        if isinstance(current, Config) or _config_options(tp):
-            changes[key] = _override_slot(current, value, tp, _join(where, key))
+        if key not in fields:
+            raise unknown("field", key, fields, where)
+        kind = fields[key].metadata.get("kind")
+        if kind:
+            changes[key] = _override_slot(getattr(cfg, key), kind, value, types_[key], _join(where, key))
         else:
             changes[key] = value
     return _construct(type(cfg), changes, where, base=cfg) if changes else cfg
 
 
-def _config_options(tp: Any) -> list[type[Config]]:
-    if _is_config_type(tp):
-        return [tp]
-    return [a for a in get_args(tp) if _is_config_type(a)]
-
-
-def _override_slot(current: Config | None, value: Any, tp: Any, where: str) -> Config | None:
-    """Override one component slot: swap by name, edit fields, or replace outright."""
+def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where: str) -> Config | None:
+    """Override one component slot of ``kind``: swap by name, edit fields, or replace outright."""
     from .registry import config_class
 
     if value is None or isinstance(value, Config):
         return coerce(value, tp, where)
-    kind = (current.kind if current is not None else _config_options(tp)[0].kind)
     if isinstance(value, str):
         if value.lower() in ("none", "null") and type(None) in get_args(tp):
             return None

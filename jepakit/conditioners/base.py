@@ -4,7 +4,8 @@ The predictor knows nothing of conditioners. It accepts an optional
 :class:`PredictorHook`, which it calls once on its input sequence and once per layer
 (the hook runs the layer, so it may act before, inside or after it). A conditioner
 turns a batch of text into such a hook with :meth:`Conditioner.bind`, and reports the
-loss terms it added (regularisers) with :meth:`Conditioner.losses`.
+loss terms it added (regularisers) with :meth:`Conditioner.losses` and detached
+diagnostics with :meth:`Conditioner.metrics`.
 """
 
 from __future__ import annotations
@@ -31,14 +32,21 @@ class PredictorHook(Protocol):
 class Conditioner(nn.Module):
     """Base of conditioners. Binding nothing leaves the predictor unconditioned."""
 
+    #: Whether the conditioner reads text (the model then needs a text encoder).
+    uses_text: bool = False
+
     def __init__(self, cfg: Any) -> None:
         super().__init__()
         self.config = cfg
 
-    def bind(self, text: Any | None) -> PredictorHook | None:
-        """The hook for one forward pass on ``text`` (None: the plain predictor)."""
+    def bind(self, text: Any | None, step: int | None = None) -> PredictorHook | None:
+        """The hook for one forward pass on ``text`` at training ``step`` (None: the plain predictor)."""
         return None
 
     def losses(self, hook: PredictorHook | None) -> dict[str, Tensor]:
         """Named loss terms the hook accumulated during the pass (already weighted)."""
+        return {}
+
+    def metrics(self, hook: PredictorHook | None) -> dict[str, Tensor]:
+        """Named diagnostics of the pass (detached; not part of the loss)."""
         return {}

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.none import NoConditionerConfig
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, knob, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens
 from ..losses.regression import SmoothL1Config
@@ -25,13 +25,9 @@ from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
 from ..targets.ema import EMAConfig
+from ..text.batch import TextFeatures, TokenBatch
 
 __all__ = ["JEPAConfig", "JEPA"]
-
-
-def slot(default: Config, kind: str, doc: str) -> Any:
-    """A config field holding the config of one component of ``kind``."""
-    return dataclasses.field(default=default, metadata={"doc": doc, "kind": kind})
 
 
 @dataclass(frozen=True)
@@ -43,12 +39,14 @@ class JEPAConfig(Config):
     conditioner: Config = slot(NoConditionerConfig(), "conditioner", "acts on every predictor layer (none: I-JEPA)")
     target_updater: Config = slot(EMAConfig(), "target_updater", "where targets come from: ema | frozen | copy")
     loss: Config = slot(SmoothL1Config(), "loss", "regression loss on the predicted target tokens")
+    tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
+    text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             kind = f.metadata.get("kind")
             value = getattr(self, f.name)
-            if kind and value.kind != kind:
+            if kind and value is not None and value.kind != kind:
                 raise ConfigError(f"{self.type_id()}.{f.name} must be a {kind} config; got {value.type_id()}")
         if self.image_size < 1:
             raise ConfigError(f"{self.type_id()}.image_size={self.image_size!r} must be positive")
@@ -60,6 +58,11 @@ class JEPAConfig(Config):
             ("masker", "input_size"): self.image_size,
             ("masker", "patch_size"): getattr(self.encoder, "patch_size", None),
             ("predictor", "encoder_dim"): getattr(self.encoder, "embed_dim", None),
+            ("conditioner", "dim"): getattr(self.predictor, "embed_dim", None),
+            ("conditioner", "depth"): getattr(self.predictor, "depth", None),
+            ("conditioner", "text_dim"): getattr(self.text_encoder, "embed_dim", None),
+            ("text_encoder", "vocab_size"): getattr(self.tokenizer, "vocab_size", None),
+            ("text_encoder", "max_length"): getattr(self.tokenizer, "max_length", None),
         }
 
     def check_compatible(self) -> None:
@@ -76,11 +79,23 @@ class JEPAConfig(Config):
             raise ConfigError(
                 f"masker {mask.name!r} draws {len(mask.grid)}-D masks (grid {mask.grid}); encoder {enc.name!r} is 2-D"
             )
-        width = getattr(enc, "embed_dim", None)
-        if width is not None and getattr(pred, "encoder_dim", width) != width:
-            raise ConfigError(
-                f"predictor.encoder_dim={pred.encoder_dim} does not match encoder.embed_dim={width}"
-            )
+        _same("predictor.encoder_dim", pred, "encoder_dim", "encoder.embed_dim", enc, "embed_dim")
+        cond, text = self.conditioner, self.text_encoder
+        _same("conditioner.dim", cond, "dim", "predictor.embed_dim", pred, "embed_dim")
+        _same("conditioner.depth", cond, "depth", "predictor.depth", pred, "depth")
+        _same("conditioner.text_dim", cond, "text_dim", "text_encoder.embed_dim", text, "embed_dim")
+        _same("text_encoder.vocab_size", text, "vocab_size", "tokenizer.vocab_size", self.tokenizer, "vocab_size")
+        _same("text_encoder.max_length", text, "max_length", "tokenizer.max_length", self.tokenizer, "max_length")
+        if hasattr(cond, "text_dim") and text is None:
+            raise ConfigError(f"conditioner {cond.name!r} reads text: set text_encoder (e.g. text_encoder=transformer)")
+
+
+def _same(a_name: str, a: Any, a_field: str, b_name: str, b: Any, b_field: str) -> None:
+    """Raise naming both fields when both exist and differ."""
+    if a is None or b is None or not hasattr(a, a_field) or not hasattr(b, b_field):
+        return
+    if getattr(a, a_field) != getattr(b, b_field):
+        raise ConfigError(f"{a_name}={getattr(a, a_field)} does not match {b_name}={getattr(b, b_field)}")
 
 
 @register("model", "jepa", JEPAConfig)
@@ -98,29 +113,58 @@ class JEPA(nn.Module):
         self.target_updater = cfg.target_updater.build()
         self.target_encoder = self.target_updater.make_target(self.encoder)
         self.loss_fn = cfg.loss.build()
+        # text last, so the image side initialises exactly as I-JEPA's for the same seed
+        self.tokenizer = cfg.tokenizer.build() if cfg.tokenizer is not None else None
+        self.text_encoder = cfg.text_encoder.build() if cfg.text_encoder is not None else None
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, images: Tensor, masks: Masks, text: Any | None = None) -> dict[str, Tensor]:
-        """Losses for a batch: ``{"loss": total, "predict": ..., <conditioner terms>}``.
+    def forward(
+        self, images: Tensor, masks: Masks, text: Any | None = None, step: int | None = None
+    ) -> dict[str, Tensor]:
+        """Losses for a batch: ``{"loss": total, "predict": ..., <conditioner terms>, "metric/...": ...}``.
+
+        ``loss`` is the sum of the named parts; keys starting with ``metric/`` are
+        detached diagnostics.
 
         Args:
             images: float [B, C, H, W].
             masks: the masker's output for this batch (any device; moved to the images').
-            text: captions for a text conditioner (ignored by ``none``).
+            text: for a text conditioner: captions (a list of lists of strings), a
+                ``TokenBatch`` or precomputed ``TextFeatures``; ignored by ``none``.
+            step: the optimiser step, for schedules inside the loss (regulariser warm-up).
         """
         grid = self.encoder.grid_of(images)
         self._check_masks(masks, images.shape[0], grid)
         masks = masks.to(images.device, non_blocking=True)
+        features = self.encode_text(text, images.shape[0], images.device) if self.conditioner.uses_text else None
         targets = self.forward_target(images, masks)
         z = self.forward_context(images, masks)
-        hook = self.conditioner.bind(text)
+        hook = self.conditioner.bind(features, step)
         pred = self.predictor(
             z, masks.context, masks.targets, grid, masks.context_valid, masks.targets_valid, masks.repeats, hook
         )
         parts = {"predict": self.loss_fn(pred, targets, masks.targets_valid)}
         parts.update(self.conditioner.losses(hook))
-        return {"loss": torch.stack(list(parts.values())).sum(), **parts}
+        return {"loss": torch.stack(list(parts.values())).sum(), **parts, **self.conditioner.metrics(hook)}
+
+    def encode_text(self, text: Any, batch: int, device: torch.device) -> TextFeatures | None:
+        """Word embeddings of ``text`` (captions, ``TokenBatch`` or ``TextFeatures``), checked."""
+        if text is None:
+            return None
+        if not isinstance(text, (TokenBatch, TextFeatures)):
+            if self.tokenizer is None:
+                raise ValueError("raw captions need a tokenizer (set tokenizer=sentencepiece)")
+            text = self.tokenizer(text)
+        if isinstance(text, TokenBatch):
+            if self.text_encoder is None:
+                raise ValueError("token ids need a text encoder (set text_encoder=transformer)")
+            if text.ids.shape[0] != batch:
+                raise ValueError(f"text has {text.ids.shape[0]} images for a batch of {batch}")
+            text = self.text_encoder(text.to(device))
+        text = text.to(device)
+        text.validate(batch, self.conditioner.config.text_dim)
+        return text
 
     @torch.no_grad()
     def forward_target(self, images: Tensor, masks: Masks) -> Tensor:
@@ -169,7 +213,10 @@ class JEPA(nn.Module):
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         """The modules the optimiser updates (never the target encoder)."""
-        return {"encoder": self.encoder, "predictor": self.predictor, "conditioner": self.conditioner}
+        modules = {"encoder": self.encoder, "predictor": self.predictor, "conditioner": self.conditioner}
+        if self.text_encoder is not None and self.text_encoder.trainable:
+            modules["text_encoder"] = self.text_encoder
+        return modules
 
     def param_groups(self, weight_decay: float = 0.04) -> list[dict[str, Any]]:
         """AdamW groups: weight decay on matrices, none on biases and 1-D parameters (I-JEPA)."""

@@ -1,0 +1,101 @@
+"""Holistic text conditioning on t̄ (a caption's mean word embedding): TC-JEPA's baselines.
+
+Reference: Huang et al., "TC-JEPA", ICML 2026, ablations. The N captions' t̄ are
+pooled feature-wise first (max by default; ours: pooling before conditioning keeps
+these baselines as cheap as the paper describes them), giving one vector per image.
+
+- ``adaln``: t̄ gives the scale and shift of both LayerNorms of each conditioned
+  predictor block (AdaLN, as in DiT), from a zero-initialised projection, so training
+  starts as I-JEPA.
+- ``feature``: input level only: z <- z + MLP(LN([z, t̄])) for context and mask tokens.
+
+Images without any caption are left exactly as I-JEPA would see them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ConfigError, knob
+from ..layers.transformer import layer_norm
+from ..registry import register
+from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
+
+__all__ = ["AdaLNConfig", "AdaLNConditioner", "FeatureConfig", "FeatureConditioner"]
+
+
+def pooled_mean(cond: TextConditioner, hook: TextHook) -> Tensor:
+    """[units, d_t]: t̄ pooled over each image's captions."""
+    text = hook.text
+    return hook.per_unit(cond.pool(text.mean()[:, :, None], text.caption_valid)[:, 0])
+
+
+@dataclass(frozen=True)
+class AdaLNConfig(LayerwiseConfig):
+    pass
+
+
+@register("conditioner", "adaln", AdaLNConfig)
+class AdaLNConditioner(TextConditioner):
+    """t̄ modulates the LayerNorms of the predictor blocks (zero-initialised)."""
+
+    config: AdaLNConfig
+
+    def __init__(self, cfg: AdaLNConfig) -> None:
+        super().__init__(cfg)
+        self.pool = CaptionPool(cfg.pooling, cfg.text_dim)
+        self.modulation = nn.ModuleDict({str(i): nn.Linear(cfg.text_dim, 4 * cfg.dim) for i in cfg.conditioned})
+        for lin in self.modulation.values():
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
+        if str(index) not in self.modulation:
+            return block(x, attn_mask=bias)
+        mod = self.modulation[str(index)](pooled_mean(self, hook)) * hook.has_text()[:, None]
+        scale1, shift1, scale2, shift2 = mod[:, None].chunk(4, dim=-1)  # each [units, 1, D]
+
+        def norm(ln: nn.Module, y: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+            return hook.to_rows(hook.by_image(ln(y)) * (1 + scale) + shift, y)
+
+        x = x + block.drop_path1(block.ls1(block.attn(norm(block.norm1, x, scale1, shift1), attn_mask=bias)))
+        return x + block.drop_path2(block.ls2(block.mlp(norm(block.norm2, x, scale2, shift2))))
+
+
+@dataclass(frozen=True)
+class FeatureConfig(TextConditionerConfig):
+    mlp_ratio: float = knob(1.0, "hidden width / dim of the input MLP")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mlp_ratio <= 0:
+            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio!r} must be positive")
+
+
+@register("conditioner", "feature", FeatureConfig)
+class FeatureConditioner(TextConditioner):
+    """Input-level conditioning: z <- z + MLP(LN([z, t̄])) on every predictor token."""
+
+    config: FeatureConfig
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__(cfg)
+        from timm.layers import Mlp
+
+        width = cfg.dim + cfg.text_dim
+        self.pool = CaptionPool(cfg.pooling, cfg.text_dim)
+        self.norm = layer_norm(width)
+        self.mlp = Mlp(width, int(cfg.dim * cfg.mlp_ratio), out_features=cfg.dim)
+        for m in self.mlp.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def condition_input(self, hook: TextHook, x: Tensor) -> Tensor:
+        units = hook.by_image(x)
+        t = pooled_mean(self, hook)[:, None].expand(-1, units.shape[1], -1)
+        out = units + self.mlp(self.norm(torch.cat([units, t], dim=-1)))
+        return hook.to_rows(torch.where(hook.has_text()[:, None, None], out, units), x)

@@ -1,0 +1,148 @@
+"""What the text conditioners share: their config, caption pooling, and the per-pass hook.
+
+Predictor rows are (image, target block) pairs; the hook maps rows to images. When
+the rows of an image are contiguous (the predictor's layout with one mask set per
+image), per-image tensors such as projected caption keys are used as they are and
+the rows are viewed as [B, rows_per_image * L, D]; nothing is repeated per target
+block. Otherwise per-image tensors are gathered per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..config import Config, ConfigError, knob
+from ..text.batch import TextFeatures
+from .base import Conditioner
+
+__all__ = ["TextConditionerConfig", "LayerwiseConfig", "CaptionPool", "TextHook", "TextConditioner"]
+
+Pooling = Literal["max", "mean", "attention"]
+
+
+@dataclass(frozen=True)
+class TextConditionerConfig(Config):
+    dim: int = knob(384, "predictor width (a recipe sets it from the predictor)")
+    text_dim: int = knob(256, "word-embedding width d_t (a recipe sets it from the text encoder)")
+    pooling: Pooling = knob("max", "feature-wise pooling of the N captions: max (TC-JEPA) | mean | attention")
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "text_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be positive")
+
+
+@dataclass(frozen=True)
+class LayerwiseConfig(TextConditionerConfig):
+    depth: int = knob(6, "predictor depth (a recipe sets it from the predictor)")
+    layers: tuple[int, ...] = knob((), "predictor layers to condition (0-based, -1 the last); empty: every layer")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [i for i in self.layers if not -self.depth <= i < self.depth]
+        if bad or len(set(self.conditioned)) != len(self.layers or self.conditioned):
+            raise ConfigError(
+                f"{self.type_id()}.layers={self.layers}: each must be a distinct layer in "
+                f"[-{self.depth}, {self.depth}) for depth={self.depth}"
+            )
+
+    @property
+    def conditioned(self) -> tuple[int, ...]:
+        """The conditioned layers, 0-based and ascending."""
+        return tuple(sorted({i % self.depth for i in self.layers})) if self.layers else tuple(range(self.depth))
+
+
+class CaptionPool(nn.Module):
+    """Pool per-caption results [B, N, L, D] feature-wise over the valid captions -> [B, L, D].
+
+    Max (TC-JEPA's choice) and mean are order-invariant; attention pooling weighs the
+    captions by a learned score. Rows with no caption pool to zero.
+    """
+
+    def __init__(self, mode: Pooling, dim: int) -> None:
+        super().__init__()
+        self.mode = mode
+        self.score = nn.Linear(dim, 1) if mode == "attention" else None
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        v = valid[:, :, None, None]
+        if self.mode == "max":
+            pooled = x.masked_fill(~v, float("-inf")).amax(1)
+            return torch.where(valid.any(1)[:, None, None], pooled, torch.zeros_like(pooled))
+        if self.mode == "mean":
+            w = v.to(x.dtype)
+            return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+        assert self.score is not None
+        logits = self.score(x).masked_fill(~v, float("-inf"))  # [B, N, L, 1]
+        weights = torch.nan_to_num(logits.softmax(1))  # a row with no caption: all zero
+        return (weights * x).sum(1)
+
+
+class TextHook:
+    """State of one predictor pass: the text, the row-to-image map, accumulated terms."""
+
+    def __init__(self, conditioner: TextConditioner, text: TextFeatures, step: int | None) -> None:
+        self.conditioner = conditioner
+        self.text = text
+        self.step = step
+        self.sample_index: Tensor | None = None
+        self.group: int | None = None  # rows per image when contiguous
+        self.store: dict[str, list[Tensor]] = {}
+
+    # the predictor's calls ---------------------------------------------------------
+
+    def input(self, x: Tensor, sample_index: Tensor) -> Tensor:
+        self.sample_index = sample_index
+        images, rows = self.text.tokens.shape[0], x.shape[0]
+        if rows % images == 0 and torch.equal(
+            sample_index, torch.arange(rows, device=sample_index.device) // (rows // images)
+        ):
+            self.group = rows // images
+        return self.conditioner.condition_input(self, x)
+
+    def layer(self, index: int, block: nn.Module, x: Tensor, attn_bias: Tensor | None) -> Tensor:
+        return self.conditioner.condition_layer(self, index, block, x, attn_bias)
+
+    # helpers for conditioners -----------------------------------------------------
+
+    def per_unit(self, t: Tensor) -> Tensor:
+        """A per-image tensor [B, ...] aligned with ``by_image`` (gathered per row if needed)."""
+        assert self.sample_index is not None
+        return t if self.group is not None else t.index_select(0, self.sample_index)
+
+    def by_image(self, x: Tensor) -> Tensor:
+        """Rows [R, L, D] -> units: [B, group * L, D] when contiguous, else unchanged."""
+        return x if self.group is None else x.reshape(x.shape[0] // self.group, -1, x.shape[-1])
+
+    def to_rows(self, y: Tensor, like: Tensor) -> Tensor:
+        """Undo ``by_image``."""
+        return y.reshape(like.shape)
+
+    def has_text(self) -> Tensor:
+        """bool [units]: whether a unit's image has at least one caption."""
+        return self.per_unit(self.text.caption_valid.any(1))
+
+    def add(self, name: str, value: Tensor) -> None:
+        self.store.setdefault(name, []).append(value)
+
+
+class TextConditioner(Conditioner):
+    """Base of conditioners that read ``TextFeatures``; subclasses override the two actions."""
+
+    uses_text = True
+
+    def bind(self, text: TextFeatures | None, step: int | None = None) -> TextHook | None:
+        if text is None:
+            return None
+        text.validate(text.tokens.shape[0], self.config.text_dim)
+        return TextHook(self, text, step)
+
+    def condition_input(self, hook: TextHook, x: Tensor) -> Tensor:
+        return x
+
+    def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
+        return block(x, attn_mask=bias)

@@ -1,0 +1,7 @@
+"""The text side of TC-JEPA: tokenizers, text encoders, and the batches they pass on."""
+
+from . import spm_tokenizer, transformer_encoder  # noqa: F401  (registers)
+from .batch import TextFeatures, TokenBatch
+from .transformer_encoder import TextEncoder
+
+__all__ = ["TextEncoder", "TextFeatures", "TokenBatch"]

@@ -1,0 +1,171 @@
+"""SentencePiece tokenizer: trained in-process on captions, or loaded from a ``.model`` file.
+
+Reference: Kudo and Richardson, "SentencePiece", EMNLP 2018. Training uses one thread
+and a fixed seed, so the same captions give the same model. The model travels as
+bytes (``to_bytes`` / ``from_bytes``), so a checkpoint can carry it. The default ids
+follow T5 (pad 0, eos 1, unk 2, no bos), so T5's ``spiece.model`` loads as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ..config import Config, ConfigError, knob
+from ..registry import register
+from .batch import TokenBatch
+
+__all__ = ["SentencePieceConfig", "SentencePieceTokenizer", "pad_captions"]
+
+
+@dataclass(frozen=True)
+class SentencePieceConfig(Config):
+    model_file: str | None = knob(None, "an existing SentencePiece .model file (e.g. T5's spiece.model); None: fit()")
+    model_type: Literal["unigram", "bpe"] = knob("unigram", "training algorithm")
+    vocab_size: int = knob(1000, "vocabulary size asked for; training lowers it when the corpus is small")
+    max_length: int = knob(32, "tokens per caption S (truncated or padded)")
+    max_captions: int = knob(8, "captions per image N (TC-JEPA: 8); missing ones are masked, never invented")
+    pad_id: int = knob(0, "id of the padding token (T5: 0)")
+    eos_id: int = knob(1, "id of end-of-sequence, appended to every caption; -1: none (T5: 1)")
+    unk_id: int = knob(2, "id of the unknown token (T5: 2)")
+    bos_id: int = knob(-1, "id of beginning-of-sequence; -1: none (T5: none)")
+    byte_fallback: bool = knob(True, "spell unknown characters as UTF-8 bytes instead of unk")
+    num_threads: int = knob(1, "training threads (1 makes training reproducible)")
+    seed: int = knob(0, "training seed")
+
+    def __post_init__(self) -> None:
+        t = self.type_id()
+        for name in ("vocab_size", "max_length", "max_captions", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        ids = {n: getattr(self, n) for n in ("pad_id", "eos_id", "unk_id", "bos_id") if getattr(self, n) >= 0}
+        if len(set(ids.values())) != len(ids):
+            raise ConfigError(f"{t}: special token ids must differ; got {ids}")
+        if self.pad_id < 0 or self.unk_id < 0:
+            raise ConfigError(f"{t}: pad_id and unk_id must be set (got {self.pad_id}, {self.unk_id})")
+
+
+def pad_captions(
+    encoded: Sequence[Sequence[Sequence[int]]], max_captions: int, max_length: int, pad_id: int
+) -> TokenBatch:
+    """Token ids of each image's captions -> a ``TokenBatch`` [B, N, S]; counts truncations."""
+    b = len(encoded)
+    ids = torch.full((b, max_captions, max_length), pad_id, dtype=torch.long)
+    mask = torch.zeros(b, max_captions, max_length, dtype=torch.bool)
+    truncated = 0
+    for i, captions in enumerate(encoded):
+        for j, tokens in enumerate(captions[:max_captions]):
+            truncated += len(tokens) > max_length
+            tokens = list(tokens)[:max_length]
+            ids[i, j, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[i, j, : len(tokens)] = True
+    return TokenBatch(ids, mask, truncated)
+
+
+@register("tokenizer", "sentencepiece", SentencePieceConfig)
+class SentencePieceTokenizer:
+    """Captions -> ``TokenBatch``; ``fit`` trains the model, ``to_bytes`` saves it."""
+
+    def __init__(self, cfg: SentencePieceConfig, model_proto: bytes | None = None) -> None:
+        self.config = cfg
+        self._sp = None
+        self.truncated = 0  #: captions cut to max_length since construction
+        if model_proto is not None:
+            self._load(model_proto, "the given bytes")
+        elif cfg.model_file is not None:
+            if not os.path.isfile(cfg.model_file):
+                raise FileNotFoundError(f"tokenizer model_file {cfg.model_file!r} does not exist")
+            with open(cfg.model_file, "rb") as f:
+                self._load(f.read(), repr(cfg.model_file))
+
+    def _load(self, proto: bytes, what: str) -> None:
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.LoadFromSerializedProto(proto)
+        except (RuntimeError, OSError) as e:
+            raise ConfigError(f"{what} is not a SentencePiece model: {e}") from None
+        if sp.pad_id() != self.config.pad_id:
+            raise ConfigError(
+                f"SentencePiece model {what} pads with id {sp.pad_id()}, but "
+                f"{self.config.type_id()}.pad_id={self.config.pad_id}"
+            )
+        self._sp = sp
+
+    @property
+    def ready(self) -> bool:
+        return self._sp is not None
+
+    @property
+    def vocab_size(self) -> int:
+        """The size of the trained or loaded vocabulary (at most the configured one)."""
+        return self._processor().vocab_size()
+
+    def fit(self, captions: Iterable[str]) -> SentencePieceTokenizer:
+        """Train on ``captions`` in-process (reproducibly) and use the result."""
+        import sentencepiece as spm
+
+        cfg = self.config
+        spm.set_random_generator_seed(cfg.seed)
+        out = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(captions),
+                model_writer=out,
+                model_type=cfg.model_type,
+                vocab_size=cfg.vocab_size,
+                hard_vocab_limit=False,  # adapt to a small corpus
+                pad_id=cfg.pad_id,
+                eos_id=cfg.eos_id,
+                unk_id=cfg.unk_id,
+                bos_id=cfg.bos_id,
+                byte_fallback=cfg.byte_fallback,
+                character_coverage=1.0,
+                num_threads=cfg.num_threads,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise ConfigError(
+                f"SentencePiece training failed with vocab_size={cfg.vocab_size}, "
+                f"byte_fallback={cfg.byte_fallback}: {e}"
+            ) from None
+        self._load(out.getvalue(), "the trained model")
+        return self
+
+    def to_bytes(self) -> bytes:
+        """The model as bytes (what a checkpoint stores)."""
+        return self._processor().serialized_model_proto()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, cfg: SentencePieceConfig | None = None) -> SentencePieceTokenizer:
+        """A tokenizer using the model in ``data``."""
+        return cls(cfg or SentencePieceConfig(), model_proto=data)
+
+    def _processor(self):
+        if self._sp is None:
+            raise RuntimeError(
+                "the tokenizer has no model yet: call fit(captions) or set model_file (tokenizer.model_file=PATH)"
+            )
+        return self._sp
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, with eos appended when configured."""
+        ids = self._processor().encode(list(texts), add_eos=self.config.eos_id >= 0, add_bos=self.config.bos_id >= 0)
+        return ids
+
+    def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
+        """Tokenise the captions of each image ([B][n_i] strings) into [B, N, S]."""
+        if isinstance(captions, str) or any(isinstance(c, str) for c in captions):
+            raise ValueError("captions must be a list (one per image) of lists of strings")
+        flat = [c for caps in captions for c in caps[: self.config.max_captions]]
+        encoded = iter(self.encode(flat))
+        per_image = [[next(encoded) for _ in caps[: self.config.max_captions]] for caps in captions]
+        batch = pad_captions(per_image, self.config.max_captions, self.config.max_length, self.config.pad_id)
+        self.truncated += batch.truncated
+        return batch
