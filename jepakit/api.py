@@ -32,7 +32,7 @@ def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
     edits: dict[str, dict[str, Any]] = {}
     for (slot, field), value in derived().items():
         current = getattr(cfg, slot)
-        names = {f.name for f in dataclasses.fields(current)}
+        names = {f.name for f in dataclasses.fields(current)} if current is not None else set()
         if value is None or field not in names or (slot, field) in explicit:
             continue
         if getattr(current, field) != value:

@@ -14,12 +14,17 @@ import torch
 from conftest import tiny_config
 from jepakit import create, get_config, list_components, list_recipes
 from jepakit.registry import config_class
+from jepakit.text import TextFeatures, TokenBatch
 
 #: Field values that make any component of a kind tiny (applied where the field exists).
 TINY_FIELDS = {
     "encoder": dict(embed_dim=32, depth=2, num_heads=2, img_size=32, patch_size=8),
     "predictor": dict(encoder_dim=32, embed_dim=16, depth=2, num_heads=2),
+    "conditioner": dict(dim=16, depth=2, text_dim=12),
+    "text_encoder": dict(embed_dim=12, depth=1, num_heads=2, vocab_size=50, max_length=6),
+    "tokenizer": dict(vocab_size=300, max_length=6, max_captions=3),
 }
+CAPTIONS = ["a red circle", "there are three objects", "a small blue square left of a green triangle"]
 IMAGES = (2, 3, 32, 32)  # 4 x 4 grid of 8-px patches
 
 
@@ -86,15 +91,45 @@ def run_target_updater(name):
     return (target or online)(x)
 
 
+def text_features(batch: int = 2, seed: int = 0) -> TextFeatures:
+    """Random word embeddings of 3 captions x 6 tokens; image 1 has one caption of 2 words."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(batch, 3, 6, dtype=torch.bool)
+    mask[1, 1:] = False
+    mask[1, 0, 2:] = False
+    return TextFeatures(torch.randn(batch, 3, 6, 12, generator=g), mask)
+
+
 def run_conditioner(name):
     cond = tiny("conditioner", name)
     pred = tiny("predictor", "vit-predictor")
     m = masks()
     z = torch.randn(*m.context.shape, 32, generator=torch.Generator().manual_seed(0))
-    hook = cond.bind(None)
+    hook = cond.bind(text_features() if cond.uses_text else None)
     out = pred(z, m.context, m.targets, m.grid, m.context_valid, m.targets_valid, hook=hook)
-    assert isinstance(cond.losses(hook), dict)
+    losses = cond.losses(hook)
+    assert all(v.ndim == 0 and float(v.detach()) >= 0 for v in losses.values())
+    (out.square().mean() + sum(losses.values())).backward()
+    grads_everywhere(cond)
     return out
+
+
+def run_tokenizer(name):
+    tok = tiny("tokenizer", name).fit(CAPTIONS * 4)
+    batch = tok([CAPTIONS[:2], CAPTIONS])
+    assert batch.ids.shape == batch.mask.shape == (2, 3, 6)
+    return batch.ids
+
+
+def run_text_encoder(name):
+    enc = tiny("text_encoder", name)
+    ids = torch.randint(0, 50, (2, 3, 6), generator=torch.Generator().manual_seed(0))
+    feats = enc(TokenBatch(ids, text_features().mask))
+    assert feats.tokens.shape == (2, 3, 6, enc.width)
+    if enc.trainable:
+        feats.tokens.square().mean().backward()
+        grads_everywhere(enc)
+    return feats.tokens
 
 
 def run_masker(name):
@@ -109,6 +144,8 @@ HARNESS = {
     "target_updater": run_target_updater,
     "conditioner": run_conditioner,
     "masker": run_masker,
+    "tokenizer": run_tokenizer,
+    "text_encoder": run_text_encoder,
 }
 COMPONENTS = [(kind, name) for kind, names in list_components().items() if kind != "model" for name in names]
 
@@ -133,7 +170,11 @@ def test_recipe_builds_trains_and_is_deterministic(recipe):
         torch.manual_seed(0)
         model = cfg.build()
         x = torch.randn(2, 3, 4 * patch, 4 * patch, generator=torch.Generator().manual_seed(0))
-        out = model(x, model.masker(2, torch.Generator().manual_seed(0)))
+        text = None
+        if cfg.text_encoder is not None:
+            ids = torch.randint(0, cfg.text_encoder.vocab_size, (2, 3, 5), generator=torch.Generator().manual_seed(0))
+            text = TokenBatch(ids, torch.ones(2, 3, 5, dtype=torch.bool))
+        out = model(x, model.masker(2, torch.Generator().manual_seed(0)), text)
         out["loss"].backward()
         grads_everywhere(model.encoder)
         grads_everywhere(model.predictor)

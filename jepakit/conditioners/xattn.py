@@ -38,7 +38,7 @@ from ..layers.transformer import layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextHook
 
-__all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner"]
+__all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse_regularisers"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,19 @@ class SparseXAttnConfig(GlobalXAttnConfig):
         for name in ("sparse_weight", "consistency_weight", "reg_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be >= 0")
+
+
+def sparse_regularisers(o: Tensor, captions: Tensor) -> tuple[Tensor, Tensor]:
+    """(L_sparse, L_consistency) from O [layers, U, N, L, S] and the captions that exist [U, N].
+
+    L_sparse = mean over tokens, captions and layers of ||O||_1; L_consistency the same
+    of ||O^l - mean_l O||_1. Absent captions do not count.
+    """
+    weight = captions.to(o.dtype)[None, :, :, None].expand(o.shape[:4])
+    denom = weight.sum().clamp_min(1.0)
+    sparse = (o.sum(-1) * weight).sum() / denom
+    consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom
+    return sparse, consistency
 
 
 class XAttnLayer(nn.Module):
@@ -185,12 +198,9 @@ class SparseXAttnConditioner(XAttnConditioner):
     def losses(self, hook: TextHook | None) -> dict[str, Tensor]:
         if hook is None or "o" not in hook.store:
             return {}
-        o = torch.stack(hook.store["o"])  # [layers, U, N, L, S]
-        captions = hook.per_unit(hook.text.caption_valid).to(o.dtype)  # [U, N]
-        weight = captions[None, :, :, None].expand(o.shape[:4])  # per (layer, unit, caption, token)
-        denom = weight.sum().clamp_min(1.0)
-        sparse = (o.sum(-1) * weight).sum() / denom
-        consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom
+        sparse, consistency = sparse_regularisers(
+            torch.stack(hook.store["o"]), hook.per_unit(hook.text.caption_valid)
+        )
         r = self.ramp(hook.step)
         return {
             "sparse": self.config.sparse_weight * r * sparse,
