@@ -1,0 +1,324 @@
+"""Tokenizer, text encoders and conditioners: the TC-JEPA properties."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import tiny_config
+from jepakit import ConfigError, create, get_config
+from jepakit.conditioners.xattn import sparse_regularisers
+from jepakit.text import TextFeatures, TokenBatch
+from jepakit.text.spm_tokenizer import SentencePieceTokenizer
+
+CAPTIONS = [
+    "a red circle",
+    "there are three objects",
+    "a small blue square left of a green triangle",
+    "two yellow triangles above a purple circle",
+    "an orange square on a striped background",
+] * 4
+TEXT_CONDITIONERS = ["sparse-xattn", "global-xattn", "adaln", "feature"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return create("tokenizer", "sentencepiece", vocab_size=400, max_length=10, max_captions=4).fit(CAPTIONS)
+
+
+# ------------------------------------------------------------------ tokenizer
+
+
+def test_training_is_reproducible_and_bytes_round_trip(tokenizer):
+    again = create("tokenizer", "sentencepiece", vocab_size=400, max_length=10, max_captions=4).fit(CAPTIONS)
+    assert again.to_bytes() == tokenizer.to_bytes()
+    loaded = SentencePieceTokenizer.from_bytes(tokenizer.to_bytes(), tokenizer.config)
+    caps = [CAPTIONS[:3], CAPTIONS[3:4]]
+    assert torch.equal(loaded(caps).ids, tokenizer(caps).ids)
+
+
+def test_vocabulary_adapts_to_a_small_corpus(tokenizer):
+    assert 256 < tokenizer.vocab_size < 400
+
+
+def test_unknown_characters_fall_back_to_bytes(tokenizer):
+    ids = tokenizer.encode(["ein grüner Kreis ☃"])[0]
+    assert tokenizer.config.unk_id not in ids
+
+
+def test_padding_truncation_and_missing_captions(tokenizer):
+    long = "a small blue square left of a green triangle above two red circles"
+    batch = tokenizer([[long, "a red circle"], [], ["x"] * 7])
+    assert batch.ids.shape == (3, 4, 10)
+    lengths = [len(t) for t in tokenizer.encode([long, "a red circle", "x"])]
+    assert lengths[0] > 10 and batch.truncated == sum(n > 10 for n in lengths[:2])
+    assert batch.mask[0, 0].all() and not batch.mask[0, 2:].any(), "missing captions are masked, not invented"
+    assert not batch.mask[1].any()
+    assert batch.mask[2].any(-1).sum() == 4, "N caps the captions per image"
+    assert (batch.ids[~batch.mask] == 0).all()
+
+
+def test_an_existing_model_file_loads(tmp_path, tokenizer):
+    path = tmp_path / "spiece.model"
+    path.write_bytes(tokenizer.to_bytes())
+    loaded = create("tokenizer", "sentencepiece", model_file=str(path), max_length=10, max_captions=4)
+    assert torch.equal(loaded([CAPTIONS[:2]]).ids, tokenizer([CAPTIONS[:2]]).ids)
+
+
+def test_bad_tokenizer_files_and_settings(tmp_path):
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"this is not a sentencepiece model")
+    with pytest.raises(ConfigError, match="junk.model.*not a SentencePiece model"):
+        create("tokenizer", "sentencepiece", model_file=str(junk))
+    with pytest.raises(FileNotFoundError, match="nope.model"):
+        create("tokenizer", "sentencepiece", model_file=str(tmp_path / "nope.model"))
+    with pytest.raises(RuntimeError, match="fit"):
+        create("tokenizer", "sentencepiece")([["a"]])
+    for field in ("max_captions", "max_length"):
+        with pytest.raises(ConfigError, match=field):
+            create("tokenizer", "sentencepiece", **{field: 0})
+
+
+# ------------------------------------------------------------------ text encoder
+
+
+def encoder(trainable: bool = True):
+    torch.manual_seed(0)
+    return create("text_encoder", "transformer", embed_dim=16, depth=2, num_heads=2, vocab_size=64,
+                  max_length=12, trainable=trainable)
+
+
+@given(real=st.integers(1, 6), pad=st.integers(0, 6), seed=st.integers(0, 2**31))
+def test_pad_tokens_never_change_the_word_embeddings(real, pad, seed):
+    enc = encoder()
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 64, (1, 1, real), generator=g)
+    padded = torch.cat([ids, torch.randint(0, 64, (1, 1, pad), generator=g)], -1)
+    mask = torch.arange(real + pad) < real
+    with torch.no_grad():
+        a = enc(TokenBatch(ids, torch.ones(1, 1, real, dtype=torch.bool))).tokens
+        b = enc(TokenBatch(padded, mask.expand(1, 1, -1))).tokens[..., :real, :]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_frozen_text_encoder_gets_no_gradient_and_is_not_optimised():
+    cfg = tiny_config("tc-jepa", masker={"min_keep": 4}, text_encoder={"trainable": False})
+    model = cfg.build()
+    ids = torch.randint(0, 300, (2, 3, 8))
+    out = model(torch.randn(2, 3, 32, 32), model.masker(2), TokenBatch(ids, torch.ones(2, 3, 8, dtype=torch.bool)))
+    out["loss"].backward()
+    assert all(p.grad is None and not p.requires_grad for p in model.text_encoder.parameters())
+    assert "text_encoder" not in model.trainable_modules()
+    model.train()
+    assert not model.text_encoder.training
+
+
+def test_token_ids_outside_the_table():
+    with pytest.raises(ValueError, match="vocab_size=64"):
+        encoder()(TokenBatch(torch.tensor([[[70]]]), torch.ones(1, 1, 1, dtype=torch.bool)))
+
+
+# ------------------------------------------------------------------ conditioners
+
+
+def setup(name: str, seed: int = 0, **fields):
+    """A tiny predictor, a conditioner, multiblock masks and context tokens."""
+    torch.manual_seed(seed)
+    pred = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=3, num_heads=2).eval()
+    size = {"dim": 16, "text_dim": 12, **({} if name == "feature" else {"depth": 3})}
+    cond = create("conditioner", name, **size, **fields).eval()
+    m = create("masker", "multiblock", input_size=32, patch_size=4, min_keep=4)(2, torch.Generator().manual_seed(seed))
+    z = torch.randn(*m.context.shape, 24, generator=torch.Generator().manual_seed(seed))
+
+    def run(text):
+        return pred(z, m.context, m.targets, m.grid, m.context_valid, m.targets_valid, hook=cond.bind(text))
+
+    return cond, run
+
+
+def features(seed: int = 0, n: int = 3, s: int = 5) -> TextFeatures:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(2, n, s, dtype=torch.bool)
+    mask[:, :, s - 1] = False
+    return TextFeatures(torch.randn(2, n, s, 12, generator=g), mask)
+
+
+@pytest.mark.parametrize("name", TEXT_CONDITIONERS)
+def test_without_any_caption_the_predictor_is_ijepas(name):
+    _, run = setup(name)
+    text = features()
+    absent = TextFeatures(text.tokens, torch.zeros_like(text.mask))
+    with torch.no_grad():
+        torch.testing.assert_close(run(absent), run(None))
+
+
+@pytest.mark.parametrize("name", TEXT_CONDITIONERS)
+@given(seed=st.integers(0, 2**31))
+def test_max_pooling_ignores_caption_order_and_duplicates(name, seed):
+    _, run = setup(name)
+    text = features(seed)
+    perm = torch.tensor([2, 0, 1])
+    shuffled = TextFeatures(text.tokens[:, perm], text.mask[:, perm])
+    dup = TextFeatures(torch.cat([text.tokens, text.tokens[:, :1]], 1), torch.cat([text.mask, text.mask[:, :1]], 1))
+    with torch.no_grad():
+        base = run(text)
+        torch.testing.assert_close(run(shuffled), base, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(run(dup), base, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", TEXT_CONDITIONERS)
+@given(pad=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_pad_words_never_change_the_output(name, pad, seed):
+    _, run = setup(name)
+    text = features(seed)
+    junk = torch.randn(2, 3, pad, 12, generator=torch.Generator().manual_seed(seed + 1)) * 100
+    longer = TextFeatures(torch.cat([text.tokens, junk], 2), torch.cat([text.mask, torch.zeros(2, 3, pad, dtype=torch.bool)], 2))
+    poisoned = TextFeatures(text.tokens.masked_fill(~text.mask[..., None], 1e4), text.mask)
+    with torch.no_grad():
+        base = run(text)
+        torch.testing.assert_close(run(longer), base, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(run(poisoned), base, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", TEXT_CONDITIONERS)
+def test_changing_a_caption_changes_the_prediction(name):
+    cond, run = setup(name)
+    if name == "adaln":  # zero-initialised: starts as I-JEPA by design; move it off zero
+        with torch.no_grad():
+            for p in cond.parameters():
+                p.normal_(0, 0.1)
+    text = features(0)
+    other = TextFeatures(text.tokens.clone(), text.mask)
+    other.tokens[0, 0] = torch.randn(5, 12) * 3
+    with torch.no_grad():
+        a, b = run(text), run(other)
+    assert not torch.allclose(a[0], b[0], atol=1e-4)
+    torch.testing.assert_close(a[1], b[1]), "image 1's prediction does not read image 0's captions"
+
+
+def test_adaln_starts_as_ijepa():
+    _, run = setup("adaln")
+    with torch.no_grad():
+        torch.testing.assert_close(run(features()), run(None))
+
+
+def drive(cond, text, seed: int = 0):
+    """Run a tiny predictor with ``cond``'s hook on ``text``; return the output and the hook."""
+    torch.manual_seed(seed)
+    p = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=3, num_heads=2)
+    m = create("masker", "multiblock", input_size=32, patch_size=4, min_keep=4)(2, torch.Generator().manual_seed(seed))
+    hook = cond.bind(text)
+    out = p(torch.randn(*m.context.shape, 24), m.context, m.targets, m.grid, m.context_valid, hook=hook)
+    return out, hook
+
+
+@given(seed=st.integers(0, 2**31))
+def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
+    cond, _ = setup("sparse-xattn", seed)
+    out, hook = drive(cond.train(), features(seed), seed)
+    o = torch.stack(hook.store["o"])
+    assert o.min() >= 0 and o.max() <= 1 + 1e-6
+    losses = cond.losses(hook)
+    (out.square().mean() + losses["sparse"] + losses["consistency"]).backward()
+    for layer in cond.layers.values():
+        for w in (layer.q.weight, layer.k.weight, layer.v.weight):
+            assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_regularisers_zero_cases():
+    o = torch.rand(3, 2, 4, 5, 6)
+    captions = torch.ones(2, 4, dtype=torch.bool)
+    sparse, consistency = sparse_regularisers(o, captions)
+    assert sparse > 0 and consistency > 0
+    same = o[:1].expand_as(o)
+    assert float(sparse_regularisers(same, captions)[1]) < 1e-6, "equal O on every layer: no inconsistency"
+    assert float(sparse_regularisers(torch.zeros_like(o), captions)[0]) == 0.0
+    expected = o.sum(-1).mean()
+    torch.testing.assert_close(sparse, expected)
+    absent = captions.clone()
+    absent[:, 1:] = False
+    torch.testing.assert_close(sparse_regularisers(o, absent)[0], o[:, :, :1].sum(-1).mean())
+
+
+def test_dead_zone_is_reported_by_the_metric():
+    """All cosines <= 0 (here: zero keys): L_sparse is exactly 0 and o_positive says so."""
+    cond, _ = setup("sparse-xattn")
+    _, hook = drive(cond, features())
+    assert 0.2 < float(cond.metrics(hook)["metric/o_positive"]) < 0.8
+    with torch.no_grad():
+        for layer in cond.layers.values():
+            layer.k.weight.zero_()
+    _, hook = drive(cond, features())
+    assert float(cond.losses(hook)["sparse"].detach()) == 0.0
+    assert float(cond.metrics(hook)["metric/o_positive"]) == 0.0
+
+
+def test_regulariser_warmup_ramps_lambda_and_beta():
+    cond, _ = setup("sparse-xattn", reg_warmup_steps=10)
+    assert cond.ramp(0) == 0.0 and cond.ramp(5) == 0.5 and cond.ramp(50) == 1.0 and cond.ramp(None) == 1.0
+
+
+def test_single_layer_conditioning_touches_one_layer():
+    cond, _ = setup("sparse-xattn", layers=(-1,))
+    assert list(cond.layers) == ["2"]
+
+
+# ------------------------------------------------------------------ the assembled TC-JEPA
+
+
+def test_tc_jepa_with_none_gives_exactly_ijepas_loss():
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    losses = []
+    for recipe, extra in (("ijepa", {}), ("tc-jepa", {"conditioner": "none"})):
+        torch.manual_seed(0)
+        model = tiny_config(recipe, masker={"min_keep": 4}, **extra).build()
+        masks = model.masker(2, torch.Generator().manual_seed(0))
+        losses.append(model(x, masks, [["a red circle"], ["two squares"]] if extra else None)["loss"])
+    assert torch.equal(losses[0], losses[1])
+
+
+def test_tc_jepa_trains_from_raw_captions():
+    torch.manual_seed(0)
+    model = tiny_config("tc-jepa", masker={"min_keep": 4}).build()
+    model.tokenizer.fit(CAPTIONS)
+    captions = [CAPTIONS[:3], CAPTIONS[3:5]]
+    out = model(torch.randn(2, 3, 32, 32), model.masker(2), captions, step=3)
+    assert {"loss", "predict", "sparse", "consistency", "metric/o_positive"} <= set(out)
+    parts = [v for k, v in out.items() if k != "loss" and not k.startswith("metric/")]
+    torch.testing.assert_close(out["loss"], sum(parts))
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.conditioner.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"conditioner": {"text_dim": 99}}, ["conditioner.text_dim=99", "text_encoder.embed_dim"]),
+        ({"text_encoder": {"vocab_size": 10}}, ["text_encoder.vocab_size=10", "tokenizer.vocab_size"]),
+        ({"text_encoder": None}, ["reads text", "text_encoder"]),
+    ],
+)
+def test_mismatched_text_sides_fail_at_build(overrides, words):
+    cfg = get_config("tc-jepa", **overrides)
+    with pytest.raises(ConfigError) as e:
+        cfg.build()
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_text_features_of_the_wrong_width_are_reported():
+    torch.manual_seed(0)
+    model = tiny_config("tc-jepa", masker={"min_keep": 4}).build()
+    bad = TextFeatures(torch.randn(2, 3, 5, 7), torch.ones(2, 3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="d_t=16"):
+        model(torch.randn(2, 3, 32, 32), model.masker(2), bad)
+
+
+def test_every_tc_recipe_describes_what_it_changes():
+    from jepakit.registry import recipe_entry
+    from jepakit import list_recipes
+
+    for name in list_recipes("tc-jepa*"):
+        assert recipe_entry(name).help
