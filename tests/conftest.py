@@ -40,8 +40,9 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
     if get_config(recipe).text_encoder is not None:
         merged["text_encoder"] = {"embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"vocab_size": 300, "max_length": 8, "max_captions": 3}
-    for key, value in overrides.items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it
+        mergeable = isinstance(value, dict) and "type" not in value and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if mergeable else value
     return get_config(recipe, **merged)
 
 

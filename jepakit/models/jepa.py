@@ -116,6 +116,11 @@ class JEPA(nn.Module):
         # text last, so the image side initialises exactly as I-JEPA's for the same seed
         self.tokenizer = cfg.tokenizer.build() if cfg.tokenizer is not None else None
         self.text_encoder = cfg.text_encoder.build() if cfg.text_encoder is not None else None
+        text_dim = getattr(cfg.conditioner, "text_dim", None)
+        if self.text_encoder is not None and text_dim is not None and self.text_encoder.width != text_dim:
+            raise ConfigError(
+                f"conditioner.text_dim={text_dim} does not match the text encoder's width {self.text_encoder.width}"
+            )
 
     # ------------------------------------------------------------------ training
 

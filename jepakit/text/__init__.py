@@ -1,6 +1,6 @@
 """The text side of TC-JEPA: tokenizers, text encoders, and the batches they pass on."""
 
-from . import spm_tokenizer, transformer_encoder  # noqa: F401  (registers)
+from . import hf, spm_tokenizer, transformer_encoder  # noqa: F401  (registers)
 from .batch import TextFeatures, TokenBatch
 from .transformer_encoder import TextEncoder
 

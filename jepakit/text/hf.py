@@ -1,0 +1,150 @@
+"""Frozen pretrained text encoders and their tokenizers from a local Hugging Face directory.
+
+TC-JEPA uses a frozen pretrained T5 encoder; any encoder whose output has
+``last_hidden_state`` works (T5 encoders are loaded without their decoder). Nothing is
+downloaded: the directory must hold the model (``local_files_only``). Needs the
+optional extra ``pip install "jepakit[hf]"`` (transformers). T5's own ``spiece.model``
+also loads into the ``sentencepiece`` tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import Config, ConfigError, knob
+from ..registry import register
+from .batch import TextFeatures, TokenBatch
+from .spm_tokenizer import pad_captions
+from .transformer_encoder import TextEncoder
+
+__all__ = ["HFTextConfig", "HFTextEncoder", "HFTokenizerConfig", "HFTokenizer", "import_transformers"]
+
+
+def import_transformers() -> Any:
+    """The ``transformers`` module, or an error that names the extra to install."""
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError(
+            'the "hf" text encoder and tokenizer need transformers: pip install "jepakit[hf]"'
+        ) from None
+    return transformers
+
+
+def _check_dir(where: str, path: str, needs: str) -> None:
+    """Raise naming ``where.path`` unless it is a directory holding the file ``needs``."""
+    if not path:
+        raise ConfigError(f"{where}.path is empty: give a local Hugging Face model directory")
+    if not os.path.isdir(path):
+        raise ConfigError(f"{where}.path={path!r} is not a directory")
+    if not os.path.isfile(os.path.join(path, needs)):
+        raise ConfigError(f"{where}.path={path!r} holds no {needs}: not a Hugging Face model directory")
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """The directory's config.json, or {} when it cannot be read."""
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass(frozen=True)
+class HFTextConfig(Config):
+    path: str = knob("", "local Hugging Face model directory (e.g. a T5 encoder); nothing is downloaded")
+
+    @property
+    def embed_dim(self) -> int | None:
+        """Width of the word embeddings, read from the directory's config.json (None if unreadable)."""
+        cfg = _read_config(self.path)
+        return cfg.get("d_model") or cfg.get("hidden_size")
+
+
+@register("text_encoder", "hf", HFTextConfig)
+class HFTextEncoder(TextEncoder):
+    """A frozen pretrained encoder: [B, N, S] ids -> its last hidden states [B, N, S, d_t]."""
+
+    trainable = False
+
+    def __init__(self, cfg: HFTextConfig) -> None:
+        super().__init__()
+        _check_dir("text_encoder/hf", cfg.path, "config.json")
+        transformers = import_transformers()
+        self.config = cfg
+        auto = transformers.AutoConfig.from_pretrained(cfg.path, local_files_only=True)
+        encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+        if auto.model_type in encoder_only:  # T5 without its decoder
+            model = getattr(transformers, encoder_only[auto.model_type]).from_pretrained(cfg.path, local_files_only=True)
+        else:
+            model = transformers.AutoModel.from_pretrained(cfg.path, local_files_only=True)
+            if getattr(auto, "is_encoder_decoder", False):
+                model = model.get_encoder()
+        self.model = model
+        self.width = int(getattr(auto, "d_model", None) or auto.hidden_size)
+        self.vocab_size = int(auto.vocab_size)
+        self.freeze()
+
+    @torch.no_grad()
+    def forward(self, tokens: TokenBatch) -> TextFeatures:
+        ids, mask = tokens.ids, tokens.mask
+        b, n, s = ids.shape
+        if ids.numel() and int(ids.max()) >= self.vocab_size:
+            raise ValueError(f"token id {int(ids.max())} is outside the model's vocabulary of {self.vocab_size}")
+        attention = mask.reshape(b * n, s).clone()
+        attention[:, 0] |= ~attention.any(1)  # an absent caption still gets a finite (masked) output
+        out = self.model(input_ids=ids.reshape(b * n, s), attention_mask=attention.long()).last_hidden_state
+        return TextFeatures(out.reshape(b, n, s, -1).float(), mask)
+
+
+@dataclass(frozen=True)
+class HFTokenizerConfig(Config):
+    path: str = knob("", "local Hugging Face directory with the encoder's own tokenizer")
+    max_length: int = knob(32, "tokens per caption S (truncated or padded)")
+    max_captions: int = knob(8, "captions per image N; missing ones are masked, never invented")
+
+    def __post_init__(self) -> None:
+        for name in ("max_length", "max_captions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be positive")
+
+    @property
+    def vocab_size(self) -> int | None:
+        """The vocabulary of the model next to the tokenizer (None if unreadable)."""
+        return _read_config(self.path).get("vocab_size")
+
+
+@register("tokenizer", "hf", HFTokenizerConfig)
+class HFTokenizer:
+    """A pretrained encoder's own tokenizer (e.g. WordPiece for BERT-style encoders)."""
+
+    def __init__(self, cfg: HFTokenizerConfig) -> None:
+        _check_dir("tokenizer/hf", cfg.path, "tokenizer_config.json")
+        transformers = import_transformers()
+        self.config = cfg
+        self._tok = transformers.AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
+        self.truncated = 0
+
+    def fit(self, captions: Sequence[str]) -> HFTokenizer:
+        """Nothing to train: a pretrained tokenizer is used as it is."""
+        return self
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self._tok(list(texts), add_special_tokens=True)["input_ids"]
+
+    def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
+        if isinstance(captions, str) or any(isinstance(c, str) for c in captions):
+            raise ValueError("captions must be a list (one per image) of lists of strings")
+        n = self.config.max_captions
+        flat = [c for caps in captions for c in caps[:n]]
+        encoded = iter(self.encode(flat))
+        per_image = [[next(encoded) for _ in caps[:n]] for caps in captions]
+        batch = pad_captions(per_image, n, self.config.max_length, self._tok.pad_token_id or 0)
+        self.truncated += batch.truncated
+        return batch
