@@ -322,3 +322,43 @@ def test_every_tc_recipe_describes_what_it_changes():
 
     for name in list_recipes("tc-jepa*"):
         assert recipe_entry(name).help
+
+
+# ------------------------------------------------------------------ cached text
+
+
+def small_vocab(tok):
+    """The tokenizer's batches with ids folded into the tiny test encoder's 64-row table."""
+    return lambda caps: (lambda b: TokenBatch(b.ids % 64, b.mask))(tok(caps))
+
+
+def test_cache_returns_the_encoders_output_by_sample(tmp_path, tokenizer):
+    from jepakit.text import TextCache
+
+    enc = encoder(trainable=False)
+    captions = [CAPTIONS[i : i + (i % 3) + 1] for i in range(10)]
+    cache = TextCache.build(tmp_path / "text", captions, small_vocab(tokenizer), enc, batch_size=4)
+    assert len(cache) == 10 and cache.width == 16
+    picked = TextCache.open(tmp_path / "text")[torch.tensor([7, 2])]
+    with torch.no_grad():
+        direct = enc(small_vocab(tokenizer)([captions[7], captions[2]]))
+    assert torch.equal(picked.mask, direct.mask)
+    torch.testing.assert_close(picked.tokens[picked.mask], direct.tokens[direct.mask], atol=2e-3, rtol=2e-3)
+
+
+def test_cache_refuses_a_trainable_encoder_and_reports_broken_files(tmp_path, tokenizer):
+    from jepakit.text import TextCache
+
+    with pytest.raises(ValueError, match="frozen"):
+        TextCache.build(tmp_path / "t", [["a"]], tokenizer, encoder(trainable=True))
+    with pytest.raises(FileNotFoundError, match="no text cache"):
+        TextCache.open(tmp_path / "missing")
+    enc = encoder(trainable=False)
+    ids = small_vocab(tokenizer)
+    TextCache.build(tmp_path / "t", [["a red circle"]] * 3, ids, enc)
+    data = (tmp_path / "t.tokens.f16").read_bytes()
+    (tmp_path / "t.tokens.f16").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        TextCache.open(tmp_path / "t")
+    with pytest.raises(IndexError, match="outside"):
+        TextCache.build(tmp_path / "u", [["a"]] * 2, ids, enc)[[5]]

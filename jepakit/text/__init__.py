@@ -2,6 +2,7 @@
 
 from . import hf, spm_tokenizer, transformer_encoder  # noqa: F401  (registers)
 from .batch import TextFeatures, TokenBatch
+from .cache import TextCache
 from .transformer_encoder import TextEncoder
 
-__all__ = ["TextEncoder", "TextFeatures", "TokenBatch"]
+__all__ = ["TextCache", "TextEncoder", "TextFeatures", "TokenBatch"]
