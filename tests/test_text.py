@@ -228,7 +228,7 @@ def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
 
 
 def test_regularisers_zero_cases():
-    o = torch.rand(3, 2, 4, 5, 6)
+    o = torch.rand(3, 2, 5, 4, 6)  # [layers, units, tokens, captions, words]
     captions = torch.ones(2, 4, dtype=torch.bool)
     sparse, consistency = sparse_regularisers(o, captions)
     assert sparse > 0 and consistency > 0
@@ -239,7 +239,7 @@ def test_regularisers_zero_cases():
     torch.testing.assert_close(sparse, expected)
     absent = captions.clone()
     absent[:, 1:] = False
-    torch.testing.assert_close(sparse_regularisers(o, absent)[0], o[:, :, :1].sum(-1).mean())
+    torch.testing.assert_close(sparse_regularisers(o, absent)[0], o[:, :, :, :1].sum(-1).mean())
 
 
 def test_dead_zone_is_reported_by_the_metric():

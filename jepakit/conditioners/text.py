@@ -68,15 +68,25 @@ class CaptionPool(nn.Module):
         self.mode = mode
         self.score = nn.Linear(dim, 1) if mode == "attention" else None
 
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        v = valid[:, :, None, None]
+    def forward(self, x: Tensor, valid: Tensor, dim: int = 1) -> Tensor:
+        """Pool ``x`` over its caption dimension ``dim`` (max and mean allow any layout;
+        attention needs [B, N, L, D]); ``valid`` [B, N] marks the captions that exist."""
+        shape = [valid.shape[0]] + [1] * (x.ndim - 1)
+        shape[dim] = valid.shape[1]
+        v = valid.view(shape)
+        everywhere = bool(valid.all())
         if self.mode == "max":
-            pooled = x.masked_fill(~v, float("-inf")).amax(1)
-            return torch.where(valid.any(1)[:, None, None], pooled, torch.zeros_like(pooled))
+            # max (not amax): its backward scatters through the indices instead of comparing x
+            pooled = (x if everywhere else x.masked_fill(~v, float("-inf"))).max(dim).values
+            if everywhere:
+                return pooled
+            return torch.where(valid.any(1).view([-1] + [1] * (pooled.ndim - 1)), pooled, torch.zeros_like(pooled))
         if self.mode == "mean":
+            if everywhere:
+                return x.mean(dim)
             w = v.to(x.dtype)
-            return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
-        assert self.score is not None
+            return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
+        assert self.score is not None and dim == 1
         logits = self.score(x).masked_fill(~v, float("-inf"))  # [B, N, L, 1]
         weights = torch.nan_to_num(logits.softmax(1))  # a row with no caption: all zero
         return (weights * x).sum(1)

@@ -43,7 +43,7 @@ __all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse
 
 @dataclass(frozen=True)
 class GlobalXAttnConfig(LayerwiseConfig):
-    mlp_ratio: float = knob(4.0, "hidden width / dim of the two-layer MLP after the read-out")
+    mlp_ratio: float = knob(1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)")
     per_caption_mlp: bool = knob(False, "run the MLP per caption before pooling (costlier)")
 
 
@@ -64,13 +64,17 @@ class SparseXAttnConfig(GlobalXAttnConfig):
                 raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be >= 0")
 
 
+#: Elements of per-caption read-outs computed at once (about 8 MB of float32).
+_CHUNK = 2**21
+
+
 def sparse_regularisers(o: Tensor, captions: Tensor) -> tuple[Tensor, Tensor]:
-    """(L_sparse, L_consistency) from O [layers, U, N, L, S] and the captions that exist [U, N].
+    """(L_sparse, L_consistency) from O [layers, U, L, N, S] and the captions that exist [U, N].
 
     L_sparse = mean over tokens, captions and layers of ||O||_1; L_consistency the same
     of ||O^l - mean_l O||_1. Absent captions do not count.
     """
-    weight = captions.to(o.dtype)[None, :, :, None].expand(o.shape[:4])
+    weight = captions.to(o.dtype)[None, :, None, :].expand(o.shape[:4])
     denom = weight.sum().clamp_min(1.0)
     sparse = (o.sum(-1) * weight).sum() / denom
     consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom
@@ -109,29 +113,46 @@ class XAttnLayer(nn.Module):
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """x [U, L, D] reads ``text`` [U, N, S, d_t] (``words`` bool [U, N, S] marks real words,
         ``captions`` bool [U, N] the captions that exist). Returns the new x, and the
-        projected queries and keys (for the regularisers; None without attention)."""
+        projected queries [U, L, D] and keys [U, N, S, D] (None without attention)."""
         u, n, s, _ = text.shape
         length, d = x.shape[1], x.shape[2]
         v = self.v(text)  # [U, N, S, D]: once per image, shared by its target blocks
+        h, dh = self.heads, d // self.heads
+        q = k = None
         if self.q is None or self.k is None:
-            q = k = None
-            read = v[:, :, :1].expand(u, n, length, d)
+
+            def reads(i: int, j: int) -> Tensor:  # t̄ is the only key: weight 1, the read-out is V t̄
+                return v[i:j].view(-1, 1, n, 1, d)
+
         else:
-            h = self.heads
             q, k = self.q(x), self.k(text)
+            # all captions' keys in one batched matmul: [U, h, L, N*S]
+            qh = q.view(u, length, h, dh).transpose(1, 2)
+            kh = k.view(u, n * s, h, dh).permute(0, 2, 3, 1)
+            scores = (qh @ kh) * (self.scale if self.scale is not None else dh**-0.5)
             keys = words.clone()
             keys[..., 0] |= ~keys.any(-1)  # an absent caption attends to a pad; it is pooled out below
-            bias = torch.zeros(keys.shape, dtype=q.dtype, device=q.device).masked_fill_(~keys, float("-inf"))
-            qh = q.view(u, 1, length, h, d // h).transpose(2, 3).expand(u, n, h, length, d // h)
-            kh = k.view(u, n, s, h, d // h).transpose(2, 3)
-            vh = v.view(u, n, s, h, d // h).transpose(2, 3)
-            read = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=bias[:, :, None, None, :], scale=self.scale)
-            read = read.transpose(2, 3).reshape(u, n, length, d)  # per caption
-        if self.per_caption_mlp:
-            y = x[:, None] + read
-            y = y + self.mlp(self.norm(y))
-            return self.pool(y, captions), q, k
-        y = x + self.pool(read, captions)
+            scores = scores.masked_fill(~keys.view(u, 1, 1, n * s), float("-inf"))
+            attn = scores.view(u, h, length, n, s).softmax(-1).transpose(2, 3).contiguous()  # [U, h, N, L, S]
+            vh = v.view(u, n, s, h, dh).permute(0, 3, 1, 2, 4).contiguous()  # [U, h, N, S, dh]
+
+            def reads(i: int, j: int) -> Tensor:  # per-caption read-outs [j - i, h, N, L, dh]
+                return attn[i:j] @ vh[i:j]
+
+        if self.per_caption_mlp or self.pool.mode == "attention":
+            per_caption = reads(0, u).expand(u, h, n, length, dh).permute(0, 2, 3, 1, 4).reshape(u, n, length, d)
+            if self.per_caption_mlp:
+                y = x[:, None] + per_caption
+                return self.pool(y + self.mlp(self.norm(y)), captions), q, k
+            pooled = self.pool(per_caption, captions)
+        else:
+            # Max / mean are per feature, so pool in the heads layout, a few units at a time:
+            # the per-caption read-outs ([U, N, L, D], the largest tensor here) then stay in
+            # cache and are never stored; backward keeps only the pooling indices.
+            step = max(1, _CHUNK // (h * n * length * dh))
+            chunks = [self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)]
+            pooled = torch.cat(chunks).expand(u, h, length, dh).transpose(1, 2).reshape(u, length, d)
+        y = x + pooled
         return y + self.mlp(self.norm(y)), q, k
 
 
@@ -185,11 +206,13 @@ class SparseXAttnConditioner(XAttnConditioner):
     config: SparseXAttnConfig
 
     def regularise(self, hook: TextHook, q: Tensor, k: Tensor, words: Tensor) -> None:
-        # O = relu(cos(q, K)) [U, N, L, S] by one batched matmul (never [U, L, S, D]).
-        cos = F.normalize(q, dim=-1)[:, None] @ F.normalize(k, dim=-1).transpose(-1, -2)
-        real = words[:, :, None, :]
+        # O = relu(cos(q, K)) [U, L, N, S] by one batched matmul (never [U, L, S, D]).
+        u, n, s, d = k.shape
+        cos = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).view(u, n * s, d).transpose(1, 2)
+        cos = cos.view(u, -1, n, s)
+        real = words[:, None]  # [U, 1, N, S]
         hook.add("o", cos.clamp_min(0) * real)
-        hook.add("positive", ((cos > 0) & real).sum() / real.expand_as(cos).sum().clamp_min(1))
+        hook.add("positive", ((cos > 0) & real).sum() / (real.sum() * cos.shape[1]).clamp_min(1))
 
     def ramp(self, step: int | None) -> float:
         warm = self.config.reg_warmup_steps
