@@ -5,7 +5,7 @@ of TC-JEPA (sparse-xattn on every predictor layer) with N captions of S tokens, 
 text either cached (precomputed ``TextFeatures``, as with a frozen encoder and
 ``TextCache``) or encoded every step by a frozen transformer text encoder. Steps of
 all variants alternate in one process; peak memory is measured per variant in a
-child process (max RSS growth over one step). Also the text-use check: on a tiny
+child process (peak RSS above the resting RSS during a warm step). Also the text-use check: on a tiny
 TC-JEPA trained briefly on captioned toy images, the prediction loss with the true
 captions against shuffled captions on the same batch.
 
@@ -15,8 +15,8 @@ Run: ``python benchmarks/bench_text.py [--sizes tiny small base] [--batch 8]``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
 import subprocess
 import sys
 
@@ -63,14 +63,26 @@ def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, 
     return step
 
 
-def peak_memory_mb(args: list[str]) -> float:
-    """Max RSS growth (MB) of one step of a variant, in a fresh child process."""
-    code = (
-        "import sys, json, resource; sys.path.insert(0, 'benchmarks'); import bench_text as b; "
-        "a = json.loads(sys.argv[1]); step = b.make_step(*a); "
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step(); "
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
-    )
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def step_peak_mb(args: list) -> float:
+    """Peak RSS above the resting RSS during one (warm) training step, in MB (Linux)."""
+    step = make_step(*args)
+    step()
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
+        f.write("5")
+    rest = _status_kb("VmRSS:")
+    step()
+    return (_status_kb("VmHWM:") - rest) / 1024
+
+
+def peak_memory_mb(args: list) -> float:
+    """``step_peak_mb`` of a variant in a fresh child process (nothing else shares its heap)."""
+    code = "import sys, json; sys.path.insert(0, 'benchmarks'); import bench_text as b; print(b.step_peak_mb(json.loads(sys.argv[1])))"
     out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -104,21 +116,113 @@ def cost_table(sizes: list[str], batch: int, rounds: int) -> str:
                 )
             )
         del steps
-    header = ("encoder", "variant", "s / step", "vs I-JEPA", "peak MB (child RSS growth)", "memory vs I-JEPA")
+    header = ("encoder", "variant", "s / step", "vs I-JEPA", "step peak MB (RSS above rest)", "memory vs I-JEPA")
+    return table(header, rows)
+
+
+COLOURS = {"red": (1.0, 0.1, 0.1), "green": (0.1, 0.9, 0.1), "blue": (0.1, 0.2, 1.0), "yellow": (1.0, 0.9, 0.1)}
+PLACES = {"top left": (0, 0), "top right": (0, 1), "bottom left": (1, 0), "bottom right": (1, 1)}
+
+
+def toy_batch(batch: int, g: torch.Generator) -> tuple[torch.Tensor, list[list[str]]]:
+    """32 px images of one coloured square in a quadrant, on noise; two captions each."""
+    images = torch.rand(batch, 3, 32, 32, generator=g) * 0.3
+    captions = []
+    for i in range(batch):
+        colour = list(COLOURS)[int(torch.randint(0, 4, (), generator=g))]
+        place = list(PLACES)[int(torch.randint(0, 4, (), generator=g))]
+        r, c = PLACES[place]
+        images[i, :, r * 16 + 2 : r * 16 + 14, c * 16 + 2 : c * 16 + 14] = torch.tensor(COLOURS[colour])[:, None, None]
+        captions.append([f"a {colour} square", f"a square at the {place}"])
+    return images, captions
+
+
+def text_use_check(steps: int, conditioner: dict) -> tuple:
+    """Train a tiny TC-JEPA on toy captioned squares; compare losses with true and shuffled captions."""
+    torch.manual_seed(0)
+    model = build(
+        "tc-jepa-tiny",
+        image_size=32,
+        encoder={"patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 2},
+        predictor={"embed_dim": 64, "depth": 2, "num_heads": 2},
+        text_encoder={"embed_dim": 32, "depth": 1, "num_heads": 2},
+        tokenizer={"vocab_size": 300, "max_length": 8, "max_captions": 2},
+        masker={"min_keep": 4},
+        target_updater={"total_steps": steps},
+        conditioner=conditioner,
+    )
+    g = torch.Generator().manual_seed(0)
+    model.tokenizer.fit([c for _, caps in (toy_batch(64, g),) for cs in caps for c in cs])
+    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-3)
+    positive = []
+    for step in range(steps):
+        images, captions = toy_batch(32, g)
+        out = model(images, model.masker(32, g), captions, step=step)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        model.update_target(step)
+        positive.append(float(out["metric/o_positive"]))
+    model.eval()
+    true_loss = shuffled_loss = 0.0
+    with torch.no_grad():
+        for seed in range(10):
+            eg = torch.Generator().manual_seed(1000 + seed)
+            images, captions = toy_batch(32, eg)
+            masks = model.masker(32, eg)
+            true_loss += float(model(images, masks, captions)["predict"])
+            shuffled_loss += float(model(images, masks, captions[1:] + captions[:1])["predict"])
+    return (
+        f"{true_loss / 10:.4f}",
+        f"{shuffled_loss / 10:.4f}",
+        f"{shuffled_loss / true_loss - 1:+.1%}",
+        f"{positive[0]:.0%} -> {positive[len(positive) // 2]:.0%} -> {positive[-1]:.0%}",
+    )
+
+
+TEXT_USE_VARIANTS = {
+    "sparse-xattn, lambda 0.1, beta 0.5": {},
+    "same, lambda and beta warmed up over the run": {"reg_warmup_steps": -1},
+    "no regularisers": {"sparse_weight": 0.0, "consistency_weight": 0.0},
+}
+
+
+def text_use_table(steps: int) -> str:
+    rows = []
+    for name, fields in TEXT_USE_VARIANTS.items():
+        fields = {k: (steps if v == -1 else v) for k, v in fields.items()}
+        rows.append((name, steps, *text_use_check(steps, fields)))
+    header = (
+        "conditioner",
+        "train steps",
+        "predict loss, true captions",
+        "shuffled captions",
+        "shuffled vs true",
+        "O positive (start -> mid -> end)",
+    )
     return table(header, rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"])
+    parser.add_argument("--sizes", nargs="*", default=["tiny", "small", "base"], help="none: skip the cost table")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--text-use-steps", type=int, default=300, help="0 skips the text-use check")
     args = parser.parse_args()
     note = (
         f"224 px, batch {args.batch}, fp32, one step = forward + backward + AdamW + EMA; predictor as in the "
         f"recipes (6 x 384, Tiny 6 x 192), sparse-xattn on all 6 layers; median of {args.rounds} alternating rounds."
     )
-    record("Text conditioning cost: TC-JEPA vs I-JEPA", note + "\n\n" + cost_table(args.sizes, args.batch, args.rounds))
+    if args.sizes:
+        record("Text conditioning cost: TC-JEPA vs I-JEPA", note + "\n\n" + cost_table(args.sizes, args.batch, args.rounds))
+    if args.text_use_steps:
+        note = (
+            "Tiny TC-JEPA (ViT 64/2 on 32 px, patch 4, predictor 64/2, text transformer 32/1) trained on toy images "
+            "of one coloured square in a quadrant with two captions each (colour; place); loss on 10 fresh batches "
+            "of 32 with true captions and with captions shifted by one image."
+        )
+        record("Text-use check: true vs shuffled captions", note + "\n\n" + text_use_table(args.text_use_steps))
 
 
 if __name__ == "__main__":

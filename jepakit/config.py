@@ -271,7 +271,7 @@ def parse_cli_overrides(args: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"override {arg!r} is not of the form key=value (e.g. predictor.depth=6)")
         parts = key.strip().split(".")
         node = out
-        for i, part in enumerate(parts[:-1]):
+        for part in parts[:-1]:
             child = node.get(part)
             if isinstance(child, str):  # an earlier swap, now also edited
                 child = {"type": child}

@@ -40,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "tokenizer",
     "target_updater",
     "loss",
+    "dataset",
     "model",
 )
 

@@ -23,6 +23,7 @@ TINY_FIELDS = {
     "conditioner": dict(dim=16, depth=2, text_dim=12),
     "text_encoder": dict(embed_dim=12, depth=1, num_heads=2, vocab_size=50, max_length=6),
     "tokenizer": dict(vocab_size=300, max_length=6, max_captions=3),
+    "dataset": dict(image_size=32),
 }
 CAPTIONS = ["a red circle", "there are three objects", "a small blue square left of a green triangle"]
 IMAGES = (2, 3, 32, 32)  # 4 x 4 grid of 8-px patches
@@ -148,6 +149,12 @@ def run_masker(name):
     return create("masker", name, patch_size=cfg.patch_size)(2, torch.Generator().manual_seed(0)).context
 
 
+def run_dataset(name):
+    sample = tiny("dataset", name)[0]
+    assert sample["image"].ndim == 3
+    return sample["image"]
+
+
 HARNESS = {
     "encoder": run_encoder,
     "predictor": run_predictor,
@@ -157,6 +164,7 @@ HARNESS = {
     "masker": run_masker,
     "tokenizer": run_tokenizer,
     "text_encoder": run_text_encoder,
+    "dataset": run_dataset,
 }
 COMPONENTS = [(kind, name) for kind, names in list_components().items() if kind != "model" for name in names]
 

@@ -1,0 +1,199 @@
+"""The embedded default data set: captioned synthetic scenes, generated, never downloaded.
+
+Each image holds 1 to 4 objects (shape, colour, size, position) over a textured,
+noisy background, so that a masked patch is not predictable from its neighbours'
+low frequencies. Each image comes with up to 8 captions from short to detailed, in
+the style of TC-JEPA's sentence-split synthetic captions ("a red circle", "there are
+three objects", "a small blue square left of a green triangle"), so the text says
+what a masked view lacks; and with evaluation labels: object count, colours and
+shapes present, a spatial relation, and a per-pixel segmentation of shapes. A sample
+is a pure function of (seed, index): any number of images, any order, any worker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..config import Config, ConfigError, knob
+from ..registry import register
+
+__all__ = ["SceneConfig", "SyntheticScenes", "COLOURS", "SHAPES", "RELATIONS"]
+
+COLOURS: dict[str, tuple[float, float, float]] = {
+    "red": (0.9, 0.1, 0.1),
+    "green": (0.1, 0.75, 0.2),
+    "blue": (0.15, 0.3, 0.95),
+    "yellow": (0.95, 0.85, 0.1),
+    "purple": (0.6, 0.2, 0.8),
+    "orange": (1.0, 0.55, 0.05),
+}
+SHAPES = ("circle", "square", "triangle", "diamond")
+#: Relation of the first object to the second; "alone" when there is one object.
+RELATIONS = ("alone", "left of", "right of", "above", "below")
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
+
+
+@dataclass(frozen=True)
+class SceneConfig(Config):
+    image_size: int = knob(64, "image side in pixels")
+    min_objects: int = knob(1, "fewest objects per image")
+    max_objects: int = knob(4, "most objects per image")
+    min_radius: float = knob(0.14, "smallest object half-size, as a fraction of the image side")
+    max_radius: float = knob(0.24, "largest object half-size, as a fraction of the image side")
+    max_captions: int = knob(8, "captions per image, short to detailed")
+    noise: float = knob(0.08, "std of the per-pixel noise over the background texture and objects")
+    seed: int = knob(0, "the data set's seed: sample i is a pure function of (seed, i)")
+    size: int = knob(50_000, "number of images (any number works)")
+
+    def __post_init__(self) -> None:
+        t = self.type_id()
+        if self.image_size < 8:
+            raise ConfigError(f"{t}.image_size={self.image_size} must be at least 8")
+        if not 1 <= self.min_objects <= self.max_objects <= 6:
+            raise ConfigError(f"{t}: need 1 <= min_objects ({self.min_objects}) <= max_objects ({self.max_objects}) <= 6")
+        if not 0 < self.min_radius <= self.max_radius < 0.5:
+            raise ConfigError(f"{t}: need 0 < min_radius ({self.min_radius}) <= max_radius ({self.max_radius}) < 0.5")
+        for name in ("max_captions", "size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+
+
+@register("dataset", "scenes", SceneConfig)
+class SyntheticScenes(torch.utils.data.Dataset):
+    """``scenes[i]`` -> {"image": float [3, H, W] in [0, 1], "captions": [str], "labels": {...},
+    "segmentation": long [H, W] (0 background, 1 + shape index)}."""
+
+    def __init__(self, cfg: SceneConfig | None = None, **fields: Any) -> None:
+        self.config = (cfg or SceneConfig()).replace(**fields)
+        n = self.config.image_size
+        coords = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+        self._y, self._x = torch.meshgrid(coords, coords, indexing="ij")
+
+    def __len__(self) -> int:
+        return self.config.size
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"scene index {index} outside [0, {len(self)})")
+        cfg = self.config
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
+        image = self._background(g)
+        seg = torch.zeros(cfg.image_size, cfg.image_size, dtype=torch.long)
+        count = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (), generator=g))
+        objects = []
+        for _ in range(count):
+            obj = self._draw_object(g)
+            mask = self._mask(obj)
+            image[:, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
+            seg[mask] = 1 + SHAPES.index(obj["shape"])
+            objects.append(obj)
+        image = (image + cfg.noise * torch.randn(image.shape, generator=g)).clamp_(0, 1)
+        relation = _relation(objects)
+        labels = {
+            "count": count,
+            "colours": sorted({o["colour"] for o in objects}),
+            "shapes": sorted({o["shape"] for o in objects}),
+            "relation": relation,
+        }
+        return {
+            "image": image,
+            "captions": _captions(objects, relation, cfg.max_captions),
+            "labels": labels,
+            "segmentation": seg,
+            "index": index,
+        }
+
+    # ------------------------------------------------------------------ drawing
+
+    def _background(self, g: torch.Generator) -> Tensor:
+        """Two random mid/high-frequency gratings per channel around a random grey level."""
+        x, y = self._x, self._y
+        out = torch.empty(3, *x.shape)
+        base = 0.3 + 0.4 * torch.rand((), generator=g)
+        for c in range(3):
+            value = base.expand_as(x).clone()
+            for _ in range(2):
+                angle = float(torch.rand((), generator=g)) * math.pi
+                freq = 6 + 10 * float(torch.rand((), generator=g))
+                phase = float(torch.rand((), generator=g)) * 2 * math.pi
+                value += 0.12 * torch.sin(2 * math.pi * freq * (x * math.cos(angle) + y * math.sin(angle)) + phase)
+            out[c] = value
+        return out
+
+    def _draw_object(self, g: torch.Generator) -> dict[str, Any]:
+        cfg = self.config
+        r = cfg.min_radius + (cfg.max_radius - cfg.min_radius) * float(torch.rand((), generator=g))
+        cx, cy = (r + (1 - 2 * r) * torch.rand(2, generator=g)).tolist()
+        return {
+            "shape": SHAPES[int(torch.randint(0, len(SHAPES), (), generator=g))],
+            "colour": list(COLOURS)[int(torch.randint(0, len(COLOURS), (), generator=g))],
+            "size": "large" if r > (cfg.min_radius + cfg.max_radius) / 2 else "small",
+            "x": cx,
+            "y": cy,
+            "r": r,
+        }
+
+    def _mask(self, obj: dict[str, Any]) -> Tensor:
+        dx, dy, r = self._x - obj["x"], self._y - obj["y"], obj["r"]
+        shape = obj["shape"]
+        if shape == "circle":
+            return dx.square() + dy.square() <= r * r
+        if shape == "square":
+            return (dx.abs() <= r * 0.85) & (dy.abs() <= r * 0.85)
+        if shape == "diamond":
+            return dx.abs() + dy.abs() <= r
+        return (dy <= r * 0.8) & (dy >= -r) & (dx.abs() <= (dy + r) * 0.6)  # triangle, apex up
+
+
+def _relation(objects: list[dict[str, Any]]) -> str:
+    """Where the first object lies relative to the second, along the larger offset."""
+    if len(objects) < 2:
+        return "alone"
+    a, b = objects[0], objects[1]
+    dx, dy = a["x"] - b["x"], a["y"] - b["y"]
+    if abs(dx) >= abs(dy):
+        return "left of" if dx < 0 else "right of"
+    return "above" if dy < 0 else "below"
+
+
+_PLACES = {
+    ("top", "left"): "in the top left",
+    ("top", "centre"): "at the top",
+    ("top", "right"): "in the top right",
+    ("middle", "left"): "on the left",
+    ("middle", "centre"): "in the centre",
+    ("middle", "right"): "on the right",
+    ("bottom", "left"): "in the bottom left",
+    ("bottom", "centre"): "at the bottom",
+    ("bottom", "right"): "in the bottom right",
+}
+
+
+def _place(obj: dict[str, Any]) -> str:
+    """Where an object's centre lies, in thirds of the image."""
+    v = "top" if obj["y"] < 1 / 3 else "bottom" if obj["y"] > 2 / 3 else "middle"
+    h = "left" if obj["x"] < 1 / 3 else "right" if obj["x"] > 2 / 3 else "centre"
+    return _PLACES[v, h]
+
+
+def _captions(objects: list[dict[str, Any]], relation: str, limit: int) -> list[str]:
+    """Captions from short to detailed; every statement is true of the image."""
+    first = objects[0]
+    out = [f"a {first['colour']} {first['shape']}"]
+    n = len(objects)
+    out.append(f"there {'is one object' if n == 1 else f'are {_NUMBERS[n]} objects'}")
+    if relation != "alone":
+        second = objects[1]
+        out.append(f"a {first['colour']} {first['shape']} {relation} a {second['colour']} {second['shape']}")
+    for obj in objects[1:]:
+        out.append(f"a {obj['size']} {obj['colour']} {obj['shape']}")
+    for obj in objects:
+        out.append(f"a {obj['size']} {obj['colour']} {obj['shape']} {_place(obj)}")
+    colours = sorted({o["colour"] for o in objects})
+    out.append("the colours are " + " and ".join(colours) if len(colours) > 1 else f"everything is {colours[0]}")
+    return out[:limit]
