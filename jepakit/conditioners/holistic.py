@@ -98,4 +98,4 @@ class FeatureConditioner(TextConditioner):
         units = hook.by_image(x)
         t = pooled_mean(self, hook)[:, None].expand(-1, units.shape[1], -1)
         out = units + self.mlp(self.norm(torch.cat([units, t], dim=-1)))
-        return hook.to_rows(torch.where(hook.has_text()[:, None, None], out, units), x)
+        return hook.to_rows(hook.keep_uncaptioned(out, units), x)

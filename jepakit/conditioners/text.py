@@ -71,6 +71,8 @@ class CaptionPool(nn.Module):
     def forward(self, x: Tensor, valid: Tensor, dim: int = 1) -> Tensor:
         """Pool ``x`` over its caption dimension ``dim`` (max and mean allow any layout;
         attention needs [B, N, L, D]); ``valid`` [B, N] marks the captions that exist."""
+        if x.shape[dim] == 1:  # one caption: nothing to pool
+            return torch.where(valid.view([-1] + [1] * (x.ndim - 2)), x.squeeze(dim), 0.0)
         shape = [valid.shape[0]] + [1] * (x.ndim - 1)
         shape[dim] = valid.shape[1]
         v = valid.view(shape)
@@ -135,6 +137,13 @@ class TextHook:
     def has_text(self) -> Tensor:
         """bool [units]: whether a unit's image has at least one caption."""
         return self.per_unit(self.text.caption_valid.any(1))
+
+    def keep_uncaptioned(self, conditioned: Tensor, plain: Tensor) -> Tensor:
+        """``conditioned`` [units, ...] where the image has a caption, else ``plain`` (I-JEPA's)."""
+        has = self.has_text()
+        if bool(has.all()):
+            return conditioned
+        return torch.where(has.view(-1, *([1] * (plain.ndim - 1))), conditioned, plain)
 
     def add(self, name: str, value: Tensor) -> None:
         self.store.setdefault(name, []).append(value)

@@ -182,7 +182,7 @@ class XAttnConditioner(TextConditioner):
         out, q, k = layer(units, text, words, words.any(-1))
         if q is not None and k is not None:
             self.regularise(hook, q, k, words)
-        out = torch.where(hook.has_text()[:, None, None], out, units)
+        out = hook.keep_uncaptioned(out, units)
         return hook.to_rows(out, x)
 
     def regularise(self, hook: TextHook, q: Tensor, k: Tensor, words: Tensor) -> None:
