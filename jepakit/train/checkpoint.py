@@ -1,0 +1,84 @@
+"""Checkpoints that never lose what a user saved.
+
+A checkpoint is written to a temporary file in the same folder, flushed and fsynced,
+then renamed over the final name (atomic on POSIX), and the folder is fsynced; an
+interrupted save leaves the previous checkpoint intact. Files hold only tensors and
+plain Python values, so they load with ``torch.load(weights_only=True)``: never
+unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointManager"]
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt, truncated or unsafe content
+        raise ValueError(f"checkpoint {str(path)!r} cannot be read safely: {e}") from e
+
+
+class CheckpointManager:
+    """``step-00001234.pt`` files in a folder; keeps the newest ``keep``, finds the latest."""
+
+    pattern = re.compile(r"^step-(\d+)\.pt$")
+
+    def __init__(self, folder: str | os.PathLike, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError(f"keep={keep} must be at least 1")
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every complete checkpoint, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := self.pattern.match(p.name))]
+        return sorted(found)
+
+    def latest(self) -> Path | None:
+        """The newest checkpoint, or None."""
+        found = self.checkpoints()
+        return found[-1][1] if found else None
+
+    def save(self, state: dict[str, Any], step: int) -> Path:
+        """Save ``state`` as the checkpoint of ``step``, then drop all but the newest ``keep``."""
+        path = save_checkpoint(state, self.folder / f"step-{step:08d}.pt")
+        for _, old in self.checkpoints()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
