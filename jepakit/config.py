@@ -106,6 +106,13 @@ class Config:
 
         return component_class(type(self))(self)
 
+    def require_positive(self, *names: str) -> None:
+        """Raise ``ConfigError`` naming the first of ``names`` whose value is not > 0."""
+        for name in names:
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"{self.type_id()}.{name}={value!r} must be positive")
+
     def replace(self: C, **fields: Any) -> C:
         """A copy with ``fields`` changed, each coerced to its type and checked."""
         return apply_overrides(self, fields)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, knob
+from ..config import knob
 from ..layers.transformer import layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
@@ -71,8 +71,7 @@ class FeatureConfig(TextConditionerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mlp_ratio <= 0:
-            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio!r} must be positive")
+        self.require_positive("mlp_ratio")
 
 
 @register("conditioner", "feature", FeatureConfig)

@@ -31,9 +31,7 @@ class TextConditionerConfig(Config):
     pooling: Pooling = knob("max", "feature-wise pooling of the N captions: max (TC-JEPA) | mean | attention")
 
     def __post_init__(self) -> None:
-        for name in ("dim", "text_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("dim", "text_dim")
 
 
 @dataclass(frozen=True)

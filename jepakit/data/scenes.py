@@ -58,9 +58,7 @@ class SceneConfig(Config):
             raise ConfigError(f"{t}: need 1 <= min_objects ({self.min_objects}) <= max_objects ({self.max_objects}) <= 6")
         if not 0 < self.min_radius <= self.max_radius < 0.5:
             raise ConfigError(f"{t}: need 0 < min_radius ({self.min_radius}) <= max_radius ({self.max_radius}) < 0.5")
-        for name in ("max_captions", "size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("max_captions", "size")
 
 
 @register("dataset", "scenes", SceneConfig)

@@ -69,9 +69,7 @@ class ViTConfig(TransformerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         t = self.type_id()
-        for name in ("img_size", "patch_size", "in_chans"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("img_size", "patch_size", "in_chans")
         if self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 

@@ -36,9 +36,7 @@ class TransformerConfig(Config):
 
     def __post_init__(self) -> None:
         t = self.type_id()
-        for name in ("embed_dim", "depth", "num_heads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("embed_dim", "depth", "num_heads")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
         if self.embed_dim % 4:

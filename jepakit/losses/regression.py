@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, knob
 from ..registry import register
 
 __all__ = ["RegressionLossConfig", "RegressionLoss"]
@@ -56,8 +56,7 @@ class SmoothL1Config(RegressionLossConfig):
     beta: float = knob(1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)")
 
     def __post_init__(self) -> None:
-        if self.beta <= 0:
-            raise ConfigError(f"{self.type_id()}.beta={self.beta!r} must be positive")
+        self.require_positive("beta")
 
 
 @register("loss", "smooth-l1", SmoothL1Config)

@@ -136,7 +136,7 @@ class MaskerConfig(Config):
     patch_size: int = knob(16, "patch size in pixels")
 
     def __post_init__(self) -> None:
-        check_positive(f"{self.type_id()}.patch_size", self.patch_size)
+        self.require_positive("patch_size")
         for side in self.image_hw:
             check_positive(f"{self.type_id()}.input_size", side)
             if side % self.patch_size:
@@ -166,8 +166,7 @@ class VideoMaskerConfig(MaskerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(f"{self.type_id()}.tubelet_size", self.tubelet_size)
-        check_positive(f"{self.type_id()}.num_frames", self.num_frames)
+        self.require_positive("tubelet_size", "num_frames")
         if self.num_frames % self.tubelet_size:
             raise ConfigError(
                 f"{self.type_id()}.num_frames={self.num_frames} is not divisible by "

@@ -27,7 +27,6 @@ from .base import (
     Masker,
     MaskerConfig,
     Masks,
-    check_positive,
     check_range,
     check_scale,
     context_stats,
@@ -55,8 +54,7 @@ class MultiBlockConfig(MaskerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         t = self.type_id()
-        for name in ("num_targets", "num_context", "min_keep", "max_tries"):
-            check_positive(f"{t}.{name}", getattr(self, name))
+        self.require_positive("num_targets", "num_context", "min_keep", "max_tries")
         check_scale(f"{t}.target_scale", self.target_scale)
         check_scale(f"{t}.context_scale", self.context_scale)
         check_range(f"{t}.target_aspect", self.target_aspect)

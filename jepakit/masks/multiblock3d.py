@@ -62,8 +62,7 @@ class MultiBlock3DConfig(VideoMaskerConfig):
                 f"{t}: num_blocks {self.num_blocks}, spatial_scale {self.spatial_scale} and "
                 f"temporal_scale {self.temporal_scale} need one entry per generator, at least one"
             )
-        check_positive(f"{t}.min_keep", self.min_keep)
-        check_positive(f"{t}.max_tries", self.max_tries)
+        self.require_positive("min_keep", "max_tries")
         for i, k in enumerate(self.num_blocks):
             check_positive(f"{t}.num_blocks[{i}]", k)
         check_range(f"{t}.aspect_ratio", self.aspect_ratio)

@@ -48,8 +48,7 @@ class JEPAConfig(Config):
             value = getattr(self, f.name)
             if kind and value is not None and value.kind != kind:
                 raise ConfigError(f"{self.type_id()}.{f.name} must be a {kind} config; got {value.type_id()}")
-        if self.image_size < 1:
-            raise ConfigError(f"{self.type_id()}.image_size={self.image_size!r} must be positive")
+        self.require_positive("image_size")
 
     def derived(self) -> dict[tuple[str, str], Any]:
         """Fields that follow others: (slot, field) -> value (see ``jepakit.get_config``)."""

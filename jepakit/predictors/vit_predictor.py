@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.base import PredictorHook
-from ..config import ConfigError, knob
+from ..config import knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
@@ -35,8 +35,7 @@ class ViTPredictorConfig(TransformerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.encoder_dim < 1:
-            raise ConfigError(f"{self.type_id()}.encoder_dim={self.encoder_dim!r} must be positive")
+        self.require_positive("encoder_dim")
 
 
 @register("predictor", "vit-predictor", ViTPredictorConfig)

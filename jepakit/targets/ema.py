@@ -33,8 +33,7 @@ class EMAConfig(Config):
         for name in ("momentum_start", "momentum_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must lie in [0, 1]")
-        if self.total_steps < 1:
-            raise ConfigError(f"{t}.total_steps={self.total_steps!r} must be positive")
+        self.require_positive("total_steps")
 
 
 def ema_momentum(cfg: EMAConfig, step: int) -> float:

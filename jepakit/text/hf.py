@@ -110,9 +110,7 @@ class HFTokenizerConfig(Config):
     max_captions: int = knob(8, "captions per image N; missing ones are masked, never invented")
 
     def __post_init__(self) -> None:
-        for name in ("max_length", "max_captions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("max_length", "max_captions")
 
     @property
     def vocab_size(self) -> int | None:

@@ -40,9 +40,7 @@ class SentencePieceConfig(Config):
 
     def __post_init__(self) -> None:
         t = self.type_id()
-        for name in ("vocab_size", "max_length", "max_captions", "num_threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("vocab_size", "max_length", "max_captions", "num_threads")
         ids = {n: getattr(self, n) for n in ("pad_id", "eos_id", "unk_id", "bos_id") if getattr(self, n) >= 0}
         if len(set(ids.values())) != len(ids):
             raise ConfigError(f"{t}: special token ids must differ; got {ids}")

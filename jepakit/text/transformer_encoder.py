@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ConfigError, knob
+from ..config import knob
 from ..layers.pos_embed import sincos_1d
 from ..layers.transformer import TransformerConfig, init_weights, layer_norm, padding_bias
 from ..registry import register
@@ -48,9 +48,7 @@ class TransformerTextConfig(TransformerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("vocab_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be positive")
+        self.require_positive("vocab_size", "max_length")
 
 
 @register("text_encoder", "transformer", TransformerTextConfig)
