@@ -6,7 +6,7 @@ is registered, ``describe`` prints a tree. Heavy libraries (timm, lightly,
 sentencepiece) are imported only when a component that needs them is built.
 """
 
-from . import conditioners, data, encoders, losses, masks, models, predictors, recipes, targets, text  # noqa: F401
+from . import conditioners, data, encoders, losses, masks, models, predictors, recipes, targets, text, train  # noqa: F401
 from .api import build, create, describe, get_config, list_components, list_recipes
 from .config import Config, ConfigError, UnknownChoiceError, from_dict, parse_cli_overrides, to_dict
 from .masks import Masks

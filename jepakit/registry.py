@@ -41,6 +41,7 @@ KINDS: tuple[str, ...] = (
     "target_updater",
     "loss",
     "dataset",
+    "trainer",
     "model",
 )
 

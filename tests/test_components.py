@@ -155,6 +155,17 @@ def run_dataset(name):
     return sample["image"]
 
 
+def run_trainer(name):
+    import tempfile
+
+    from jepakit.train import train
+
+    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
+                      train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1})
+    with tempfile.TemporaryDirectory() as out:
+        return torch.tensor(train(cfg, out, progress=False)["losses"])
+
+
 HARNESS = {
     "encoder": run_encoder,
     "predictor": run_predictor,
@@ -165,6 +176,7 @@ HARNESS = {
     "tokenizer": run_tokenizer,
     "text_encoder": run_text_encoder,
     "dataset": run_dataset,
+    "trainer": run_trainer,
 }
 COMPONENTS = [(kind, name) for kind, names in list_components().items() if kind != "model" for name in names]
 

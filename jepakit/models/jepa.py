@@ -24,7 +24,9 @@ from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
+from ..data.scenes import SceneConfig
 from ..targets.ema import EMAConfig
+from ..train.trainer import TrainConfig
 from ..text.batch import TextFeatures, TokenBatch
 
 __all__ = ["JEPAConfig", "JEPA"]
@@ -41,6 +43,8 @@ class JEPAConfig(Config):
     loss: Config = slot(SmoothL1Config(), "loss", "regression loss on the predicted target tokens")
     tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
+    data: Config = slot(SceneConfig(), "dataset", "training data (default: the embedded captioned scenes)")
+    train: Config = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -62,6 +66,8 @@ class JEPAConfig(Config):
             ("conditioner", "text_dim"): getattr(self.text_encoder, "embed_dim", None),
             ("text_encoder", "vocab_size"): getattr(self.tokenizer, "vocab_size", None),
             ("text_encoder", "max_length"): getattr(self.tokenizer, "max_length", None),
+            ("data", "image_size"): self.image_size,
+            ("target_updater", "total_steps"): getattr(self.train, "steps", None),
         }
 
     def check_compatible(self) -> None:

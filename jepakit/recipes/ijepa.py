@@ -75,3 +75,32 @@ def ijepa_huge_448() -> JEPAConfig:
 @register_recipe("ijepa-giant", help="I-JEPA with ViT-G/16 (predictor 16 x 384)")
 def ijepa_giant() -> JEPAConfig:
     return ijepa_config("giant")
+
+
+#: A small ViT at 64 px on the embedded scenes: the laptop CPU preset (ours).
+CPU_SIZE = dict(embed_dim=192, depth=6, num_heads=3, patch_size=8)
+CPU_TRAIN = dict(steps=300, batch_size=32, lr=1e-3, start_lr=2e-4, warmup_steps=30, log_every=20,
+                 monitor_every=50, checkpoint_every=100)
+
+
+def cpu_config(cfg: JEPAConfig) -> JEPAConfig:
+    """``cfg`` shrunk to the CPU preset: 64 px, ViT 192/6 with 8 px patches, predictor 192/3, 300 steps."""
+    from ..config import apply_overrides
+
+    return apply_overrides(
+        cfg,
+        {
+            "image_size": 64,
+            "encoder": {**CPU_SIZE, "img_size": 64},
+            "predictor": {"encoder_dim": 192, "embed_dim": 192, "depth": 3, "num_heads": 3},
+            "masker": {"input_size": 64, "patch_size": 8},
+            "data": {"image_size": 64},
+            "train": CPU_TRAIN,
+            "target_updater": {"total_steps": CPU_TRAIN["steps"]},
+        },
+    )
+
+
+@register_recipe("ijepa-cpu", help="I-JEPA on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU")
+def ijepa_cpu() -> JEPAConfig:
+    return cpu_config(ijepa_config("tiny"))

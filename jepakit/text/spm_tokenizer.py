@@ -96,6 +96,11 @@ class SentencePieceTokenizer:
             )
         self._sp = sp
 
+    def load_bytes(self, data: bytes) -> SentencePieceTokenizer:
+        """Use the model in ``data`` (from ``to_bytes``, e.g. out of a checkpoint)."""
+        self._load(data, "the given bytes")
+        return self
+
     @property
     def ready(self) -> bool:
         return self._sp is not None

@@ -1,6 +1,17 @@
-"""Training machinery: schedules as pure functions of the step, atomic checkpoints."""
+"""Training: the engine, schedules as pure functions of the step, atomic checkpoints."""
 
 from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
 from .schedules import lr_at, weight_decay_at
+from .trainer import NonFiniteLossError, TrainConfig, Trainer, train
 
-__all__ = ["CheckpointManager", "load_checkpoint", "lr_at", "save_checkpoint", "weight_decay_at"]
+__all__ = [
+    "CheckpointManager",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "load_checkpoint",
+    "lr_at",
+    "save_checkpoint",
+    "train",
+    "weight_decay_at",
+]

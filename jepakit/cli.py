@@ -1,0 +1,62 @@
+"""The ``jepakit`` command: list components and recipes, show a recipe, train one.
+
+    jepakit list [KIND]
+    jepakit show RECIPE [key=value ...]
+    jepakit train RECIPE [key=value ...] [--out DIR] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from . import describe, get_config, list_components, list_recipes
+    from .registry import recipe_entry
+
+    parser = argparse.ArgumentParser(prog="jepakit", description="Joint-embedding predictive architectures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="registered recipes and components")
+    p_list.add_argument("kind", nargs="?", help="only this component kind")
+    p_show = sub.add_parser("show", help="print a recipe's config tree")
+    p_show.add_argument("recipe")
+    p_show.add_argument("overrides", nargs="*", help="key=value, e.g. predictor.depth=4 or masker=random")
+    p_train = sub.add_parser("train", help="train a recipe (default data: the embedded scenes)")
+    p_train.add_argument("recipe")
+    p_train.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=100 encoder.depth=6")
+    p_train.add_argument("--out", help="run folder (default: runs/RECIPE)")
+    p_train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        if args.kind is None:
+            print("recipes:")
+            for name in list_recipes():
+                print(f"  {name:24s} {recipe_entry(name).help}")
+        for kind, names in list_components(args.kind).items():
+            if names:
+                print(f"{kind}: {', '.join(names)}")
+        return 0
+    cfg = get_config(args.recipe, *args.overrides)
+    if args.command == "show":
+        describe(cfg)
+        return 0
+    from .train import train
+
+    out = args.out or f"runs/{args.recipe}"
+    result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print)
+    losses = result["losses"]
+    if losses:
+        k = max(1, len(losses) // 10)
+        print(f"loss {sum(losses[:k]) / k:.4f} (first {k} steps) -> {sum(losses[-k:]) / k:.4f} (last {k})")
+    print(f"checkpoint: {result['checkpoint']}\nlog: {result['log']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The training engine: logs, checkpoints, exact resume, non-finite losses, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from jepakit import ConfigError
+from jepakit.cli import main
+from jepakit.train import NonFiniteLossError, Trainer, train
+
+TRAIN = {"steps": 6, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "monitor_every": 3, "checkpoint_every": 3}
+
+
+def experiment(recipe: str = "ijepa", **overrides):
+    merged = {"masker": {"min_keep": 4}, "data": {"size": 16}, "train": TRAIN, **overrides}
+    return tiny_config(recipe, **merged)
+
+
+def test_a_run_writes_config_log_and_checkpoints(tmp_path):
+    cfg = experiment()
+    result = train(cfg, tmp_path, progress=False)
+    assert len(result["losses"]) == 6 and all(torch.isfinite(torch.tensor(result["losses"])))
+    assert json.loads((tmp_path / "config.json").read_text())["type"] == "model/jepa"
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])
+    assert "effective_rank" in records[-1] and "embedding_std" in records[-1]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
+
+
+@pytest.mark.parametrize("recipe", ["ijepa", "tc-jepa"])
+def test_resumed_run_is_bitwise_identical_to_a_straight_run(tmp_path, recipe):
+    cfg = experiment(recipe)
+    straight = train(cfg, tmp_path / "straight", progress=False)["model"].state_dict()
+    train(cfg, tmp_path / "resumed", progress=False, until=3)
+    resumed = train(cfg, tmp_path / "resumed", resume=True, progress=False)
+    assert len(resumed["losses"]) == 3
+    state = resumed["model"].state_dict()
+    assert state.keys() == straight.keys()
+    assert all(torch.equal(state[k], straight[k]) for k in state)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(experiment(), tmp_path, progress=False, until=3)
+    with pytest.raises(ConfigError, match="predictor"):
+        train(experiment(predictor={"depth": 1}), tmp_path, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(experiment(), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_a_non_finite_loss_stops_naming_step_and_checkpoint_or_is_skipped(tmp_path, monkeypatch):
+    from jepakit.models.jepa import JEPA
+
+    real = JEPA.forward
+
+    def poisoned(self, images, masks, text=None, step=None):
+        out = real(self, images, masks, text, step)
+        return {**out, "loss": out["loss"] * float("nan")} if step == 4 else out
+
+    monkeypatch.setattr(JEPA, "forward", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"step 4.*step-00000003\.pt"):
+        train(experiment(), tmp_path / "stop", progress=False)
+    result = train(experiment(train={**TRAIN, "nonfinite": "skip"}), tmp_path / "skip", progress=False)
+    assert result["skipped"] == 1 and len(result["losses"]) == 5
+
+
+def test_batches_are_a_pure_function_of_the_step():
+    cfg = experiment().train
+    a, b = Trainer(cfg), Trainer(cfg)
+    for step in (0, 3, 5, 9, 4, 0):
+        ea, ia = a.batch_indices(step, 16)
+        eb, ib = b.batch_indices(step, 16)
+        assert ea == eb and torch.equal(ia, ib)
+    epoch0 = torch.cat([a.batch_indices(s, 16)[1] for s in range(4)])
+    assert sorted(epoch0.tolist()) == list(range(16)), "an epoch visits every sample once"
+    with pytest.raises(ConfigError, match="fewer than train.batch_size"):
+        a.batch_indices(0, 3)
+
+
+def test_gradient_accumulation_runs(tmp_path):
+    result = train(experiment(train={**TRAIN, "accum_steps": 2, "steps": 2}), tmp_path, progress=False)
+    assert len(result["losses"]) == 2
+    with pytest.raises(ConfigError, match="accum_steps"):
+        experiment(train={**TRAIN, "accum_steps": 3})
+
+
+def test_cli_lists_shows_and_trains(tmp_path, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "tc-jepa-cpu" in out and "masker:" in out
+    assert main(["show", "ijepa-cpu", "train.steps=7", "train.warmup_steps=2"]) == 0
+    assert "steps = 7" in capsys.readouterr().out
+    args = ["train", "ijepa-cpu", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "data.size=8",
+            "encoder.depth=1", "predictor.depth=1", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    assert "checkpoint:" in capsys.readouterr().out
