@@ -32,9 +32,13 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
 
 
-@pytest.mark.parametrize("recipe", ["ijepa", "tc-jepa"])
-def test_resumed_run_is_bitwise_identical_to_a_straight_run(tmp_path, recipe):
-    cfg = experiment(recipe)
+@pytest.mark.parametrize(
+    "recipe, overrides",
+    [("ijepa", {}), ("tc-jepa", {}), ("ijepa", {"encoder": {"drop_path_rate": 0.3}})],
+    ids=["ijepa", "tc-jepa", "ijepa-drop-path"],
+)
+def test_resumed_run_is_bitwise_identical_to_a_straight_run(tmp_path, recipe, overrides):
+    cfg = experiment(recipe, **overrides)
     straight = train(cfg, tmp_path / "straight", progress=False)["model"].state_dict()
     train(cfg, tmp_path / "resumed", progress=False, until=3)
     resumed = train(cfg, tmp_path / "resumed", resume=True, progress=False)

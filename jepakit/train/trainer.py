@@ -171,6 +171,7 @@ class Trainer:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
             start = int(state["step"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
