@@ -1,5 +1,16 @@
-"""Data: the embedded captioned scenes (more formats and the pipeline follow)."""
+"""Data: the embedded captioned scenes and real formats on disk."""
 
+from .files import CaptionedImages, ImageFolder, TarShards, decode_image
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
 
-__all__ = ["COLOURS", "RELATIONS", "SHAPES", "SceneConfig", "SyntheticScenes"]
+__all__ = [
+    "COLOURS",
+    "RELATIONS",
+    "SHAPES",
+    "CaptionedImages",
+    "ImageFolder",
+    "SceneConfig",
+    "SyntheticScenes",
+    "TarShards",
+    "decode_image",
+]

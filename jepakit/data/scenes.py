@@ -106,6 +106,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
             "index": index,
         }
 
+    def captions(self, index: int) -> list[str]:
+        """The captions of scene ``index``."""
+        return self[index]["captions"]
+
     # ------------------------------------------------------------------ drawing
 
     def _background(self, g: torch.Generator) -> Tensor:

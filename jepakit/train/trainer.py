@@ -116,13 +116,20 @@ class Trainer:
         return epoch, self._perm[1][pos * b : (pos + 1) * b]
 
     def load_batch(self, data: Any, epoch: int, indices: torch.Tensor) -> tuple[torch.Tensor, list[list[str]]]:
-        """Augmented images and captions; each sample's draws come from (seed, epoch, index)."""
+        """Augmented images and captions; each sample's draws come from (seed, epoch, index).
+
+        Samples a data set could not read (``None``) are left out of the batch.
+        """
         images, captions = [], []
         for i in indices.tolist():
             sample = data[i]
+            if sample is None:
+                continue
             g = torch.Generator().manual_seed(_seed(self.config.seed, epoch, i))
             images.append(random_resized_crop(sample["image"], self.config.crop_scale, g))
             captions.append(sample.get("captions", []))
+        if not images:
+            raise ValueError(f"no sample of the batch could be read (indices {indices.tolist()[:8]}...)")
         return torch.stack(images), captions
 
     # ----------------------------------------------------------------- loop
@@ -163,7 +170,7 @@ class Trainer:
                 model.tokenizer.load_bytes(state["tokenizer"])
             else:
                 count = min(cfg.tokenizer_samples, len(data))
-                model.tokenizer.fit(c for i in range(count) for c in data[i]["captions"])
+                model.tokenizer.fit(c for i in range(count) for c in data.captions(i))
         opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.start_lr)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         start = 0
@@ -177,6 +184,9 @@ class Trainer:
         (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
         log_file = (out / "log.jsonl").open("a")
         emit = log or (lambda line: None)
+        if getattr(data, "report", ""):
+            emit(f"data: {data.report}")
+        unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
 
         def checkpoint(step: int) -> Path:
             return manager.save(
@@ -211,10 +221,15 @@ class Trainer:
                     group["lr"] = lr
                 opt.param_groups[0]["weight_decay"] = wd  # the decayed group; biases and norms stay at 0
                 epoch, indices = self.batch_indices(step, len(data))
+                if epoch != unreadable_at_epoch[0]:  # report the unreadable samples of the epoch that ended
+                    count = getattr(data, "unreadable", 0) - unreadable_at_epoch[1]
+                    if unreadable_at_epoch[0] >= 0 and count:
+                        emit(f"epoch {unreadable_at_epoch[0]}: {count} unreadable samples skipped")
+                    unreadable_at_epoch = (epoch, getattr(data, "unreadable", 0))
                 parts: dict[str, float] = {}
                 for j in range(cfg.accum_steps):
                     images, captions = self.load_batch(data, epoch, indices[j * micro : (j + 1) * micro])
-                    masks = model.masker(micro, torch.Generator().manual_seed(_seed(cfg.seed, step, j, 7)))
+                    masks = model.masker(len(images), torch.Generator().manual_seed(_seed(cfg.seed, step, j, 7)))
                     text = captions if model.conditioner.uses_text else None
                     with torch.autocast(**amp):
                         result = model(images.to(device), masks, text, step=step)
@@ -238,9 +253,11 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 model.update_target(step)
                 history.append(loss)
-                seen += cfg.batch_size
+                seen += len(indices)
                 done = step + 1
                 record = {"step": done, **parts, "lr": lr, "weight_decay": wd}
+                if hasattr(data, "unreadable"):
+                    record["unreadable_samples"] = data.unreadable
                 if hasattr(model.target_updater, "momentum"):
                     record["ema_momentum"] = model.target_updater.momentum(step)
                 if done % cfg.monitor_every == 0 or done == cfg.steps:

@@ -1,0 +1,284 @@
+"""Real data on disk: captioned image folders (JSONL or CSV), WebDataset tar shards, ImageFolder.
+
+Problems are counted and reported, never silently dropped: a captions file that names
+missing images is reported at construction with the count and the first few paths; a
+malformed JSONL/CSV line is reported with its line number; an image that cannot be
+decoded is skipped and counted when read (``on_error="skip"``, the default) or stops
+the run naming the file (``on_error="fail"``). A sample that cannot be read comes back
+as ``None``; the trainer skips it and counts it per epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..config import Config, knob
+from ..registry import register
+
+__all__ = [
+    "CaptionsConfig",
+    "CaptionedImages",
+    "ImageFolder",
+    "ImageFolderConfig",
+    "TarShards",
+    "TarShardsConfig",
+    "decode_image",
+]
+
+OnError = Literal["skip", "fail"]
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def decode_image(data: bytes | Path, size: int, where: str) -> torch.Tensor:
+    """Decode to RGB, resize the shorter side to ``size`` and centre-crop: float [3, size, size] in [0, 1]."""
+    from PIL import Image
+
+    src = io.BytesIO(data) if isinstance(data, bytes) else data
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+        pixels = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    return pixels.view(size, size, 3).permute(2, 0, 1).float() / 255.0
+
+
+class _ReportingDataset(torch.utils.data.Dataset):
+    """Shared by the file datasets: the problems found, and reading with the error policy."""
+
+    def __init__(self, on_error: OnError) -> None:
+        self.on_error = on_error
+        self.problems: list[str] = []  #: found at construction (missing files, malformed lines)
+        self.unreadable = 0  #: samples that could not be decoded since construction
+
+    @property
+    def report(self) -> str:
+        """One paragraph on what was skipped at construction ('' when nothing)."""
+        return "\n".join(self.problems)
+
+    def _decode(self, read: Any, size: int, where: str) -> torch.Tensor | None:
+        try:
+            return decode_image(read(), size, where)
+        except Exception as e:  # a corrupt, truncated or unsupported file
+            if self.on_error == "fail":
+                raise ValueError(f"cannot decode image {where}: {e}") from e
+            self.unreadable += 1
+            return None
+
+
+def _missing_report(missing: list[str], total: int, source: str, policy: OnError) -> str:
+    first = ", ".join(missing[:5])
+    message = f"{source}: {len(missing)} of {total} images are missing (first: {first})"
+    if policy == "fail":
+        raise FileNotFoundError(message)
+    return message + "; they are skipped"
+
+
+@dataclass(frozen=True)
+class CaptionsConfig(Config):
+    captions: str = knob("", "captions file: .jsonl ({image, caption | captions}) or .csv (image, caption rows)")
+    root: str = knob("", "folder the image paths are relative to (default: the captions file's folder)")
+    image_size: int = knob(224, "decoded images are resized and centre-cropped to this side")
+    on_error: OnError = knob("skip", "missing or corrupt images and malformed lines: skip and count, or fail")
+
+
+@register("dataset", "captions", CaptionsConfig)
+class CaptionedImages(_ReportingDataset):
+    """A folder of images with a JSONL or CSV captions file (one or many captions per image)."""
+
+    def __init__(self, cfg: CaptionsConfig) -> None:
+        super().__init__(cfg.on_error)
+        self.config = cfg
+        path = Path(cfg.captions)
+        if not path.is_file():
+            raise FileNotFoundError(f"data.captions={cfg.captions!r} does not exist")
+        self.root = Path(cfg.root) if cfg.root else path.parent
+        captions: dict[str, list[str]] = defaultdict(list)
+        rows = self._read_jsonl(path) if path.suffix == ".jsonl" else self._read_csv(path)
+        for image, caps in rows:
+            captions[image].extend(caps)
+        present = [(k, v) for k, v in captions.items() if (self.root / k).is_file()]
+        missing = [k for k in captions if not (self.root / k).is_file()]
+        if missing:
+            self.problems.append(_missing_report(missing, len(captions), str(path), cfg.on_error))
+        self.items = present
+
+    def _malformed(self, path: Path, line: int, why: str) -> None:
+        message = f"{path}:{line}: malformed line ({why})"
+        if self.on_error == "fail":
+            raise ValueError(message)
+        self.problems.append(message + "; skipped")
+
+    def _read_jsonl(self, path: Path) -> list[tuple[str, list[str]]]:
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                image = record["image"]
+                caps = record["captions"] if "captions" in record else [record["caption"]]
+                if not isinstance(image, str) or not all(isinstance(c, str) for c in caps):
+                    raise TypeError("image and captions must be strings")
+            except (ValueError, KeyError, TypeError) as e:
+                self._malformed(path, n, f"{type(e).__name__}: {e}")
+                continue
+            rows.append((image, list(caps)))
+        return rows
+
+    def _read_csv(self, path: Path) -> list[tuple[str, list[str]]]:
+        rows = []
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "image" not in reader.fieldnames:
+                raise ValueError(f"{path}: a CSV captions file needs a header with 'image' and 'caption' columns")
+            for record in reader:
+                n = reader.line_num
+                if record.get("image") in (None, "") or record.get("caption") is None or None in record:
+                    self._malformed(path, n, "expected the columns image, caption")
+                    continue
+                rows.append((record["image"], [record["caption"]] if record["caption"] else []))
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def captions(self, index: int) -> list[str]:
+        """The captions of sample ``index`` (no image is decoded)."""
+        return self.items[index][1]
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        name, captions = self.items[index]
+        path = self.root / name
+        image = self._decode(lambda: path, self.config.image_size, str(path))
+        if image is None:
+            return None
+        return {"image": image, "captions": captions, "index": index}
+
+
+@dataclass(frozen=True)
+class TarShardsConfig(Config):
+    shards: str = knob("", "glob of WebDataset-style .tar shards (img2dataset: key.jpg with key.txt or key.json)")
+    image_size: int = knob(224, "decoded images are resized and centre-cropped to this side")
+    on_error: OnError = knob("skip", "images without caption, corrupt images: skip and count, or fail")
+
+
+@register("dataset", "tar", TarShardsConfig)
+class TarShards(_ReportingDataset):
+    """Samples read straight out of tar shards (an index of member offsets; nothing unpacked)."""
+
+    def __init__(self, cfg: TarShardsConfig) -> None:
+        super().__init__(cfg.on_error)
+        self.config = cfg
+        pattern = Path(cfg.shards)
+        paths = sorted(pattern.parent.glob(pattern.name)) if cfg.shards else []
+        if not paths:
+            raise FileNotFoundError(f"data.shards={cfg.shards!r} matches no file")
+        self.paths = paths
+        self.items: list[tuple[int, tarfile.TarInfo, tarfile.TarInfo]] = []
+        without = []
+        for s, path in enumerate(paths):
+            with tarfile.open(path) as tar:
+                members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
+            for name, m in members.items():
+                key, _, ext = name.rpartition(".")
+                groups[key]["." + ext.lower()] = m
+            for key, parts in sorted(groups.items()):
+                image = next((parts[e] for e in _IMAGE_SUFFIXES if e in parts), None)
+                text = parts.get(".txt") or parts.get(".json")
+                if image is None:
+                    continue
+                if text is None:
+                    without.append(f"{path.name}:{key}")
+                    continue
+                self.items.append((s, image, text))
+        if without:
+            message = f"{len(without)} samples have an image but no caption (first: {', '.join(without[:5])})"
+            if cfg.on_error == "fail":
+                raise ValueError(message)
+            self.problems.append(message + "; skipped")
+        self._open: dict[int, tarfile.TarFile] = {}
+
+    def _member(self, shard: int, info: tarfile.TarInfo) -> bytes:
+        tar = self._open.get(shard)
+        if tar is None:
+            tar = self._open[shard] = tarfile.open(self.paths[shard])
+        f = tar.extractfile(info)
+        assert f is not None
+        return f.read()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def captions(self, index: int) -> list[str]:
+        """The captions of sample ``index`` (no image is decoded)."""
+        shard, _, text_info = self.items[index]
+        text = self._member(shard, text_info).decode("utf-8", errors="replace")
+        if text_info.name.endswith(".json"):
+            record = json.loads(text)
+            return list(record.get("captions") or [record.get("caption", "")])
+        return [line for line in text.splitlines() if line.strip()]
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        shard, image_info, _ = self.items[index]
+        caps = self.captions(index)
+        where = f"{self.paths[shard].name}:{image_info.name}"
+        image = self._decode(lambda: self._member(shard, image_info), self.config.image_size, where)
+        if image is None:
+            return None
+        return {"image": image, "captions": caps, "index": index}
+
+
+@dataclass(frozen=True)
+class ImageFolderConfig(Config):
+    root: str = knob("", "folder of class folders (root/CLASS/IMAGE), e.g. for probes")
+    image_size: int = knob(224, "decoded images are resized and centre-cropped to this side")
+    on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
+
+
+@register("dataset", "imagefolder", ImageFolderConfig)
+class ImageFolder(_ReportingDataset):
+    """Class-labelled images: ``{"image", "label", "captions": []}``; classes sorted by name."""
+
+    def __init__(self, cfg: ImageFolderConfig) -> None:
+        super().__init__(cfg.on_error)
+        self.config = cfg
+        root = Path(cfg.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data.root={cfg.root!r} is not a folder")
+        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if not self.classes:
+            raise ValueError(f"data.root={cfg.root!r} has no class folders")
+        self.items = [
+            (p, c)
+            for c, name in enumerate(self.classes)
+            for p in sorted((root / name).iterdir())
+            if p.suffix.lower() in _IMAGE_SUFFIXES
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def captions(self, index: int) -> list[str]:
+        """No captions: class labels only."""
+        return []
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        path, label = self.items[index]
+        image = self._decode(lambda: path, self.config.image_size, str(path))
+        if image is None:
+            return None
+        return {"image": image, "label": label, "captions": [], "index": index}
