@@ -7,6 +7,8 @@ registered; a new kind must add its harness here (``test_every_kind_has_a_harnes
 from __future__ import annotations
 
 import dataclasses
+import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,8 +37,44 @@ def pretrained_dir() -> str:
     return str(gt.get_model_path())
 
 
-#: Fields a component needs beyond the tiny ones (e.g. where its pretrained files are).
-NEEDS = {("text_encoder", "hf"): lambda: {"path": pretrained_dir()}, ("tokenizer", "hf"): lambda: {"path": pretrained_dir()}}
+@functools.cache
+def data_files() -> Path:
+    """A few small images as a captions folder, a tar shard and an ImageFolder (removed at exit)."""
+    import atexit
+    import io
+    import json
+    import shutil
+    import tarfile
+    import tempfile
+
+    from PIL import Image
+
+    root = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    lines = []
+    with tarfile.open(root / "shard.tar", "w") as tar:
+        for i in range(4):
+            buf = io.BytesIO()
+            Image.new("RGB", (20, 20), (60 * i, 20, 200)).save(buf, format="PNG")
+            (root / "cls" / str(i % 2)).mkdir(parents=True, exist_ok=True)
+            (root / "cls" / str(i % 2) / f"{i}.png").write_bytes(buf.getvalue())
+            lines.append(json.dumps({"image": f"cls/{i % 2}/{i}.png", "caption": f"picture {i}"}))
+            for name, payload in ((f"{i}.png", buf.getvalue()), (f"{i}.txt", f"picture {i}".encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    (root / "captions.jsonl").write_text("\n".join(lines))
+    return root
+
+
+#: Fields a component needs beyond the tiny ones (e.g. where its files are).
+NEEDS = {
+    ("text_encoder", "hf"): lambda: {"path": pretrained_dir()},
+    ("tokenizer", "hf"): lambda: {"path": pretrained_dir()},
+    ("dataset", "captions"): lambda: {"captions": str(data_files() / "captions.jsonl")},
+    ("dataset", "tar"): lambda: {"shards": str(data_files() / "shard.tar")},
+    ("dataset", "imagefolder"): lambda: {"root": str(data_files() / "cls")},
+}
 
 
 def tiny(kind: str, name: str):
