@@ -85,6 +85,25 @@ class Masks:
             targets_valid=move(self.targets_valid),
         )
 
+    def take(self, images: Tensor) -> Masks:
+        """The masks of a subset of the images (long indices into the batch), e.g. one rank's share.
+
+        Padding widths stay those of the whole batch, so every share stacks like the whole.
+        """
+        b = self.batch_size
+        rows = (torch.arange(self.repeats)[:, None] * b + images.cpu()[None, :]).reshape(-1).to(self.context.device)
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.index_select(0, rows)
+
+        return dataclasses.replace(
+            self,
+            context=pick(self.context),
+            targets=pick(self.targets),
+            context_valid=pick(self.context_valid),
+            targets_valid=pick(self.targets_valid),
+        )
+
     def dense(self) -> tuple[Tensor, Tensor]:
         """Boolean grids [B', N]: the context and the union of targets (padding excluded)."""
         rows = self.context.shape[0]

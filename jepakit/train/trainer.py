@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,22 +116,26 @@ class Trainer:
             self._perm = (epoch, torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.config.seed, epoch))))
         return epoch, self._perm[1][pos * b : (pos + 1) * b]
 
-    def load_batch(self, data: Any, epoch: int, indices: torch.Tensor) -> tuple[torch.Tensor, list[list[str]]]:
-        """Augmented images and captions; each sample's draws come from (seed, epoch, index).
+    def load_batch(
+        self, data: Any, epoch: int, indices: torch.Tensor
+    ) -> tuple[torch.Tensor, list[list[str]], torch.Tensor]:
+        """Augmented images, captions, and the positions in ``indices`` that could be read.
 
-        Samples a data set could not read (``None``) are left out of the batch.
+        Each sample's random draws come from (seed, epoch, index); samples a data set
+        could not read (``None``) are left out.
         """
-        images, captions = [], []
-        for i in indices.tolist():
+        images, captions, kept = [], [], []
+        for pos, i in enumerate(indices.tolist()):
             sample = data[i]
             if sample is None:
                 continue
             g = torch.Generator().manual_seed(_seed(self.config.seed, epoch, i))
             images.append(random_resized_crop(sample["image"], self.config.crop_scale, g))
             captions.append(sample.get("captions", []))
+            kept.append(pos)
         if not images:
             raise ValueError(f"no sample of the batch could be read (indices {indices.tolist()[:8]}...)")
-        return torch.stack(images), captions
+        return torch.stack(images), captions, torch.tensor(kept, dtype=torch.long)
 
     # ----------------------------------------------------------------- loop
 
@@ -180,10 +185,12 @@ class Trainer:
             scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
             start = int(state["step"])
+        rank, world = _distributed()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
-        log_file = (out / "log.jsonl").open("a")
-        emit = log or (lambda line: None)
+        if rank == 0:  # one writer: rank 0 writes the config, the log and the checkpoints
+            (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
+        log_file = (out / "log.jsonl").open("a") if rank == 0 else open(os.devnull, "w")
+        emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         if getattr(data, "report", ""):
             emit(f"data: {data.report}")
         unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
@@ -202,7 +209,7 @@ class Trainer:
                 step,
             )
 
-        bar = _progress(progress)
+        bar = _progress(progress and rank == 0)
         task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
         history: list[float] = []
         skipped = 0
@@ -210,6 +217,7 @@ class Trainer:
         amp = dict(device_type=device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
                    enabled=cfg.precision != "fp32")
         tic, seen = time.perf_counter(), 0
+        net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
         model.train()
         try:
             stop = cfg.steps if until is None else min(until, cfg.steps)
@@ -228,14 +236,19 @@ class Trainer:
                     unreadable_at_epoch = (epoch, getattr(data, "unreadable", 0))
                 parts: dict[str, float] = {}
                 for j in range(cfg.accum_steps):
-                    images, captions = self.load_batch(data, epoch, indices[j * micro : (j + 1) * micro])
-                    masks = model.masker(len(images), torch.Generator().manual_seed(_seed(cfg.seed, step, j, 7)))
+                    batch = indices[j * micro : (j + 1) * micro]
+                    share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's images
+                    images, captions, kept = self.load_batch(data, epoch, batch[share])
+                    # masks are drawn for the whole (global) micro-batch; a rank takes its images' rows
+                    masks = model.masker(len(batch), torch.Generator().manual_seed(_seed(cfg.seed, step, j, 7)))
+                    if len(kept) != len(batch):
+                        masks = masks.take(share[kept])
                     text = captions if model.conditioner.uses_text else None
                     with torch.autocast(**amp):
-                        result = model(images.to(device), masks, text, step=step)
+                        result = net(images.to(device), masks, text, step=step)
                     scaler.scale(result["loss"] / cfg.accum_steps).backward()
                     for k, v in result.items():
-                        parts[k] = parts.get(k, 0.0) + float(v.detach()) / cfg.accum_steps
+                        parts[k] = parts.get(k, 0.0) + _mean_over_ranks(v.detach(), world) / cfg.accum_steps
                 loss = parts["loss"]
                 if not math.isfinite(loss):
                     if cfg.nonfinite == "stop":
@@ -274,7 +287,7 @@ class Trainer:
                     emit(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
                 if bar is not None:
                     bar.update(task, completed=done, description=f"loss {loss:.4f}")
-                if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop):
+                if rank == 0 and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop)):
                     checkpoint(done)
         finally:
             log_file.close()
@@ -288,6 +301,26 @@ class Trainer:
             "log": out / "log.jsonl",
             "model": model,
         }
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised process group (torchrun), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
+    """A logged scalar averaged over the ranks (what a single process would have seen)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        value = value.float().clone()
+        dist.all_reduce(value)
+        value /= world
+    return float(value)
 
 
 def _progress(enabled: bool):
