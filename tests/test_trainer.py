@@ -102,3 +102,26 @@ def test_cli_lists_shows_and_trains(tmp_path, capsys):
             "encoder.depth=1", "predictor.depth=1", "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
     assert "checkpoint:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", ["ijepa", "tc-jepa"])
+def test_zero_one_and_two_workers_give_identical_batches(recipe):
+    from jepakit.data.pipeline import micro_batches
+
+    cfg = experiment(recipe, train={**TRAIN, "accum_steps": 2})
+    model = cfg.build()
+    if model.tokenizer is not None:
+        model.tokenizer.fit(["a red circle", "there are two objects"] * 10)
+    data = cfg.data.build()
+    runs = []
+    for workers in (0, 1, 2):
+        trainer = cfg.train.replace(num_workers=workers, prefetch=workers).build()
+        tok = model.tokenizer if model.conditioner.uses_text else None
+        runs.append(list(micro_batches(trainer, data, model.masker, tok, 0, 6)))
+    for other in runs[1:]:
+        assert len(other) == len(runs[0]) == 12
+        for a, b in zip(runs[0], other):
+            assert (a["step"], a["micro"]) == (b["step"], b["micro"])
+            assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"].context, b["masks"].context)
+            if recipe == "tc-jepa":
+                assert torch.equal(a["text"].ids, b["text"].ids)

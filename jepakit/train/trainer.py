@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 
 from ..config import Config, ConfigError, knob, to_dict
+from ..data.pipeline import micro_batches
 from ..registry import register
 from .checkpoint import CheckpointManager, load_checkpoint
 from .schedules import lr_at, weight_decay_at
@@ -55,6 +56,8 @@ class TrainConfig(Config):
     keep_checkpoints: int = knob(3, "newest checkpoints kept")
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
     tokenizer_samples: int = knob(2000, "captions of this many samples train a tokenizer that has no model")
+    num_workers: int = knob(2, "threads decoding, augmenting and tokenising ahead of the step (0: in line)")
+    prefetch: int = knob(2, "micro-batches prepared ahead (0: none)")
 
     def __post_init__(self) -> None:
         self.require_positive("steps", "batch_size", "accum_steps", "lr", "log_every", "monitor_every",
@@ -112,9 +115,11 @@ class Trainer:
         if per_epoch < 1:
             raise ConfigError(f"the data set has {n} samples, fewer than train.batch_size={b}")
         epoch, pos = divmod(step, per_epoch)
-        if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.config.seed, epoch))))
-        return epoch, self._perm[1][pos * b : (pos + 1) * b]
+        cached = self._perm  # one read: the pipeline's thread and the loop may both call this
+        if cached is None or cached[0] != epoch:
+            g = torch.Generator().manual_seed(_seed(self.config.seed, epoch))
+            cached = self._perm = (epoch, torch.randperm(n, generator=g))
+        return epoch, cached[1][pos * b : (pos + 1) * b]
 
     def load_batch(
         self, data: Any, epoch: int, indices: torch.Tensor
@@ -136,6 +141,10 @@ class Trainer:
         if not images:
             raise ValueError(f"no sample of the batch could be read (indices {indices.tolist()[:8]}...)")
         return torch.stack(images), captions, torch.tensor(kept, dtype=torch.long)
+
+    def mask_generator(self, step: int, micro: int) -> torch.Generator:
+        """The generator of the masks of micro-batch ``micro`` of step ``step``."""
+        return torch.Generator().manual_seed(_seed(self.config.seed, step, micro, 7))
 
     # ----------------------------------------------------------------- loop
 
@@ -213,14 +222,15 @@ class Trainer:
         task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
         history: list[float] = []
         skipped = 0
-        micro = cfg.batch_size // cfg.accum_steps
         amp = dict(device_type=device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
                    enabled=cfg.precision != "fp32")
         tic, seen = time.perf_counter(), 0
         net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
         model.train()
+        stop = cfg.steps if until is None else min(until, cfg.steps)
+        text_tokenizer = model.tokenizer if model.conditioner.uses_text else None
+        batches = micro_batches(self, data, model.masker, text_tokenizer, start, stop, rank, world)
         try:
-            stop = cfg.steps if until is None else min(until, cfg.steps)
             for step in range(start, stop):
                 lr = lr_at(step, peak=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps,
                            start=cfg.start_lr, final=cfg.final_lr)
@@ -228,24 +238,19 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 opt.param_groups[0]["weight_decay"] = wd  # the decayed group; biases and norms stay at 0
-                epoch, indices = self.batch_indices(step, len(data))
+                epoch = step // max(len(data) // cfg.batch_size, 1)
                 if epoch != unreadable_at_epoch[0]:  # report the unreadable samples of the epoch that ended
                     count = getattr(data, "unreadable", 0) - unreadable_at_epoch[1]
                     if unreadable_at_epoch[0] >= 0 and count:
                         emit(f"epoch {unreadable_at_epoch[0]}: {count} unreadable samples skipped")
                     unreadable_at_epoch = (epoch, getattr(data, "unreadable", 0))
                 parts: dict[str, float] = {}
-                for j in range(cfg.accum_steps):
-                    batch = indices[j * micro : (j + 1) * micro]
-                    share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's images
-                    images, captions, kept = self.load_batch(data, epoch, batch[share])
-                    # masks are drawn for the whole (global) micro-batch; a rank takes its images' rows
-                    masks = model.masker(len(batch), torch.Generator().manual_seed(_seed(cfg.seed, step, j, 7)))
-                    if len(kept) != len(batch):
-                        masks = masks.take(share[kept])
-                    text = captions if model.conditioner.uses_text else None
+                for _ in range(cfg.accum_steps):
+                    item = next(batches)
+                    images = item["images"]
+                    text = item["text"] if model.conditioner.uses_text else None
                     with torch.autocast(**amp):
-                        result = net(images.to(device), masks, text, step=step)
+                        result = net(images.to(device), item["masks"], text, step=step)
                     scaler.scale(result["loss"] / cfg.accum_steps).backward()
                     for k, v in result.items():
                         parts[k] = parts.get(k, 0.0) + _mean_over_ranks(v.detach(), world) / cfg.accum_steps
@@ -266,7 +271,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 model.update_target(step)
                 history.append(loss)
-                seen += len(indices)
+                seen += cfg.batch_size
                 done = step + 1
                 record = {"step": done, **parts, "lr": lr, "weight_decay": wd}
                 if hasattr(data, "unreadable"):
