@@ -125,3 +125,10 @@ def test_zero_one_and_two_workers_give_identical_batches(recipe):
             assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"].context, b["masks"].context)
             if recipe == "tc-jepa":
                 assert torch.equal(a["text"].ids, b["text"].ids)
+
+
+def test_compiled_forward_trains_like_eager(tmp_path):
+    eager = train(experiment(train={**TRAIN, "steps": 2}), tmp_path / "eager", progress=False)["losses"]
+    compiled = train(experiment(train={**TRAIN, "steps": 2, "compile": True, "compile_backend": "eager"}),
+                     tmp_path / "compiled", progress=False)["losses"]
+    assert compiled == pytest.approx(eager, rel=1e-5)

@@ -56,6 +56,8 @@ class TrainConfig(Config):
     keep_checkpoints: int = knob(3, "newest checkpoints kept")
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
     tokenizer_samples: int = knob(2000, "captions of this many samples train a tokenizer that has no model")
+    compile: bool = knob(False, "run the model's forward through torch.compile")
+    compile_backend: str = knob("inductor", "torch.compile backend (inductor; eager for a quick check)")
     num_workers: int = knob(2, "threads decoding, augmenting and tokenising ahead of the step (0: in line)")
     prefetch: int = knob(2, "micro-batches prepared ahead (0: none)")
 
@@ -214,6 +216,8 @@ class Trainer:
                     "config": to_dict(experiment),
                     "tokenizer": model.tokenizer.to_bytes() if hasattr(model.tokenizer, "to_bytes") else None,
                     "rng": {"torch": torch.get_rng_state()},
+                    # the pipeline is a pure function of (seed, step): this is its whole state
+                    "data": {"seed": cfg.seed, "step": step, "samples": len(data)},
                 },
                 step,
             )
@@ -226,6 +230,8 @@ class Trainer:
                    enabled=cfg.precision != "fp32")
         tic, seen = time.perf_counter(), 0
         net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+        if cfg.compile:
+            net = torch.compile(net, backend=cfg.compile_backend)
         model.train()
         stop = cfg.steps if until is None else min(until, cfg.steps)
         text_tokenizer = model.tokenizer if model.conditioner.uses_text else None
