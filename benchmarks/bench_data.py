@@ -1,0 +1,89 @@
+"""Input pipeline throughput against training throughput, CPU.
+
+Images per second delivered by the torchdata.nodes pipeline (embedded scenes:
+generation, RandomResizedCrop, mask drawing; TC-JEPA also tokenises) with 0, 1 and 2
+worker threads, at 64 px and 224 px, next to the images per second of a full I-JEPA
+ViT-Tiny training step at the same size. The loader must never be the bottleneck.
+
+Run: ``python benchmarks/bench_data.py [--batches 20]``; appends to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _common import record, table
+from jepakit import get_config
+
+
+def experiment(size: int, recipe: str):
+    patch = 8 if size == 64 else 16
+    return get_config(recipe, image_size=size, encoder={"patch_size": patch}, train={"batch_size": 32})
+
+
+def pipeline_rate(size: int, workers: int, batches: int, recipe: str) -> float:
+    from jepakit.data.pipeline import micro_batches
+
+    cfg = experiment(size, recipe)
+    model = cfg.build()
+    if model.tokenizer is not None:
+        data = cfg.data.build()
+        model.tokenizer.fit(c for i in range(200) for c in data.captions(i))
+    trainer = cfg.train.replace(num_workers=workers, prefetch=workers).build()
+    data = cfg.data.build()
+    tok = model.tokenizer if model.conditioner.uses_text else None
+    it = micro_batches(trainer, data, model.masker, tok, 0, batches + 2)
+    next(it)
+    next(it)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * 32 / (time.perf_counter() - t0)
+
+
+def train_rate(size: int, steps: int) -> float:
+    cfg = experiment(size, "ijepa-tiny")
+    model = cfg.build()
+    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
+    x = torch.randn(32, 3, size, size)
+    masks = model.masker(32, torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        out = model(x, masks)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        model.update_target(0)
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * 32 / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--train-steps", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for size in (64, 224):
+        training = train_rate(size, args.train_steps)
+        for recipe in ("ijepa-tiny", "tc-jepa-tiny"):
+            for workers in (0, 1, 2):
+                rate = pipeline_rate(size, workers, args.batches, recipe)
+                rows.append((f"{size} px", recipe, workers, f"{rate:.0f}", f"{training:.0f}", f"{rate / training:.1f}x"))
+    note = (
+        f"Batch 32, embedded scenes; pipeline rate over {args.batches} batches after 2 warm-up; training rate: "
+        f"I-JEPA ViT-Ti (patch 8 at 64 px, 16 at 224 px) full steps on random images, {args.train_steps} steps."
+    )
+    header = ("size", "pipeline of", "worker threads", "pipeline img/s", "ViT-Ti train img/s", "pipeline / train")
+    record("Input pipeline vs training throughput", note + "\n\n" + table(header, rows))
+
+
+if __name__ == "__main__":
+    main()
