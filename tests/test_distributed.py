@@ -1,8 +1,7 @@
-"""DDP on a gloo group of 2 CPU processes equals one process on the same global batch."""
+"""DDP and FSDP2 on a gloo group of 2 CPU processes equal one process on the same global batch."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
@@ -10,10 +9,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from jepakit import get_config
-from jepakit.train import train
+from jepakit.train import load_checkpoint, train
 
 
-def experiment():
+def experiment(fsdp: bool = False):
     return get_config(
         "ijepa",
         image_size=32,
@@ -21,32 +20,55 @@ def experiment():
         predictor={"embed_dim": 16, "depth": 2, "num_heads": 2},
         masker={"min_keep": 4},
         data={"size": 32},
-        train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "lr": 1e-3},
+        train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "lr": 1e-3, "fsdp": fsdp},
     )
 
 
-def _worker(rank: int, world: int, init_file: str, out: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out: str, fsdp: bool, until: int | None, resume: bool) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        result = train(experiment(), out, progress=False)
-        if rank == 0:
-            torch.save(result["model"].state_dict(), os.path.join(out, "weights.pt"))
+        model = train(experiment(fsdp), out, progress=False, until=until, resume=resume)["model"]
+        sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
+        assert sharded == fsdp, f"fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.distributed
-def test_two_gloo_processes_match_one_process(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp")), nprocs=2, join=True)
-    ddp = torch.load(tmp_path / "ddp" / "weights.pt", weights_only=True)
+def run_pair(tmp_path, name: str, fsdp: bool, until: int | None = None, resume: bool = False) -> dict:
+    """Train on 2 gloo processes; return the full model state of the newest checkpoint."""
+    init = tmp_path / f"init-{name}-{until}-{resume}"
+    mp.spawn(_worker, args=(2, str(init), str(tmp_path / name), fsdp, until, resume), nprocs=2, join=True)
+    checkpoints = sorted((tmp_path / name / "checkpoints").iterdir())
+    return load_checkpoint(checkpoints[-1])["model"]
+
+
+def single(tmp_path) -> dict:
     torch.set_num_threads(1)
-    single = train(experiment(), tmp_path / "single", progress=False)["model"].state_dict()
-    assert ddp.keys() == single.keys()
-    for k in single:
-        torch.testing.assert_close(ddp[k], single[k], atol=2e-5, rtol=1e-4, msg=k)
+    return train(experiment(), tmp_path / "single", progress=False)["model"].state_dict()
+
+
+def assert_same(a: dict, b: dict, atol: float = 2e-5) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=k)
+
+
+@pytest.mark.distributed
+def test_ddp_on_two_processes_matches_one_process(tmp_path):
+    ddp = run_pair(tmp_path, "ddp", fsdp=False)
+    reference = single(tmp_path)
+    assert_same(ddp, reference)
     torch.manual_seed(experiment().train.seed)  # the trainer's initialisation
     initial = experiment().build().state_dict()
-    moved = [k for k in single if k.startswith("encoder.blocks") and not torch.equal(single[k], initial[k])]
+    moved = [k for k in reference if k.startswith("encoder.blocks") and not torch.equal(reference[k], initial[k])]
     assert moved, "two steps of training must move the encoder"
-    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step-00000002.pt"]
+
+
+@pytest.mark.distributed
+def test_fsdp2_on_two_processes_matches_one_process_and_resumes(tmp_path):
+    straight = run_pair(tmp_path, "fsdp", fsdp=True)
+    assert_same(straight, single(tmp_path))
+    run_pair(tmp_path, "fsdp-resumed", fsdp=True, until=1)
+    resumed = run_pair(tmp_path, "fsdp-resumed", fsdp=True, resume=True)
+    assert_same(resumed, straight, atol=1e-6)

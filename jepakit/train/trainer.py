@@ -56,6 +56,7 @@ class TrainConfig(Config):
     keep_checkpoints: int = knob(3, "newest checkpoints kept")
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
     tokenizer_samples: int = knob(2000, "captions of this many samples train a tokenizer that has no model")
+    fsdp: bool = knob(False, "under torchrun: shard encoder, target, predictor and trainable text parts (FSDP2)")
     compile: bool = knob(False, "run the model's forward through torch.compile")
     compile_backend: str = knob("inductor", "torch.compile backend (inductor; eager for a quick check)")
     num_workers: int = knob(2, "threads decoding, augmenting and tokenising ahead of the step (0: in line)")
@@ -187,16 +188,16 @@ class Trainer:
             else:
                 count = min(cfg.tokenizer_samples, len(data))
                 model.tokenizer.fit(c for i in range(count) for c in data.captions(i))
+        rank, world = _distributed()
+        spread = _Parallel(model, device, world, cfg.fsdp)
         opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.start_lr)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         start = 0
         if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
+            spread.load(opt, state)
             scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
             start = int(state["step"])
-        rank, world = _distributed()
         out.mkdir(parents=True, exist_ok=True)
         if rank == 0:  # one writer: rank 0 writes the config, the log and the checkpoints
             (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
@@ -206,11 +207,14 @@ class Trainer:
             emit(f"data: {data.report}")
         unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
 
-        def checkpoint(step: int) -> Path:
-            return manager.save(
+        def checkpoint(step: int) -> None:
+            model_state, opt_state = spread.state(opt)  # collective under FSDP: every rank calls it
+            if rank != 0:
+                return
+            manager.save(
                 {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
+                    "model": model_state,
+                    "optimizer": opt_state,
                     "scaler": scaler.state_dict(),
                     "step": step,
                     "config": to_dict(experiment),
@@ -229,7 +233,7 @@ class Trainer:
         amp = dict(device_type=device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
                    enabled=cfg.precision != "fp32")
         tic, seen = time.perf_counter(), 0
-        net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+        net = spread.net
         if cfg.compile:
             net = torch.compile(net, backend=cfg.compile_backend)
         model.train()
@@ -275,6 +279,7 @@ class Trainer:
                 scaler.step(opt)
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
+                spread.before_target_update()
                 model.update_target(step)
                 history.append(loss)
                 seen += cfg.batch_size
@@ -297,8 +302,9 @@ class Trainer:
                     log_file.flush()
                     emit(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
                 if bar is not None:
-                    bar.update(task, completed=done, description=f"loss {loss:.4f}")
-                if rank == 0 and (done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop)):
+                    shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
+                    bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
+                if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop):
                     checkpoint(done)
         finally:
             log_file.close()
@@ -312,6 +318,68 @@ class Trainer:
             "log": out / "log.jsonl",
             "model": model,
         }
+
+
+class _Parallel:
+    """How the model is spread over the ranks: one process, DDP, or FSDP2 shards."""
+
+    def __init__(self, model: Any, device: torch.device, world: int, fsdp: bool) -> None:
+        self.model = model
+        self.sharded: list[Any] = []
+        if world > 1 and fsdp:
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import fully_shard
+
+            mesh = init_device_mesh(device.type, (world,))
+            text = model.text_encoder if model.text_encoder is not None and model.text_encoder.trainable else None
+            for module in (model.encoder, model.target_encoder, model.predictor, model.conditioner, text):
+                if module is None or not any(True for _ in module.parameters()):
+                    continue
+                for block in getattr(module, "blocks", []):
+                    fully_shard(block, mesh=mesh)
+                fully_shard(module, mesh=mesh)
+                self.sharded.append(module)
+            self.net = model
+        elif world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(model)
+        else:
+            self.net = model
+
+    def before_target_update(self) -> None:
+        """FSDP2 keeps root modules gathered after a forward: shard them again, so the EMA is shard-local."""
+        for module in self.sharded:
+            module.reshard()
+
+    def state(self, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """Full (unsharded, CPU) model and optimiser state dicts."""
+        if not self.sharded:
+            return self.model.state_dict(), opt.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(self.model, options=options), get_optimizer_state_dict(
+            self.model, opt, options=options
+        )
+
+    def load(self, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Restore the model and optimiser from a checkpoint written by ``state``."""
+        if not self.sharded:
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            return
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(self.model, state["model"], options=options)
+        set_optimizer_state_dict(self.model, opt, state["optimizer"], options=options)
 
 
 def _distributed() -> tuple[int, int]:
@@ -337,9 +405,22 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
 def _progress(enabled: bool):
     if not enabled:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     bar.start()
     return bar
 
