@@ -49,13 +49,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import train
 
     out = args.out or f"runs/{args.recipe}"
-    result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print)
+    launched = _init_distributed()
+    try:
+        result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print)
+    finally:
+        if launched:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if result.get("rank", 0) != 0:
+        return 0
     losses = result["losses"]
     if losses:
         k = max(1, len(losses) // 10)
         print(f"loss {sum(losses[:k]) / k:.4f} (first {k} steps) -> {sum(losses[-k:]) / k:.4f} (last {k})")
     print(f"checkpoint: {result['checkpoint']}\nlog: {result['log']}")
     return 0
+
+
+def _init_distributed() -> bool:
+    """Join the process group torchrun describes in the environment (NCCL on GPUs, else gloo)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -132,3 +133,9 @@ def test_compiled_forward_trains_like_eager(tmp_path):
     compiled = train(experiment(train={**TRAIN, "steps": 2, "compile": True, "compile_backend": "eager"}),
                      tmp_path / "compiled", progress=False)["losses"]
     assert compiled == pytest.approx(eager, rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_train(tmp_path, precision):
+    result = train(experiment(train={**TRAIN, "steps": 2, "precision": precision}), tmp_path, progress=False)
+    assert all(math.isfinite(x) for x in result["losses"])

@@ -315,6 +315,7 @@ class Trainer:
             "losses": history,
             "skipped": skipped,
             "checkpoint": manager.latest(),
+            "rank": rank,
             "log": out / "log.jsonl",
             "model": model,
         }
