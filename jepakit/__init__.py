@@ -9,6 +9,7 @@ sentencepiece) are imported only when a component that needs them is built.
 from . import conditioners, data, encoders, losses, masks, models, predictors, recipes, targets, text, train  # noqa: F401
 from .api import build, create, describe, get_config, list_components, list_recipes
 from .config import Config, ConfigError, UnknownChoiceError, from_dict, parse_cli_overrides, to_dict
+from .export import export_timm, load_encoder
 from .masks import Masks
 
 __version__ = "0.1.0"
@@ -21,10 +22,12 @@ __all__ = [
     "build",
     "create",
     "describe",
+    "export_timm",
     "from_dict",
     "get_config",
     "list_components",
     "list_recipes",
+    "load_encoder",
     "parse_cli_overrides",
     "to_dict",
 ]

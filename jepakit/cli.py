@@ -3,11 +3,13 @@
     jepakit list [KIND]
     jepakit show RECIPE [key=value ...]
     jepakit train RECIPE [key=value ...] [--out DIR] [--resume]
+    jepakit export CHECKPOINT --format timm [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -31,7 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("--out", help="run folder (default: runs/RECIPE)")
     p_train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_export = sub.add_parser("export", help="write a checkpoint's target encoder for timm")
+    p_export.add_argument("checkpoint")
+    p_export.add_argument("--format", choices=["timm"], default="timm")
+    p_export.add_argument("--out", help="folder (default: next to the checkpoint, CHECKPOINT-timm)")
     args = parser.parse_args(argv)
+
+    if args.command == "export":
+        from .export import export_timm
+
+        out = export_timm(args.checkpoint, args.out or f"{args.checkpoint}-timm")
+        meta = json.loads((out / "config.json").read_text())
+        print(f"wrote {out / 'model.safetensors'}; load with timm.create_model({meta['timm_model']!r}, "
+              f"pretrained=False, checkpoint_path=..., **config.json['timm_kwargs'])")
+        return 0
 
     if args.command == "list":
         if args.kind is None:

@@ -181,3 +181,9 @@ def test_create_builds_one_component():
     assert masker.grid == (4, 4) and masker.config.ratio == 0.5
     with pytest.raises(KeyError, match="Did you mean 'random'"):
         jepakit.create("masker", "randon")
+
+
+def test_the_committed_component_catalogue_is_current():
+    from jepakit.catalogue import CATALOGUE, render
+
+    assert CATALOGUE.read_text() == render(), "stale: run python -m jepakit.catalogue --write"

@@ -1,0 +1,60 @@
+"""Export a trained target encoder for use outside jepakit, and load it back.
+
+``export_timm(checkpoint, out)`` writes ``model.safetensors`` (the target encoder, which
+the papers evaluate, in timm's key names) and ``config.json`` (the timm architecture
+with its arguments, and the jepakit encoder config). ``timm.create_model(name,
+pretrained=False, checkpoint_path=out/"model.safetensors", **kwargs)`` loads it with
+strict keys; ``load_encoder(out)`` gives the jepakit encoder for feature extraction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import from_dict, to_dict
+
+__all__ = ["export_timm", "load_encoder"]
+
+
+def export_timm(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the checkpoint's target encoder as safetensors + config JSON into ``out``; return the folder."""
+    from safetensors.torch import save_file
+
+    from .train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    cfg = from_dict(state["config"])
+    prefix = "target_encoder." if any(k.startswith("target_encoder.") for k in state["model"]) else "encoder."
+    weights = {k[len(prefix) :]: v.contiguous() for k, v in state["model"].items() if k.startswith(prefix)}
+    if not weights:
+        raise ValueError(f"checkpoint {str(checkpoint)!r} holds no encoder weights")
+    name, kwargs = cfg.encoder.timm_args()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(out / "model.safetensors"))
+    meta = {
+        "timm_model": name,
+        "timm_kwargs": kwargs,
+        "encoder": to_dict(cfg.encoder),
+        "source": {"checkpoint": str(checkpoint), "step": int(state["step"]), "weights": prefix.rstrip(".")},
+    }
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """The encoder exported to ``path`` (a folder from ``export_timm``), in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_file = path / "config.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{str(path)!r} holds no config.json from jepakit export")
+    meta = json.loads(meta_file.read_text())
+    encoder = from_dict(meta["encoder"]).build()
+    encoder.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    return encoder.to(device).eval()
