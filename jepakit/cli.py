@@ -4,6 +4,7 @@
     jepakit show RECIPE [key=value ...]
     jepakit train RECIPE [key=value ...] [--out DIR] [--resume]
     jepakit export CHECKPOINT --format timm [--out DIR]
+    jepakit viz masks RECIPE [key=value ...] [--out masks.png]
 """
 
 from __future__ import annotations
@@ -37,8 +38,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_export.add_argument("checkpoint")
     p_export.add_argument("--format", choices=["timm"], default="timm")
     p_export.add_argument("--out", help="folder (default: next to the checkpoint, CHECKPOINT-timm)")
+    p_viz = sub.add_parser("viz", help="pictures: masks drawn over a batch of the recipe's data")
+    p_viz.add_argument("what", choices=["masks"])
+    p_viz.add_argument("recipe")
+    p_viz.add_argument("overrides", nargs="*", help="key=value, e.g. masker=random image_size=128")
+    p_viz.add_argument("--out", default="masks.png", help="PNG to write")
+    p_viz.add_argument("--images", type=int, default=8)
+    p_viz.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    if args.command == "viz":
+        import torch
+
+        from .viz import mask_overlay, save_png
+
+        cfg = get_config(args.recipe, *args.overrides)
+        data = cfg.data.build()
+        samples = [s for s in (data[i] for i in range(min(args.images, len(data)))) if s is not None]
+        images = torch.stack([s["image"] for s in samples])
+        masks = cfg.masker.build()(len(samples), torch.Generator().manual_seed(args.seed))
+        path = save_png(mask_overlay(images, masks, cfg.masker.patch_size), args.out)
+        print(f"wrote {path} ({masks.targets.shape[1]} target blocks; dimmed: outside the context)")
+        return 0
     if args.command == "export":
         from .export import export_timm
 

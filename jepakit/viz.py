@@ -1,0 +1,69 @@
+"""Pictures: a batch with its context and target blocks drawn over the images (PNG).
+
+Context patches keep their pixels; patches outside the context are dimmed; each target
+block gets its own colour, blended over its patches and outlined. ``jepakit viz masks
+RECIPE`` renders the recipe's masker on its data set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .masks.base import Masks
+
+__all__ = ["mask_overlay", "save_png", "TARGET_COLOURS"]
+
+#: One colour per target block (cycled).
+TARGET_COLOURS = torch.tensor(
+    [[1.0, 0.2, 0.2], [0.2, 0.6, 1.0], [1.0, 0.8, 0.1], [0.8, 0.3, 1.0], [0.2, 0.9, 0.4], [1.0, 0.5, 0.0]]
+)
+
+
+def mask_overlay(images: Tensor, masks: Masks, patch: int, alpha: float = 0.45) -> Tensor:
+    """Images [B, 3, H, W] in [0, 1] with the masks drawn over them; returns [B, 3, H, W]."""
+    b, _, h, w = images.shape
+    gh, gw = h // patch, w // patch
+    if (gh, gw) != tuple(masks.grid):
+        raise ValueError(f"masks are on a {masks.grid} grid but the images give {(gh, gw)} patches")
+    out = images.clone()
+    context, _ = masks.dense()  # rows are generator-major: the first b rows are the first mask set
+    up = lambda m: m.view(-1, gh, gw).repeat_interleave(patch, 1).repeat_interleave(patch, 2)  # noqa: E731
+    out = torch.where(up(context[:b])[:, None], out, out * 0.35)
+    for m in range(masks.targets.shape[1]):
+        block = torch.zeros(b, gh * gw, dtype=torch.bool)
+        block.scatter_(1, masks.targets[:b, m], True)
+        if masks.targets_valid is not None:
+            block &= torch.zeros_like(block).scatter_(1, masks.targets[:b, m], masks.targets_valid[:b, m])
+        pixels = up(block)[:, None]
+        colour = TARGET_COLOURS[m % len(TARGET_COLOURS)].view(1, 3, 1, 1)
+        out = torch.where(pixels, (1 - alpha) * out + alpha * colour, out)
+        edge = pixels & ~_eroded(pixels)
+        out = torch.where(edge, colour.expand_as(out), out)
+    return out.clamp(0, 1)
+
+
+def _eroded(region: Tensor) -> Tensor:
+    """A boolean region [B, 1, H, W] shrunk by one pixel (for outlines)."""
+    r = region.float()
+    kernel = torch.ones(1, 1, 3, 3)
+    return torch.nn.functional.conv2d(r, kernel, padding=1) >= 9
+
+
+def save_png(images: Tensor, path: str | Path, columns: int = 4, pad: int = 2) -> Path:
+    """Save [B, 3, H, W] in [0, 1] as one PNG grid."""
+    from PIL import Image
+
+    b, _, h, w = images.shape
+    rows = (b + columns - 1) // columns
+    canvas = torch.ones(3, rows * (h + pad) + pad, columns * (w + pad) + pad)
+    for i in range(b):
+        r, c = divmod(i, columns)
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = images[i]
+    array = (canvas.permute(1, 2, 0) * 255).round().to(torch.uint8).contiguous()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.numpy()).save(path)
+    return path
