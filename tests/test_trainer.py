@@ -31,6 +31,9 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])
     assert "effective_rank" in records[-1] and "embedding_std" in records[-1]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "curves.png").size[1] == 3 * 200, "loss, effective rank and embedding std panels"
 
 
 @pytest.mark.parametrize(

@@ -310,6 +310,12 @@ class Trainer:
             log_file.close()
             if bar is not None:
                 bar.stop()
+        if rank == 0:
+            from ..viz import plot_curves
+
+            records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line]
+            if records:
+                plot_curves(records, out / "curves.png")
         return {
             "steps": cfg.steps,
             "losses": history,
