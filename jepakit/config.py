@@ -5,7 +5,8 @@ A config is a frozen dataclass whose fields carry a default and a one-line doc
 round-trip through plain dicts (:func:`to_dict`, :func:`from_dict`; the dict is what
 checkpoints store) and accept overrides in three spellings that mean the same thing:
 
-* a string swaps a component by registry name: ``masker="random"``;
+* a string swaps a component by registry name: ``masker="random"`` (fields the old and
+  new configs share keep their values: a swapped masker keeps its grid);
 * a dict edits fields: ``predictor={"depth": 6}`` (with ``"type"`` it swaps and edits);
 * dotted command-line strings: ``predictor.depth=6``, ``masker=random``.
 
@@ -327,8 +328,12 @@ def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where
     if name is not None:
         name = str(name).rpartition("/")[2]
         new_cls = config_class(kind, name)
-        if current is None or type(current) is not new_cls:
+        if current is None:
             current = new_cls()
+        elif type(current) is not new_cls:  # a swap keeps the values of the fields both configs have
+            names = {f.name for f in dataclasses.fields(new_cls)}
+            shared = {f.name: getattr(current, f.name) for f in dataclasses.fields(current) if f.name in names}
+            current = _construct(new_cls, shared, where)
     if current is None:
         raise ConfigError(f"{where} is empty; name a component first ({where}=NAME)")
     return apply_overrides(current, value, where)

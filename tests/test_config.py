@@ -187,3 +187,10 @@ def test_the_committed_component_catalogue_is_current():
     from jepakit.catalogue import CATALOGUE, render
 
     assert CATALOGUE.read_text() == render(), "stale: run python -m jepakit.catalogue --write"
+
+
+def test_a_swap_keeps_shared_fields():
+    cfg = get_config("ijepa", "loss.normalize_targets=false", "loss=l1", "masker.input_size=224")
+    assert cfg.loss.name == "l1" and cfg.loss.normalize_targets is False
+    tiny = get_config("ijepa-cpu", masker="random")
+    assert tiny.masker.input_size == 64 and tiny.masker.patch_size == 8
