@@ -20,7 +20,7 @@ import torch
 from ..config import Config, ConfigError, knob
 from ..registry import register
 from .batch import TextFeatures, TokenBatch
-from .spm_tokenizer import pad_captions
+from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
 
 __all__ = ["HFTextConfig", "HFTextEncoder", "HFTokenizerConfig", "HFTokenizer", "import_transformers"]
@@ -119,7 +119,7 @@ class HFTokenizerConfig(Config):
 
 
 @register("tokenizer", "hf", HFTokenizerConfig)
-class HFTokenizer:
+class HFTokenizer(CaptionTokenizer):
     """A pretrained encoder's own tokenizer (e.g. WordPiece for BERT-style encoders)."""
 
     def __init__(self, cfg: HFTokenizerConfig) -> None:
@@ -136,13 +136,6 @@ class HFTokenizer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self._tok(list(texts), add_special_tokens=True)["input_ids"]
 
-    def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
-        if isinstance(captions, str) or any(isinstance(c, str) for c in captions):
-            raise ValueError("captions must be a list (one per image) of lists of strings")
-        n = self.config.max_captions
-        flat = [c for caps in captions for c in caps[:n]]
-        encoded = iter(self.encode(flat))
-        per_image = [[next(encoded) for _ in caps[:n]] for caps in captions]
-        batch = pad_captions(per_image, n, self.config.max_length, self._tok.pad_token_id or 0)
-        self.truncated += batch.truncated
-        return batch
+    @property
+    def pad_id(self) -> int:
+        return self._tok.pad_token_id or 0

@@ -8,6 +8,7 @@ follow T5 (pad 0, eos 1, unk 2, no bos), so T5's ``spiece.model`` loads as it is
 
 from __future__ import annotations
 
+import abc
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ from ..config import Config, ConfigError, knob
 from ..registry import register
 from .batch import TokenBatch
 
-__all__ = ["SentencePieceConfig", "SentencePieceTokenizer", "pad_captions"]
+__all__ = ["CaptionTokenizer", "SentencePieceConfig", "SentencePieceTokenizer", "pad_captions"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,37 @@ def pad_captions(
     return TokenBatch(ids, mask, truncated)
 
 
+class CaptionTokenizer(abc.ABC):
+    """What every tokenizer shares: captions of each image -> a padded ``TokenBatch``.
+
+    Subclasses provide ``encode`` (texts -> token ids), ``pad_id`` and a config with
+    ``max_captions`` (N) and ``max_length`` (S).
+    """
+
+    truncated: int  #: captions cut to max_length since construction
+
+    @property
+    def pad_id(self) -> int:
+        return self.config.pad_id
+
+    @abc.abstractmethod
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text."""
+
+    def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
+        """Tokenise the captions of each image ([B][n_i] strings) into [B, N, S]."""
+        if isinstance(captions, str) or any(isinstance(c, str) for c in captions):
+            raise ValueError("captions must be a list (one per image) of lists of strings")
+        n = self.config.max_captions
+        encoded = iter(self.encode([c for caps in captions for c in caps[:n]]))
+        per_image = [[next(encoded) for _ in caps[:n]] for caps in captions]
+        batch = pad_captions(per_image, n, self.config.max_length, self.pad_id)
+        self.truncated += batch.truncated
+        return batch
+
+
 @register("tokenizer", "sentencepiece", SentencePieceConfig)
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(CaptionTokenizer):
     """Captions -> ``TokenBatch``; ``fit`` trains the model, ``to_bytes`` saves it."""
 
     def __init__(self, cfg: SentencePieceConfig, model_proto: bytes | None = None) -> None:
@@ -161,14 +191,3 @@ class SentencePieceTokenizer:
         """Token ids of each text, with eos appended when configured."""
         ids = self._processor().encode(list(texts), add_eos=self.config.eos_id >= 0, add_bos=self.config.bos_id >= 0)
         return ids
-
-    def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
-        """Tokenise the captions of each image ([B][n_i] strings) into [B, N, S]."""
-        if isinstance(captions, str) or any(isinstance(c, str) for c in captions):
-            raise ValueError("captions must be a list (one per image) of lists of strings")
-        flat = [c for caps in captions for c in caps[: self.config.max_captions]]
-        encoded = iter(self.encode(flat))
-        per_image = [[next(encoded) for _ in caps[: self.config.max_captions]] for caps in captions]
-        batch = pad_captions(per_image, self.config.max_captions, self.config.max_length, self.config.pad_id)
-        self.truncated += batch.truncated
-        return batch
