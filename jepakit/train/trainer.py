@@ -111,13 +111,17 @@ class Trainer:
 
     # ----------------------------------------------------------------- data
 
+    def steps_per_epoch(self, n: int) -> int:
+        """Optimiser steps in one pass over ``n`` samples (the last partial batch is dropped)."""
+        per_epoch = n // self.config.batch_size
+        if per_epoch < 1:
+            raise ConfigError(f"the data set has {n} samples, fewer than train.batch_size={self.config.batch_size}")
+        return per_epoch
+
     def batch_indices(self, step: int, n: int) -> tuple[int, torch.Tensor]:
         """(epoch, sample indices) of optimiser step ``step``: a seeded permutation per epoch, last partial batch dropped."""
         b = self.config.batch_size
-        per_epoch = n // b
-        if per_epoch < 1:
-            raise ConfigError(f"the data set has {n} samples, fewer than train.batch_size={b}")
-        epoch, pos = divmod(step, per_epoch)
+        epoch, pos = divmod(step, self.steps_per_epoch(n))
         cached = self._perm  # one read: the pipeline's thread and the loop may both call this
         if cached is None or cached[0] != epoch:
             g = torch.Generator().manual_seed(_seed(self.config.seed, epoch))
@@ -248,7 +252,7 @@ class Trainer:
                 for group in opt.param_groups:
                     group["lr"] = lr
                 opt.param_groups[0]["weight_decay"] = wd  # the decayed group; biases and norms stay at 0
-                epoch = step // max(len(data) // cfg.batch_size, 1)
+                epoch = step // self.steps_per_epoch(len(data))
                 if epoch != unreadable_at_epoch[0]:  # report the unreadable samples of the epoch that ended
                     count = getattr(data, "unreadable", 0) - unreadable_at_epoch[1]
                     if unreadable_at_epoch[0] >= 0 and count:
