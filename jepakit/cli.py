@@ -5,6 +5,7 @@
     jepakit train RECIPE [key=value ...] [--out DIR] [--resume]
     jepakit export CHECKPOINT --format timm [--out DIR]
     jepakit viz masks RECIPE [key=value ...] [--out masks.png]
+    jepakit probe SOURCE [key=value ...] [--train N --val N --test N] [--probes ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -45,7 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_viz.add_argument("--out", default="masks.png", help="PNG to write")
     p_viz.add_argument("--images", type=int, default=8)
     p_viz.add_argument("--seed", type=int, default=0)
+    p_probe = sub.add_parser("probe", help="probe a checkpoint's target encoder: linear, kNN, attentive, dense")
+    p_probe.add_argument("source", help="checkpoint file, run folder, export folder, or random:RECIPE (the floor)")
+    p_probe.add_argument("overrides", nargs="*",
+                         help="data edits, e.g. data.seed=7, or data=imagefolder data.root=DIR data.image_size=64")
+    p_probe.add_argument("--train", type=int, default=3000)
+    p_probe.add_argument("--val", type=int, default=500)
+    p_probe.add_argument("--test", type=int, default=3000)
+    p_probe.add_argument("--probes", default="linear,knn,attentive,dense", help="comma-separated subset")
+    p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
+    p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
+    p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
     args = parser.parse_args(argv)
+
+    if args.command == "probe":
+        return _probe(args)
 
     if args.command == "viz":
         import torch
@@ -100,6 +115,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         k = max(1, len(losses) // 10)
         print(f"loss {sum(losses[:k]) / k:.4f} (first {k} steps) -> {sum(losses[-k:]) / k:.4f} (last {k})")
     print(f"checkpoint: {result['checkpoint']}\nlog: {result['log']}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """Probe the target encoder on held-out data: the source's data config with seed + 1
+    unless the overrides say otherwise; writes probe.json and a segmentation overlay."""
+    from pathlib import Path
+
+    import torch
+
+    from . import get_config
+    from .eval import evaluate, load_target_encoder, summary
+    from .eval.evaluate import probe_data
+    from .viz import save_png, segmentation_overlay
+
+    if args.source.startswith("random:"):
+        cfg = get_config(args.source.split(":", 1)[1])
+        torch.manual_seed(args.seed)
+        encoder, out = cfg.encoder.build().eval(), Path(args.out or f"runs/{args.source.replace(':', '-')}")
+    else:
+        encoder, cfg = load_target_encoder(args.source)
+        src = Path(args.source)
+        out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    data = probe_data(cfg, encoder, args.overrides).build()
+    results = evaluate(encoder, data, train=args.train, val=args.val, test=args.test, layers=args.layers,
+                       probes=[p for p in args.probes.split(",") if p], seed=args.seed, log=print)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probe.json").write_text(json.dumps(summary(results), indent=2))
+    print(f"wrote {out / 'probe.json'}")
+    dense = results["details"].get("dense")
+    if dense is not None:
+        first = args.train + args.val
+        images = torch.stack([data[first + i]["image"] for i in range(8)])
+        target = torch.stack([data[first + i]["segmentation"] for i in range(8)])
+        pictures = segmentation_overlay(images, target, dense["prediction"][:8].long())
+        print(f"wrote {save_png(pictures, out / 'segmentation.png', columns=6)} (image, truth, prediction)")
     return 0
 
 

@@ -24,23 +24,23 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the checkpoint's target encoder as safetensors + config JSON into ``out``; return the folder."""
     from safetensors.torch import save_file
 
-    from .train.checkpoint import load_checkpoint
+    from .eval.evaluate import encoder_weights
+    from .train.checkpoint import atomic_path, load_checkpoint
 
     state = load_checkpoint(checkpoint)
     cfg = from_dict(state["config"])
-    prefix = "target_encoder." if any(k.startswith("target_encoder.") for k in state["model"]) else "encoder."
-    weights = {k[len(prefix) :]: v.contiguous() for k, v in state["model"].items() if k.startswith(prefix)}
-    if not weights:
-        raise ValueError(f"checkpoint {str(checkpoint)!r} holds no encoder weights")
+    which, weights = encoder_weights(state, str(checkpoint))
+    weights = {k: v.contiguous() for k, v in weights.items()}
     name, kwargs = cfg.encoder.timm_args()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(weights, str(out / "model.safetensors"))
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(weights, str(tmp))
     meta = {
         "timm_model": name,
         "timm_kwargs": kwargs,
         "encoder": to_dict(cfg.encoder),
-        "source": {"checkpoint": str(checkpoint), "step": int(state["step"]), "weights": prefix.rstrip(".")},
+        "source": {"checkpoint": str(checkpoint), "step": int(state["step"]), "weights": which},
     }
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -1,4 +1,4 @@
-"""Pictures: masks drawn over a batch, and a run's curves (PNG).
+"""Pictures: masks drawn over a batch, a dense probe's segmentation, and a run's curves (PNG).
 
 Context patches keep their pixels; patches outside the context are dimmed; each target
 block gets its own colour, blended over its patches and outlined. ``jepakit viz masks
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .masks.base import Masks
 
-__all__ = ["mask_overlay", "plot_curves", "save_png", "TARGET_COLOURS"]
+__all__ = ["mask_overlay", "segmentation_overlay", "plot_curves", "save_png", "TARGET_COLOURS"]
 
 #: One colour per target block (cycled).
 TARGET_COLOURS = torch.tensor(
@@ -43,6 +43,21 @@ def mask_overlay(images: Tensor, masks: Masks, patch: int, alpha: float = 0.45) 
         edge = pixels & ~_eroded(pixels)
         out = torch.where(edge, colour.expand_as(out), out)
     return out.clamp(0, 1)
+
+
+def segmentation_overlay(images: Tensor, target: Tensor, pred: Tensor, alpha: float = 0.55) -> Tensor:
+    """Rows of (image, ground truth, prediction) for images [B, 3, H, W] and class maps [B, H, W]
+    (class 0, background, left uncoloured); returns [3B, 3, H, W] for ``save_png(columns=3)``."""
+    if target.shape != pred.shape or target.shape != images.shape[:1] + images.shape[2:]:
+        raise ValueError(f"images {tuple(images.shape)}, target {tuple(target.shape)} and prediction "
+                         f"{tuple(pred.shape)} do not match")
+
+    def paint(classes: Tensor) -> Tensor:
+        colour = TARGET_COLOURS[(classes.long() - 1) % len(TARGET_COLOURS)].permute(0, 3, 1, 2)
+        fg = (classes > 0)[:, None]
+        return torch.where(fg, (1 - alpha) * images + alpha * colour, images * 0.5)
+
+    return torch.stack([images, paint(target), paint(pred)], dim=1).flatten(0, 1).clamp(0, 1)
 
 
 def _eroded(region: Tensor) -> Tensor:

@@ -62,6 +62,16 @@ def test_images_differ_and_objects_are_visible():
     assert 0.1 < float(covered) < 0.6
 
 
+def test_objects_keep_apart_and_background_stays_under_70_percent_of_patches():
+    """The quality benchmark needs target blocks that hit objects, and counts that stay visible."""
+    scenes = [SCENES[i] for i in range(200)]
+    patches = [(s["segmentation"] > 0).float().unfold(0, 8, 8).unfold(1, 8, 8).mean((-1, -2)) for s in scenes]
+    background = torch.stack([(p <= 0.5).float().mean() for p in patches]).mean()
+    assert float(background) <= 0.72
+    with pytest.raises(ConfigError, match="separation=1.5"):
+        create("dataset", "scenes", separation=1.5)
+
+
 def test_dataset_is_registered_and_validates():
     scenes = create("dataset", "scenes", image_size=32, size=5)
     assert len(scenes) == 5 and scenes[4]["image"].shape == (3, 32, 32)

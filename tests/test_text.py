@@ -115,6 +115,44 @@ def test_frozen_text_encoder_gets_no_gradient_and_is_not_optimised():
     assert not model.text_encoder.training
 
 
+@given(st.integers(0, 10_000))
+def test_a_frozen_encoders_memo_gives_its_output_and_encodes_each_caption_once(seed):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    frozen = create("text_encoder", "transformer", vocab_size=64, max_length=8, embed_dim=16, depth=1, num_heads=2,
+                    trainable=False, memo=6)
+    plain = create("text_encoder", "transformer", vocab_size=64, max_length=8, embed_dim=16, depth=1, num_heads=2,
+                   trainable=False, memo=0)
+    plain.load_state_dict(frozen.state_dict())
+    pool = torch.randint(0, 64, (5, 8), generator=g)  # 5 distinct captions, drawn with repeats
+    lengths = torch.randint(0, 9, (5,), generator=g)  # 0: an absent caption
+    for _ in range(3):
+        pick = torch.randint(0, 5, (2, 3), generator=g)
+        mask = torch.arange(8) < lengths[pick][..., None]
+        tokens = TokenBatch(pool[pick], mask)
+        torch.testing.assert_close(frozen(tokens).tokens, plain(tokens).tokens, atol=1e-6, rtol=1e-6)
+    memo = frozen.memo
+    assert memo.misses == len(memo) <= 5 and memo.hits + memo.misses == 18
+    assert plain.memo is None and create("text_encoder", "transformer", vocab_size=64, memo=8).memo is None
+
+
+def test_the_memo_drops_the_least_recently_used_caption():
+    from jepakit.text.memo import CaptionMemo
+
+    memo, calls = CaptionMemo(2), []
+
+    def encode(ids, keys):
+        calls.append(ids[:, 0].tolist())
+        return ids[..., None].float()
+
+    keys = torch.ones(1, 2, dtype=torch.bool)
+    for first in (1, 2, 1, 3, 2):
+        memo(torch.tensor([[first, 0]]), keys, encode)
+    assert calls == [[1], [2], [3], [2]] and len(memo) == 2  # 2 was dropped when 3 came (1 was newer)
+    with pytest.raises(ValueError, match="capacity=0"):
+        CaptionMemo(0)
+
+
 def test_token_ids_outside_the_table():
     with pytest.raises(ValueError, match="vocab_size=64"):
         encoder()(TokenBatch(torch.tensor([[[70]]]), torch.ones(1, 1, 1, dtype=torch.bool)))

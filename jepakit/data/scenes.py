@@ -43,8 +43,9 @@ class SceneConfig(Config):
     image_size: int = knob(64, "image side in pixels")
     min_objects: int = knob(1, "fewest objects per image")
     max_objects: int = knob(4, "most objects per image")
-    min_radius: float = knob(0.14, "smallest object half-size, as a fraction of the image side")
-    max_radius: float = knob(0.24, "largest object half-size, as a fraction of the image side")
+    min_radius: float = knob(0.18, "smallest object half-size, as a fraction of the image side")
+    max_radius: float = knob(0.3, "largest object half-size, as a fraction of the image side")
+    separation: float = knob(0.8, "object centres at least this times the sum of their half-sizes apart (0: any overlap)")
     max_captions: int = knob(8, "captions per image, short to detailed")
     noise: float = knob(0.08, "std of the per-pixel noise over the background texture and objects")
     seed: int = knob(0, "the data set's seed: sample i is a pure function of (seed, i)")
@@ -58,6 +59,8 @@ class SceneConfig(Config):
             raise ConfigError(f"{t}: need 1 <= min_objects ({self.min_objects}) <= max_objects ({self.max_objects}) <= 6")
         if not 0 < self.min_radius <= self.max_radius < 0.5:
             raise ConfigError(f"{t}: need 0 < min_radius ({self.min_radius}) <= max_radius ({self.max_radius}) < 0.5")
+        if not 0 <= self.separation <= 1:
+            raise ConfigError(f"{t}.separation={self.separation} must lie in [0, 1]")
         self.require_positive("max_captions", "size")
 
 
@@ -85,7 +88,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         count = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (), generator=g))
         objects = []
         for _ in range(count):
-            obj = self._draw_object(g)
+            obj = self._draw_object(g, objects)
             mask = self._mask(obj)
             image[:, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
             seg[mask] = 1 + SHAPES.index(obj["shape"])
@@ -127,10 +130,15 @@ class SyntheticScenes(torch.utils.data.Dataset):
             out[c] = value
         return out
 
-    def _draw_object(self, g: torch.Generator) -> dict[str, Any]:
+    def _draw_object(self, g: torch.Generator, others: list[dict[str, Any]]) -> dict[str, Any]:
+        """A random object whose centre keeps ``separation`` from the others' (the last of 50 tries
+        if none does), so that no object hides another and the count stays visible."""
         cfg = self.config
         r = cfg.min_radius + (cfg.max_radius - cfg.min_radius) * float(torch.rand((), generator=g))
-        cx, cy = (r + (1 - 2 * r) * torch.rand(2, generator=g)).tolist()
+        for _ in range(50):
+            cx, cy = (r + (1 - 2 * r) * torch.rand(2, generator=g)).tolist()
+            if all(math.hypot(cx - o["x"], cy - o["y"]) >= cfg.separation * (r + o["r"]) for o in others):
+                break
         return {
             "shape": SHAPES[int(torch.randint(0, len(SHAPES), (), generator=g))],
             "colour": list(COLOURS)[int(torch.randint(0, len(COLOURS), (), generator=g))],

@@ -162,6 +162,15 @@ class ViTEncoder(nn.Module):
             index: long [B, K] patch indices (raster order) to keep; all patches if None.
             valid: bool [B, K]; False marks padding, which no other token attends to.
         """
+        return self.layer_outputs(images, index, valid, last=1)[0]
+
+    def layer_outputs(
+        self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None, last: int = 1
+    ) -> list[Tensor]:
+        """The tokens after each of the ``last`` blocks, each through the final norm (I-JEPA's
+        evaluation concatenates the last 4); ``forward`` is ``last=1``."""
+        if not 1 <= last <= len(self.blocks):
+            raise ValueError(f"last={last} must lie in [1, depth={len(self.blocks)}]")
         grid = self.grid_of(images)
         if index is not None:
             check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
@@ -169,6 +178,9 @@ class ViTEncoder(nn.Module):
         if index is not None:
             x = gather_tokens(x, index)
         bias = padding_bias(valid, x.dtype)
-        for blk in self.blocks:
+        outs = []
+        for i, blk in enumerate(self.blocks):
             x = blk(x, attn_mask=bias)
-        return self.norm(x)
+            if i >= len(self.blocks) - last:
+                outs.append(self.norm(x))
+        return outs

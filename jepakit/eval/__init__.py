@@ -1,5 +1,11 @@
-"""Evaluation: collapse monitors (probes follow)."""
+"""Evaluation: frozen-feature probes (linear, kNN, attentive, dense) and collapse monitors."""
 
+from .evaluate import PROBES, evaluate, load_target_encoder, summary
+from .features import Features, extract
 from .monitors import effective_rank, embedding_std
+from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
 
-__all__ = ["effective_rank", "embedding_std"]
+__all__ = [
+    "PROBES", "evaluate", "load_target_encoder", "summary", "Features", "extract", "effective_rank",
+    "embedding_std", "attentive_probe", "dense_probe", "knn_probe", "linear_probe", "mean_iou",
+]

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+from torch import Tensor
 
 from ..config import Config, ConfigError, knob
 from ..registry import register
-from .batch import TextFeatures, TokenBatch
+from .memo import CaptionMemo
 from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
 
@@ -59,6 +59,7 @@ def _read_config(path: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class HFTextConfig(Config):
     path: str = knob("", "local Hugging Face model directory (e.g. a T5 encoder); nothing is downloaded")
+    memo: int = knob(4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run")
 
     @property
     def embed_dim(self) -> int | None:
@@ -90,17 +91,14 @@ class HFTextEncoder(TextEncoder):
         self.width = int(getattr(auto, "d_model", None) or auto.hidden_size)
         self.vocab_size = int(auto.vocab_size)
         self.freeze()
+        self.memo = CaptionMemo(cfg.memo) if cfg.memo else None
 
-    @torch.no_grad()
-    def forward(self, tokens: TokenBatch) -> TextFeatures:
-        ids, mask = tokens.ids, tokens.mask
-        b, n, s = ids.shape
+    def check_ids(self, ids: Tensor) -> None:
         if ids.numel() and int(ids.max()) >= self.vocab_size:
             raise ValueError(f"token id {int(ids.max())} is outside the model's vocabulary of {self.vocab_size}")
-        attention = mask.reshape(b * n, s).clone()
-        attention[:, 0] |= ~attention.any(1)  # an absent caption still gets a finite (masked) output
-        out = self.model(input_ids=ids.reshape(b * n, s), attention_mask=attention.long()).last_hidden_state
-        return TextFeatures(out.reshape(b, n, s, -1).float(), mask)
+
+    def encode_rows(self, ids: Tensor, keys: Tensor) -> Tensor:
+        return self.model(input_ids=ids, attention_mask=keys.long()).last_hidden_state.float()
 
 
 @dataclass(frozen=True)

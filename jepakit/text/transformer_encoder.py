@@ -10,24 +10,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..config import knob
 from ..layers.pos_embed import sincos_1d
 from ..layers.transformer import TransformerConfig, init_weights, layer_norm, padding_bias
 from ..registry import register
 from .batch import TextFeatures, TokenBatch
+from .memo import CaptionMemo
 
 __all__ = ["TransformerTextConfig", "TransformerTextEncoder", "TextEncoder"]
 
 
 class TextEncoder(nn.Module):
-    """Base of text encoders: ``TokenBatch`` -> ``TextFeatures``; frozen ones never train."""
+    """Base of text encoders: ``TokenBatch`` -> ``TextFeatures``; frozen ones never train.
+
+    A subclass encodes flat rows of captions (``encode_rows``); the base checks the ids,
+    gives an absent caption one attended key (its output is masked later), and for a
+    frozen encoder reads repeated captions from a ``CaptionMemo`` instead of encoding
+    them again.
+    """
 
     #: Width d_t of the word embeddings.
     width: int
     #: Whether the optimiser updates it (a frozen encoder runs under no_grad, in eval mode).
     trainable: bool
+    #: Remembered outputs of a frozen encoder (None: off).
+    memo: CaptionMemo | None = None
 
     def train(self, mode: bool = True) -> TextEncoder:
         return super().train(mode and self.trainable)
@@ -35,6 +44,27 @@ class TextEncoder(nn.Module):
     def freeze(self) -> None:
         self.requires_grad_(False)
         self.eval()
+
+    def check_ids(self, ids: Tensor) -> None:
+        """Raise if ``ids`` [B, N, S] cannot be encoded (length, vocabulary)."""
+
+    def encode_rows(self, ids: Tensor, keys: Tensor) -> Tensor:
+        """[M, S] token ids and attended keys (each row has one) -> [M, S, d_t] float."""
+        raise NotImplementedError  # abstract: each encoder defines it
+
+    def forward(self, tokens: TokenBatch) -> TextFeatures:
+        ids, mask = tokens.ids, tokens.mask
+        b, n, s = ids.shape
+        self.check_ids(ids)
+        keys = mask.reshape(b * n, s).clone()
+        keys[:, 0] |= ~keys.any(1)  # an absent caption attends to its first pad (masked later)
+        rows = ids.reshape(b * n, s)
+        if self.trainable:
+            x = self.encode_rows(rows, keys)
+        else:
+            with torch.no_grad():
+                x = self.memo(rows, keys, self.encode_rows) if self.memo is not None else self.encode_rows(rows, keys)
+        return TextFeatures(x.reshape(b, n, s, -1), mask)
 
 
 @dataclass(frozen=True)
@@ -45,6 +75,7 @@ class TransformerTextConfig(TransformerConfig):
     vocab_size: int = knob(1000, "token-embedding rows (a recipe sets it from the tokenizer)")
     max_length: int = knob(32, "longest caption S (a recipe sets it from the tokenizer)")
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
+    memo: int = knob(4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -68,10 +99,10 @@ class TransformerTextEncoder(TextEncoder):
         nn.init.trunc_normal_(self.token_embed.weight, std=cfg.init_std)
         if not cfg.trainable:
             self.freeze()
+            self.memo = CaptionMemo(cfg.memo) if cfg.memo else None
 
-    def forward(self, tokens: TokenBatch) -> TextFeatures:
-        ids, mask = tokens.ids, tokens.mask
-        b, n, s = ids.shape
+    def check_ids(self, ids: Tensor) -> None:
+        s = ids.shape[-1]
         if s > self.config.max_length:
             raise ValueError(f"captions of {s} tokens exceed text_encoder.max_length={self.config.max_length}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
@@ -79,12 +110,10 @@ class TransformerTextEncoder(TextEncoder):
                 f"token ids range over [{int(ids.min())}, {int(ids.max())}], outside the "
                 f"text_encoder.vocab_size={self.config.vocab_size} embedding table"
             )
-        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            x = self.token_embed(ids.reshape(b * n, s)) + self.pos_embed[:s]
-            keys = mask.reshape(b * n, s).clone()
-            keys[:, 0] |= ~keys.any(1)  # an absent caption attends to its first pad (masked later)
-            bias = padding_bias(keys, x.dtype)
-            for blk in self.blocks:
-                x = blk(x, attn_mask=bias)
-            x = self.norm(x)
-        return TextFeatures(x.reshape(b, n, s, -1), mask)
+
+    def encode_rows(self, ids: Tensor, keys: Tensor) -> Tensor:
+        x = self.token_embed(ids) + self.pos_embed[: ids.shape[1]]
+        bias = padding_bias(keys, x.dtype)
+        for blk in self.blocks:
+            x = blk(x, attn_mask=bias)
+        return self.norm(x)

@@ -9,26 +9,30 @@ unpickling arbitrary objects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointManager"]
+__all__ = ["atomic_path", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; when the block ends without error, fsync it,
+    rename it over ``path`` (atomic on POSIX) and fsync the folder. On error nothing changes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -39,7 +43,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
