@@ -1,7 +1,8 @@
 """Export a trained target encoder for use outside jepakit, and load it back.
 
 ``export_timm(checkpoint, out)`` writes ``model.safetensors`` (the target encoder, which
-the papers evaluate, in timm's key names) and ``config.json`` (the timm architecture
+the papers evaluate, in timm's key names, its pixel normalisation folded into the patch
+embedding so that timm's model takes the same [0, 1] images) and ``config.json`` (the timm architecture
 with its arguments, and the jepakit encoder config). ``timm.create_model(name,
 pretrained=False, checkpoint_path=out/"model.safetensors", **kwargs)`` loads it with
 strict keys; ``load_encoder(out)`` gives the jepakit encoder for feature extraction.
@@ -30,7 +31,11 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> Path:
     state = load_checkpoint(checkpoint)
     cfg = from_dict(state["config"])
     which, weights = encoder_weights(state, str(checkpoint))
-    weights = {k: v.contiguous() for k, v in weights.items()}
+    encoder = cfg.encoder.build()
+    encoder.load_state_dict(weights, strict=True)
+    # timm takes [0, 1] images without normalising: fold ours into the patch embedding
+    weights = {k: v.contiguous() for k, v in encoder.timm_state_dict().items()}
+    plain = cfg.encoder.replace(pixel_mean=(0.0,) * cfg.encoder.in_chans, pixel_std=(1.0,) * cfg.encoder.in_chans)
     name, kwargs = cfg.encoder.timm_args()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +44,7 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> Path:
     meta = {
         "timm_model": name,
         "timm_kwargs": kwargs,
-        "encoder": to_dict(cfg.encoder),
+        "encoder": to_dict(plain),
         "source": {"checkpoint": str(checkpoint), "step": int(state["step"]), "weights": which},
     }
     (out / "config.json").write_text(json.dumps(meta, indent=2))

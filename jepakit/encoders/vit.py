@@ -21,7 +21,11 @@ from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
 from ..registry import register
 
-__all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index"]
+__all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+#: The per-channel pixel statistics I-JEPA normalises its inputs with (images in [0, 1]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: The sizes of the papers (I-JEPA uses B/16, L/16, H/14, H/16 at 448 and G/16), and the
 #: matching timm architecture (built with ``class_token=False, global_pool="avg"``).
@@ -65,11 +69,19 @@ class ViTConfig(TransformerConfig):
     img_size: int = knob(224, "default image size: the stored position table (any multiple of patch_size runs)")
     patch_size: int = knob(16, "patch size in pixels")
     in_chans: int = knob(3, "image channels")
+    pixel_mean: tuple[float, ...] = knob(IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)")
+    pixel_std: tuple[float, ...] = knob(IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         t = self.type_id()
         self.require_positive("img_size", "patch_size", "in_chans")
+        for name in ("pixel_mean", "pixel_std"):
+            if len(getattr(self, name)) != self.in_chans:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)} needs one value per channel "
+                                  f"(in_chans={self.in_chans})")
+        if min(self.pixel_std) <= 0:
+            raise ConfigError(f"{t}.pixel_std={self.pixel_std} must be positive")
         if self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 
@@ -129,10 +141,23 @@ class ViTEncoder(nn.Module):
             strict_img_size=False,
         )
         self.register_buffer("pos_embed", sincos_2d(cfg.embed_dim, cfg.grid)[None])
+        # not in the state dict (timm's keys stay exact); export folds them into the patch embedding
+        self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std)
         self._pos_cache: dict[tuple[int, int], Tensor] = {}
+
+    def timm_state_dict(self) -> dict[str, Tensor]:
+        """The weights with the pixel normalisation folded into the patch embedding, so that timm's
+        model gives this encoder's features on the same [0, 1] images: W/s and b - sum(W m/s)."""
+        state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        w, b = state["patch_embed.proj.weight"], state["patch_embed.proj.bias"]
+        scaled = w / self.pixel_std.view(1, -1, 1, 1)
+        state["patch_embed.proj.weight"] = scaled
+        state["patch_embed.proj.bias"] = b - (scaled * self.pixel_mean.view(1, -1, 1, 1)).sum((1, 2, 3))
+        return state
 
     def grid_of(self, images: Tensor) -> tuple[int, int]:
         """The patch grid of ``images`` [B, C, H, W], after checking shape, channels and dtype."""
@@ -174,7 +199,7 @@ class ViTEncoder(nn.Module):
         grid = self.grid_of(images)
         if index is not None:
             check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
-        x = self.patch_embed(images) + self.pos_embed_for(grid)
+        x = self.patch_embed((images - self.pixel_mean) / self.pixel_std) + self.pos_embed_for(grid)
         if index is not None:
             x = gather_tokens(x, index)
         bias = padding_bias(valid, x.dtype)
