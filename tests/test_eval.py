@@ -295,3 +295,29 @@ def test_probe_command_gives_the_random_floor(tmp_path):
     code = main(["probe", "random:ijepa-cpu", "data.size=40", "--train", "20", "--val", "5", "--test", "10",
                  "--probes", "knn", "--out", str(tmp_path)])
     assert code == 0 and "count" in json.loads((tmp_path / "probe.json").read_text())["knn"]
+
+
+def test_text_use_compares_true_and_rolled_captions_on_the_same_batch(tmp_path):
+    from jepakit.eval import load_model, text_use
+    from jepakit.train import train
+
+    cfg = tiny_config("tc-jepa", masker={"min_keep": 4}, data={"size": 16},
+                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1, "tokenizer_samples": 16})
+    result = train(cfg, tmp_path, progress=False)
+    model = load_model(tmp_path)
+    for k, v in result["model"].state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])
+    data = cfg.data.build()
+    out = text_use(model, data, batches=2, batch_size=4)
+    assert set(out) == {"true", "shuffled", "gap", "o_positive"} and 0 <= out["o_positive"] <= 1
+    assert out["true"] != out["shuffled"], "other captions change the prediction"
+    assert text_use(model, data, batches=2, batch_size=4) == out, "same batches, same masks"
+    with pytest.raises(ValueError, match="needs 64 samples"):
+        text_use(model, data, batches=16, batch_size=4)
+
+
+def test_text_use_refuses_a_model_without_text(checkpoint):
+    from jepakit.eval import load_model, text_use
+
+    with pytest.raises(ValueError, match="reads no text"):
+        text_use(load_model(checkpoint[0]), None)

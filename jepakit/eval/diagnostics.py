@@ -1,0 +1,64 @@
+"""Diagnostics of a trained model beyond its probes: does the predictor use the text?
+
+``load_model(checkpoint)`` rebuilds the whole model (tokenizer included) from a
+checkpoint's stored config; ``text_use(model, data)`` compares the prediction loss with
+each image's own captions against the same batch with the captions of another image
+(same images, same masks). A predictor that ignores the text shows no gap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import from_dict
+
+__all__ = ["load_model", "text_use"]
+
+
+def load_model(source: str | Path) -> Any:
+    """The model of a checkpoint file or run folder (newest checkpoint), in eval mode."""
+    from ..train.checkpoint import CheckpointManager, load_checkpoint
+
+    path = Path(source)
+    if path.is_dir():
+        latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
+        if latest is None:
+            raise FileNotFoundError(f"{str(path)!r} holds no checkpoints")
+        path = latest
+    state = load_checkpoint(path)
+    model = from_dict(state["config"]).build()
+    model.load_state_dict(state["model"], strict=True)
+    if state.get("tokenizer") is not None and hasattr(model.tokenizer, "load_bytes"):
+        model.tokenizer.load_bytes(state["tokenizer"])
+    return model.eval()
+
+
+@torch.no_grad()
+def text_use(model: Any, data: Any, *, batches: int = 8, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+    """Mean prediction loss with true captions and with captions rolled by one image, their
+    relative gap, and the fraction of positive entries of O (for sparse conditioners)."""
+    if not model.conditioner.uses_text:
+        raise ValueError(f"the conditioner {model.config.conditioner.name!r} reads no text: nothing to compare")
+    need = batches * batch_size
+    if need > len(data):
+        raise ValueError(f"text_use needs {need} samples (batches x batch_size); the data has {len(data)}")
+    model.eval()
+    true_loss = rolled_loss = positive = 0.0
+    for b in range(batches):
+        samples = [data[b * batch_size + i] for i in range(batch_size)]
+        images = torch.stack([s["image"] for s in samples])
+        captions = [s["captions"] for s in samples]
+        masks = model.masker(batch_size, torch.Generator().manual_seed(seed * 1_000_003 + b))
+        out = model(images, masks, captions)
+        true_loss += float(out["predict"])
+        positive += float(out.get("metric/o_positive", float("nan")))
+        rolled_loss += float(model(images, masks, captions[1:] + captions[:1])["predict"])
+    return {
+        "true": true_loss / batches,
+        "shuffled": rolled_loss / batches,
+        "gap": rolled_loss / true_loss - 1,
+        "o_positive": positive / batches,
+    }
