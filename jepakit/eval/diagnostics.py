@@ -20,15 +20,9 @@ __all__ = ["load_model", "text_use"]
 
 def load_model(source: str | Path) -> Any:
     """The model of a checkpoint file or run folder (newest checkpoint), in eval mode."""
-    from ..train.checkpoint import CheckpointManager, load_checkpoint
+    from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 
-    path = Path(source)
-    if path.is_dir():
-        latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
-        if latest is None:
-            raise FileNotFoundError(f"{str(path)!r} holds no checkpoints")
-        path = latest
-    state = load_checkpoint(path)
+    state = load_checkpoint(resolve_checkpoint(source))
     model = from_dict(state["config"]).build()
     model.load_state_dict(state["model"], strict=True)
     if state.get("tokenizer") is not None and hasattr(model.tokenizer, "load_bytes"):

@@ -42,16 +42,12 @@ def load_target_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
     """(encoder in eval mode, the experiment config or None) from a checkpoint file, a run
     folder or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
     from ..export import load_encoder
-    from ..train.checkpoint import CheckpointManager, load_checkpoint
+    from ..train.checkpoint import load_checkpoint, resolve_checkpoint
 
     path = Path(source)
     if path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return load_encoder(path), None
-    if path.is_dir():
-        latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
-        if latest is None:
-            raise FileNotFoundError(f"{str(path)!r} is neither a run folder with checkpoints nor an export folder")
-        path = latest
+    path = resolve_checkpoint(path)
     state = load_checkpoint(path)
     cfg = from_dict(state["config"])
     encoder = cfg.encoder.build()

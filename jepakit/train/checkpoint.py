@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_path", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
+__all__ = ["atomic_path", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
 
 
 @contextlib.contextmanager
@@ -61,6 +61,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt, truncated or unsafe content
         raise ValueError(f"checkpoint {str(path)!r} cannot be read safely: {e}") from e
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> Path:
+    """A checkpoint file as given, or the newest one in a run folder or its ``checkpoints/``."""
+    path = Path(source)
+    if not path.is_dir():
+        return path
+    latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
+    if latest is None:
+        raise FileNotFoundError(f"{str(path)!r} holds no checkpoints (nor does its checkpoints/ folder)")
+    return latest
 
 
 class CheckpointManager:
