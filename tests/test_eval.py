@@ -91,13 +91,18 @@ def test_linear_probe_is_near_chance_on_noise():
     assert linear_probe(split(400), split(200), split(400), epochs=20)["accuracy"] < 0.4
 
 
-def test_multilabel_accuracy_is_exact_set_match():
+def test_multilabel_accuracy_is_per_label_and_exact_match_is_reported():
     g = _gen(2)
     y = (torch.rand(300, 3, generator=g) > 0.5).float()
     x = torch.cat([y * 4 - 2, torch.randn(300, 5, generator=g) * 0.1], 1)
     out = linear_probe((x, y), (x, y), (x, y), multilabel=True)
-    assert out["accuracy"] == 1.0
-    assert knn_probe((x, y), (x, y), multilabel=True, k=5)["accuracy"] == 1.0
+    assert out["accuracy"] == 1.0 and out["exact_match"] == 1.0
+    assert knn_probe((x, y), (x, y), multilabel=True, k=5)["exact_match"] == 1.0
+    from jepakit.eval.probes import _accuracy, _exact_match
+
+    logits = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])  # row 0 right; row 1 wrong in one of 3
+    target = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert _accuracy(logits, target, True) == pytest.approx(5 / 6) and _exact_match(logits, target) == 0.5
 
 
 @given(st.integers(0, 10_000))

@@ -14,7 +14,8 @@
 Inputs of the linear and dense probes are standardised with the training split's
 per-feature mean and std, so one learning-rate grid fits every encoder.
 Multi-label tasks (several shapes per image) use one sigmoid per class; their accuracy
-is the fraction of images whose whole set is right (exact match).
+is the mean per-label accuracy, and ``exact_match`` the fraction of images whose whole
+set is right.
 """
 
 from __future__ import annotations
@@ -38,9 +39,15 @@ Split = tuple[Tensor, Tensor]
 
 
 def _accuracy(logits: Tensor, y: Tensor, multilabel: bool) -> float:
+    """Top-1 accuracy; for multi-label, the mean over labels of the per-label accuracy."""
     if multilabel:
-        return float(((logits > 0).float() == y).all(dim=1).float().mean())
+        return float(((logits > 0).float() == y).float().mean())
     return float((logits.argmax(1) == y).float().mean())
+
+
+def _exact_match(logits: Tensor, y: Tensor) -> float:
+    """Multi-label: the fraction of rows whose whole label set is right."""
+    return float(((logits > 0).float() == y).all(dim=1).float().mean())
 
 
 def _num_classes(y: Tensor, multilabel: bool, *others: Tensor) -> int:
@@ -168,8 +175,11 @@ def _classifier_probe(
     loss_of = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
     out = _sweep(lambda: make_head(train[0].shape[-1], classes), train, val, test, loss_of,
                  lambda logits, y: _accuracy(logits, y, multilabel), **sweep)
-    return {"accuracy": out["score"], "val_accuracy": out["val"], "lr": out["lr"],
-            "weight_decay": out["weight_decay"]}
+    result = {"accuracy": out["score"], "val_accuracy": out["val"], "lr": out["lr"],
+              "weight_decay": out["weight_decay"]}
+    if multilabel:
+        result["exact_match"] = _exact_match(out["_test_out"], test[1])
+    return result
 
 
 def linear_probe(
@@ -213,7 +223,8 @@ def knn_probe(
         outs.append(torch.einsum("qk,qkc->qc", w, votes_of[idx]) / w.sum(1, keepdim=True))
     scores = torch.cat(outs)
     if multilabel:
-        return {"accuracy": _accuracy(scores - 0.5, test[1], True), "k": k}
+        return {"accuracy": _accuracy(scores - 0.5, test[1], True), "exact_match": _exact_match(scores - 0.5, test[1]),
+                "k": k}
     return {"accuracy": _accuracy(scores, test[1], False), "k": k}
 
 
