@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import gc
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +45,33 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
                 fn()
             times[name].append((time.perf_counter() - t0) / repeats)
     return times
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def step_peak_mb(step: Callable[[], object]) -> float:
+    """Peak RSS above the resting RSS during one (warm) call of ``step``, in MB (Linux)."""
+    step()
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
+        f.write("5")
+    rest = _status_kb("VmRSS:")
+    step()
+    return (_status_kb("VmHWM:") - rest) / 1024
+
+
+def peak_memory_mb(module: str, args: list) -> float:
+    """``step_peak_mb`` of ``module.make_step(*args)`` in a fresh child process (nothing else
+    shares its heap)."""
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import importlib; from _common import step_peak_mb; "
+            "b = importlib.import_module(sys.argv[2]); print(step_peak_mb(b.make_step(*json.loads(sys.argv[3]))))")
+    here = str(Path(__file__).resolve().parent)
+    out = subprocess.run([sys.executable, "-c", code, here, module, json.dumps(args)], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def median(xs: Sequence[float]) -> float:

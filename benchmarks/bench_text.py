@@ -15,14 +15,10 @@ Run: ``python benchmarks/bench_text.py [--sizes tiny small base] [--batch 8]``.
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import subprocess
-import sys
 
 import torch
 
-from _common import alternate, median, record, table
+from _common import alternate, median, peak_memory_mb, record, table
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
 
@@ -63,30 +59,6 @@ def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, 
     return step
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
-
-
-def step_peak_mb(args: list) -> float:
-    """Peak RSS above the resting RSS during one (warm) training step, in MB (Linux)."""
-    step = make_step(*args)
-    step()
-    gc.collect()
-    with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
-        f.write("5")
-    rest = _status_kb("VmRSS:")
-    step()
-    return (_status_kb("VmHWM:") - rest) / 1024
-
-
-def peak_memory_mb(args: list) -> float:
-    """``step_peak_mb`` of a variant in a fresh child process (nothing else shares its heap)."""
-    code = "import sys, json; sys.path.insert(0, 'benchmarks'); import bench_text as b; print(b.step_peak_mb(json.loads(sys.argv[1])))"
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
 def variants(batch: int, size: str) -> dict[str, list]:
     v = {"I-JEPA": ["ijepa", size, batch, 0, 0, True]}
     for n, s in ((1, 16), (8, 16), (1, 64), (8, 64)):
@@ -102,7 +74,7 @@ def cost_table(sizes: list[str], batch: int, rounds: int) -> str:
         steps = {name: make_step(*spec) for name, spec in specs.items()}
         times = alternate(steps, rounds=rounds, repeats=1)
         base = median(times["I-JEPA"])
-        mem = {name: peak_memory_mb(spec) for name, spec in specs.items()}
+        mem = {name: peak_memory_mb("bench_text", spec) for name, spec in specs.items()}
         for name in specs:
             t = median(times[name])
             rows.append(
