@@ -47,6 +47,26 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
     return times
 
 
+def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text: object = None,
+               compile: bool = False) -> Callable[[], None]:
+    """A closure running one training step (forward, backward, AdamW, target update) on fixed
+    inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
+    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
+    net = torch.compile(model) if compile else model
+    state = {"step": 0}
+
+    def step() -> None:
+        out = net(images, masks, text, step=state["step"])
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        model.update_target(state["step"])
+        state["step"] += 1
+
+    step.model, step.inputs = model, (images, masks, text)
+    return step
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from _common import alternate, median, peak_memory_mb, record, table
+from _common import alternate, median, peak_memory_mb, record, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
 
@@ -33,7 +33,6 @@ def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, 
             "text_encoder": {"trainable": False},
         }
     model = build(f"{recipe}-{size}" if size != "base" else recipe, **overrides)
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, 224, 224, generator=g)
     masks = model.masker(batch, g)
@@ -46,17 +45,7 @@ def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, 
             text = TextFeatures(torch.randn(batch, n, s, model.text_encoder.width, generator=g), mask)
         else:
             text = TokenBatch(torch.randint(3, 1000, (batch, n, s), generator=g), mask)
-    state = {"step": 0}
-
-    def step() -> None:
-        out = model(images, masks, text, step=state["step"])
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        model.update_target(state["step"])
-        state["step"] += 1
-
-    return step
+    return train_step(model, images, masks, text)
 
 
 def variants(batch: int, size: str) -> dict[str, list]:

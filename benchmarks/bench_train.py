@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _common import alternate, median, peak_memory_mb, record, table
+from _common import alternate, median, peak_memory_mb, record, table, train_step
 from jepakit import build
 from jepakit.masks.base import Masks
 
@@ -59,7 +59,6 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
         over["tokenizer"] = {"max_length": max(s, 1), "max_captions": max(n, 1)}
         over["text_encoder"] = {"trainable": False}
     model = build(recipe, **over)
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, image, image, generator=g)
     if masks is None:
@@ -68,19 +67,7 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
     if recipe.startswith("tc-jepa"):
         text = TextFeatures(torch.randn(batch, n, s, model.text_encoder.width, generator=g),
                             torch.ones(batch, n, s, dtype=torch.bool))
-    net = torch.compile(model) if compile else model
-    state = {"step": 0}
-
-    def step() -> None:
-        out = net(images, masks, text, step=state["step"])
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        model.update_target(state["step"])
-        state["step"] += 1
-
-    step.model, step.inputs = model, (images, masks, text)  # for the FLOP counter
-    return step
+    return train_step(model, images, masks, text, compile=compile)
 
 
 def lightly_step(batch: int, image: int, pred_depth: int, seed: int = 0):
@@ -195,21 +182,8 @@ def mfu(rounds: int) -> str:
 def _small_step(batch: int, image: int):
     torch.manual_seed(0)
     model = build("ijepa-small", image_size=image)
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
     images = torch.rand(batch, 3, image, image)
-    masks = model.masker(batch, torch.Generator().manual_seed(0))
-    state = {"step": 0}
-
-    def step() -> None:
-        out = model(images, masks)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        model.update_target(state["step"])
-        state["step"] += 1
-
-    step.model, step.inputs = model, (images, masks, None)
-    return step
+    return train_step(model, images, model.masker(batch, torch.Generator().manual_seed(0)))
 
 
 def scaling(rounds: int) -> str:
