@@ -326,3 +326,21 @@ def test_text_use_refuses_a_model_without_text(checkpoint):
 
     with pytest.raises(ValueError, match="reads no text"):
         text_use(load_model(checkpoint[0]), None)
+
+
+def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
+    from jepakit.eval.evaluate import probe_data
+    from jepakit.export import export_timm
+
+    path, model = checkpoint
+    encoder, cfg = load_target_encoder(export_timm(path, tmp_path / "export"))
+    assert cfg is None
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(images), model.target_encoder(images), atol=1e-5, rtol=1e-5)
+    data = probe_data(None, encoder, ["data.size=10"])
+    assert data.image_size == 32 and data.seed == 1 and data.size == 10
+    folder = probe_data(None, encoder, ["data=imagefolder", "data.root=/somewhere", "data.image_size=32"])
+    assert folder.name == "imagefolder" and folder.root == "/somewhere"
+    with pytest.raises(ValueError, match="unknown field 'rot'"):
+        probe_data(None, encoder, ["data.rot=1"])
