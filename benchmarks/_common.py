@@ -48,7 +48,7 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
 
 
 def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text: object = None,
-               compile: bool = False) -> Callable[[], None]:
+               compile: bool = False, autocast: torch.dtype | None = None) -> Callable[[], None]:
     """A closure running one training step (forward, backward, AdamW, target update) on fixed
     inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
     opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
@@ -56,7 +56,8 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
     state = {"step": 0}
 
     def step() -> None:
-        out = net(images, masks, text, step=state["step"])
+        with torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            out = net(images, masks, text, step=state["step"])
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
