@@ -112,20 +112,21 @@ def make_step(kind: str, *args):
     """A step by name, for ``peak_memory_mb`` (which rebuilds it in a child process)."""
     if kind == "lightly":
         return lightly_step(*args)
-    if kind == "jepakit-same-masks":
+    if kind in ("jepakit-same-masks", "jepakit-compiled"):
         batch, image, depth, seed = args
         enc, pred = lightly_masks(batch, image, 16, seed)
-        return jepakit_step(batch, image, depth, seed, masks=as_masks(enc, pred, (image // 16,) * 2))
+        return jepakit_step(batch, image, depth, seed, masks=as_masks(enc, pred, (image // 16,) * 2),
+                            compile=kind == "jepakit-compiled")
     return jepakit_step(*args)
 
 
 def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
     args = (batch, image, depth, 0)
-    steps = {"lightly (timm ViT + IJEPAPredictorTIMM)": make_step("lightly", *args),
-             "jepakit, lightly's masks": make_step("jepakit-same-masks", *args)}
+    kinds = {"lightly (timm ViT + IJEPAPredictorTIMM)": "lightly", "jepakit, lightly's masks": "jepakit-same-masks",
+             "jepakit, lightly's masks, torch.compile": "jepakit-compiled"}
+    steps = {name: make_step(kind, *args) for name, kind in kinds.items()}
     times = alternate(steps, rounds=rounds, repeats=1)
-    mem = {"lightly (timm ViT + IJEPAPredictorTIMM)": peak_memory_mb("bench_train", ["lightly", *args]),
-           "jepakit, lightly's masks": peak_memory_mb("bench_train", ["jepakit-same-masks", *args])}
+    mem = {name: peak_memory_mb("bench_train", [kind, *args]) for name, kind in kinds.items()}
     base_t = median(times["lightly (timm ViT + IJEPAPredictorTIMM)"])
     base_m = mem["lightly (timm ViT + IJEPAPredictorTIMM)"]
     rows = [(name, f"{median(t):.3f}", f"{base_t / median(t):.2f}x", f"{mem[name]:.0f}",
