@@ -66,6 +66,7 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "global-xattn": ("tc-jepa-cpu", {"text": True, "conditioner": "global-xattn"}, (0, 1, 2)),
     "tc-jepa-no-reg": ("tc-jepa-cpu", {"text": True, "conditioner": {"sparse_weight": 0.0,
                                                                     "consistency_weight": 0.0}}, (0,)),
+    "tc-jepa-reg-warmup": ("tc-jepa-cpu", {"text": True, "conditioner": {"reg_warmup_steps": 150}}, (0,)),
     "adaln": ("tc-jepa-cpu", {"text": True, "conditioner": "adaln"}, (0,)),
     "feature": ("tc-jepa-cpu", {"text": True, "conditioner": "feature"}, (0,)),
     "ijepa-equal-time": ("ijepa-cpu", {"train": {"steps": WALL_STEPS}}, (0,)),
