@@ -122,7 +122,7 @@ def _sweep(
     batch_size: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Fit one head per (lr, weight decay), keep the best on ``val``, score it on ``test``."""
+    """Fit one head per (lr, weight decay), keep the best on ``val``; its outputs on ``test``."""
     best: dict[str, Any] | None = None
     for lr, wd in itertools.product(lrs, weight_decays):
         with torch.random.fork_rng(devices=[]):
@@ -133,9 +133,8 @@ def _sweep(
         if best is None or val_score > best["val"]:
             best = {"val": val_score, "lr": lr, "weight_decay": wd, "head": head}
     assert best is not None
-    head = best.pop("head")
-    test_out = _apply(head, test[0])
-    return {"score": score(test_out, test[1]), **best, "_head": head, "_test_out": test_out}
+    return {"val": best["val"], "lr": best["lr"], "weight_decay": best["weight_decay"],
+            "test_out": _apply(best["head"], test[0])}
 
 
 def _check_splits(name: str, *splits: Split) -> None:
@@ -144,6 +143,13 @@ def _check_splits(name: str, *splits: Split) -> None:
             raise ValueError(f"{name}: {x.shape[0]} feature rows but {y.shape[0]} labels")
         if x.shape[0] == 0:
             raise ValueError(f"{name}: an empty split")
+
+
+def _standardise(train: Split, val: Split, test: Split) -> tuple[Split, Split, Split]:
+    """Features [..., D] minus the training split's per-feature mean, over its std."""
+    flat = train[0].reshape(-1, train[0].shape[-1]).float()
+    mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
+    return tuple(((x.float() - mean) / std, y) for x, y in (train, val, test))
 
 
 def _unseen_classes(name: str, train_y: Tensor, *others: Tensor) -> None:
@@ -165,20 +171,23 @@ def _classifier_probe(
     val: Split,
     test: Split,
     multilabel: bool,
+    standardise: bool = False,
     **sweep: Any,
 ) -> dict[str, Any]:
     """Check the splits, build ``make_head(width, classes)`` per sweep point, report test accuracy."""
     _check_splits(name, train, val, test)
+    if standardise:
+        train, val, test = _standardise(train, val, test)
     if not multilabel:
         _unseen_classes(name, train[1], val[1], test[1])
     classes = _num_classes(train[1], multilabel, val[1], test[1])
     loss_of = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
     out = _sweep(lambda: make_head(train[0].shape[-1], classes), train, val, test, loss_of,
                  lambda logits, y: _accuracy(logits, y, multilabel), **sweep)
-    result = {"accuracy": out["score"], "val_accuracy": out["val"], "lr": out["lr"],
-              "weight_decay": out["weight_decay"]}
+    result = {"accuracy": _accuracy(out["test_out"], test[1], multilabel), "val_accuracy": out["val"],
+              "lr": out["lr"], "weight_decay": out["weight_decay"]}
     if multilabel:
-        result["exact_match"] = _exact_match(out["_test_out"], test[1])
+        result["exact_match"] = _exact_match(out["test_out"], test[1])
     return result
 
 
@@ -195,10 +204,7 @@ def linear_probe(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Test accuracy of a linear classifier on features [N, D], hyper-parameters chosen on ``val``."""
-    _check_splits("linear probe", train, val, test)
-    mean, std = train[0].mean(0), train[0].std(0).clamp_min(1e-6)
-    train, val, test = (((x - mean) / std, y) for x, y in (train, val, test))
-    return _classifier_probe("linear probe", nn.Linear, train, val, test, multilabel, lrs=lrs,
+    return _classifier_probe("linear probe", nn.Linear, train, val, test, multilabel, standardise=True, lrs=lrs,
                              weight_decays=weight_decays, epochs=epochs, batch_size=batch_size, seed=seed)
 
 
@@ -314,9 +320,7 @@ def dense_probe(
         raise ValueError(f"dense probe: {tokens} tokens per image do not form the {grid[0]}x{grid[1]} grid")
     size = tuple(train[1].shape[-2:])
     fractions = patch_class_fractions(train[1], grid, num_classes)
-    flat = train[0].reshape(-1, train[0].shape[-1]).float()
-    mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
-    train, val, test = (((x.float() - mean) / std, y) for x, y in (train, val, test))
+    train, val, test = _standardise(train, val, test)
 
     def loss_of(logits: Tensor, frac: Tensor) -> Tensor:  # soft cross-entropy on class shares
         return -(frac * logits.log_softmax(-1)).sum(-1).mean()
@@ -330,7 +334,7 @@ def dense_probe(
 
     out = _sweep(lambda: nn.Linear(train[0].shape[-1], num_classes), (train[0], fractions), val, test, loss_of,
                  score, lrs, weight_decays, epochs, batch_size, seed)
-    prediction = pixels(out["_test_out"])
+    prediction = pixels(out["test_out"])
     miou, iou = mean_iou(prediction, test[1], num_classes)
     return {"miou": miou, "iou": iou, "val_miou": out["val"], "lr": out["lr"],
             "weight_decay": out["weight_decay"], "prediction": prediction.to(torch.uint8)}
