@@ -25,14 +25,11 @@ def export_timm(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the checkpoint's target encoder as safetensors + config JSON into ``out``; return the folder."""
     from safetensors.torch import save_file
 
-    from .eval.evaluate import encoder_weights
+    from .eval.evaluate import checkpoint_encoder
     from .train.checkpoint import atomic_path, load_checkpoint
 
     state = load_checkpoint(checkpoint)
-    cfg = from_dict(state["config"])
-    which, weights = encoder_weights(state, str(checkpoint))
-    encoder = cfg.encoder.build()
-    encoder.load_state_dict(weights, strict=True)
+    encoder, cfg, which = checkpoint_encoder(state, str(checkpoint))
     # timm takes [0, 1] images without normalising: fold ours into the patch embedding
     weights = {k: v.contiguous() for k, v in encoder.timm_state_dict().items()}
     plain = cfg.encoder.replace(pixel_mean=(0.0,) * cfg.encoder.in_chans, pixel_std=(1.0,) * cfg.encoder.in_chans)

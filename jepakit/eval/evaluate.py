@@ -23,19 +23,23 @@ from .features import TASKS, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
-__all__ = ["evaluate", "load_target_encoder", "probe_data", "summary", "PROBES", "encoder_weights"]
+__all__ = ["evaluate", "load_target_encoder", "probe_data", "summary", "PROBES", "checkpoint_encoder"]
 
 PROBES = ("linear", "knn", "attentive", "dense")
 
 
-def encoder_weights(state: dict[str, Any], source: str) -> tuple[str, dict[str, torch.Tensor]]:
-    """("target_encoder", weights) from a checkpoint, or ("encoder", ...) when it has no target."""
+def checkpoint_encoder(state: dict[str, Any], source: str) -> tuple[nn.Module, Config, str]:
+    """(encoder with the checkpoint's target weights, the experiment config, "target_encoder"),
+    or the context encoder's weights and "encoder" when the checkpoint has no target."""
     model = state["model"]
     which = "target_encoder" if any(k.startswith("target_encoder.") for k in model) else "encoder"
     weights = {k[len(which) + 1 :]: v for k, v in model.items() if k.startswith(which + ".")}
     if not weights:
         raise ValueError(f"checkpoint {source!r} holds no encoder weights")
-    return which, weights
+    cfg = from_dict(state["config"])
+    encoder = cfg.encoder.build()
+    encoder.load_state_dict(weights, strict=True)
+    return encoder, cfg, which
 
 
 def load_target_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
@@ -48,10 +52,7 @@ def load_target_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
     if path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return load_encoder(path), None
     path = resolve_checkpoint(path)
-    state = load_checkpoint(path)
-    cfg = from_dict(state["config"])
-    encoder = cfg.encoder.build()
-    encoder.load_state_dict(encoder_weights(state, str(path))[1], strict=True)
+    encoder, cfg, _ = checkpoint_encoder(load_checkpoint(path), str(path))
     return encoder.eval(), cfg
 
 
@@ -76,7 +77,7 @@ def probe_data(experiment: Config | None, encoder: nn.Module, overrides: Sequenc
 
 
 def _check_fits(encoder: nn.Module, data: Any) -> None:
-    sample = next((data[i] for i in range(min(len(data), 16)) if data[i] is not None), None)
+    sample = next((s for s in map(data.__getitem__, range(min(len(data), 16))) if s is not None), None)
     if sample is None:
         raise ValueError("the probe data has no readable sample among its first 16")
     h, w = sample["image"].shape[-2:]
@@ -139,11 +140,12 @@ def evaluate(
     results: dict[str, Any] = {"monitors": {}, "details": {}, "n": {k: s.stop - s.start for k, s in parts.items()}}
     test_pooled = feats.pooled[parts["test"]]
     results["monitors"] = {"embedding_std": embedding_std(test_pooled), "effective_rank": effective_rank(test_pooled)}
+    pooled = split(feats.pooled)
+    tok = split(feats.patches) if feats.patches is not None else None
     for task in tasks:
         y = feats.labels[task]
         multi = TASKS[task] == "multilabel"
         tr, va, te = split(y)
-        pooled = split(feats.pooled)
         if "linear" in probes:
             out = linear_probe((pooled[0], tr), (pooled[1], va), (pooled[2], te), multilabel=multi, seed=seed)
             results.setdefault("linear", {})[task] = out["accuracy"]
@@ -154,7 +156,6 @@ def evaluate(
             results.setdefault("knn", {})[task] = out["accuracy"]
             emit(f"knn/{task}: {out['accuracy']:.4f}")
         if "attentive" in probes:
-            tok = split(feats.patches)
             out = attentive_probe((tok[0], tr), (tok[1], va), (tok[2], te), multilabel=multi, seed=seed,
                                   num_heads=_heads(tok[0].shape[-1]))
             results.setdefault("attentive", {})[task] = out["accuracy"]
@@ -164,8 +165,7 @@ def evaluate(
         if feats.segmentation is None:
             emit("dense probe skipped: the data has no segmentation")
         else:
-            tok, seg = split(feats.patches), split(feats.segmentation)
-            out = dense_probe(*zip(tok, seg), grid=feats.grid, num_classes=feats.num_seg_classes, seed=seed)
+            out = dense_probe(*zip(tok, split(feats.segmentation)), grid=feats.grid, num_classes=feats.num_seg_classes, seed=seed)
             results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
             results["details"]["dense"] = out
             emit(f"dense/miou: {out['miou']:.4f}")

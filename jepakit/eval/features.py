@@ -176,7 +176,6 @@ def extract(
         num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
         skipped=skipped,
     )
-    if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    if cache is not None:  # atomic_path makes the folder
         feats.save(cache, key)
     return feats
