@@ -19,7 +19,6 @@ from torch import Tensor
 
 from ..config import Config, ConfigError, knob
 from ..registry import register
-from .memo import CaptionMemo
 from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
 
@@ -90,8 +89,7 @@ class HFTextEncoder(TextEncoder):
         self.model = model
         self.width = int(getattr(auto, "d_model", None) or auto.hidden_size)
         self.vocab_size = int(auto.vocab_size)
-        self.freeze()
-        self.memo = CaptionMemo(cfg.memo) if cfg.memo else None
+        self.freeze(cfg.memo)
 
     def check_ids(self, ids: Tensor) -> None:
         if ids.numel() and int(ids.max()) >= self.vocab_size:

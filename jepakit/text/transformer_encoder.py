@@ -41,9 +41,11 @@ class TextEncoder(nn.Module):
     def train(self, mode: bool = True) -> TextEncoder:
         return super().train(mode and self.trainable)
 
-    def freeze(self) -> None:
+    def freeze(self, memo: int = 0) -> None:
+        """No gradients, eval mode, and remember up to ``memo`` distinct captions (0: none)."""
         self.requires_grad_(False)
         self.eval()
+        self.memo = CaptionMemo(memo) if memo else None
 
     def check_ids(self, ids: Tensor) -> None:
         """Raise if ``ids`` [B, N, S] cannot be encoded (length, vocabulary)."""
@@ -98,8 +100,7 @@ class TransformerTextEncoder(TextEncoder):
         init_weights(self, self.blocks, cfg.init_std)
         nn.init.trunc_normal_(self.token_embed.weight, std=cfg.init_std)
         if not cfg.trainable:
-            self.freeze()
-            self.memo = CaptionMemo(cfg.memo) if cfg.memo else None
+            self.freeze(cfg.memo)
 
     def check_ids(self, ids: Tensor) -> None:
         s = ids.shape[-1]
