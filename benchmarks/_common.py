@@ -68,6 +68,42 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
     return step
 
 
+def sync(device: str | torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so timings cover it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops_per_s(n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                       repeats: int = 10) -> float:
+    """The best rate of ``repeats`` n^3 matmuls over 3 rounds: the roofline MFU is measured against."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(3):
+        a @ b
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        sync(device)
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - t0))
+    return best
+
+
+def step_flops(step: Callable[[], None], autocast: torch.dtype | None = None) -> int:
+    """FLOPs of one forward + backward of a ``train_step``'s model (the optimiser and the EMA
+    are not matmuls), counted by ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, masks, text = step.inputs
+    counter = FlopCounterMode(display=False)
+    with counter, torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        step.model(images, masks, text)["loss"].backward()
+    step.model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from _common import median, record, table, train_step
+from _common import matmul_flops_per_s, median, record, step_flops, sync, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures
 
@@ -41,37 +41,6 @@ def make(recipe: str, batch: int, device: str, smoke: bool, compile: bool, dtype
     return train_step(model, images, masks, text, compile=compile, autocast=dtype)
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def matmul_tflops(device: str, dtype: torch.dtype, n: int) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    best = 0.0
-    for _ in range(3):
-        a @ b
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        sync(device)
-        best = max(best, 2 * n**3 * 10 / (time.perf_counter() - t0) / 1e12)
-    return best
-
-
-def flops_of(step, dtype: torch.dtype) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    images, masks, text = step.inputs
-    counter = FlopCounterMode(display=False)
-    with counter, torch.autocast(images.device.type, dtype=dtype):
-        step.model(images, masks, text)["loss"].backward()
-    step.model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -82,12 +51,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny models (checks the script on a CPU)")
     args = parser.parse_args()
     dtype = torch.bfloat16
-    peak = matmul_tflops(args.device, dtype, 256 if args.smoke else 8192)
+    peak = matmul_flops_per_s(256 if args.smoke else 8192, dtype, args.device) / 1e12
     rows = []
     for recipe in ("ijepa", "tc-jepa"):
         for compile in (False, True):
             step = make(recipe, args.batch, args.device, args.smoke, compile, dtype)
-            flops = flops_of(step, dtype)
+            flops = step_flops(step, dtype)
             for _ in range(3):  # warm-up, compilation included
                 step()
             times = []

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 import torch.nn.functional as F
 
-from _common import alternate, median, peak_memory_mb, record, table, train_step
+from _common import alternate, matmul_flops_per_s, median, peak_memory_mb, record, step_flops, table, train_step
 from jepakit import build
 from jepakit.masks.base import Masks
 
@@ -139,33 +138,8 @@ def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> s
                                   "memory vs lightly"), rows)
 
 
-def matmul_peak_gflops(n: int = 1024, repeats: int = 10) -> float:
-    """The fp32 matmul rate this process reaches on square matrices (the roofline for MFU)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = 0.0
-    for _ in range(3):
-        a @ b
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9)
-    return best
-
-
-def step_flops(step) -> int:
-    """FLOPs of one forward + backward of the step's model (optimizer and EMA are not matmuls)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    images, masks, text = step.inputs
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step.model(images, masks, text)["loss"].backward()
-    step.model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
-
-
 def mfu(rounds: int) -> str:
-    peak = matmul_peak_gflops()
+    peak = matmul_flops_per_s() / 1e9
     rows = []
     for name, batch, image, recipe in (("ViT-Ti/16 I-JEPA", 16, 224, "ijepa-tiny"),
                                        ("ViT-S/16 I-JEPA", 16, 224, "ijepa-small")):
