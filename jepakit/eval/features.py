@@ -122,13 +122,14 @@ def extract(
 ) -> Features:
     """Features of ``dataset[i]`` for ``i`` in ``indices`` from ``encoder`` (in eval mode, no grad).
 
-    ``cache``: a file; reused when it was written with the same ``cache_key`` plus the
-    encoder's fingerprint and these options, else (re)written.
+    ``cache``: a file; reused when it was written with the same ``cache_key`` (which should
+    name the data set), encoder fingerprint, indices and options, else (re)written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be positive")
-    key = json.dumps({"user": cache_key, "encoder": encoder_fingerprint(encoder), "n": len(indices),
-                      "first": int(indices[0]) if len(indices) else -1, "layers": layers, "patches": keep_patches})
+    rows = hashlib.sha256(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
+    key = json.dumps({"user": cache_key, "encoder": encoder_fingerprint(encoder), "indices": rows,
+                      "layers": layers, "patches": keep_patches})
     if cache is not None and Path(cache).is_file():
         feats, saved_key = Features.load(cache)
         if saved_key == key:
