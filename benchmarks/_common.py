@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from jepakit.train import adamw
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -51,7 +53,7 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
                compile: bool = False, autocast: torch.dtype | None = None) -> Callable[[], None]:
     """A closure running one training step (forward, backward, AdamW, target update) on fixed
     inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
+    opt = adamw(model.param_groups(0.04), 1e-4)
     net = torch.compile(model) if compile else model
     state = {"step": 0}
 

@@ -17,6 +17,7 @@ import torch
 
 from _common import record, table
 from jepakit import get_config
+from jepakit.train import adamw
 
 
 def experiment(size: int, recipe: str):
@@ -47,7 +48,7 @@ def pipeline_rate(size: int, workers: int, batches: int, recipe: str) -> float:
 def train_rate(size: int, steps: int) -> float:
     cfg = experiment(size, "ijepa-tiny")
     model = cfg.build()
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-4)
+    opt = adamw(model.param_groups(0.04), 1e-4)
     x = torch.randn(32, 3, size, size)
     masks = model.masker(32, torch.Generator().manual_seed(0))
 

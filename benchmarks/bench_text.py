@@ -21,6 +21,7 @@ import torch
 from _common import alternate, median, peak_memory_mb, record, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
+from jepakit.train import adamw
 
 
 def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, seed: int = 0):
@@ -114,7 +115,7 @@ def text_use_check(steps: int, conditioner: dict) -> tuple:
     )
     g = torch.Generator().manual_seed(0)
     model.tokenizer.fit([c for _, caps in (toy_batch(64, g),) for cs in caps for c in cs])
-    opt = torch.optim.AdamW(model.param_groups(0.04), lr=1e-3)
+    opt = adamw(model.param_groups(0.04), 1e-3)
     positive = []
     for step in range(steps):
         images, captions = toy_batch(32, g)

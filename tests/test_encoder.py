@@ -47,6 +47,20 @@ def test_full_index_equals_no_index(batch):
         torch.testing.assert_close(ENC(x, torch.arange(n).expand(x.shape[0], -1)), ENC(x))
 
 
+@given(masked_batch(), st.randoms(use_true_random=False))
+def test_kept_patch_embedding_equals_the_convolution_gathered(batch, rnd):
+    """The context path projects only the kept patches; it must equal the full conv embedding gathered."""
+    from jepakit.layers.transformer import gather_tokens
+
+    x, index = batch
+    index = index[:, torch.tensor(rnd.sample(range(index.shape[1]), index.shape[1]))]  # any order
+    grid = (x.shape[-2] // 4, x.shape[-1] // 4)
+    with torch.no_grad():
+        full = ENC.embed(x, grid, None)
+        assert full.is_contiguous()
+        torch.testing.assert_close(ENC.embed(x, grid, index), gather_tokens(full, index), atol=1e-5, rtol=1e-5)
+
+
 @given(k=st.integers(1, 16), pad=st.integers(1, 20), seed=st.integers(0, 2**31))
 def test_padding_never_changes_valid_tokens(k, pad, seed):
     g = torch.Generator().manual_seed(seed)

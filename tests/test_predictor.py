@@ -107,3 +107,22 @@ def test_bad_widths_and_indices():
         PRED(z, torch.arange(3)[None], torch.tensor([[[4]]]), (4, 4))
     with pytest.raises(ValueError, match="outside"):
         PRED(torch.randn(1, 3, 24), torch.arange(3)[None], torch.tensor([[[16]]]), (4, 4))
+
+
+class WholeBlocks:
+    """A hook that runs every block whole (the predictor's plain path skips the context rows of the last)."""
+
+    def input(self, x, sample_index):
+        return x
+
+    def layer(self, index, block, x, attn_bias):
+        return block(x, attn_mask=attn_bias)
+
+
+@given(problem())
+def test_the_last_layer_shortcut_equals_whole_blocks(p):
+    z, context, targets, grid = p
+    with torch.no_grad():
+        torch.testing.assert_close(
+            PRED(z, context, targets, grid), PRED(z, context, targets, grid, hook=WholeBlocks()), atol=1e-5, rtol=1e-5
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ConfigError, knob
@@ -48,12 +49,16 @@ _TIMM_NAMES = {
 
 
 def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: int) -> None:
-    """Raise ``ValueError`` unless ``index`` is a long [batch, K] in [0, n) (with a matching ``valid``)."""
+    """Raise ``ValueError`` unless ``index`` is a long [batch, K] in [0, n) (with a matching ``valid``).
+
+    The range is checked on host tensors only: on an accelerator it would stall the queue
+    every step (``JEPA.forward`` checks its masks on the host before moving them).
+    """
     if index.dtype != torch.long or index.ndim != 2 or index.shape[0] != batch:
         raise ValueError(
             f"{where}: patch indices must be a long tensor [B={batch}, K]; got {index.dtype} {tuple(index.shape)}"
         )
-    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+    if index.device.type == "cpu" and index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
         raise ValueError(
             f"{where}: patch indices range over [{int(index.min())}, {int(index.max())}], "
             f"outside the grid's [0, {n - 1}]"
@@ -180,6 +185,23 @@ class ViTEncoder(nn.Module):
             pos = self._pos_cache[grid] = sincos_2d(self.embed_dim, grid)[None].to(self.pos_embed.device)
         return pos
 
+    def embed(self, images: Tensor, grid: tuple[int, int], index: Tensor | None) -> Tensor:
+        """Patch embeddings plus positions [B, K, D] of the patches at ``index`` (all if None).
+
+        With an index only the kept patches are projected (the patch embedding is a linear
+        map of each patch's pixels; the context encoder keeps about a quarter of them), and
+        the tokens are laid out contiguously so no later LayerNorm has to copy them.
+        """
+        pos = self.pos_embed_for(grid)
+        proj = self.patch_embed.proj
+        if index is None:
+            return self.patch_embed(images).contiguous() + pos
+        b, c = images.shape[:2]
+        p = self.patch_size
+        patches = images.reshape(b, c, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        x = F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias)
+        return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)
+
     def forward(self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None) -> Tensor:
         """Encode ``images`` [B, C, H, W] -> tokens [B, K, D].
 
@@ -199,9 +221,7 @@ class ViTEncoder(nn.Module):
         grid = self.grid_of(images)
         if index is not None:
             check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
-        x = self.patch_embed((images - self.pixel_mean) / self.pixel_std) + self.pos_embed_for(grid)
-        if index is not None:
-            x = gather_tokens(x, index)
+        x = self.embed((images - self.pixel_mean) / self.pixel_std, grid, index)
         bias = padding_bias(valid, x.dtype)
         outs = []
         for i, blk in enumerate(self.blocks):

@@ -20,7 +20,13 @@ from ..conditioners.base import PredictorHook
 from ..config import knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
+from ..layers.transformer import (
+    TransformerConfig,
+    gather_tokens,
+    init_weights,
+    layer_norm,
+    padding_bias,
+)
 from ..registry import register
 
 __all__ = ["ViTPredictorConfig", "ViTPredictor"]
@@ -111,10 +117,12 @@ class ViTPredictor(nn.Module):
             x = hook.input(x, sample_index)
             for i, blk in enumerate(self.blocks):
                 x = hook.layer(i, blk, x, bias)
-        else:
-            for blk in self.blocks:
+            x = x[:, kc:]
+        else:  # the last layer computes the mask tokens only: nothing reads the context's outputs
+            for blk in self.blocks[:-1]:
                 x = blk(x, attn_mask=bias)
-        x = self.predictor_proj(self.predictor_norm(x[:, kc:]))
+            x = self.blocks[-1](x, attn_mask=bias, rows_from=kc)
+        x = self.predictor_proj(self.predictor_norm(x))
         return x.reshape(rows, m, kt, -1)
 
 

@@ -1,6 +1,7 @@
 """Training: the engine, schedules as pure functions of the step, atomic checkpoints."""
 
 from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from .optim import adamw
 from .schedules import lr_at, weight_decay_at
 from .trainer import NonFiniteLossError, TrainConfig, Trainer, train
 
@@ -9,6 +10,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "Trainer",
+    "adamw",
     "load_checkpoint",
     "lr_at",
     "save_checkpoint",

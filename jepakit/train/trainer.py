@@ -25,6 +25,7 @@ from ..config import Config, ConfigError, knob, to_dict
 from ..data.pipeline import micro_batches
 from ..registry import register
 from .checkpoint import CheckpointManager, load_checkpoint
+from .optim import adamw
 from .schedules import lr_at, weight_decay_at
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "train"]
@@ -194,7 +195,7 @@ class Trainer:
                 model.tokenizer.fit(c for i in range(count) for c in data.captions(i))
         rank, world = _distributed()
         spread = _Parallel(model, device, world, cfg.fsdp)
-        opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.start_lr)
+        opt = adamw(model.param_groups(cfg.weight_decay), cfg.start_lr, fused=False if spread.sharded else None)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         start = 0
         if state is not None:
