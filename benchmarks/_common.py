@@ -50,10 +50,11 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
 
 
 def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text: object = None,
-               compile: bool = False, autocast: torch.dtype | None = None) -> Callable[[], None]:
-    """A closure running one training step (forward, backward, AdamW, target update) on fixed
-    inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
-    opt = adamw(model.param_groups(0.04), 1e-4)
+               compile: bool = False, autocast: torch.dtype | None = None,
+               fused: bool | None = None) -> Callable[[], None]:
+    """A closure running one training step (forward, backward, the trainer's AdamW, target
+    update) on fixed inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
+    opt = adamw(model.param_groups(0.04), 1e-4, fused=fused)
     net = torch.compile(model) if compile else model
     state = {"step": 0}
 
@@ -66,7 +67,7 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
         model.update_target(state["step"])
         state["step"] += 1
 
-    step.model, step.inputs = model, (images, masks, text)
+    step.model, step.inputs, step.opt = model, (images, masks, text), opt
     return step
 
 
@@ -106,31 +107,84 @@ def step_flops(step: Callable[[], None], autocast: torch.dtype | None = None) ->
     return counter.get_total_flops()
 
 
+def closure_flops(step: Callable[[], object]) -> int:
+    """FLOPs of one whole call of ``step`` (any implementation), by ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
 
 
-def step_peak_mb(step: Callable[[], object]) -> float:
-    """Peak RSS above the resting RSS during one (warm) call of ``step``, in MB (Linux)."""
+def _malloc_live_bytes() -> int:
+    """Bytes glibc's malloc has handed out and not yet had back (all arenas + mmapped)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                     "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def step_peak_mb(step: Callable[[], object]) -> dict[str, float]:
+    """Peak memory of one (warm) call of ``step``, in MB (Linux, glibc), two ways:
+
+    ``rss``: the resident set's peak above its level before the call (what the OS sees;
+    it depends on how much freed memory the allocator kept from earlier steps);
+    ``allocated``: the peak of live heap bytes above the level before the call, sampled
+    after every tensor operation (what the step's tensors need, independent of the allocator).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Peak(TorchDispatchMode):
+        peak = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            Peak.peak = max(Peak.peak, _malloc_live_bytes())
+            return out
+
     step()
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
         f.write("5")
     rest = _status_kb("VmRSS:")
     step()
-    return (_status_kb("VmHWM:") - rest) / 1024
+    rss = (_status_kb("VmHWM:") - rest) / 1024
+    gc.collect()
+    live = _malloc_live_bytes()
+    with Peak():
+        step()
+    return {"rss": rss, "allocated": (Peak.peak - live) / 2**20}
 
 
-def peak_memory_mb(module: str, args: list) -> float:
+def peak_memory_mb(module: str, args: list) -> dict[str, float]:
     """``step_peak_mb`` of ``module.make_step(*args)`` in a fresh child process (nothing else
     shares its heap)."""
     code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import importlib; from _common import step_peak_mb; "
-            "b = importlib.import_module(sys.argv[2]); print(step_peak_mb(b.make_step(*json.loads(sys.argv[3]))))")
+            "b = importlib.import_module(sys.argv[2]); "
+            "print(json.dumps(step_peak_mb(b.make_step(*json.loads(sys.argv[3])))))")
     here = str(Path(__file__).resolve().parent)
     out = subprocess.run([sys.executable, "-c", code, here, module, json.dumps(args)], capture_output=True, text=True,
                          check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def per_round_ratio(base: Sequence[float], other: Sequence[float]) -> float:
+    """Median over rounds of base time / other time (a speed-up; steadier than a ratio of medians
+    on a machine whose speed drifts, since both runs of a round see the same drift)."""
+    return statistics.median(b / o for b, o in zip(base, other))
 
 
 def median(xs: Sequence[float]) -> float:

@@ -5,7 +5,7 @@ of TC-JEPA (sparse-xattn on every predictor layer) with N captions of S tokens, 
 text either cached (precomputed ``TextFeatures``, as with a frozen encoder and
 ``TextCache``) or encoded every step by a frozen transformer text encoder. Steps of
 all variants alternate in one process; peak memory is measured per variant in a
-child process (peak RSS above the resting RSS during a warm step). Also the text-use check: on a tiny
+child process (peak live heap bytes during a warm step, and peak RSS). Also the text-use check: on a tiny
 TC-JEPA trained briefly on captioned toy images, the prediction loss with the true
 captions against shuffled captions on the same batch.
 
@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from _common import alternate, median, peak_memory_mb, record, table, train_step
+from _common import alternate, median, peak_memory_mb, per_round_ratio, record, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
 from jepakit.train import adamw
@@ -63,22 +63,16 @@ def cost_table(sizes: list[str], batch: int, rounds: int) -> str:
         specs = variants(batch, size)
         steps = {name: make_step(*spec) for name, spec in specs.items()}
         times = alternate(steps, rounds=rounds, repeats=1)
-        base = median(times["I-JEPA"])
         mem = {name: peak_memory_mb("bench_text", spec) for name, spec in specs.items()}
+        base = mem["I-JEPA"]
         for name in specs:
-            t = median(times[name])
-            rows.append(
-                (
-                    f"ViT-{size}",
-                    name,
-                    f"{t:.3f}",
-                    f"{t / base:.2f}x",
-                    f"{mem[name]:.0f}",
-                    f"{mem[name] / mem['I-JEPA']:.2f}x",
-                )
-            )
+            rows.append((f"ViT-{size}", name, f"{median(times[name]):.3f}",
+                         f"{1 / per_round_ratio(times['I-JEPA'], times[name]):.2f}x",
+                         f"{mem[name]['allocated']:.0f}", f"{mem[name]['allocated'] / base['allocated']:.2f}x",
+                         f"{mem[name]['rss']:.0f}"))
         del steps
-    header = ("encoder", "variant", "s / step", "vs I-JEPA", "step peak MB (RSS above rest)", "memory vs I-JEPA")
+    header = ("encoder", "variant", "s / step (median)", "vs I-JEPA (median per round)", "step peak allocated MB",
+              "memory vs I-JEPA", "step peak RSS MB")
     return table(header, rows)
 
 

@@ -10,8 +10,15 @@
    the measured step time, against the fp32 matmul peak measured in the same run.
 3. Scaling: step time and memory against batch size, image size, predictor depth, and
    for TC-JEPA the caption count N and length S.
+4. Optimisations: each of jepakit's optimisations switched off in turn (the plain path it
+   replaced, patched into one model instance), against all of them on, alternating.
 
-Run: ``python benchmarks/bench_train.py [--parts compare mfu scaling] [--rounds 5]``.
+Speed-ups are the median over rounds of the per-round time ratio (the machine's speed
+drifts; both runs of a round see the same drift). Memory is the peak of live heap bytes
+during a warm step (what the tensors need) and the peak RSS above rest, each in a child
+process.
+
+Run: ``python benchmarks/bench_train.py [--parts compare mfu scaling optimisations] [--rounds 9]``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,18 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from _common import alternate, matmul_flops_per_s, median, peak_memory_mb, record, step_flops, table, train_step
+from _common import (
+    alternate,
+    closure_flops,
+    matmul_flops_per_s,
+    median,
+    peak_memory_mb,
+    per_round_ratio,
+    record,
+    step_flops,
+    table,
+    train_step,
+)
 from jepakit import build
 from jepakit.masks.base import Masks
 
@@ -47,8 +65,9 @@ def as_masks(enc: list, pred: list, grid: tuple[int, int]) -> Masks:
 
 
 def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: Masks | None = None,
-                 recipe: str = "ijepa-tiny", n: int = 0, s: int = 0, compile: bool = False):
-    """One training step of jepakit's model on fixed inputs (a closure)."""
+                 recipe: str = "ijepa-tiny", n: int = 0, s: int = 0, compile: bool = False, without: str = ""):
+    """One training step of jepakit's model on fixed inputs (a closure); ``without`` names an
+    optimisation (a key of ``PLAIN``) to switch off."""
     from jepakit.text import TextFeatures
 
     torch.manual_seed(seed)
@@ -66,7 +85,55 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
     if recipe.startswith("tc-jepa"):
         text = TextFeatures(torch.randn(batch, n, s, model.text_encoder.width, generator=g),
                             torch.ones(batch, n, s, dtype=torch.bool))
-    return train_step(model, images, masks, text, compile=compile)
+    if without and without != "fused AdamW":
+        PLAIN[without](model)
+    return train_step(model, images, masks, text, compile=compile, fused=False if without == "fused AdamW" else None)
+
+
+def _whole_last_block(model) -> None:
+    blk = model.predictor.blocks[-1]
+    whole = blk.forward
+    blk.forward = lambda x, attn_mask=None, rows_from=0: whole(x, attn_mask)[:, rows_from:]
+
+
+def _keep_gelu_output(model) -> None:
+    from jepakit.layers.transformer import GeluMlp
+
+    for m in model.modules():
+        if isinstance(m, GeluMlp):
+            m.forward = lambda x, m=m: m.fc2(m.act(m.fc1(x)))
+
+
+def _embed_all_patches(model) -> None:
+    from jepakit.layers.transformer import gather_tokens
+
+    enc = model.encoder
+
+    def embed(images, grid, index):
+        x = enc.patch_embed(images).contiguous() + enc.pos_embed_for(grid)
+        return x if index is None else gather_tokens(x, index)
+
+    enc.embed = embed
+
+
+def _strided_tokens(model) -> None:
+    for enc in (model.encoder, model.target_encoder):
+        kept = enc.embed
+
+        def embed(images, grid, index, enc=enc, kept=kept):
+            return kept(images, grid, index) if index is not None else enc.patch_embed(images) + enc.pos_embed_for(grid)
+
+        enc.embed = embed
+
+
+#: Each optimisation and how to put the plain path it replaced back into one model.
+PLAIN = {
+    "last block on mask tokens only": _whole_last_block,
+    "GELU recomputed in backward": _keep_gelu_output,
+    "context encoder embeds kept patches only": _embed_all_patches,
+    "contiguous token layout": _strided_tokens,
+    "fused AdamW": None,
+}
 
 
 def lightly_step(batch: int, image: int, pred_depth: int, seed: int = 0):
@@ -111,31 +178,78 @@ def make_step(kind: str, *args):
     """A step by name, for ``peak_memory_mb`` (which rebuilds it in a child process)."""
     if kind == "lightly":
         return lightly_step(*args)
-    if kind in ("jepakit-same-masks", "jepakit-compiled"):
+    if kind in ("jepakit-same-masks", "jepakit-compiled") or kind.startswith("jepakit-without:"):
         batch, image, depth, seed = args
         enc, pred = lightly_masks(batch, image, 16, seed)
         return jepakit_step(batch, image, depth, seed, masks=as_masks(enc, pred, (image // 16,) * 2),
-                            compile=kind == "jepakit-compiled")
+                            compile=kind == "jepakit-compiled", without=kind.partition(":")[2])
     return jepakit_step(*args)
 
 
 def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
     args = (batch, image, depth, 0)
-    kinds = {"lightly (timm ViT + IJEPAPredictorTIMM)": "lightly", "jepakit, lightly's masks": "jepakit-same-masks",
+    base = "lightly (timm ViT + IJEPAPredictorTIMM)"
+    kinds = {base: "lightly", "jepakit, lightly's masks": "jepakit-same-masks",
              "jepakit, lightly's masks, torch.compile": "jepakit-compiled"}
     steps = {name: make_step(kind, *args) for name, kind in kinds.items()}
+    flops = {name: closure_flops(step) for name, step in steps.items()}
     times = alternate(steps, rounds=rounds, repeats=1)
     mem = {name: peak_memory_mb("bench_train", [kind, *args]) for name, kind in kinds.items()}
-    base_t = median(times["lightly (timm ViT + IJEPAPredictorTIMM)"])
-    base_m = mem["lightly (timm ViT + IJEPAPredictorTIMM)"]
-    rows = [(name, f"{median(t):.3f}", f"{base_t / median(t):.2f}x", f"{mem[name]:.0f}",
-             f"{mem[name] / base_m:.2f}x") for name, t in times.items()]
+    rows = [(name, f"{flops[name] / 1e9:.1f}", f"{median(t):.3f}", f"{per_round_ratio(times[base], t):.2f}x",
+             f"{mem[name]['allocated']:.0f}", f"{mem[name]['allocated'] / mem[base]['allocated']:.2f}x",
+             f"{mem[name]['rss']:.0f}", f"{mem[name]['rss'] / mem[base]['rss']:.2f}x") for name, t in times.items()]
     enc, pred = next(iter(steps.values())).masks
     note = (f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, one step = forward + backward "
             f"+ AdamW + EMA; both fed the same masks ({enc[0].shape[1]} context and 4 x {pred[0].shape[1]} target "
-            f"patches per image); median of {rounds} alternating rounds; peak = RSS above rest during a warm step.")
-    return note + "\n\n" + table(("implementation", "s / step", "speed vs lightly", "step peak MB",
-                                  "memory vs lightly"), rows)
+            f"patches per image); {rounds} alternating rounds. GFLOP: the whole step by torch.utils.flop_counter "
+            "(the same loss and gradients; jepakit skips work whose result nobody reads). Speed: median per-round "
+            "ratio. Allocated: peak live heap during a warm step; RSS: peak resident set above rest.")
+    return note + "\n\n" + table(("implementation", "GFLOP / step", "s / step (median)", "speed vs lightly",
+                                  "peak allocated MB", "vs lightly", "peak RSS MB", "vs lightly"), rows)
+
+
+def _component(name: str, step) -> object:
+    """The part of ``step`` an optimisation changes, as a closure (forward + backward where it trains)."""
+    model, (images, masks, _) = step.model, step.inputs
+    grid = model.encoder.grid_of(images)
+    if name == "fused AdamW":
+        for p in model.parameters():
+            p.grad = torch.ones_like(p) if p.requires_grad else None
+        return step.opt.step
+    if name == "contiguous token layout":
+        return torch.no_grad()(lambda: model.target_encoder(images))
+    if name == "context encoder embeds kept patches only":
+        return lambda: model.encoder(images, masks.context).sum().backward()
+    z = model.forward_context(images, masks).detach().requires_grad_(True)
+    return lambda: model.predictor(z, masks.context, masks.targets, grid).sum().backward()
+
+
+def optimisations(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
+    """Each optimisation off in turn: the part it changes timed with and without it (alternating,
+    many repeats: a few percent of a whole step drowns in this machine's drift), and the whole
+    step's FLOPs and peak allocated memory."""
+    args = (batch, image, depth, 0)
+    on = make_step("jepakit-same-masks", *args)
+    rows = [("all on", "", "", "", f"{closure_flops(on) / 1e9:.1f}",
+             f"{(mem_on := peak_memory_mb('bench_train', ['jepakit-same-masks', *args]))['allocated']:.0f}", "")]
+    for name in PLAIN:
+        off = make_step(f"jepakit-without:{name}", *args)
+        part = {"with": _component(name, on), "without": _component(name, off)}
+        times = alternate(part, rounds=3 * rounds, repeats=3)
+        mem = peak_memory_mb("bench_train", [f"jepakit-without:{name}", *args])
+        where = {"fused AdamW": "optimiser step", "contiguous token layout": "target encoder forward",
+                 "context encoder embeds kept patches only": "context encoder fwd + bwd"}.get(name, "predictor fwd + bwd")
+        rows.append((f"without: {name}", where, f"{1e3 * median(times['with']):.1f} / {1e3 * median(times['without']):.1f}",
+                     f"{per_round_ratio(times['without'], times['with']):.2f}x", f"{closure_flops(off) / 1e9:.1f}",
+                     f"{mem['allocated']:.0f}", f"{mem_on['allocated'] / mem['allocated']:.2f}x"))
+        del off, part
+    note = (f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, lightly's masks. Each row puts "
+            "one optimisation's plain path back into one model (same loss and gradients to 1e-11). 'Part' is the "
+            f"piece of the step it changes, timed with / without it over {3 * rounds} alternating rounds of 3 calls "
+            "(speed-up: median per-round ratio); GFLOP and peak allocated memory are of the whole step; 'memory it "
+            "saves' = peak with all on / peak without it.")
+    return note + "\n\n" + table(("variant", "part", "part ms with / without", "speed-up of the part",
+                                  "step GFLOP", "step peak allocated MB", "memory it saves"), rows)
 
 
 def mfu(rounds: int) -> str:
@@ -173,21 +287,21 @@ def scaling(rounds: int) -> str:
         t = median(alternate({"s": jepakit_step(*args)}, rounds=rounds, repeats=1)["s"])
         tokens = (spec["image"] // 16) ** 2
         rows.append(("I-JEPA", f"{knob}={value}", spec["batch"], tokens, f"{t:.3f}",
-                     f"{spec['batch'] / t:.1f}", f"{peak_memory_mb('bench_train', ['jepakit', *args]):.0f}"))
+                     f"{spec['batch'] / t:.1f}", f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}"))
     for n, s in ((1, 16), (8, 16), (8, 64), (16, 16)):
         args = [16, 224, 6, 0, None, "tc-jepa-tiny", n, s]
         t = median(alternate({"s": jepakit_step(*args)}, rounds=rounds, repeats=1)["s"])
         rows.append(("TC-JEPA cached", f"N={n} S={s}", 16, 196, f"{t:.3f}", f"{16 / t:.1f}",
-                     f"{peak_memory_mb('bench_train', ['jepakit', *args]):.0f}"))
+                     f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}"))
     note = "ViT-Ti/16, fp32; one knob changed at a time from batch 16, 224 px, predictor depth 6."
     return note + "\n\n" + table(("method", "changed", "batch", "tokens / image", "s / step", "images / s",
-                                  "step peak MB"), rows)
+                                  "peak allocated MB"), rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="*", default=["compare", "mfu", "scaling"])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--parts", nargs="*", default=["compare", "mfu", "scaling", "optimisations"])
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     if "compare" in args.parts:
         record("Train step: jepakit vs lightly's I-JEPA modules", compare(args.rounds))
@@ -195,6 +309,8 @@ def main() -> None:
         record("Model FLOP utilisation (CPU, fp32)", mfu(args.rounds))
     if "scaling" in args.parts:
         record("Scaling of the train step", scaling(args.rounds))
+    if "optimisations" in args.parts:
+        record("Train step optimisations, one at a time", optimisations(args.rounds))
 
 
 if __name__ == "__main__":

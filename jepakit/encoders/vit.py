@@ -1,4 +1,4 @@
-"""The I-JEPA Vision Transformer encoder: timm blocks, no [cls], fixed 2-D sin-cos positions.
+"""The I-JEPA Vision Transformer encoder: timm-compatible blocks, no [cls], fixed 2-D sin-cos positions.
 
 Reference: Assran et al., I-JEPA, CVPR 2023; Dosovitskiy et al., ViT, ICLR 2021.
 
@@ -51,14 +51,16 @@ _TIMM_NAMES = {
 def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: int) -> None:
     """Raise ``ValueError`` unless ``index`` is a long [batch, K] in [0, n) (with a matching ``valid``).
 
-    The range is checked on host tensors only: on an accelerator it would stall the queue
-    every step (``JEPA.forward`` checks its masks on the host before moving them).
+    The range is checked on host tensors outside ``torch.compile`` only: on an accelerator
+    it would stall the queue every step, and under compile it would split the graph
+    (``JEPA.forward`` checks its masks eagerly, on the host, before moving them).
     """
     if index.dtype != torch.long or index.ndim != 2 or index.shape[0] != batch:
         raise ValueError(
             f"{where}: patch indices must be a long tensor [B={batch}, K]; got {index.dtype} {tuple(index.shape)}"
         )
-    if index.device.type == "cpu" and index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+    host = index.device.type == "cpu" and not torch.compiler.is_compiling()
+    if host and index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
         raise ValueError(
             f"{where}: patch indices range over [{int(index.min())}, {int(index.max())}], "
             f"outside the grid's [0, {n - 1}]"

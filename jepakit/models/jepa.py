@@ -191,6 +191,7 @@ class JEPA(nn.Module):
             images = images.repeat(masks.repeats, 1, 1, 1)
         return self.encoder(images, masks.context, masks.context_valid)
 
+    @torch.compiler.disable  # eager under torch.compile: the range checks read values
     def _check_masks(self, masks: Masks, batch: int, grid: tuple[int, int]) -> None:
         if not isinstance(masks, Masks):
             raise TypeError(f"masks must be a jepakit Masks (from model.masker); got {type(masks).__name__}")

@@ -1,6 +1,6 @@
 """A small transformer text encoder: the offline default, trainable or frozen.
 
-Token embeddings plus fixed 1-D sin-cos positions, pre-LN timm blocks that never
+Token embeddings plus fixed 1-D sin-cos positions, pre-LN timm-compatible blocks that never
 attend to pad tokens, a final LayerNorm. Every caption of every image is encoded
 independently: [B, N, S] ids -> [B, N, S, d_t] word embeddings.
 """
