@@ -33,18 +33,18 @@ def test_rows_from_equals_the_whole_block_forward_and_backward(b, n, heads, data
         torch.testing.assert_close(r, w, atol=1e-5, rtol=1e-5)
 
 
-@given(rows=st.integers(1, 40), dim=st.integers(1, 12), hidden=st.integers(1, 24), seed=st.integers(0, 2**16),
-       bias=st.booleans())
-def test_gelu_mlp_equals_timms_mlp_forward_and_backward(rows, dim, hidden, seed, bias):
+@given(rows=st.integers(1, 40), dim=st.integers(1, 12), hidden=st.integers(1, 24), out=st.integers(1, 12),
+       seed=st.integers(0, 2**16), bias=st.booleans())
+def test_gelu_mlp_equals_timms_mlp_forward_and_backward(rows, dim, hidden, out, seed, bias):
     """Same outputs and gradients as timm's Mlp with the same weights, though the GELU output is not kept."""
     from timm.layers import Mlp
 
     torch.manual_seed(seed)
-    ref = Mlp(dim, hidden, bias=bias)
-    ours = GeluMlp(dim, hidden, bias=bias)
+    ref = Mlp(dim, hidden, out, bias=bias)
+    ours = GeluMlp(dim, hidden, out, bias=bias)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(rows, 1, dim)
-    g = torch.randn(rows, 1, dim)
+    g = torch.randn(rows, 1, out)
 
     def run(mlp):
         xi = x.clone().requires_grad_(True)

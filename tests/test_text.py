@@ -265,6 +265,69 @@ def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
             assert w.grad is not None and w.grad.abs().sum() > 0
 
 
+def naive_sparse_layer(layer, x, text, words, captions):
+    """TC-JEPA's layer read plainly: one caption at a time, F.cosine_similarity, torch.max pooling."""
+    u, length, d = x.shape
+    h = layer.heads
+    dh = d // h
+    q, k, v = layer.q(x), layer.k(text), layer.v(text)
+    reads, cos = [], []
+    for c in range(text.shape[1]):
+        qh = q.view(u, length, h, dh).transpose(1, 2)
+        kh, vh = (t[:, c].reshape(u, -1, h, dh).transpose(1, 2) for t in (k, v))
+        keys = words[:, c].clone()
+        keys[:, 0] |= ~keys.any(-1)
+        scores = (qh @ kh.transpose(-1, -2) * dh**-0.5).masked_fill(~keys[:, None, None, :], float("-inf"))
+        read = (scores.softmax(-1) @ vh).transpose(1, 2).reshape(u, length, d)
+        reads.append(read.masked_fill(~captions[:, c, None, None], float("-inf")))
+        cos.append(torch.nn.functional.cosine_similarity(q[:, :, None], k[:, c][:, None], dim=-1, eps=1e-12))
+    pooled = torch.stack(reads, 1).max(1).values
+    pooled = torch.where(captions.any(1)[:, None, None], pooled, 0.0)
+    y = x + pooled
+    return y + layer.mlp(layer.norm(y)), torch.stack(cos, 2).clamp_min(0) * words[:, None]
+
+
+@given(seed=st.integers(0, 2**31), heads=st.sampled_from([1, 2]), n=st.integers(1, 4), drop=st.booleans())
+def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop):
+    """The batched layer (one matmul for every caption's keys, pooling in chunks in the heads layout,
+    cosines from the attention's own dot products) against the plain loop."""
+    from jepakit.conditioners.xattn import SparseXAttnConditioner
+
+    torch.manual_seed(seed)
+    cond = create("conditioner", "sparse-xattn", dim=16, text_dim=12, depth=1, num_heads=heads)
+    assert isinstance(cond, SparseXAttnConditioner)
+    layer = cond.layers["0"]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 7, 16, generator=g)
+    text = torch.randn(3, n, 5, 12, generator=g)
+    words = torch.rand(3, n, 5, generator=g) < 0.7
+    words[..., 0] = True
+    if drop:
+        words[0, -1] = False  # an absent caption
+        words[1] = False  # an image without captions
+    captions = words.any(-1)
+
+    def run(fn):
+        layer.zero_grad()
+        xi, ti = x.clone().requires_grad_(True), text.clone().requires_grad_(True)
+        out, o = fn(xi, ti)
+        (out.square().mean() + o.sum()).backward()
+        return [out.detach(), o.detach(), xi.grad, ti.grad] + [p.grad.clone() for p in layer.parameters() if p.grad is not None]
+
+    def batched(xi, ti):
+        out, q, k, dot = layer(xi, ti, words, captions)
+        class Hook:  # what the conditioner stores for the regularisers
+            store: dict = {}
+            def add(self, name, value):
+                self.store.setdefault(name, []).append(value)
+        hook = Hook()
+        cond.regularise(hook, q, k, dot, words)
+        return out, hook.store["o"][0]
+
+    for a, b in zip(run(batched), run(lambda xi, ti: naive_sparse_layer(layer, xi, ti, words, captions)), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_regularisers_zero_cases():
     o = torch.rand(3, 2, 5, 4, 6)  # [layers, units, tokens, captions, words]
     captions = torch.ones(2, 4, dtype=torch.bool)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import knob
-from ..layers.transformer import layer_norm
+from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
 
@@ -82,12 +82,10 @@ class FeatureConditioner(TextConditioner):
 
     def __init__(self, cfg: FeatureConfig) -> None:
         super().__init__(cfg)
-        from timm.layers import Mlp
-
         width = cfg.dim + cfg.text_dim
         self.pool = CaptionPool(cfg.pooling, cfg.text_dim)
         self.norm = layer_norm(width)
-        self.mlp = Mlp(width, int(cfg.dim * cfg.mlp_ratio), out_features=cfg.dim)
+        self.mlp = GeluMlp(width, int(cfg.dim * cfg.mlp_ratio), out_features=cfg.dim)
         for m in self.mlp.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

@@ -30,11 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ConfigError, knob
-from ..layers.transformer import layer_norm
+from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextHook
 
@@ -91,8 +90,6 @@ class XAttnLayer(nn.Module):
 
     def __init__(self, cfg: GlobalXAttnConfig, attend: bool) -> None:
         super().__init__()
-        from timm.layers import Mlp
-
         self.heads = getattr(cfg, "num_heads", 1)
         self.scale = getattr(cfg, "scale", None)
         self.per_caption_mlp = cfg.per_caption_mlp
@@ -101,7 +98,7 @@ class XAttnLayer(nn.Module):
         self.v = nn.Linear(cfg.text_dim, cfg.dim, bias=False)
         self.pool = CaptionPool(cfg.pooling, cfg.dim)
         self.norm = layer_norm(cfg.dim)
-        self.mlp = Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
+        self.mlp = GeluMlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -110,15 +107,16 @@ class XAttnLayer(nn.Module):
 
     def forward(
         self, x: Tensor, text: Tensor, words: Tensor, captions: Tensor
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
         """x [U, L, D] reads ``text`` [U, N, S, d_t] (``words`` bool [U, N, S] marks real words,
-        ``captions`` bool [U, N] the captions that exist). Returns the new x, and the
-        projected queries [U, L, D] and keys [U, N, S, D] (None without attention)."""
+        ``captions`` bool [U, N] the captions that exist). Returns the new x, the projected
+        queries [U, L, D], keys [U, N, S, D] and their dot products [U, L, N*S] over the full
+        width (None without attention), from which the regularisers' cosines follow."""
         u, n, s, _ = text.shape
         length, d = x.shape[1], x.shape[2]
         v = self.v(text)  # [U, N, S, D]: once per image, shared by its target blocks
         h, dh = self.heads, d // self.heads
-        q = k = None
+        q = k = dot = None
         if self.q is None or self.k is None:
 
             def reads(i: int, j: int) -> Tensor:  # t̄ is the only key: weight 1, the read-out is V t̄
@@ -129,7 +127,9 @@ class XAttnLayer(nn.Module):
             # all captions' keys in one batched matmul: [U, h, L, N*S]
             qh = q.view(u, length, h, dh).transpose(1, 2)
             kh = k.view(u, n * s, h, dh).permute(0, 2, 3, 1)
-            scores = (qh @ kh) * (self.scale if self.scale is not None else dh**-0.5)
+            raw = qh @ kh
+            dot = raw[:, 0] if h == 1 else raw.sum(1)
+            scores = raw * (self.scale if self.scale is not None else dh**-0.5)
             keys = words.clone()
             keys[..., 0] |= ~keys.any(-1)  # an absent caption attends to a pad; it is pooled out below
             scores = scores.masked_fill(~keys.view(u, 1, 1, n * s), float("-inf"))
@@ -143,17 +143,17 @@ class XAttnLayer(nn.Module):
             per_caption = reads(0, u).expand(u, h, n, length, dh).permute(0, 2, 3, 1, 4).reshape(u, n, length, d)
             if self.per_caption_mlp:
                 y = x[:, None] + per_caption
-                return self.pool(y + self.mlp(self.norm(y)), captions), q, k
+                return self.pool(y + self.mlp(self.norm(y)), captions), q, k, dot
             pooled = self.pool(per_caption, captions)
         else:
             # Max / mean are per feature, so pool in the heads layout, a few units at a time:
             # the per-caption read-outs ([U, N, L, D], the largest tensor here) then stay in
             # cache and are never stored; backward keeps only the pooling indices.
             step = max(1, _CHUNK // (h * n * length * dh))
-            chunks = [self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)]
-            pooled = torch.cat(chunks).expand(u, h, length, dh).transpose(1, 2).reshape(u, length, d)
+            pooled = torch.cat([self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)])
+            pooled = pooled.expand(u, h, length, dh).transpose(1, 2).reshape(u, length, d)
         y = x + pooled
-        return y + self.mlp(self.norm(y)), q, k
+        return y + self.mlp(self.norm(y)), q, k, dot
 
 
 class XAttnConditioner(TextConditioner):
@@ -179,13 +179,13 @@ class XAttnConditioner(TextConditioner):
         text, words = self.words(hook)
         text, words = hook.per_unit(text), hook.per_unit(words)
         units = hook.by_image(x)
-        out, q, k = layer(units, text, words, words.any(-1))
-        if q is not None and k is not None:
-            self.regularise(hook, q, k, words)
+        out, q, k, dot = layer(units, text, words, words.any(-1))
+        if q is not None and k is not None and dot is not None:
+            self.regularise(hook, q, k, dot, words)
         out = hook.keep_uncaptioned(out, units)
         return hook.to_rows(out, x)
 
-    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, words: Tensor) -> None:
+    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, dot: Tensor, words: Tensor) -> None:
         """Record what the regularisers need (nothing for the holistic baseline)."""
 
 
@@ -205,11 +205,12 @@ class SparseXAttnConditioner(XAttnConditioner):
 
     config: SparseXAttnConfig
 
-    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, words: Tensor) -> None:
-        # O = relu(cos(q, K)) [U, L, N, S] by one batched matmul (never [U, L, S, D]).
-        u, n, s, d = k.shape
-        cos = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).view(u, n * s, d).transpose(1, 2)
-        cos = cos.view(u, -1, n, s)
+    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, dot: Tensor, words: Tensor) -> None:
+        # O = relu(cos(q, K)) [U, L, N, S] from the attention's own q.k products (never [U, L, S, D]).
+        u, n, s, _ = k.shape
+        eps = 1e-12  # as F.normalize
+        norms = q.norm(dim=-1).clamp_min(eps)[:, :, None] * k.norm(dim=-1).clamp_min(eps).view(u, 1, n * s)
+        cos = (dot / norms).view(u, -1, n, s)
         real = words[:, None]  # [U, 1, N, S]
         hook.add("o", cos.clamp_min(0) * real)
         hook.add("positive", ((cos > 0) & real).sum() / (real.sum() * cos.shape[1]).clamp_min(1))

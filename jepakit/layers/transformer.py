@@ -119,6 +119,7 @@ class GeluMlp(nn.Module):
         self,
         in_features: int,
         hidden_features: int,
+        out_features: int | None = None,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] | None = None,
         bias: bool = True,
@@ -134,7 +135,7 @@ class GeluMlp(nn.Module):
             )
         self.fc1 = nn.Linear(in_features, hidden_features, bias=bias, device=device, dtype=dtype)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, in_features, bias=bias, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
