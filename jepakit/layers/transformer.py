@@ -109,33 +109,17 @@ class Block(nn.Module):
 
 
 class GeluMlp(nn.Module):
-    """timm's ``Mlp`` (fc1, GELU, fc2; same parameter names) that keeps the hidden
+    """timm's ``Mlp`` (fc1, exact GELU, fc2; the same parameter names) that keeps the hidden
     pre-activation for the backward pass but not the GELU output, which the backward
     recomputes: about a quarter less activation memory per block for one elementwise
     GELU (``_GeluMlpFunction``; gradients equal timm's, tested). Under autocast or
     without gradients it is the plain composition."""
 
-    def __init__(
-        self,
-        in_features: int,
-        hidden_features: int,
-        out_features: int | None = None,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_layer: type[nn.Module] | None = None,
-        bias: bool = True,
-        drop: float = 0.0,
-        device: torch.device | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
+    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None) -> None:
         super().__init__()
-        if act_layer is not nn.GELU or norm_layer is not None or drop:
-            raise ValueError(
-                f"GeluMlp is exact GELU without hidden norm or dropout; got act_layer={act_layer}, "
-                f"norm_layer={norm_layer}, drop={drop}"
-            )
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias, device=device, dtype=dtype)
+        self.fc1 = nn.Linear(in_features, hidden_features)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, out_features or in_features, bias=bias, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
 
     def forward(self, x: Tensor) -> Tensor:
         if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
@@ -147,10 +131,9 @@ class _GeluMlpFunction(torch.autograd.Function):
     """fc2(gelu(fc1(x))) saving x and fc1(x) only; the backward recomputes gelu(fc1(x))."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:  # type: ignore[override]
         h = F.linear(x, w1, b1)
         ctx.save_for_backward(x, h, w1, w2)
-        ctx.biases = (b1 is not None, b2 is not None)
         return F.linear(F.gelu(h), w2, b2)
 
     @staticmethod
@@ -160,11 +143,11 @@ class _GeluMlpFunction(torch.autograd.Function):
         need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
         gy2 = gy.reshape(-1, gy.shape[-1])
         gw2 = gy2.t() @ F.gelu(h).reshape(-1, h.shape[-1]) if need_w2 else None
-        gb2 = gy2.sum(0) if need_b2 and ctx.biases[1] else None
+        gb2 = gy2.sum(0) if need_b2 else None
         gh = torch.ops.aten.gelu_backward(gy @ w2, h)
         gh2 = gh.reshape(-1, gh.shape[-1])
         gw1 = gh2.t() @ x.reshape(-1, x.shape[-1]) if need_w1 else None
-        gb1 = gh2.sum(0) if need_b1 and ctx.biases[0] else None
+        gb1 = gh2.sum(0) if need_b1 else None
         gx = gh @ w1 if need_x else None
         return gx, gw1, gb1, gw2, gb2
 

@@ -20,13 +20,7 @@ from ..conditioners.base import PredictorHook
 from ..config import knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import (
-    TransformerConfig,
-    gather_tokens,
-    init_weights,
-    layer_norm,
-    padding_bias,
-)
+from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
 from ..registry import register
 
 __all__ = ["ViTPredictorConfig", "ViTPredictor"]
