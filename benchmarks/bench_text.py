@@ -9,7 +9,7 @@ child process (peak live heap bytes during a warm step, and peak RSS). Also the 
 TC-JEPA trained briefly on captioned toy images, the prediction loss with the true
 captions against shuffled captions on the same batch.
 
-Run: ``python benchmarks/bench_text.py [--sizes tiny small base] [--batch 8]``.
+Run: ``python benchmarks/bench_text.py [--sizes tiny small base] [--batch 8] [--paper-rounds 11]``.
 """
 
 from __future__ import annotations
@@ -159,13 +159,32 @@ def text_use_table(steps: int) -> str:
     return table(header, rows)
 
 
+def paper_table(batch: int, rounds: int) -> str:
+    """The target's configuration only (ViT-B/16, N = 8 and 1, S = 16, cached), with every round's ratio."""
+    specs = {name: spec for name, spec in variants(batch, "base").items()
+             if name in ("I-JEPA", "TC-JEPA N=8 S=16 cached", "TC-JEPA N=1 S=16 cached")}
+    times = alternate({name: make_step(*spec) for name, spec in specs.items()}, rounds=rounds, repeats=1)
+    base = times["I-JEPA"]
+    rows = [(name, f"{median(t):.3f}", f"{1 / per_round_ratio(base, t):.3f}x",
+             " ".join(f"{a / b:.2f}" for a, b in zip(t, base))) for name, t in times.items()]
+    note = (f"ViT-B/16, 224 px, batch {batch}, fp32, predictor 6 x 384, sparse-xattn on all 6 layers, cached text; "
+            f"{rounds} alternating rounds; every round's ratio listed.")
+    return note + "\n\n" + table(("variant", "s / step (median)", "vs I-JEPA (median per round)",
+                                  "per-round ratios"), rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", default=["tiny", "small", "base"], help="none: skip the cost table")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-use-steps", type=int, default=300, help="0 skips the text-use check")
+    parser.add_argument("--paper-rounds", type=int, default=0,
+                        help="rounds of the ViT-B/16 target configuration alone (0: skip)")
     args = parser.parse_args()
+    if args.paper_rounds:
+        record(f"Text conditioning cost at the paper's configuration, ViT-B/16, {args.paper_rounds} rounds",
+               paper_table(args.batch, args.paper_rounds))
     note = (
         f"224 px, batch {args.batch}, fp32, one step = forward + backward + AdamW + EMA; predictor as in the "
         f"recipes (6 x 384, Tiny 6 x 192), sparse-xattn on all 6 layers; median of {args.rounds} alternating rounds."
