@@ -56,6 +56,30 @@ def test_gelu_mlp_equals_timms_mlp_forward_and_backward(rows, dim, hidden, out, 
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
+@given(rows=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_gelu_mlp_equals_timms_mlp_under_bf16_autocast(rows, seed):
+    """Mixed precision (the GPU recipe): the same bf16 forward and the same gradients as timm's Mlp under autocast."""
+    from timm.layers import Mlp
+
+    torch.manual_seed(seed)
+    ref = Mlp(16, 48)
+    ours = GeluMlp(16, 48)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(rows, 2, 16)
+    g = torch.randn(rows, 2, 16, dtype=torch.bfloat16)
+
+    def run(mlp):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = mlp(xi)
+        out.backward(g)
+        return [out.detach(), xi.grad] + [p.grad for p in mlp.parameters()]
+
+    for a, b in zip(run(ours), run(ref), strict=True):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+
+
 def test_gelu_mlp_keeps_the_pre_activation_not_the_gelu_output():
     """What the backward holds: the input and fc1's output, not gelu(fc1(x)) (timm's Mlp holds both)."""
     from timm.layers import Mlp

@@ -112,8 +112,7 @@ class GeluMlp(nn.Module):
     """timm's ``Mlp`` (fc1, exact GELU, fc2; the same parameter names) that keeps the hidden
     pre-activation for the backward pass but not the GELU output, which the backward
     recomputes: about a quarter less activation memory per block for one elementwise
-    GELU (``_GeluMlpFunction``; gradients equal timm's, tested). Under autocast or
-    without gradients it is the plain composition."""
+    GELU (``_GeluMlpFunction``; gradients equal timm's, also under autocast, tested)."""
 
     def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None) -> None:
         super().__init__()
@@ -122,16 +121,22 @@ class GeluMlp(nn.Module):
         self.fc2 = nn.Linear(hidden_features, out_features or in_features)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
+        if not torch.is_grad_enabled():
             return self.fc2(self.act(self.fc1(x)))
         return _GeluMlpFunction.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
 
 
 class _GeluMlpFunction(torch.autograd.Function):
-    """fc2(gelu(fc1(x))) saving x and fc1(x) only; the backward recomputes gelu(fc1(x))."""
+    """fc2(gelu(fc1(x))) saving x and fc1(x) only; the backward recomputes gelu(fc1(x)).
+
+    Under autocast the forward's linears run in the autocast dtype, which fc1's output
+    carries; the backward computes in that dtype as autocast's own backward would (the
+    engine casts each gradient to its input's dtype)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:  # type: ignore[override]
+        if torch.is_autocast_enabled(x.device.type):  # keep the input as the linear reads it
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         h = F.linear(x, w1, b1)
         ctx.save_for_backward(x, h, w1, w2)
         return F.linear(F.gelu(h), w2, b2)
@@ -140,6 +145,7 @@ class _GeluMlpFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, h, w1, w2 = ctx.saved_tensors
+        x, w1, w2, gy = (t.to(h.dtype) for t in (x, w1, w2, gy))
         need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
         gy2 = gy.reshape(-1, gy.shape[-1])
         gw2 = gy2.t() @ F.gelu(h).reshape(-1, h.shape[-1]) if need_w2 else None
