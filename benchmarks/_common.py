@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import gc
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -97,14 +99,15 @@ def matmul_flops_per_s(n: int = 1024, dtype: torch.dtype = torch.float32, device
 def step_flops(step: Callable[[], None], autocast: torch.dtype | None = None) -> int:
     """FLOPs of one forward + backward of a ``train_step``'s model (the optimiser and the EMA
     are not matmuls), counted by ``torch.utils.flop_counter``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     images, masks, text = step.inputs
-    counter = FlopCounterMode(display=False)
-    with counter, torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-        step.model(images, masks, text)["loss"].backward()
+
+    def forward_backward() -> None:
+        with torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            step.model(images, masks, text)["loss"].backward()
+
+    flops = closure_flops(forward_backward)
     step.model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return flops
 
 
 def closure_flops(step: Callable[[], object]) -> int:
@@ -122,8 +125,9 @@ def _status_kb(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
 
 
-def _malloc_live_bytes() -> int:
-    """Bytes glibc's malloc has handed out and not yet had back (all arenas + mmapped)."""
+@functools.cache
+def _mallinfo2() -> Callable[[], Any]:
+    """glibc's ``mallinfo2``, bound once (it is sampled after every operation)."""
     import ctypes
 
     class MallInfo2(ctypes.Structure):
@@ -131,9 +135,14 @@ def _malloc_live_bytes() -> int:
                     ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
                      "keepcost")]
 
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = MallInfo2
-    info = libc.mallinfo2()
+    fn = ctypes.CDLL("libc.so.6").mallinfo2
+    fn.restype = MallInfo2
+    return fn
+
+
+def _malloc_live_bytes() -> int:
+    """Bytes glibc's malloc has handed out and not yet had back (all arenas + mmapped)."""
+    info = _mallinfo2()()
     return info.uordblks + info.hblkhd
 
 

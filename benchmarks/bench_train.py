@@ -85,26 +85,27 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
     if recipe.startswith("tc-jepa"):
         text = TextFeatures(torch.randn(batch, n, s, model.text_encoder.width, generator=g),
                             torch.ones(batch, n, s, dtype=torch.bool))
-    if without and without != "fused AdamW":
-        PLAIN[without](model)
-    return train_step(model, images, masks, text, compile=compile, fused=False if without == "fused AdamW" else None)
+    options = PLAIN[without](model) if without else {}
+    return train_step(model, images, masks, text, compile=compile, **options)
 
 
-def _whole_last_block(model) -> None:
+def _whole_last_block(model) -> dict:
     blk = model.predictor.blocks[-1]
     whole = blk.forward
     blk.forward = lambda x, attn_mask=None, rows_from=0: whole(x, attn_mask)[:, rows_from:]
+    return {}
 
 
-def _keep_gelu_output(model) -> None:
+def _keep_gelu_output(model) -> dict:
     from jepakit.layers.transformer import GeluMlp
 
     for m in model.modules():
         if isinstance(m, GeluMlp):
             m.forward = lambda x, m=m: m.fc2(m.act(m.fc1(x)))
+    return {}
 
 
-def _embed_all_patches(model) -> None:
+def _embed_all_patches(model) -> dict:
     from jepakit.layers.transformer import gather_tokens
 
     enc = model.encoder
@@ -114,9 +115,10 @@ def _embed_all_patches(model) -> None:
         return x if index is None else gather_tokens(x, index)
 
     enc.embed = embed
+    return {}
 
 
-def _strided_tokens(model) -> None:
+def _strided_tokens(model) -> dict:
     for enc in (model.encoder, model.target_encoder):
         kept = enc.embed
 
@@ -124,15 +126,21 @@ def _strided_tokens(model) -> None:
             return kept(images, grid, index) if index is not None else enc.patch_embed(images) + enc.pos_embed_for(grid)
 
         enc.embed = embed
+    return {}
 
 
-#: Each optimisation and how to put the plain path it replaced back into one model.
+def _plain_adamw(model) -> dict:
+    return {"fused": False}
+
+
+#: Each optimisation and how to put the plain path it replaced back: patches one model and
+#: returns what ``train_step`` is to be given.
 PLAIN = {
     "last block on mask tokens only": _whole_last_block,
     "GELU recomputed in backward": _keep_gelu_output,
     "context encoder embeds kept patches only": _embed_all_patches,
     "contiguous token layout": _strided_tokens,
-    "fused AdamW": None,
+    "fused AdamW": _plain_adamw,
 }
 
 
@@ -208,20 +216,20 @@ def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> s
                                   "peak allocated MB", "vs lightly", "peak RSS MB", "vs lightly"), rows)
 
 
-def _component(name: str, step) -> object:
-    """The part of ``step`` an optimisation changes, as a closure (forward + backward where it trains)."""
+def _component(name: str, step) -> tuple[str, object]:
+    """The part of ``step`` an optimisation changes: its name and a closure (forward + backward where it trains)."""
     model, (images, masks, _) = step.model, step.inputs
     grid = model.encoder.grid_of(images)
     if name == "fused AdamW":
         for p in model.parameters():
             p.grad = torch.ones_like(p) if p.requires_grad else None
-        return step.opt.step
+        return "optimiser step", step.opt.step
     if name == "contiguous token layout":
-        return torch.no_grad()(lambda: model.target_encoder(images))
+        return "target encoder forward", torch.no_grad()(lambda: model.target_encoder(images))
     if name == "context encoder embeds kept patches only":
-        return lambda: model.encoder(images, masks.context).sum().backward()
+        return "context encoder fwd + bwd", lambda: model.encoder(images, masks.context).sum().backward()
     z = model.forward_context(images, masks).detach().requires_grad_(True)
-    return lambda: model.predictor(z, masks.context, masks.targets, grid).sum().backward()
+    return "predictor fwd + bwd", lambda: model.predictor(z, masks.context, masks.targets, grid).sum().backward()
 
 
 def optimisations(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
@@ -234,15 +242,14 @@ def optimisations(rounds: int, batch: int = 16, image: int = 224, depth: int = 6
              f"{(mem_on := peak_memory_mb('bench_train', ['jepakit-same-masks', *args]))['allocated']:.0f}", "")]
     for name in PLAIN:
         off = make_step(f"jepakit-without:{name}", *args)
-        part = {"with": _component(name, on), "without": _component(name, off)}
+        where, with_it = _component(name, on)
+        part = {"with": with_it, "without": _component(name, off)[1]}
         times = alternate(part, rounds=3 * rounds, repeats=3)
         mem = peak_memory_mb("bench_train", [f"jepakit-without:{name}", *args])
-        where = {"fused AdamW": "optimiser step", "contiguous token layout": "target encoder forward",
-                 "context encoder embeds kept patches only": "context encoder fwd + bwd"}.get(name, "predictor fwd + bwd")
         rows.append((f"without: {name}", where, f"{1e3 * median(times['with']):.1f} / {1e3 * median(times['without']):.1f}",
                      f"{per_round_ratio(times['without'], times['with']):.2f}x", f"{closure_flops(off) / 1e9:.1f}",
                      f"{mem['allocated']:.0f}", f"{mem_on['allocated'] / mem['allocated']:.2f}x"))
-        del off, part
+        del off, part, with_it
     note = (f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, lightly's masks. Each row puts "
             "one optimisation's plain path back into one model (same loss and gradients to 1e-11). 'Part' is the "
             f"piece of the step it changes, timed with / without it over {3 * rounds} alternating rounds of 3 calls "

@@ -195,11 +195,10 @@ class ViTEncoder(nn.Module):
         the tokens are laid out contiguously so no later LayerNorm has to copy them.
         """
         pos = self.pos_embed_for(grid)
-        proj = self.patch_embed.proj
         if index is None:
             return self.patch_embed(images).contiguous() + pos
         b, c = images.shape[:2]
-        p = self.patch_size
+        p, proj = self.patch_size, self.patch_embed.proj
         patches = images.reshape(b, c, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
         x = F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias)
         return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)
