@@ -12,13 +12,15 @@
    for TC-JEPA the caption count N and length S.
 4. Optimisations: each of jepakit's optimisations switched off in turn (the plain path it
    replaced, patched into one model instance), against all of them on, alternating.
+5. Packing: with jepakit's own masks (each context padded to the batch's longest), the
+   blocks on the valid tokens only against the blocks on the padded batch, by batch size.
 
 Speed-ups are the median over rounds of the per-round time ratio (the machine's speed
 drifts; both runs of a round see the same drift). Memory is the peak of live heap bytes
 during a warm step (what the tensors need) and the peak RSS above rest, each in a child
 process.
 
-Run: ``python benchmarks/bench_train.py [--parts compare mfu scaling optimisations] [--rounds 9]``.
+Run: ``python benchmarks/bench_train.py [--parts compare mfu scaling optimisations packing] [--rounds 9]``.
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def as_masks(enc: list, pred: list, grid: tuple[int, int]) -> Masks:
 
 
 def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: Masks | None = None,
-                 recipe: str = "ijepa-tiny", n: int = 0, s: int = 0, compile: bool = False, without: str = ""):
+                 recipe: str = "ijepa-tiny", n: int = 0, s: int = 0, compile: bool = False, without: str = "",
+                 pack: bool = True):
     """One training step of jepakit's model on fixed inputs (a closure); ``without`` names an
-    optimisation (a key of ``PLAIN``) to switch off."""
+    optimisation (a key of ``PLAIN``) to switch off; ``pack=False`` runs the blocks on the padding too."""
     from jepakit.text import TextFeatures
 
     torch.manual_seed(seed)
@@ -77,6 +80,7 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
         over["tokenizer"] = {"max_length": max(s, 1), "max_captions": max(n, 1)}
         over["text_encoder"] = {"trainable": False}
     model = build(recipe, **over)
+    model.encoder.pack_tokens = model.predictor.pack_tokens = pack
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, image, image, generator=g)
     if masks is None:
@@ -191,7 +195,7 @@ def make_step(kind: str, *args):
         enc, pred = lightly_masks(batch, image, 16, seed)
         return jepakit_step(batch, image, depth, seed, masks=as_masks(enc, pred, (image // 16,) * 2),
                             compile=kind == "jepakit-compiled", without=kind.partition(":")[2])
-    return jepakit_step(*args)
+    return jepakit_step(*args, pack=kind != "jepakit-padded")
 
 
 def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
@@ -305,9 +309,33 @@ def scaling(rounds: int) -> str:
                                   "peak allocated MB"), rows)
 
 
+def packing(rounds: int, image: int = 224, depth: int = 6) -> str:
+    """jepakit's default masks pad every context to the batch's longest; the blocks on the valid
+    tokens only (the default) against the blocks on the padded batch, by batch size."""
+    rows = []
+    for batch in (16, 32):
+        args = (batch, image, depth, 0)
+        kinds = {"padded": "jepakit-padded", "packed": "jepakit"}
+        steps = {name: make_step(kind, *args) for name, kind in kinds.items()}
+        valid = steps["packed"].inputs[1].context_valid
+        times = alternate(steps, rounds=rounds, repeats=1)
+        mem = {name: peak_memory_mb("bench_train", [kind, *args])["allocated"] for name, kind in kinds.items()}
+        for name, step in steps.items():
+            rows.append((batch, f"{valid.shape[1]} / {valid.float().sum(1).mean():.1f}", name,
+                         f"{closure_flops(step) / 1e9:.1f}", f"{median(times[name]):.3f}",
+                         f"{per_round_ratio(times['padded'], times[name]):.2f}x", f"{mem[name]:.0f}",
+                         f"{mem[name] / mem['padded']:.2f}x"))
+        del steps
+    note = (f"ViT-Ti/16 at {image} px, predictor {depth} x 192, fp32, jepakit's multi-block masks (context=pad: each "
+            "context padded to the batch's longest), one step = forward + backward + AdamW + EMA; the same loss "
+            f"and gradients (tested). {rounds} alternating rounds; speed-up: median per-round ratio.")
+    return note + "\n\n" + table(("batch", "context length padded / mean valid", "blocks run on", "GFLOP / step",
+                                  "s / step", "speed-up", "peak allocated MB", "memory vs padded"), rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="*", default=["compare", "mfu", "scaling", "optimisations"])
+    parser.add_argument("--parts", nargs="*", default=["compare", "mfu", "scaling", "optimisations", "packing"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     if "compare" in args.parts:
@@ -318,6 +346,8 @@ def main() -> None:
         record("Scaling of the train step", scaling(args.rounds))
     if "optimisations" in args.parts:
         record("Train step optimisations, one at a time", optimisations(args.rounds))
+    if "packing" in args.parts:
+        record("Valid tokens packed vs padded batches (jepakit's masks)", packing(args.rounds))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,23 @@ def test_padding_never_changes_valid_tokens(k, pad, seed):
         torch.testing.assert_close(ENC(x, padded, valid)[:, :k], ENC(x, index), atol=1e-5, rtol=1e-5)
 
 
+@given(masked_batch(), st.data())
+def test_packed_tokens_equal_the_padded_computation(batch, data):
+    """Padding anywhere: the packed blocks (the default) give the padded path's tokens where valid, zeros elsewhere."""
+    x, index = batch
+    valid = torch.tensor(data.draw(st.lists(st.booleans(), min_size=index.numel(), max_size=index.numel())))
+    valid = valid.view(index.shape)
+    valid[:, 0] = True
+    with torch.no_grad():
+        packed = ENC(x, index, valid)
+        ENC.pack_tokens = False
+        try:
+            padded = ENC(x, index, valid)
+        finally:
+            ENC.pack_tokens = True
+    torch.testing.assert_close(packed, padded * valid[..., None], atol=1e-5, rtol=1e-5)
+
+
 def test_positions_match_the_mae_formula_in_lightly():
     from lightly.models.utils import get_2d_sincos_pos_embed
 

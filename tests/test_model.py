@@ -34,6 +34,24 @@ def test_gradients_reach_encoder_and_predictor_never_the_target(model):
     assert all(p.grad is None and not p.requires_grad for p in model.target_encoder.parameters())
 
 
+def test_packed_tokens_give_the_padded_loss_and_gradients():
+    """The default masks pad each context to the batch's longest; packing the valid tokens changes nothing."""
+    torch.manual_seed(0)
+    model = tiny_config("ijepa", masker={"min_keep": 4}).build()
+    images, masks = batch(model, b=6, seed=3)
+    assert not masks.context_valid.all()
+
+    def run(pack: bool):
+        model.zero_grad()
+        model.encoder.pack_tokens = model.predictor.pack_tokens = pack
+        out = model(images, masks)["loss"]
+        out.backward()
+        return [out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
 def test_param_groups_exclude_the_target_and_decay_only_matrices(model):
     groups = model.param_groups(weight_decay=0.05)
     ids = {id(p) for g in groups for p in g["params"]}

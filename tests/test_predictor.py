@@ -60,6 +60,32 @@ def test_context_padding_is_ignored(p, pad):
         )
 
 
+@given(p=problem(), data=st.data())
+def test_packed_tokens_equal_the_padded_computation(p, data):
+    """Padding in context and targets: the packed blocks (the default) give the padded path's predictions
+    at the valid targets (zeros at padded ones), and the same gradients."""
+    z, context, targets, grid = p
+    size = context.numel() + targets.numel()
+    flags = st.lists(st.booleans(), min_size=size, max_size=size)
+    valid = torch.tensor(data.draw(flags))
+    cv, tv = valid[: context.numel()].view(context.shape), valid[context.numel():].view(targets.shape)
+    cv[:, 0] = True
+
+    def run(pack: bool):
+        PRED.zero_grad()
+        PRED.pack_tokens = pack
+        zi = z.clone().requires_grad_(True)
+        try:
+            out = PRED(zi, context, targets, grid, cv, tv) * tv[..., None]
+        finally:
+            PRED.pack_tokens = True
+        out.sum().backward()
+        return [out.detach(), zi.grad * cv[..., None]] + [q.grad.clone() for q in PRED.parameters()]
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 class RecordingHook:
     """A user-written hook: records calls and shifts the features at layer 1."""
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, knob
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
+from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 
 __all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -155,6 +155,10 @@ class ViTEncoder(nn.Module):
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std)
         self._pos_cache: dict[tuple[int, int], Tensor] = {}
+        #: run the blocks on the valid tokens only when given padding (see ``Packing``); False
+        #: computes the padding too (the same outputs at the valid tokens; zeros at the padding
+        #: when packed), for comparison
+        self.pack_tokens = True
 
     def timm_state_dict(self) -> dict[str, Tensor]:
         """The weights with the pixel normalisation folded into the patch embedding, so that timm's
@@ -208,7 +212,8 @@ class ViTEncoder(nn.Module):
 
         Args:
             index: long [B, K] patch indices (raster order) to keep; all patches if None.
-            valid: bool [B, K]; False marks padding, which no other token attends to.
+            valid: bool [B, K]; False marks padding, which no other token attends to
+                (its outputs are zeros, or, with ``pack_tokens`` off, unused values).
         """
         return self.layer_outputs(images, index, valid, last=1)[0]
 
@@ -223,10 +228,10 @@ class ViTEncoder(nn.Module):
         if index is not None:
             check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
         x = self.embed((images - self.pixel_mean) / self.pixel_std, grid, index)
-        bias = padding_bias(valid, x.dtype)
+        x, packing, bias = for_blocks(x, valid, self.pack_tokens)
         outs = []
         for i, blk in enumerate(self.blocks):
-            x = blk(x, attn_mask=bias)
+            x = blk(x, attn_mask=bias, packing=packing)
             if i >= len(self.blocks) - last:
-                outs.append(self.norm(x))
+                outs.append(self.norm(x) if packing is None else packing.unpack(self.norm(x)))
         return outs

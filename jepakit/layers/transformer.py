@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from ..config import Config, ConfigError, knob
 
 __all__ = [
-    "TransformerConfig", "Block", "GeluMlp", "make_blocks", "init_weights", "padding_bias", "gather_tokens", "layer_norm"
+    "TransformerConfig", "Block", "GeluMlp", "Packing", "for_blocks", "make_blocks", "init_weights", "padding_bias",
+    "gather_tokens", "layer_norm",
 ]
 
 #: LayerNorm as in I-JEPA and timm ViTs.
@@ -60,15 +61,108 @@ def make_blocks(
     return nn.ModuleList(Block(dim, num_heads, mlp_ratio, qkv_bias, r) for r in rates)
 
 
+class Packing:
+    """The valid tokens of a padded batch laid out as one [T, D] matrix, and the way back.
+
+    Padding (``valid`` [B, L] False) only has to be hidden from the attention; every
+    token-wise layer (LayerNorm, projections, MLP) computes each row on its own, so a
+    :class:`Block` given a packing runs those on the T valid tokens and pads only the
+    attention's q, k, v. With I-JEPA's masks a context is padded to the batch's
+    longest, a fifth to a quarter of the tokens at batch 16 and more at larger batches.
+
+    Tokens before column ``split`` (the predictor's context) come first in the packed
+    order, so the rows from ``split`` on (its mask tokens) are the packed rows from
+    ``self.split`` on. Building it reads ``valid`` (a device sync on an accelerator).
+    """
+
+    def __init__(self, valid: Tensor, split: int = 0) -> None:
+        b, n = valid.shape
+        pos = torch.arange(b * n, device=valid.device).view(b, n)
+        head, tail = pos[:, :split][valid[:, :split]], pos[:, split:][valid[:, split:]]
+        self.shape = (b, n)
+        self.valid = valid
+        self.index = torch.cat([head, tail])  # packed row -> flat position in B*L
+        self.sample = self.index // n  # packed row -> sample, for per-sample drop-path
+        self.split = head.numel()
+        self.split_column = split
+        self.tail_index = self.sample[self.split:] * (n - split) + tail % n - split  # flat position in B*(L-split)
+        self._bias: dict[torch.dtype, Tensor] = {}
+
+    @classmethod
+    @torch.compiler.disable  # reads values and makes data-dependent shapes: eager under torch.compile
+    def of(cls, valid: Tensor | None, split: int = 0) -> Packing | None:
+        """The packing of ``valid``, or None when nothing is padded."""
+        if valid is None or bool(valid.all()):
+            return None
+        return cls(valid, split)
+
+    def bias(self, dtype: torch.dtype) -> Tensor:
+        """The additive attention bias [B, 1, 1, L] hiding the padding, in ``dtype``."""
+        if dtype not in self._bias:
+            self._bias[dtype] = padding_bias(self.valid, dtype)
+        return self._bias[dtype]
+
+    def pack(self, x: Tensor, rows_from: int = 0) -> Tensor:
+        """Padded [B, L - rows_from, ...] -> packed [T', ...]: all valid tokens, or those from ``split`` on."""
+        index = self.index if rows_from == 0 else self._tail(rows_from)
+        return _Rows.apply(x.reshape(-1, *x.shape[2:]), index, None)
+
+    def unpack(self, x: Tensor, rows_from: int = 0) -> Tensor:
+        """Inverse of :meth:`pack`, zeros at the padding."""
+        b, n = self.shape
+        index = self.index if rows_from == 0 else self._tail(rows_from)
+        return _Rows.apply(x, index, b * (n - rows_from)).view(b, n - rows_from, *x.shape[1:])
+
+    def _tail(self, rows_from: int) -> Tensor:
+        if rows_from != self.split_column:
+            raise ValueError(f"rows_from={rows_from} must be 0 or this packing's split={self.split_column}")
+        return self.tail_index
+
+
+def for_blocks(
+    x: Tensor, valid: Tensor | None, pack: bool = True, split: int = 0
+) -> tuple[Tensor, Packing | None, Tensor | None]:
+    """x [B, L, D] as the blocks take it: ``(packed x, its packing, None)`` when ``pack`` and
+    ``valid`` marks padding, else ``(x, None, the padding bias or None)``."""
+    packing = Packing.of(valid, split) if pack else None
+    if packing is None:
+        return x, None, padding_bias(valid, x.dtype)
+    return packing.pack(x), packing, None
+
+
+class _Rows(torch.autograd.Function):
+    """Rows ``index`` of x (``total`` None), or x's rows placed at ``index`` among ``total`` zero
+    rows; each backward is the other. Neither keeps x for backward (torch's ``index_copy``
+    keeps its source: a whole q, k, v per block)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, total: int | None) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        ctx.rows = x.shape[0] if total is None else None
+        if total is None:
+            return x.index_select(0, index)
+        return x.new_zeros(total, *x.shape[1:]).index_copy_(0, index, x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        if ctx.rows is None:
+            return grad.index_select(0, index), None, None
+        return grad.new_zeros(ctx.rows, *grad.shape[1:]).index_copy_(0, index, grad), None, None
+
+
 class Block(nn.Module):
     """timm's pre-LN ViT block (the same submodules and parameter names, so weights load
-    strictly into timm; fused attention), with :class:`GeluMlp` and a forward that can
-    compute only the rows from ``rows_from`` on.
+    strictly into timm; fused attention), with :class:`GeluMlp`, a forward that can
+    compute only the rows from ``rows_from`` on, and one over packed tokens.
 
     Rows before ``rows_from`` stay keys and values, but their queries, attention read-out,
     projection and MLP are skipped and they are left out of the output: the predictor's
     last layer, whose context outputs nobody reads, costs (L - rows_from) / L of a block
-    there. The forward runs through ``__call__``, so FSDP's hooks see it.
+    there. Given a :class:`Packing`, x holds the valid tokens only and the padding is
+    added around the attention alone. The forward runs through ``__call__``, so FSDP's
+    hooks see it.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float) -> None:
@@ -84,28 +178,64 @@ class Block(nn.Module):
         self.ls2 = nn.Identity()
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None, rows_from: int = 0) -> Tensor:
-        """x [B, L, D] -> [B, L - rows_from, D]; ``attn_mask`` an additive bias over the L keys."""
-        if rows_from == 0:
-            x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=attn_mask)))
-        else:
-            x = x[:, rows_from:] + self.drop_path1(self.ls1(self._attend_rows(self.norm1(x), rows_from, attn_mask)))
-        return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, rows_from: int = 0, packing: Packing | None = None
+    ) -> Tensor:
+        """x [B, L, D] -> [B, L - rows_from, D]; ``attn_mask`` an additive bias over the L keys.
 
-    def _attend_rows(self, h: Tensor, start: int, attn_mask: Tensor | None) -> Tensor:
-        """timm's ``Attention`` forward with queries from rows ``start:`` only."""
+        With ``packing``, x is its packed [T, D] (the packing's bias replaces ``attn_mask``)
+        and the output is packed too: [T, D], or the rows from its split on.
+        """
+        if rows_from == 0 and packing is None:
+            x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=attn_mask)))
+            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+        rows = self.ls1(self._attend(self.norm1(x), rows_from, attn_mask, packing))
+        if packing is None:
+            x = x[:, rows_from:] + self.drop_path1(rows)
+            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
+        sample = packing.sample[packing.split:] if rows_from else packing.sample
+        x = x[packing.split:] if rows_from else x
+        x = x + self._drop_path(self.drop_path1, rows, sample, packing.shape[0])
+        return x + self._drop_path(self.drop_path2, self.ls2(self.mlp(self.norm2(x))), sample, packing.shape[0])
+
+    def _attend(self, h: Tensor, rows_from: int, attn_mask: Tensor | None, packing: Packing | None) -> Tensor:
+        """timm's ``Attention`` forward, with queries from row ``rows_from`` on and/or over packed tokens."""
         attn = self.attn
-        b, n, _ = h.shape
         heads, hd = attn.num_heads, attn.head_dim
         d = heads * hd
+        b, n = packing.shape if packing is not None else h.shape[:2]
         w, bias = attn.qkv.weight, attn.qkv.bias
-        q = F.linear(h[:, start:], w[:d], None if bias is None else bias[:d])
-        kv = F.linear(h, w[d:], None if bias is None else bias[d:])
-        q = attn.q_norm(q.reshape(b, n - start, heads, hd).transpose(1, 2))
-        k, v = kv.reshape(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        if rows_from == 0:
+            qkv = F.linear(h, w, bias)
+            if packing is not None:
+                qkv = packing.unpack(qkv)
+            q, k, v = qkv.reshape(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            hq = h[packing.split:] if packing is not None else h[:, rows_from:]
+            q = F.linear(hq, w[:d], None if bias is None else bias[:d])
+            kv = F.linear(h, w[d:], None if bias is None else bias[d:])
+            if packing is not None:
+                q, kv = packing.unpack(q, rows_from), packing.unpack(kv)
+            q = q.reshape(b, n - rows_from, heads, hd).transpose(1, 2)
+            k, v = kv.reshape(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        if packing is not None:
+            attn_mask = packing.bias(q.dtype)
         dropout = attn.attn_drop.p if self.training else 0.0
-        o = F.scaled_dot_product_attention(q, attn.k_norm(k), v, attn_mask=attn_mask, dropout_p=dropout)
-        return attn.proj_drop(attn.proj(attn.norm(o.transpose(1, 2).reshape(b, n - start, d))))
+        o = F.scaled_dot_product_attention(attn.q_norm(q), attn.k_norm(k), v, attn_mask=attn_mask, dropout_p=dropout)
+        o = o.transpose(1, 2).reshape(b, n - rows_from, d)
+        if packing is not None:
+            o = packing.pack(o, rows_from)
+        return attn.proj_drop(attn.proj(attn.norm(o)))
+
+    def _drop_path(self, module: nn.Module, x: Tensor, sample: Tensor, batch: int) -> Tensor:
+        """``module`` (timm's DropPath or Identity) on packed rows: one draw per sample, as timm's."""
+        if isinstance(module, nn.Identity) or not self.training or module.drop_prob == 0.0:
+            return x
+        keep = 1.0 - module.drop_prob
+        draw = x.new_empty(batch).bernoulli_(keep)
+        if module.scale_by_keep:
+            draw.div_(keep)
+        return x * draw[sample, None]
 
 
 class GeluMlp(nn.Module):

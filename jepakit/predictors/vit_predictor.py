@@ -20,7 +20,7 @@ from ..conditioners.base import PredictorHook
 from ..config import knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import TransformerConfig, gather_tokens, init_weights, layer_norm, padding_bias
+from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm, padding_bias
 from ..registry import register
 
 __all__ = ["ViTPredictorConfig", "ViTPredictor"]
@@ -53,6 +53,9 @@ class ViTPredictor(nn.Module):
         init_weights(self, self.blocks, cfg.init_std)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
+        #: without a conditioner, run the blocks on the valid tokens only (see ``Packing``);
+        #: False computes the padding too (the same predictions), for comparison
+        self.pack_tokens = True
 
     def pos_embed_for(self, grid: tuple[int, int], device: torch.device) -> Tensor:
         """[1, H*W, width] sin-cos positions of ``grid`` (cached)."""
@@ -104,8 +107,9 @@ class ViTPredictor(nn.Module):
         x = torch.cat([x, queries], dim=1)
 
         valid = _sequence_valid(context_valid, targets_valid, rows, m, kc, kt, z.device)
-        bias = padding_bias(valid, x.dtype)
-        if hook is not None:
+        packing = None
+        if hook is not None:  # conditioners see whole padded sequences at every layer
+            bias = padding_bias(valid, x.dtype)
             images = rows // repeats
             sample_index = (torch.arange(rows * m, device=z.device) // m) % images
             x = hook.input(x, sample_index)
@@ -113,10 +117,13 @@ class ViTPredictor(nn.Module):
                 x = hook.layer(i, blk, x, bias)
             x = x[:, kc:]
         else:  # the last layer computes the mask tokens only: nothing reads the context's outputs
+            x, packing, bias = for_blocks(x, valid, self.pack_tokens, split=kc)
             for blk in self.blocks[:-1]:
-                x = blk(x, attn_mask=bias)
-            x = self.blocks[-1](x, attn_mask=bias, rows_from=kc)
+                x = blk(x, attn_mask=bias, packing=packing)
+            x = self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing)
         x = self.predictor_proj(self.predictor_norm(x))
+        if packing is not None:  # zeros at padded targets
+            x = packing.unpack(x, rows_from=kc)
         return x.reshape(rows, m, kt, -1)
 
 
