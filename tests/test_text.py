@@ -252,6 +252,33 @@ def drive(cond, text, seed: int = 0):
     return out, hook
 
 
+@given(pad=st.integers(1, 6), seed=st.integers(0, 2**31), repeats=st.sampled_from([1, 2]))
+def test_context_padding_changes_neither_predictions_nor_regularisers(pad, seed, repeats):
+    """A context padded to a longer one in its batch: the same predictions, L_sparse, L_consistency and
+    fraction of positive O (padding tokens are no predictor tokens: 'mean over tokens' skips them)."""
+    torch.manual_seed(seed)
+    pred = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=2, num_heads=2)
+    cond = create("conditioner", "sparse-xattn", dim=16, text_dim=12, depth=2)
+    g = torch.Generator().manual_seed(seed)
+    rows = 2 * repeats
+    perm = torch.stack([torch.randperm(36, generator=g) for _ in range(rows)])
+    context, targets = perm[:, :5].sort(1).values, perm[:, 5:11].view(rows, 2, 3)
+    z = torch.randn(rows, 5, 24, generator=g)
+    padded_z = torch.cat([z, 100 * torch.randn(rows, pad, 24, generator=g)], 1)
+    padded_context = torch.cat([context, torch.zeros(rows, pad, dtype=torch.long)], 1)
+    valid = (torch.arange(5 + pad) < 5).expand(rows, -1)
+    text = features(seed)
+
+    def run(zz, cc, vv=None):
+        hook = cond.bind(text, step=10**6)
+        out = pred(zz, cc, targets, (6, 6), vv, repeats=repeats, hook=hook)
+        return [out, *cond.losses(hook).values(), *cond.metrics(hook).values()]
+
+    with torch.no_grad():
+        for a, b in zip(run(padded_z, padded_context, valid), run(z, context), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 @given(seed=st.integers(0, 2**31))
 def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
     cond, _ = setup("sparse-xattn", seed)
@@ -318,6 +345,7 @@ def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop
         out, q, k, dot = layer(xi, ti, words, captions)
         class Hook:  # what the conditioner stores for the regularisers
             store: dict = {}
+            tokens = None
             def add(self, name, value):
                 self.store.setdefault(name, []).append(value)
         hook = Hook()

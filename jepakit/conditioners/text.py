@@ -102,6 +102,8 @@ class TextHook:
         self.sample_index: Tensor | None = None
         self.group: int | None = None  # rows per image when contiguous
         self.store: dict[str, list[Tensor]] = {}
+        #: bool [units, tokens]: the real predictor tokens, not padding (None: all are real)
+        self.tokens: Tensor | None = None
 
     # the predictor's calls ---------------------------------------------------------
 
@@ -115,6 +117,8 @@ class TextHook:
         return self.conditioner.condition_input(self, x)
 
     def layer(self, index: int, block: nn.Module, x: Tensor, attn_bias: Tensor | None) -> Tensor:
+        if attn_bias is not None and self.tokens is None:  # the predictor's padding bias: 0 or -inf per key
+            self.tokens = self.by_image(torch.isfinite(attn_bias[:, 0, 0])[..., None])[..., 0]
         return self.conditioner.condition_layer(self, index, block, x, attn_bias)
 
     # helpers for conditioners -----------------------------------------------------

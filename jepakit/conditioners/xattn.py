@@ -67,13 +67,16 @@ class SparseXAttnConfig(GlobalXAttnConfig):
 _CHUNK = 2**21
 
 
-def sparse_regularisers(o: Tensor, captions: Tensor) -> tuple[Tensor, Tensor]:
-    """(L_sparse, L_consistency) from O [layers, U, L, N, S] and the captions that exist [U, N].
+def sparse_regularisers(o: Tensor, captions: Tensor, tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(L_sparse, L_consistency) from O [layers, U, L, N, S], the captions that exist [U, N]
+    and the real predictor tokens [U, L] (None: all).
 
     L_sparse = mean over tokens, captions and layers of ||O||_1; L_consistency the same
-    of ||O^l - mean_l O||_1. Absent captions do not count.
+    of ||O^l - mean_l O||_1. Absent captions and padding tokens do not count.
     """
     weight = captions.to(o.dtype)[None, :, None, :].expand(o.shape[:4])
+    if tokens is not None:
+        weight = weight * tokens.to(o.dtype)[None, :, :, None]
     denom = weight.sum().clamp_min(1.0)
     sparse = (o.sum(-1) * weight).sum() / denom
     consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom
@@ -212,8 +215,11 @@ class SparseXAttnConditioner(XAttnConditioner):
         norms = q.norm(dim=-1).clamp_min(eps)[:, :, None] * k.norm(dim=-1).clamp_min(eps).view(u, 1, n * s)
         cos = (dot / norms).view(u, -1, n, s)
         real = words[:, None]  # [U, 1, N, S]
+        if hook.tokens is not None:  # padding (a context shorter than the batch's longest) is no token
+            real = real & hook.tokens[:, :, None, None]
         hook.add("o", cos.clamp_min(0) * real)
-        hook.add("positive", ((cos > 0) & real).sum() / (real.sum() * cos.shape[1]).clamp_min(1))
+        pairs = real.sum() if hook.tokens is not None else real.sum() * cos.shape[1]
+        hook.add("positive", ((cos > 0) & real).sum() / pairs.clamp_min(1))
 
     def ramp(self, step: int | None) -> float:
         warm = self.config.reg_warmup_steps
@@ -223,7 +229,7 @@ class SparseXAttnConditioner(XAttnConditioner):
         if hook is None or "o" not in hook.store:
             return {}
         sparse, consistency = sparse_regularisers(
-            torch.stack(hook.store["o"]), hook.per_unit(hook.text.caption_valid)
+            torch.stack(hook.store["o"]), hook.per_unit(hook.text.caption_valid), hook.tokens
         )
         r = self.ramp(hook.step)
         return {
