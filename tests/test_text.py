@@ -279,6 +279,42 @@ def test_context_padding_changes_neither_predictions_nor_regularisers(pad, seed,
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", TEXT_CONDITIONERS)
+@given(seed=st.integers(0, 2**31))
+def test_conditioned_blocks_on_packed_tokens_equal_the_padded_computation(name, seed):
+    """The hook runs the predictor's blocks on the valid tokens (its packing): the padded path's
+    predictions, loss parts and gradients."""
+    torch.manual_seed(seed)
+    pred = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=2, num_heads=2)
+    size = {"dim": 16, "text_dim": 12, **({} if name == "feature" else {"depth": 2})}
+    cond = create("conditioner", name, **size)
+    if name == "adaln":  # zero-initialised modulation would hide the conditioned path
+        for p in cond.parameters():
+            torch.nn.init.normal_(p, std=0.1)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.stack([torch.randperm(36, generator=g) for _ in range(2)])
+    context, targets = perm[:, :7].sort(1).values, perm[:, 7:13].view(2, 2, 3)
+    valid = torch.rand(2, 7, generator=g) < 0.6
+    valid[:, 0] = True
+    z = torch.randn(2, 7, 24, generator=g)
+    text = features(seed)
+    params = list(pred.parameters()) + list(cond.parameters())
+
+    def run(pack: bool):
+        pred.pack_tokens = pack
+        for p in params:
+            p.grad = None
+        hook = cond.bind(text, step=10**6)
+        out = pred(z, context, targets, (6, 6), valid, hook=hook)
+        assert (hook.packing is not None) == pack
+        parts = list(cond.losses(hook).values())
+        (out.square().mean() + sum(parts, torch.zeros(()))).backward()
+        return [out.detach(), *[p.detach() for p in parts]] + [p.grad for p in params if p.grad is not None]
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 @given(seed=st.integers(0, 2**31))
 def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
     cond, _ = setup("sparse-xattn", seed)

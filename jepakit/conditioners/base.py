@@ -18,7 +18,13 @@ __all__ = ["Conditioner", "PredictorHook"]
 
 
 class PredictorHook(Protocol):
-    """Called by the predictor: ``input`` once, then ``layer`` for every block."""
+    """Called by the predictor: ``input`` once, then ``layer`` for every block.
+
+    x stays padded ([R, L, D]) at every call. A hook with a ``packing`` attribute is given
+    the predictor's ``Packing`` of the padded sequence there (None when nothing is padded)
+    before ``input``; ``block(x, attn_mask=attn_bias, packing=packing)`` then runs the
+    block's token-wise layers on the valid tokens only (zeros come back at the padding).
+    """
 
     def input(self, x: Tensor, sample_index: Tensor) -> Tensor:
         """Condition the input sequence x [R, L, D]; row r belongs to image ``sample_index[r]``."""

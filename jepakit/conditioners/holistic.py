@@ -54,7 +54,7 @@ class AdaLNConditioner(TextConditioner):
 
     def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
         if str(index) not in self.modulation:
-            return block(x, attn_mask=bias)
+            return block(x, attn_mask=bias, packing=hook.packing)
         mod = self.modulation[str(index)](pooled_mean(self, hook)) * hook.has_text()[:, None]
         scale1, shift1, scale2, shift2 = mod[:, None].chunk(4, dim=-1)  # each [units, 1, D]
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config, ConfigError, knob
+from ..layers.transformer import Packing
 from ..text.batch import TextFeatures
 from .base import Conditioner
 
@@ -104,6 +105,8 @@ class TextHook:
         self.store: dict[str, list[Tensor]] = {}
         #: bool [units, tokens]: the real predictor tokens, not padding (None: all are real)
         self.tokens: Tensor | None = None
+        #: the predictor's packing of its padded sequence, for the blocks (set by the predictor)
+        self.packing: Packing | None = None
 
     # the predictor's calls ---------------------------------------------------------
 
@@ -166,4 +169,4 @@ class TextConditioner(Conditioner):
         return x
 
     def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
-        return block(x, attn_mask=bias)
+        return block(x, attn_mask=bias, packing=hook.packing)

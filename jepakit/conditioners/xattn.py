@@ -175,7 +175,7 @@ class XAttnConditioner(TextConditioner):
         return hook.text.tokens, hook.text.mask
 
     def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
-        x = block(x, attn_mask=bias)
+        x = block(x, attn_mask=bias, packing=hook.packing)
         layer = self.layers[str(index)] if str(index) in self.layers else None
         if layer is None:
             return x

@@ -184,8 +184,11 @@ class Block(nn.Module):
         """x [B, L, D] -> [B, L - rows_from, D]; ``attn_mask`` an additive bias over the L keys.
 
         With ``packing``, x is its packed [T, D] (the packing's bias replaces ``attn_mask``)
-        and the output is packed too: [T, D], or the rows from its split on.
+        and the output is packed too: [T, D], or the rows from its split on. A padded x
+        [B, L, D] with a packing is packed here and the output unpacked (zeros at the padding).
         """
+        if packing is not None and x.dim() == 3:
+            return packing.unpack(self.forward(packing.pack(x), attn_mask, rows_from, packing), rows_from)
         if rows_from == 0 and packing is None:
             x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=attn_mask)))
             return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))

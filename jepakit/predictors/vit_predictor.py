@@ -20,7 +20,15 @@ from ..conditioners.base import PredictorHook
 from ..config import knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
-from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm, padding_bias
+from ..layers.transformer import (
+    Packing,
+    TransformerConfig,
+    for_blocks,
+    gather_tokens,
+    init_weights,
+    layer_norm,
+    padding_bias,
+)
 from ..registry import register
 
 __all__ = ["ViTPredictorConfig", "ViTPredictor"]
@@ -53,8 +61,8 @@ class ViTPredictor(nn.Module):
         init_weights(self, self.blocks, cfg.init_std)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
-        #: without a conditioner, run the blocks on the valid tokens only (see ``Packing``);
-        #: False computes the padding too (the same predictions), for comparison
+        #: run the blocks on the valid tokens only (see ``Packing``; with a hook, when it takes
+        #: a ``packing``); False computes the padding too (the same predictions), for comparison
         self.pack_tokens = True
 
     def pos_embed_for(self, grid: tuple[int, int], device: torch.device) -> Tensor:
@@ -110,6 +118,8 @@ class ViTPredictor(nn.Module):
         packing = None
         if hook is not None:  # conditioners see whole padded sequences at every layer
             bias = padding_bias(valid, x.dtype)
+            if hasattr(hook, "packing"):  # the hook may run the blocks on the valid tokens
+                hook.packing = Packing.of(valid) if self.pack_tokens else None
             images = rows // repeats
             sample_index = (torch.arange(rows * m, device=z.device) // m) % images
             x = hook.input(x, sample_index)
