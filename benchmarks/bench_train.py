@@ -96,7 +96,14 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
 def _whole_last_block(model) -> dict:
     blk = model.predictor.blocks[-1]
     whole = blk.forward
-    blk.forward = lambda x, attn_mask=None, rows_from=0: whole(x, attn_mask)[:, rows_from:]
+
+    def forward(x, attn_mask=None, rows_from=0, packing=None):
+        out = whole(x, attn_mask, packing=packing)
+        if not rows_from:
+            return out
+        return out[packing.split:] if packing is not None else out[:, rows_from:]
+
+    blk.forward = forward
     return {}
 
 
