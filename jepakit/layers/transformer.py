@@ -68,7 +68,7 @@ class Packing:
     token-wise layer (LayerNorm, projections, MLP) computes each row on its own, so a
     :class:`Block` given a packing runs those on the T valid tokens and pads only the
     attention's q, k, v. With I-JEPA's masks a context is padded to the batch's
-    longest, a fifth to a quarter of the tokens at batch 16 and more at larger batches.
+    longest: about a fifth of the tokens at batch 16 (measured), more at larger batches.
 
     Tokens before column ``split`` (the predictor's context) come first in the packed
     order, so the rows from ``split`` on (its mask tokens) are the packed rows from
