@@ -218,8 +218,7 @@ class SparseXAttnConditioner(XAttnConditioner):
         if hook.tokens is not None:  # padding (a context shorter than the batch's longest) is no token
             real = real & hook.tokens[:, :, None, None]
         hook.add("o", cos.clamp_min(0) * real)
-        pairs = real.sum() if hook.tokens is not None else real.sum() * cos.shape[1]
-        hook.add("positive", ((cos > 0) & real).sum() / pairs.clamp_min(1))
+        hook.add("positive", ((cos > 0) & real).sum() / real.expand_as(cos).sum().clamp_min(1))
 
     def ramp(self, step: int | None) -> float:
         warm = self.config.reg_warmup_steps

@@ -189,17 +189,17 @@ class Block(nn.Module):
         """
         if packing is not None and x.dim() == 3:
             return packing.unpack(self.forward(packing.pack(x), attn_mask, rows_from, packing), rows_from)
-        if rows_from == 0 and packing is None:
-            x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x), attn_mask=attn_mask)))
-            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
-        rows = self.ls1(self._attend(self.norm1(x), rows_from, attn_mask, packing))
-        if packing is None:
-            x = x[:, rows_from:] + self.drop_path1(rows)
-            return x + self.drop_path2(self.ls2(self.mlp(self.norm2(x))))
-        sample = packing.sample[packing.split:] if rows_from else packing.sample
-        x = x[packing.split:] if rows_from else x
-        x = x + self._drop_path(self.drop_path1, rows, sample, packing.shape[0])
-        return x + self._drop_path(self.drop_path2, self.ls2(self.mlp(self.norm2(x))), sample, packing.shape[0])
+        if rows_from == 0 and packing is None:  # timm's attention, one fused q/k/v projection
+            attended = self.attn(self.norm1(x), attn_mask=attn_mask)
+        else:
+            attended = self._attend(self.norm1(x), rows_from, attn_mask, packing)
+        sample = None  # the sample of each packed row, for drop-path
+        if packing is not None:
+            x, sample = (x[packing.split:], packing.sample[packing.split:]) if rows_from else (x, packing.sample)
+        elif rows_from:
+            x = x[:, rows_from:]
+        x = x + self._drop_path(self.drop_path1, self.ls1(attended), sample, packing)
+        return x + self._drop_path(self.drop_path2, self.ls2(self.mlp(self.norm2(x))), sample, packing)
 
     def _attend(self, h: Tensor, rows_from: int, attn_mask: Tensor | None, packing: Packing | None) -> Tensor:
         """timm's ``Attention`` forward, with queries from row ``rows_from`` on and/or over packed tokens."""
@@ -230,12 +230,15 @@ class Block(nn.Module):
             o = packing.pack(o, rows_from)
         return attn.proj_drop(attn.proj(attn.norm(o)))
 
-    def _drop_path(self, module: nn.Module, x: Tensor, sample: Tensor, batch: int) -> Tensor:
-        """``module`` (timm's DropPath or Identity) on packed rows: one draw per sample, as timm's."""
+    def _drop_path(self, module: nn.Module, x: Tensor, sample: Tensor | None, packing: Packing | None) -> Tensor:
+        """``module`` (timm's DropPath or Identity) on x; on packed rows (``sample`` given) with
+        one draw per sample of ``packing``, as timm draws."""
+        if sample is None or packing is None:
+            return module(x)
         if isinstance(module, nn.Identity) or not self.training or module.drop_prob == 0.0:
             return x
         keep = 1.0 - module.drop_prob
-        draw = x.new_empty(batch).bernoulli_(keep)
+        draw = x.new_empty(packing.shape[0]).bernoulli_(keep)
         if module.scale_by_keep:
             draw.div_(keep)
         return x * draw[sample, None]
