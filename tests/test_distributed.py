@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from jepakit import get_config
-from jepakit.train import load_checkpoint, train
+from jepakit.train import adamw, load_checkpoint, train
 
 
 def experiment(fsdp: bool = False):
@@ -34,6 +34,8 @@ def _worker(rank: int, world: int, init_file: str, out: str, fsdp: bool, until: 
         model = train(experiment(fsdp), out, progress=False, until=until, resume=resume)["model"]
         sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
         assert sharded == fsdp, f"fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
+        fused = bool(adamw(model.param_groups(0.04), 1e-3).defaults["fused"])
+        assert fused != sharded, "AdamW fuses plain parameters and leaves sharded (DTensor) ones to the default"
     finally:
         dist.destroy_process_group()
 

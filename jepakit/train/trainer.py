@@ -195,7 +195,7 @@ class Trainer:
                 model.tokenizer.fit(c for i in range(count) for c in data.captions(i))
         rank, world = _distributed()
         spread = _Parallel(model, device, world, cfg.fsdp)
-        opt = adamw(model.param_groups(cfg.weight_decay), cfg.start_lr, fused=False if spread.sharded else None)
+        opt = adamw(model.param_groups(cfg.weight_decay), cfg.start_lr)  # sharded (DTensor) parameters: not fused
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         start = 0
         if state is not None:
