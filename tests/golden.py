@@ -1,0 +1,94 @@
+"""Golden values: every recipe's CPU preset trained for 5 steps, recorded before a refactor.
+
+``python tests/golden.py --write`` records, for every registered recipe shrunk to the CPU
+preset (64 px, ViT 192/6 with 8 px patches, predictor 192/3, batch 8, 5 steps), each
+logged value of the first 5 steps (loss parts, metrics, learning rate, weight decay,
+EMA momentum, monitors) and a SHA-256 of the weights after them. ``test_golden.py``
+re-runs the same and demands bitwise equality on the machine that recorded them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+FILE = Path(__file__).parent / "data" / "golden.json"
+
+#: The CPU preset's sizes (``ijepa-cpu``), applied to every recipe; a short, small-batch run.
+OVERRIDES = {
+    "image_size": 64,
+    "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8},
+    "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
+    "data": {"size": 64},
+    "train": {"steps": 5, "batch_size": 8, "warmup_steps": 2, "log_every": 1, "monitor_every": 5,
+              "checkpoint_every": 5, "num_workers": 0, "prefetch": 0, "tokenizer_samples": 64},
+}
+TEXT_OVERRIDES = {
+    "text_encoder": {"embed_dim": 96, "depth": 2, "num_heads": 2},
+    "tokenizer": {"vocab_size": 500, "max_length": 16},
+}
+NOT_GOLDEN = ("images_per_s", "step")
+
+
+def machine() -> dict[str, str]:
+    """What decides the bits: torch's version and the CPU kernels it picks."""
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def config(recipe: str):
+    from jepakit import get_config
+
+    overrides = dict(OVERRIDES)
+    if get_config(recipe).text_encoder is not None:
+        overrides.update(TEXT_OVERRIDES)
+    return get_config(recipe, **overrides)
+
+
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def run(recipe: str) -> dict:
+    """The golden record of one recipe."""
+    from jepakit.train import train
+
+    with tempfile.TemporaryDirectory() as out:
+        result = train(config(recipe), out, progress=False)
+        records = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+    steps = [{k: v for k, v in r.items() if k not in NOT_GOLDEN} for r in records]
+    return {"steps": steps, "weights_sha256": weights_sha256(result["model"].state_dict())}
+
+
+def main(argv: list[str]) -> int:
+    from jepakit import list_recipes
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if argv != ["--write"]:
+        print("usage: python tests/golden.py --write")
+        return 2
+    golden = {"machine": machine(), "recipes": {}}
+    for recipe in list_recipes():
+        golden["recipes"][recipe] = run(recipe)
+        print(recipe, golden["recipes"][recipe]["steps"][-1]["loss"], flush=True)
+    FILE.write_text(json.dumps(golden, indent=1) + "\n")
+    print(f"wrote {FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
