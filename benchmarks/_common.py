@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from jepakit.train import adamw
+from jepakit.train import adamw, torch_groups
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -56,7 +56,7 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
                fused: bool | None = None) -> Callable[[], None]:
     """A closure running one training step (forward, backward, the trainer's AdamW, target
     update) on fixed inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
-    opt = adamw(model.param_groups(0.04), 1e-4, fused=fused)
+    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4, fused=fused)
     net = torch.compile(model) if compile else model
     state = {"step": 0}
 
@@ -66,7 +66,7 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
-        model.update_target(state["step"])
+        model.after_step(state["step"], 1000)
         state["step"] += 1
 
     step.model, step.inputs, step.opt = model, (images, masks, text), opt

@@ -17,7 +17,7 @@ import torch
 
 from _common import record, table
 from jepakit import get_config
-from jepakit.train import adamw
+from jepakit.train import adamw, torch_groups
 
 
 def experiment(size: int, recipe: str):
@@ -26,17 +26,15 @@ def experiment(size: int, recipe: str):
 
 
 def pipeline_rate(size: int, workers: int, batches: int, recipe: str) -> float:
-    from jepakit.data.pipeline import micro_batches
+    from jepakit.train.pipeline import EpochOrder, micro_batches
 
     cfg = experiment(size, recipe)
     model = cfg.build()
-    if model.tokenizer is not None:
-        data = cfg.data.build()
-        model.tokenizer.fit(c for i in range(200) for c in data.captions(i))
-    trainer = cfg.train.replace(num_workers=workers, prefetch=workers).build()
     data = cfg.data.build()
-    tok = model.tokenizer if model.conditioner.uses_text else None
-    it = micro_batches(trainer, data, model.masker, tok, 0, batches + 2)
+    model.prepare(data)
+    order = EpochOrder(len(data), cfg.train.batch_size, cfg.train.seed)
+    it = micro_batches(model.make_batch, data, order, seed=cfg.train.seed, accum_steps=1, start=0,
+                       stop=batches + 2, num_workers=workers, prefetch=workers)
     next(it)
     next(it)  # warm-up
     t0 = time.perf_counter()
@@ -48,7 +46,7 @@ def pipeline_rate(size: int, workers: int, batches: int, recipe: str) -> float:
 def train_rate(size: int, steps: int) -> float:
     cfg = experiment(size, "ijepa-tiny")
     model = cfg.build()
-    opt = adamw(model.param_groups(0.04), 1e-4)
+    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4)
     x = torch.randn(32, 3, size, size)
     masks = model.masker(32, torch.Generator().manual_seed(0))
 
@@ -57,7 +55,7 @@ def train_rate(size: int, steps: int) -> float:
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        model.update_target(0)
+        model.after_step(0, steps)
 
     step()
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ import torch
 from _common import alternate, median, peak_memory_mb, per_round_ratio, record, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
-from jepakit.train import adamw
+from jepakit.train import adamw, torch_groups
 
 
 def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, seed: int = 0):
@@ -104,12 +104,11 @@ def text_use_check(steps: int, conditioner: dict) -> tuple:
         text_encoder={"embed_dim": 32, "depth": 1, "num_heads": 2},
         tokenizer={"vocab_size": 300, "max_length": 8, "max_captions": 2},
         masker={"min_keep": 4},
-        target_updater={"total_steps": steps},
         conditioner=conditioner,
     )
     g = torch.Generator().manual_seed(0)
     model.tokenizer.fit([c for _, caps in (toy_batch(64, g),) for cs in caps for c in cs])
-    opt = adamw(model.param_groups(0.04), 1e-3)
+    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-3)
     positive = []
     for step in range(steps):
         images, captions = toy_batch(32, g)
@@ -117,7 +116,7 @@ def text_use_check(steps: int, conditioner: dict) -> tuple:
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
-        model.update_target(step)
+        model.after_step(step, steps)
         positive.append(float(out["metric/o_positive"]))
     model.eval()
     true_loss = shuffled_loss = 0.0

@@ -105,7 +105,8 @@ def _done() -> dict[str, dict[str, Any]]:
 
 def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) -> dict[str, Any]:
     """Train (unless the floor) and probe one run; append its results."""
-    from jepakit.eval import evaluate, load_model, summary, text_use
+    from jepakit.eval import evaluate, summary, text_use
+    from jepakit.runs import load_method
     from jepakit.train import train
 
     recipe, overrides, seed = runs()[name]
@@ -114,12 +115,12 @@ def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) ->
     tic = time.perf_counter()
     if name.startswith("random-"):
         torch.manual_seed(seed)
-        encoder, model, steps, minutes, log = cfg.encoder.build().eval(), None, 0, 0.0, []
+        encoder, model, steps, minutes, log = cfg.method.eval_encoder()[0].build().eval(), None, 0, 0.0, []
     else:
         result = train(cfg, out, progress=False, resume=(out / "checkpoints").is_dir())
         minutes = (time.perf_counter() - tic) / 60
-        model = load_model(out)
-        encoder, steps = model.target_encoder, cfg.train.steps
+        model = load_method(out)
+        encoder, steps = model.eval_encoder(), cfg.train.steps
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
     probe_data = cfg.data.replace(seed=cfg.data.seed + 1).build()
     train_n, val_n, test_n = probe_sizes

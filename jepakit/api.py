@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .config import Config, apply_overrides, field_docs, parse_cli_overrides
@@ -13,31 +13,19 @@ __all__ = ["build", "get_config", "create", "describe", "list_components", "list
 
 
 def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
-    """The config tree of ``recipe`` with overrides applied; nothing is built.
+    """The experiment of ``recipe`` (a registered name or a config) with overrides applied; nothing is built.
 
     ``overrides`` swap components by name (``masker="random"``) or edit fields
     (``predictor={"depth": 6}``); ``cli`` strings say the same from a command line
-    (``"predictor.depth=6"``, ``"masker=random"``). Fields that follow others (the
-    masker grid follows ``image_size`` and the encoder patch, the predictor's input
-    width follows the encoder) are re-derived unless set explicitly; an explicit
-    value that disagrees is reported when the model is built.
+    (``"predictor.depth=6"``, ``"masker=random"``). A method field may be named from the
+    root (``predictor``) or under ``method``; ``data`` and ``train`` name the others.
+    Fields that follow others (the masker grid, the predictor's input width, the data's
+    image size, ...) follow their sources unless set; an explicit value that disagrees
+    raises ``ConfigError`` naming both fields.
     """
     cfg = recipe_entry(recipe).fn() if isinstance(recipe, str) else recipe
     merged = _merge(parse_cli_overrides(cli), overrides)
-    cfg = apply_overrides(cfg, merged)
-    derived = getattr(cfg, "derived", None)
-    if derived is None:
-        return cfg
-    explicit = set(_paths(merged))
-    edits: dict[str, dict[str, Any]] = {}
-    for (slot, field), value in derived().items():
-        current = getattr(cfg, slot)
-        names = {f.name for f in dataclasses.fields(current)} if current is not None else set()
-        if value is None or field not in names or (slot, field) in explicit:
-            continue
-        if getattr(current, field) != value:
-            edits.setdefault(slot, {})[field] = value
-    return apply_overrides(cfg, edits) if edits else cfg
+    return apply_overrides(cfg, merged) if merged else cfg
 
 
 def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,16 +43,8 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _paths(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping):
-            yield from _paths(value, (*prefix, key))
-        elif key != "type":
-            yield (*prefix, key)
-
-
 def build(recipe: str | Config, *cli: str, **overrides: Any) -> Any:
-    """The model of ``recipe`` (a registered name or a config), with overrides applied."""
+    """The method (a ready model) of ``recipe`` (a registered name or a config), with overrides applied."""
     return get_config(recipe, *cli, **overrides).build()
 
 
@@ -89,7 +69,8 @@ def describe(recipe_or_config: str | Config, console: Any | None = None) -> None
     (console or Console()).print(root)
 
 
-def _add_fields(tree: Any, cfg: Config) -> None:
+def _add_fields(tree: Any, cfg: Config, followed: frozenset[str] = frozenset()) -> None:
+    """Add ``cfg``'s fields under ``tree``; ``followed`` names the fields that follow another."""
     from rich.markup import escape
 
     docs = field_docs(cfg)
@@ -97,6 +78,9 @@ def _add_fields(tree: Any, cfg: Config) -> None:
         value = getattr(cfg, f.name)
         doc = f"  [dim]# {escape(docs[f.name])}[/dim]" if docs[f.name] else ""
         if isinstance(value, Config):
-            _add_fields(tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name}[/bold]{doc}"), value)
+            inner = frozenset(p.partition(".")[2] for p in getattr(cfg, "followed", ()) if p.startswith(f.name + "."))
+            _add_fields(tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name or value.type_id()}[/bold]{doc}"), value,
+                        inner)
         else:
-            tree.add(f"{f.name} = {escape(repr(value))}{doc}")
+            mark = " [green](followed)[/green]" if f.name in followed else ""
+            tree.add(f"{f.name} = {escape(repr(value))}{mark}{doc}")

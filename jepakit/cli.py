@@ -6,6 +6,10 @@
     jepakit export CHECKPOINT --format timm [--out DIR]
     jepakit viz masks RECIPE [key=value ...] [--out masks.png]
     jepakit probe SOURCE [key=value ...] [--train N --val N --test N] [--probes ...] [--out DIR]
+
+``--import MODULE`` (before the command, repeatable) imports a module or a ``.py`` file
+first, so that methods, components and recipes a user registers in their own code are
+known: ``jepakit --import my_method.py train my-recipe``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .registry import recipe_entry
 
     parser = argparse.ArgumentParser(prog="jepakit", description="Joint-embedding predictive architectures.")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module or .py file first (your own methods, components, recipes)")
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="registered recipes and components")
     p_list.add_argument("kind", nargs="?", help="only this component kind")
@@ -58,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
     p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
     args = parser.parse_args(argv)
+    for name in args.imports:
+        _import(name)
 
     if args.command == "probe":
         return _probe(args)
@@ -67,13 +75,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from .viz import mask_overlay, save_png
 
+        from .methods.base import Draw
+
         cfg = get_config(args.recipe, *args.overrides)
         data = cfg.data.build()
         samples = [s for s in (data[i] for i in range(min(args.images, len(data)))) if s is not None]
-        images = torch.stack([s["image"] for s in samples])
-        masks = cfg.masker.build()(len(samples), torch.Generator().manual_seed(args.seed))
-        path = save_png(mask_overlay(images, masks, cfg.masker.patch_size), args.out)
-        print(f"wrote {path} ({masks.targets.shape[1]} target blocks; dimmed: outside the context)")
+        n = len(samples)
+        draw = Draw(seed=args.seed, epoch=0, step=0, micro=0, indices=torch.arange(n), rows=torch.arange(n), size=n)
+        method = cfg.build()
+        method.prepare(data)
+        batch = method.make_batch(samples, draw)
+        if "masks" not in batch:
+            raise SystemExit(f"jepakit: error: method {cfg.method.name!r} draws no masks")
+        images = torch.stack([s["image"] for s in samples])  # uncropped, so the masks show on the whole image
+        patch = cfg.method.provides()["patch_size"][0]
+        path = save_png(mask_overlay(images, batch["masks"], patch), args.out)
+        print(f"wrote {path} ({batch['masks'].targets.shape[1]} target blocks; dimmed: outside the context)")
         return 0
     if args.command == "export":
         from .export import export_timm
@@ -126,16 +143,17 @@ def _probe(args: argparse.Namespace) -> int:
     import torch
 
     from . import get_config
-    from .eval import evaluate, load_target_encoder, summary
-    from .eval.evaluate import probe_data
+    from .eval import evaluate, probe_data, summary
+    from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
 
     if args.source.startswith("random:"):
         cfg = get_config(args.source.split(":", 1)[1])
         torch.manual_seed(args.seed)
-        encoder, out = cfg.encoder.build().eval(), Path(args.out or f"runs/{args.source.replace(':', '-')}")
+        encoder = cfg.method.eval_encoder()[0].build().eval()
+        out = Path(args.out or f"runs/{args.source.replace(':', '-')}")
     else:
-        encoder, cfg = load_target_encoder(args.source)
+        encoder, cfg = load_eval_encoder(args.source)
         src = Path(args.source)
         out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     data = probe_data(cfg, encoder, args.overrides).build()
@@ -152,6 +170,24 @@ def _probe(args: argparse.Namespace) -> int:
         pictures = segmentation_overlay(images, target, dense["prediction"][:8].long())
         print(f"wrote {save_png(pictures, out / 'segmentation.png', columns=6)} (image, truth, prediction)")
     return 0
+
+
+def _import(name: str) -> None:
+    """Import a module by name, or a ``.py`` file by path (registering what it defines)."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(name)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise SystemExit(f"jepakit: error: --import {name}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(name)
 
 
 def _init_distributed() -> bool:

@@ -12,6 +12,13 @@ checkpoints store) and accept overrides in three spellings that mean the same th
 
 Values are coerced to the field's annotated type, so ``"6"`` from a command line
 becomes ``6`` and ``[0.1, 0.2]`` from JSON becomes ``(0.1, 0.2)``.
+
+Wiring: a field declared ``knob(None, doc, follows="encoder.width")`` takes the value an
+enclosing :class:`Assembly` provides under that name (a method provides its encoder's
+width, its image size, ...). Left unset (None) it follows, on every path that makes a
+config (recipes, overrides, ``replace``, ``from_dict``); set explicitly it must agree,
+or the error names both fields. An assembly remembers which fields followed, so a later
+override of the source moves them too, and writes the list into its dict.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 __all__ = [
+    "Assembly",
     "Config",
     "slot",
     "ConfigError",
@@ -35,6 +43,7 @@ __all__ = [
     "apply_overrides",
     "parse_cli_overrides",
     "field_docs",
+    "config_diff",
     "did_you_mean",
 ]
 
@@ -76,9 +85,14 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def knob(default: Any, doc: str) -> Any:
-    """A config field with a default and a one-line doc (shown by ``describe``)."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
+def knob(default: Any, doc: str, *, follows: str | None = None) -> Any:
+    """A config field with a default and a one-line doc (shown by ``describe``).
+
+    ``follows`` names the quantity an enclosing :class:`Assembly` provides for this
+    field (e.g. ``"encoder.width"``); such a field defaults to None, "follow it".
+    """
+    metadata = {"doc": doc} if follows is None else {"doc": doc, "follows": follows}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def slot(default: Config | None, kind: str, doc: str) -> Any:
@@ -105,18 +119,111 @@ class Config:
         """Create the component this config describes."""
         from .registry import component_class
 
+        self.check_complete()
         return component_class(type(self))(self)
 
+    def check_complete(self) -> None:
+        """Raise ``ConfigError`` naming a following field that is still unset (built outside an assembly)."""
+        for f in dataclasses.fields(self):
+            follows = f.metadata.get("follows")
+            if follows is not None and getattr(self, f.name) is None:
+                raise ConfigError(
+                    f"{self.type_id()}.{f.name} is unset: inside a method it follows {follows}; "
+                    f"set it to build {self.type_id()} on its own"
+                )
+
     def require_positive(self, *names: str) -> None:
-        """Raise ``ConfigError`` naming the first of ``names`` whose value is not > 0."""
+        """Raise ``ConfigError`` naming the first of ``names`` whose value is not > 0 (None: unset, skipped)."""
         for name in names:
             value = getattr(self, name)
-            if value <= 0:
+            if value is not None and value <= 0:
                 raise ConfigError(f"{self.type_id()}.{name}={value!r} must be positive")
 
     def replace(self: C, **fields: Any) -> C:
         """A copy with ``fields`` changed, each coerced to its type and checked."""
         return apply_overrides(self, fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class Assembly(Config):
+    """A config of component configs wired to each other: a method, an experiment.
+
+    Its parts' following fields (``knob(None, ..., follows=NAME)``) take the values
+    :meth:`provides` gives under NAME; an explicit value must agree. This runs whenever
+    an assembly is made, so no path leaves the wiring stale. Fields are named from the
+    root in messages (``predictor.depth``), whatever holds the assembly.
+    """
+
+    def provides(self) -> dict[str, tuple[Any, str]]:
+        """What parts may follow: NAME -> (value, or None when unknown; the field it comes from)."""
+        return {}
+
+    def check_sources(self) -> None:
+        """Raise ``ConfigError`` for values the parts would follow that cannot work (runs before the wiring)."""
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` for parts that do not fit together (runs after the wiring)."""
+
+    def route(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Overrides addressed to this assembly, keyed by its own fields (identity unless a root
+        forwards shorthand paths, as ``Experiment`` forwards ``predictor.depth`` to its method)."""
+        return dict(overrides)
+
+    @property
+    def followed(self) -> frozenset[str]:
+        """The ``slot.field`` paths that took a provided value (the other following fields were set)."""
+        return self.__dict__.get("_followed", frozenset())
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            kind, value = f.metadata.get("kind"), getattr(self, f.name)
+            if kind and value is not None and value.kind != kind:
+                raise ConfigError(f"{f.name} must be a {kind} config; got {value.type_id()}")
+        self.check_sources()
+        self._wire()
+        self.check()
+
+    def _wire(self) -> None:
+        provided = self.provides()
+        followed = set()
+        for f in dataclasses.fields(self):
+            part = getattr(self, f.name)
+            if not f.metadata.get("kind") or part is None or isinstance(part, Assembly):
+                continue  # an assembly inside wires itself
+            updates = {}
+            for pf in dataclasses.fields(part):
+                name = pf.metadata.get("follows")
+                if name is None:
+                    continue
+                path, value = f"{f.name}.{pf.name}", getattr(part, pf.name)
+                if name not in provided:
+                    if value is None:
+                        raise ConfigError(f"{path} follows {name}, which {self.type_id()} does not provide: set {path}")
+                    continue
+                source, source_path = provided[name]
+                if value is None:
+                    if source is None:
+                        raise ConfigError(f"{path} follows {source_path}, which is unset")
+                    updates[pf.name] = source
+                    followed.add(path)
+                elif source is not None and value != source:
+                    raise ConfigError(
+                        f"{path}={value!r} does not match {source_path}={source!r}; leave {path} unset to follow it"
+                    )
+            if updates:
+                object.__setattr__(self, f.name, _construct(type(part), updates, f.name, base=part))
+        object.__setattr__(self, "_followed", frozenset(followed))
+
+    def unwired(self) -> dict[str, Any]:
+        """The field values with every followed field back to None: what overrides start from."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        unset: dict[str, dict[str, None]] = {}
+        for path in self.followed:
+            part, _, name = path.partition(".")
+            unset.setdefault(part, {})[name] = None
+        for part, nones in unset.items():
+            values[part] = dataclasses.replace(values[part], **nones)
+        return values
 
 
 # ----------------------------------------------------------------------------- types
@@ -215,10 +322,19 @@ def _literal(text: str) -> Any:
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
-    """A plain, JSON-ready dict of ``cfg`` (nested configs included), with ``type``."""
+    """A plain, JSON-ready dict of ``cfg`` (nested configs included), with ``type``.
+
+    Values are the resolved ones; an assembly adds ``_followed``, the fields that follow
+    others, so that they keep following after ``from_dict``.
+    """
     out: dict[str, Any] = {"type": cfg.type_id()}
+    version = getattr(cfg, "schema_version", None)
+    if version is not None:
+        out["version"] = version
     for f in dataclasses.fields(cfg):
         out[f.name] = _plain(getattr(cfg, f.name))
+    if isinstance(cfg, Assembly) and cfg.followed:
+        out["_followed"] = sorted(cfg.followed)
     return out
 
 
@@ -232,26 +348,62 @@ def _plain(value: Any) -> Any:
 
 def from_dict(data: Mapping[str, Any], expected: type[Config] | None = None) -> Config:
     """Rebuild a config from :func:`to_dict` output; unknown names raise with choices."""
-    from .registry import config_class
+    from .registry import config_class, legacy_migration, root_class
 
     data = dict(data)
     type_id = data.pop("type", None)
+    migrate = legacy_migration(str(type_id)) if type_id is not None else None
+    if migrate is not None:  # an older layout: what followed then (fields equal to their source) follows now
+        cfg = from_dict(migrate({"type": type_id, **data}), expected)
+        _follow_matching(cfg)
+        return cfg
     if type_id is None:
         if expected is None or not expected.name:
             raise ConfigError(f"config dict has no 'type' key: {sorted(data)}")
         cls = expected
+    elif root_class(str(type_id)) is not None:
+        cls = root_class(str(type_id))
+        data = cls.upgrade(data)
     else:
         kind, _, name = str(type_id).rpartition("/")
         if not kind and expected is not None:
             kind = expected.kind
         cls = config_class(kind, name)
-    return _construct(cls, data, where=cls.type_id())
+    followed = data.pop("_followed", ()) if issubclass(cls, Assembly) else ()
+    cfg = _construct(cls, data, where=cls.type_id())
+    if followed:
+        object.__setattr__(cfg, "_followed", frozenset(followed))
+    return cfg
 
 
-def _construct(cls: type[C], values: Mapping[str, Any], where: str, base: C | None = None) -> C:
+def _follow_matching(cfg: Config) -> None:
+    """Mark every following field of ``cfg`` (and of the assemblies inside) that equals its source as followed."""
+    if not isinstance(cfg, Assembly):
+        return
+    provided = cfg.provides()
+    followed = set(cfg.followed)
+    for f in dataclasses.fields(cfg):
+        part = getattr(cfg, f.name)
+        if not isinstance(part, Config):
+            continue
+        _follow_matching(part)
+        if isinstance(part, Assembly):
+            continue
+        for pf in dataclasses.fields(part):
+            name = pf.metadata.get("follows")
+            if name in provided and getattr(part, pf.name) == provided[name][0]:
+                followed.add(f"{f.name}.{pf.name}")
+    object.__setattr__(cfg, "_followed", frozenset(followed))
+
+
+def _construct(cls: type[C], values: Mapping[str, Any], where: str, base: C | Mapping[str, Any] | None = None) -> C:
+    """``cls(**values)`` with each value coerced to its field's type, on top of ``base``'s values."""
     types_ = _field_types(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
-    kwargs = {n: getattr(base, n) for n in names} if base is not None else {}
+    if isinstance(base, Mapping):
+        kwargs = dict(base)
+    else:
+        kwargs = {n: getattr(base, n) for n in names} if base is not None else {}
     for key, value in values.items():
         if key not in names:
             raise unknown("field", key, names, where)
@@ -294,9 +446,19 @@ def parse_cli_overrides(args: Iterable[str]) -> dict[str, Any]:
 
 
 def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = None) -> C:
-    """A copy of ``cfg`` with ``overrides`` applied (see the module docstring)."""
-    if where is None:  # a model's fields are named from its root: "predictor.depth"
-        where = "" if cfg.kind == "model" else cfg.type_id()
+    """A copy of ``cfg`` with ``overrides`` applied (see the module docstring).
+
+    An assembly starts from its unwired values, so fields that followed a source follow
+    its new value; the ones an override sets are explicit from then on.
+    """
+    if isinstance(cfg, Assembly):
+        where, overrides, base = "", cfg.route(overrides), cfg.unwired()
+    else:
+        where, base = (cfg.type_id() if where is None else where), {
+            f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init
+        }
+    if not overrides:
+        return cfg
     types_ = _field_types(type(cfg))
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     changes: dict[str, Any] = {}
@@ -305,10 +467,10 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = No
             raise unknown("field", key, fields, where)
         kind = fields[key].metadata.get("kind")
         if kind:
-            changes[key] = _override_slot(getattr(cfg, key), kind, value, types_[key], _join(where, key))
+            changes[key] = _override_slot(base[key], kind, value, types_[key], _join(where, key))
         else:
             changes[key] = value
-    return _construct(type(cfg), changes, where, base=cfg) if changes else cfg
+    return _construct(type(cfg), changes, where, base=base)
 
 
 def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where: str) -> Config | None:
@@ -332,13 +494,33 @@ def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where
             current = new_cls()
         elif type(current) is not new_cls:  # a swap keeps the values of the fields both configs have
             names = {f.name for f in dataclasses.fields(new_cls)}
-            shared = {f.name: getattr(current, f.name) for f in dataclasses.fields(current) if f.name in names}
-            current = _construct(new_cls, shared, where)
+            values = current.unwired() if isinstance(current, Assembly) else {
+                f.name: getattr(current, f.name) for f in dataclasses.fields(current)
+            }
+            current = _construct(new_cls, {k: v for k, v in values.items() if k in names}, where)
     if current is None:
         raise ConfigError(f"{where} is empty; name a component first ({where}=NAME)")
     return apply_overrides(current, value, where)
 
 
 def field_docs(cfg_or_cls: Config | type[Config]) -> dict[str, str]:
-    """The one-line doc of each field (empty string where a field has none)."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cfg_or_cls)}
+    """The one-line doc of each field (empty string where a field has none), with what it follows."""
+    docs = {}
+    for f in dataclasses.fields(cfg_or_cls):
+        doc, follows = f.metadata.get("doc", ""), f.metadata.get("follows")
+        docs[f.name] = f"{doc} (unset: follows the method's {follows})" if follows else doc
+    return docs
+
+
+def config_diff(a: Config, b: Config, where: str = "") -> list[str]:
+    """The dotted paths of the fields whose values differ between ``a`` and ``b`` (resolved values)."""
+    if type(a) is not type(b):
+        return [f"{where or 'root'} ({a.type_id()} vs {b.type_id()})"]
+    out: list[str] = []
+    for f in dataclasses.fields(a):
+        x, y, path = getattr(a, f.name), getattr(b, f.name), _join(where, f.name)
+        if isinstance(x, Config) and isinstance(y, Config):
+            out += config_diff(x, y, path)
+        elif x != y:
+            out.append(path)
+    return out

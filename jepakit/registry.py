@@ -8,21 +8,33 @@ config class to ``(kind, name)``::
 
 Registration only imports torch-light modules; heavy libraries (timm, lightly,
 sentencepiece) are imported inside constructors, so ``import jepakit`` stays light.
+
+A renamed component or recipe keeps its old name as a deprecated alias (as timm does):
+:func:`register_alias` / ``register_recipe_alias``; using it warns and gives the new one.
+Root configs (the experiment) are registered by type id with :func:`register_root`, and
+configs of an older layout by :func:`register_legacy` with the function that upgrades them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .config import Config, ConfigError, unknown
 
 __all__ = [
     "KINDS",
     "register",
+    "register_alias",
     "register_recipe",
+    "register_recipe_alias",
+    "register_root",
+    "register_legacy",
+    "root_class",
+    "legacy_migration",
     "config_class",
     "component_class",
     "list_components",
@@ -30,7 +42,7 @@ __all__ = [
     "recipe_entry",
 ]
 
-#: The component kinds, in the order a model is assembled; ``model`` holds assemblies.
+#: The component kinds, parts first; a ``method`` assembles parts into an SSL method.
 KINDS: tuple[str, ...] = (
     "masker",
     "encoder",
@@ -40,13 +52,16 @@ KINDS: tuple[str, ...] = (
     "tokenizer",
     "target_updater",
     "loss",
+    "method",
     "dataset",
     "trainer",
-    "model",
 )
 
 _configs: dict[str, dict[str, type[Config]]] = {k: {} for k in KINDS}
+_aliases: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 _classes: dict[type[Config], type] = {}
+_roots: dict[str, type[Config]] = {}
+_legacy: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 T = TypeVar("T", bound=type)
 
@@ -55,7 +70,7 @@ def register(kind: str, name: str, config: type[Config]) -> Callable[[T], T]:
     """Class decorator: register a component under ``kind``/``name`` with ``config``."""
     if kind not in _configs:
         raise unknown("component kind", kind, KINDS)
-    if name in _configs[kind]:
+    if name in _configs[kind] or name in _aliases[kind]:
         raise ConfigError(f"{kind} {name!r} is already registered")
     if config.__dict__.get("name"):
         raise ConfigError(f"{config.__name__} is already registered as {config.type_id()}")
@@ -75,13 +90,46 @@ def _check_kind(kind: str) -> None:
         raise unknown("component kind", kind, KINDS)
 
 
-def config_class(kind: str, name: str) -> type[Config]:
-    """The config class registered as ``kind``/``name``."""
+def register_alias(kind: str, old: str, new: str) -> None:
+    """Keep ``old``, a renamed component's name, working as a deprecated alias of ``new``."""
     _check_kind(kind)
+    if old in _configs[kind] or old in _aliases[kind]:
+        raise ConfigError(f"{kind} {old!r} is already registered")
+    _aliases[kind][old] = new
+
+
+def config_class(kind: str, name: str) -> type[Config]:
+    """The config class registered as ``kind``/``name`` (a deprecated alias warns)."""
+    _check_kind(kind)
+    if name in _aliases[kind]:
+        new = _aliases[kind][name]
+        warnings.warn(f"{kind} {name!r} was renamed {new!r}; the old name will go", DeprecationWarning, stacklevel=3)
+        name = new
     try:
         return _configs[kind][name]
     except KeyError:
         raise unknown(kind, name, _configs[kind]) from None
+
+
+def register_root(cls: type[Config]) -> type[Config]:
+    """Class decorator: a root config (not a component), found by ``from_dict`` through its type id."""
+    _roots[cls.type_id()] = cls
+    return cls
+
+
+def root_class(type_id: str) -> type[Config] | None:
+    """The root config registered with ``type_id``, or None."""
+    return _roots.get(type_id)
+
+
+def register_legacy(type_id: str, upgrade: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Dicts whose ``type`` is ``type_id`` (an older layout) are upgraded by ``upgrade`` before loading."""
+    _legacy[type_id] = upgrade
+
+
+def legacy_migration(type_id: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The upgrade of an older layout's ``type_id``, or None."""
+    return _legacy.get(type_id)
 
 
 def component_class(config: type[Config]) -> type:
@@ -113,6 +161,7 @@ class RecipeEntry:
 
 
 _recipes: dict[str, RecipeEntry] = {}
+_recipe_aliases: dict[str, str] = {}
 
 
 def register_recipe(name: str, help: str) -> Callable[[Callable[[], Config]], Callable[[], Config]]:
@@ -127,8 +176,19 @@ def register_recipe(name: str, help: str) -> Callable[[Callable[[], Config]], Ca
     return deco
 
 
+def register_recipe_alias(old: str, new: str) -> None:
+    """Keep ``old``, a renamed recipe's name, working as a deprecated alias of ``new``."""
+    if old in _recipes or old in _recipe_aliases:
+        raise ConfigError(f"recipe {old!r} is already registered")
+    _recipe_aliases[old] = new
+
+
 def recipe_entry(name: str) -> RecipeEntry:
-    """The recipe registered as ``name``."""
+    """The recipe registered as ``name`` (a deprecated alias warns)."""
+    if name in _recipe_aliases:
+        new = _recipe_aliases[name]
+        warnings.warn(f"recipe {name!r} was renamed {new!r}; the old name will go", DeprecationWarning, stacklevel=3)
+        name = new
     try:
         return _recipes[name]
     except KeyError:

@@ -37,7 +37,7 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
         "encoder": {**TINY["encoder"], "patch_size": patch},
         "predictor": dict(TINY["predictor"]),
     }
-    if get_config(recipe).text_encoder is not None:
+    if get_config(recipe).method.text_encoder is not None:
         merged["text_encoder"] = {"embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"vocab_size": 300, "max_length": 8, "max_captions": 3}
     for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it

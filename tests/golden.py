@@ -27,11 +27,11 @@ OVERRIDES = {
     "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
     "data": {"size": 64},
     "train": {"steps": 5, "batch_size": 8, "warmup_steps": 2, "log_every": 1, "monitor_every": 5,
-              "checkpoint_every": 5, "num_workers": 0, "prefetch": 0, "tokenizer_samples": 64},
+              "checkpoint_every": 5, "num_workers": 0, "prefetch": 0},
 }
 TEXT_OVERRIDES = {
     "text_encoder": {"embed_dim": 96, "depth": 2, "num_heads": 2},
-    "tokenizer": {"vocab_size": 500, "max_length": 16},
+    "tokenizer": {"vocab_size": 500, "max_length": 16, "fit_samples": 64},
 }
 NOT_GOLDEN = ("images_per_s", "step")
 
@@ -50,7 +50,7 @@ def config(recipe: str):
     from jepakit import get_config
 
     overrides = dict(OVERRIDES)
-    if get_config(recipe).text_encoder is not None:
+    if get_config(recipe).method.text_encoder is not None:
         overrides.update(TEXT_OVERRIDES)
     return get_config(recipe, **overrides)
 

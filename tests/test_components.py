@@ -26,6 +26,7 @@ TINY_FIELDS = {
     "text_encoder": dict(embed_dim=12, depth=1, num_heads=2, vocab_size=50, max_length=6),
     "tokenizer": dict(vocab_size=300, max_length=6, max_captions=3),
     "dataset": dict(image_size=32),
+    "masker": dict(input_size=224, patch_size=16),
 }
 CAPTIONS = ["a red circle", "there are three objects", "a small blue square left of a green triangle"]
 IMAGES = (2, 3, 32, 32)  # 4 x 4 grid of 8-px patches
@@ -136,7 +137,7 @@ def run_target_updater(name):
         with torch.no_grad():
             for p in online.parameters():
                 p.add_(0.1)
-    updater.update(online, target, step=10)
+    updater.update(online, target, step=10, total_steps=20)
     x = torch.randn(IMAGES, generator=torch.Generator().manual_seed(0))
     return (target or online)(x)
 
@@ -183,8 +184,42 @@ def run_text_encoder(name):
 
 
 def run_masker(name):
-    cfg = config_class("masker", name)()
-    return create("masker", name, patch_size=cfg.patch_size)(2, torch.Generator().manual_seed(0)).context
+    return tiny("masker", name)(2, torch.Generator().manual_seed(0)).context
+
+
+def run_method(name):
+    """The contract end to end on scenes: prepare, make_batch, forward, backward, after_step, monitors."""
+    from jepakit.config import apply_overrides
+    from jepakit.methods import Draw, Method
+
+    cfg = config_class("method", name)()
+    names = {f.name for f in dataclasses.fields(cfg)}
+    shrink = {"image_size": 32, "encoder": dict(embed_dim=32, depth=2, num_heads=2, patch_size=8),
+              "predictor": dict(embed_dim=16, depth=2, num_heads=2)}
+    cfg = apply_overrides(cfg, {k: v for k, v in shrink.items() if k in names})
+    torch.manual_seed(0)
+    method = cfg.build()
+    assert isinstance(method, Method)
+    data = create("dataset", "scenes", image_size=32, size=8)
+    method.prepare(data)
+    draw = Draw(seed=0, epoch=0, step=0, micro=0, indices=torch.arange(4), rows=torch.arange(4), size=4)
+    batch = method.make_batch([data[i] for i in range(4)], draw)
+    out = method(**batch, step=0)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    groups = method.param_groups()
+    assert len({g.name for g in groups}) == len(groups)
+    trained = {id(p) for g in groups for p in g.params}
+    assert all(p.grad is None for p in method.parameters() if id(p) not in trained), "an untrained part got gradients"
+    assert all(isinstance(v, float) for v in method.after_step(0, 10).values())
+    with torch.no_grad():
+        z = method.embeddings(batch)
+    assert z.shape[0] == 4 and z.ndim == 2
+    encoder_cfg, prefixes = cfg.eval_encoder()
+    state = method.state_dict()
+    assert any(k.startswith(p + ".") for p in prefixes for k in state), "eval_encoder's prefixes name no weights"
+    assert type(method.eval_encoder().config) is type(encoder_cfg)
+    return out["loss"].detach()
 
 
 def run_dataset(name):
@@ -215,8 +250,9 @@ HARNESS = {
     "text_encoder": run_text_encoder,
     "dataset": run_dataset,
     "trainer": run_trainer,
+    "method": run_method,
 }
-COMPONENTS = [(kind, name) for kind, names in list_components().items() if kind != "model" for name in names]
+COMPONENTS = [(kind, name) for kind, names in list_components().items() for name in names]
 
 
 def test_every_kind_has_a_harness():

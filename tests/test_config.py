@@ -113,7 +113,7 @@ def test_bad_values_name_field_and_type(args, words):
     [
         ({"encoder": {"embed_dim": 100}}, ["embed_dim", "num_heads"]),
         ({"predictor": {"embed_dim": 100}}, ["embed_dim", "num_heads"]),
-        ({"image_size": 100}, ["img_size", "patch_size"]),
+        ({"image_size": 100}, ["image_size=100", "encoder.patch_size=16"]),
     ],
 )
 def test_incompatible_fields_raise_naming_both(overrides, fields):
@@ -126,16 +126,16 @@ def test_incompatible_fields_raise_naming_both(overrides, fields):
 @pytest.mark.parametrize(
     "overrides, fields",
     [
-        ({"predictor": {"encoder_dim": 512}}, ["predictor.encoder_dim", "encoder.embed_dim"]),
-        ({"masker": {"input_size": 96}}, ["masker.input_size", "image_size"]),
-        ({"masker": {"patch_size": 8}}, ["masker.patch_size", "encoder.patch_size"]),
+        ({"predictor": {"encoder_dim": 512}}, ["predictor.encoder_dim=512", "encoder.embed_dim=768"]),
+        ({"masker": {"input_size": 96}}, ["masker.input_size=96", "image_size=224"]),
+        ({"masker": {"patch_size": 8}}, ["masker.patch_size=8", "encoder.patch_size=16"]),
+        ({"data": {"image_size": 96}}, ["data.image_size=96", "image_size=224"]),
         ({"masker": "tube"}, ["3-D", "2-D"]),
     ],
 )
-def test_explicit_conflicts_raise_at_build(overrides, fields):
-    cfg = get_config("ijepa", **overrides)  # config time is fine: each value is valid alone
+def test_explicit_conflicts_raise_when_the_config_is_made(overrides, fields):
     with pytest.raises(ConfigError) as e:
-        cfg.build()
+        get_config("ijepa", **overrides)
     for f in fields:
         assert f in str(e.value)
 

@@ -34,7 +34,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, fsdp: bool, until: 
         model = train(experiment(fsdp), out, progress=False, until=until, resume=resume)["model"]
         sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
         assert sharded == fsdp, f"fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
-        fused = bool(adamw(model.param_groups(0.04), 1e-3).defaults["fused"])
+        fused = bool(adamw([{"params": g.params} for g in model.param_groups()], 1e-3).defaults["fused"])
         assert fused != sharded, "AdamW fuses plain parameters and leaves sharded (DTensor) ones to the default"
     finally:
         dist.destroy_process_group()
@@ -49,8 +49,12 @@ def run_pair(tmp_path, name: str, fsdp: bool, until: int | None = None, resume: 
 
 
 def single(tmp_path) -> dict:
-    torch.set_num_threads(1)
-    return train(experiment(), tmp_path / "single", progress=False)["model"].state_dict()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank
+    try:
+        return train(experiment(), tmp_path / "single", progress=False)["model"].state_dict()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def assert_same(a: dict, b: dict, atol: float = 2e-5) -> None:

@@ -116,7 +116,7 @@ def test_weights_load_strictly_into_timm_and_give_the_same_features():
 def test_presets_have_the_timm_architecture(size):
     import timm
 
-    cfg = ViTConfig.preset(size)
+    cfg = ViTConfig.preset(size, img_size=224)
     name, kwargs = cfg.timm_args()
     with torch.device("meta"):
         ours = ViTEncoder(cfg).state_dict()

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import tiny_config
+from jepakit import create
 from jepakit.cli import main
 from jepakit.eval import (
     Features,
@@ -20,10 +21,10 @@ from jepakit.eval import (
     extract,
     knn_probe,
     linear_probe,
-    load_target_encoder,
     mean_iou,
 )
 from jepakit.eval.probes import AttentiveHead, patch_class_fractions
+from jepakit.runs import load_eval_encoder, load_method
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -232,7 +233,7 @@ def test_evaluate_names_what_does_not_fit(encoder, scenes, tmp_path):
         evaluate(encoder, scenes, probes=("lineer",))
     with pytest.raises(ValueError, match="need 50002 images; the data has 50000"):
         evaluate(encoder, scenes, train=50_000, val=1, test=1)
-    odd = tiny_config("ijepa", data={"image_size": 30}).data.build()
+    odd = create("dataset", "scenes", image_size=30)
     with pytest.raises(ValueError, match="30x30, not divisible by the encoder's patch_size=4"):
         evaluate(encoder, odd, train=4, val=2, test=4)
     with pytest.raises(ValueError, match=r"tasks \['label'\] are not labels of this data; it has \['count'"):
@@ -278,7 +279,7 @@ def checkpoint(tmp_path_factory):
 def test_a_checkpoint_loads_its_target_encoder_through_its_stored_config(checkpoint):
     path, model = checkpoint
     for source in (path, path.parent.parent):  # the file, or the run folder
-        encoder, cfg = load_target_encoder(source)
+        encoder, cfg = load_eval_encoder(source)
         assert cfg.encoder.embed_dim == 32
         for k, v in encoder.state_dict().items():
             assert torch.equal(v, model.target_encoder.state_dict()[k])
@@ -303,13 +304,13 @@ def test_probe_command_gives_the_random_floor(tmp_path):
 
 
 def test_text_use_compares_true_and_rolled_captions_on_the_same_batch(tmp_path):
-    from jepakit.eval import load_model, text_use
+    from jepakit.eval import text_use
     from jepakit.train import train
 
-    cfg = tiny_config("tc-jepa", masker={"min_keep": 4}, data={"size": 16},
-                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1, "tokenizer_samples": 16})
+    cfg = tiny_config("tc-jepa", masker={"min_keep": 4}, data={"size": 16}, tokenizer={"fit_samples": 16},
+                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1})
     result = train(cfg, tmp_path, progress=False)
-    model = load_model(tmp_path)
+    model = load_method(tmp_path)
     for k, v in result["model"].state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
     data = cfg.data.build()
@@ -322,10 +323,10 @@ def test_text_use_compares_true_and_rolled_captions_on_the_same_batch(tmp_path):
 
 
 def test_text_use_refuses_a_model_without_text(checkpoint):
-    from jepakit.eval import load_model, text_use
+    from jepakit.eval import text_use
 
     with pytest.raises(ValueError, match="reads no text"):
-        text_use(load_model(checkpoint[0]), None)
+        text_use(load_method(checkpoint[0]), None)
 
 
 def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
@@ -333,7 +334,7 @@ def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
     from jepakit.export import export_timm
 
     path, model = checkpoint
-    encoder, cfg = load_target_encoder(export_timm(path, tmp_path / "export"))
+    encoder, cfg = load_eval_encoder(export_timm(path, tmp_path / "export"))
     assert cfg is None
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():

@@ -53,13 +53,14 @@ def test_packed_tokens_give_the_padded_loss_and_gradients():
 
 
 def test_param_groups_exclude_the_target_and_decay_only_matrices(model):
-    groups = model.param_groups(weight_decay=0.05)
-    ids = {id(p) for g in groups for p in g["params"]}
+    groups = model.param_groups()
+    ids = {id(p) for g in groups for p in g.params}
     assert not ids & {id(p) for p in model.target_encoder.parameters()}
     assert ids == {id(p) for m in (model.encoder, model.predictor) for p in m.parameters()}
     decay, no_decay = groups
-    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
-    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    assert (decay.name, decay.weight_decay_scale, no_decay.name, no_decay.weight_decay_scale) == (
+        "decay", 1.0, "no_decay", 0.0)
+    assert all(p.ndim >= 2 for p in decay.params) and all(p.ndim <= 1 for p in no_decay.params)
 
 
 def test_update_target_moves_the_ema_towards_online(model):
@@ -68,7 +69,7 @@ def test_update_target_moves_the_ema_towards_online(model):
             p.add_(1.0)
     gap = lambda: sum(float((a - b).abs().sum().detach()) for a, b in zip(model.encoder.parameters(), model.target_encoder.parameters()))  # noqa: E731
     before = gap()
-    model.update_target(step=0)
+    assert model.after_step(step=0, total_steps=10) == {"ema_momentum": 0.996}
     assert gap() == pytest.approx(before * 0.996, rel=1e-3)
 
 
@@ -123,7 +124,8 @@ def test_a_tiny_ijepa_learns_on_a_fixed_batch():
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     w = torch.randn(8, 3, 3, generator=g)
     x = w[..., 0, None, None] * xx + w[..., 1, None, None] * yy + w[..., 2, None, None]
-    opt = torch.optim.AdamW(model.param_groups(0.01), lr=2e-3)
+    opt = torch.optim.AdamW([{"params": g.params, "weight_decay": 0.01 * g.weight_decay_scale}
+                             for g in model.param_groups()], lr=2e-3)
     losses = []
     for step in range(40):
         masks = model.masker(8, torch.Generator().manual_seed(step))

@@ -11,7 +11,8 @@ import torch
 from conftest import tiny_config
 from jepakit import ConfigError
 from jepakit.cli import main
-from jepakit.train import NonFiniteLossError, Trainer, train
+from jepakit.train import NonFiniteLossError, train
+from jepakit.train.pipeline import EpochOrder, micro_batches
 
 TRAIN = {"steps": 6, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "monitor_every": 3, "checkpoint_every": 3}
 
@@ -25,7 +26,8 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     cfg = experiment()
     result = train(cfg, tmp_path, progress=False)
     assert len(result["losses"]) == 6 and all(torch.isfinite(torch.tensor(result["losses"])))
-    assert json.loads((tmp_path / "config.json").read_text())["type"] == "model/jepa"
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 2, "method/jepa")
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6]
     assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])
@@ -61,7 +63,7 @@ def test_resume_refuses_a_different_config(tmp_path):
 
 
 def test_a_non_finite_loss_stops_naming_step_and_checkpoint_or_is_skipped(tmp_path, monkeypatch):
-    from jepakit.models.jepa import JEPA
+    from jepakit.methods.jepa import JEPA
 
     real = JEPA.forward
 
@@ -77,16 +79,16 @@ def test_a_non_finite_loss_stops_naming_step_and_checkpoint_or_is_skipped(tmp_pa
 
 
 def test_batches_are_a_pure_function_of_the_step():
-    cfg = experiment().train
-    a, b = Trainer(cfg), Trainer(cfg)
+    a, b = EpochOrder(16, 4, seed=0), EpochOrder(16, 4, seed=0)
     for step in (0, 3, 5, 9, 4, 0):
-        ea, ia = a.batch_indices(step, 16)
-        eb, ib = b.batch_indices(step, 16)
+        ea, ia = a(step)
+        eb, ib = b(step)
         assert ea == eb and torch.equal(ia, ib)
-    epoch0 = torch.cat([a.batch_indices(s, 16)[1] for s in range(4)])
+    epoch0 = torch.cat([a(s)[1] for s in range(4)])
     assert sorted(epoch0.tolist()) == list(range(16)), "an epoch visits every sample once"
+    assert not torch.equal(torch.cat([a(s)[1] for s in range(4, 8)]), epoch0), "each epoch has its own order"
     with pytest.raises(ConfigError, match="fewer than train.batch_size"):
-        a.batch_indices(0, 3)
+        EpochOrder(3, 4, seed=0)
 
 
 def test_gradient_accumulation_runs(tmp_path):
@@ -110,22 +112,18 @@ def test_cli_lists_shows_and_trains(tmp_path, capsys):
 
 @pytest.mark.parametrize("recipe", ["ijepa", "tc-jepa"])
 def test_zero_one_and_two_workers_give_identical_batches(recipe):
-    from jepakit.data.pipeline import micro_batches
-
     cfg = experiment(recipe, train={**TRAIN, "accum_steps": 2})
     model = cfg.build()
-    if model.tokenizer is not None:
-        model.tokenizer.fit(["a red circle", "there are two objects"] * 10)
     data = cfg.data.build()
+    model.prepare(data)
     runs = []
     for workers in (0, 1, 2):
-        trainer = cfg.train.replace(num_workers=workers, prefetch=workers).build()
-        tok = model.tokenizer if model.conditioner.uses_text else None
-        runs.append(list(micro_batches(trainer, data, model.masker, tok, 0, 6)))
+        runs.append(list(micro_batches(model.make_batch, data, EpochOrder(len(data), 4, seed=0), seed=0,
+                                       accum_steps=2, start=0, stop=6, num_workers=workers, prefetch=workers)))
     for other in runs[1:]:
         assert len(other) == len(runs[0]) == 12
-        for a, b in zip(runs[0], other):
-            assert (a["step"], a["micro"]) == (b["step"], b["micro"])
+        for (sa, ja, a), (sb, jb, b) in zip(runs[0], other, strict=True):
+            assert (sa, ja) == (sb, jb)
             assert torch.equal(a["images"], b["images"]) and torch.equal(a["masks"].context, b["masks"].context)
             if recipe == "tc-jepa":
                 assert torch.equal(a["text"].ids, b["text"].ids)

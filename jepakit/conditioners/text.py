@@ -27,8 +27,8 @@ Pooling = Literal["max", "mean", "attention"]
 
 @dataclass(frozen=True)
 class TextConditionerConfig(Config):
-    dim: int = knob(384, "predictor width (a recipe sets it from the predictor)")
-    text_dim: int = knob(256, "word-embedding width d_t (a recipe sets it from the text encoder)")
+    dim: int | None = knob(None, "predictor width", follows="predictor.width")
+    text_dim: int | None = knob(None, "word-embedding width d_t", follows="text.width")
     pooling: Pooling = knob("max", "feature-wise pooling of the N captions: max (TC-JEPA) | mean | attention")
 
     def __post_init__(self) -> None:
@@ -37,11 +37,13 @@ class TextConditionerConfig(Config):
 
 @dataclass(frozen=True)
 class LayerwiseConfig(TextConditionerConfig):
-    depth: int = knob(6, "predictor depth (a recipe sets it from the predictor)")
+    depth: int | None = knob(None, "predictor depth", follows="predictor.depth")
     layers: tuple[int, ...] = knob((), "predictor layers to condition (0-based, -1 the last); empty: every layer")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.depth is None:
+            return  # unset: checked again once the method fills it in
         bad = [i for i in self.layers if not -self.depth <= i < self.depth]
         if bad or len(set(self.conditioned)) != len(self.layers or self.conditioned):
             raise ConfigError(

@@ -56,7 +56,7 @@ class SparseXAttnConfig(GlobalXAttnConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_heads < 1 or self.dim % self.num_heads:
+        if self.num_heads < 1 or (self.dim is not None and self.dim % self.num_heads):
             raise ConfigError(f"{self.type_id()}.dim={self.dim} is not divisible by num_heads={self.num_heads}")
         for name in ("sparse_weight", "consistency_weight", "reg_warmup_steps"):
             if getattr(self, name) < 0:

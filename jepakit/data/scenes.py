@@ -40,7 +40,7 @@ _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 
 @dataclass(frozen=True)
 class SceneConfig(Config):
-    image_size: int = knob(64, "image side in pixels")
+    image_size: int | None = knob(None, "image side in pixels", follows="image_size")
     min_objects: int = knob(1, "fewest objects per image")
     max_objects: int = knob(4, "most objects per image")
     min_radius: float = knob(0.18, "smallest object half-size, as a fraction of the image side")
@@ -53,7 +53,7 @@ class SceneConfig(Config):
 
     def __post_init__(self) -> None:
         t = self.type_id()
-        if self.image_size < 8:
+        if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"{t}.image_size={self.image_size} must be at least 8")
         if not 1 <= self.min_objects <= self.max_objects <= 6:
             raise ConfigError(f"{t}: need 1 <= min_objects ({self.min_objects}) <= max_objects ({self.max_objects}) <= 6")
@@ -71,6 +71,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __init__(self, cfg: SceneConfig | None = None, **fields: Any) -> None:
         self.config = (cfg or SceneConfig()).replace(**fields)
+        self.config.check_complete()
         n = self.config.image_size
         coords = (torch.arange(n, dtype=torch.float32) + 0.5) / n
         self._y, self._x = torch.meshgrid(coords, coords, indexing="ij")

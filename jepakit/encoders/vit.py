@@ -73,7 +73,9 @@ def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: 
 
 @dataclass(frozen=True)
 class ViTConfig(TransformerConfig):
-    img_size: int = knob(224, "default image size: the stored position table (any multiple of patch_size runs)")
+    img_size: int | None = knob(
+        None, "default image size: the stored position table (any multiple of patch_size runs)", follows="image_size"
+    )
     patch_size: int = knob(16, "patch size in pixels")
     in_chans: int = knob(3, "image channels")
     pixel_mean: tuple[float, ...] = knob(IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)")
@@ -89,7 +91,7 @@ class ViTConfig(TransformerConfig):
                                   f"(in_chans={self.in_chans})")
         if min(self.pixel_std) <= 0:
             raise ConfigError(f"{t}.pixel_std={self.pixel_std} must be positive")
-        if self.img_size % self.patch_size:
+        if self.img_size is not None and self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 
     @classmethod
@@ -104,6 +106,7 @@ class ViTConfig(TransformerConfig):
     @property
     def grid(self) -> tuple[int, int]:
         """The patch grid of ``img_size``."""
+        self.check_complete()
         return (self.img_size // self.patch_size,) * 2
 
     def timm_args(self) -> tuple[str, dict[str, Any]]:

@@ -1,39 +1,28 @@
-"""Diagnostics of a trained model beyond its probes: does the predictor use the text?
+"""Diagnostics of a trained JEPA beyond its probes: does the predictor use the text?
 
-``load_model(checkpoint)`` rebuilds the whole model (tokenizer included) from a
-checkpoint's stored config; ``text_use(model, data)`` compares the prediction loss with
-each image's own captions against the same batch with the captions of another image
-(same images, same masks). A predictor that ignores the text shows no gap.
+``text_use(model, data)`` compares the prediction loss with each image's own captions
+against the same batch with the captions of another image (same images, same masks). A
+predictor that ignores the text shows no gap. (``jepakit.runs.load_method`` rebuilds a
+trained method, tokenizer included, from a checkpoint.)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import from_dict
+from ..methods.jepa import JEPA
 
-__all__ = ["load_model", "text_use"]
-
-
-def load_model(source: str | Path) -> Any:
-    """The model of a checkpoint file or run folder (newest checkpoint), in eval mode."""
-    from ..train.checkpoint import load_checkpoint, resolve_checkpoint
-
-    state = load_checkpoint(resolve_checkpoint(source))
-    model = from_dict(state["config"]).build()
-    model.load_state_dict(state["model"], strict=True)
-    if state.get("tokenizer") is not None and hasattr(model.tokenizer, "load_bytes"):
-        model.tokenizer.load_bytes(state["tokenizer"])
-    return model.eval()
+__all__ = ["text_use"]
 
 
 @torch.no_grad()
-def text_use(model: Any, data: Any, *, batches: int = 8, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+def text_use(model: JEPA, data: Any, *, batches: int = 8, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
     """Mean prediction loss with true captions and with captions rolled by one image, their
     relative gap, and the fraction of positive entries of O (for sparse conditioners)."""
+    if not isinstance(model, JEPA):
+        raise TypeError(f"text_use compares a JEPA's prediction losses; got {type(model).__name__}")
     if not model.conditioner.uses_text:
         raise ValueError(f"the conditioner {model.config.conditioner.name!r} reads no text: nothing to compare")
     need = batches * batch_size

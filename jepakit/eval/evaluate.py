@@ -1,10 +1,9 @@
 """Evaluate an encoder: extract features once, run every probe on every label the data has.
 
-``load_target_encoder(source)`` reads a checkpoint file, a run folder (its newest
-checkpoint) or an exported folder, building the encoder from the stored config (so a
-checkpoint of any recipe or size loads); ``evaluate(encoder, data)`` returns the probe
-results and the collapse monitors. ``jepakit probe SOURCE`` and ``recipes/probe.py``
-wrap both.
+``evaluate(encoder, data)`` returns the probe results and the collapse monitors;
+``probe_data`` says which data a run is probed on. The encoder comes from
+``jepakit.runs.load_eval_encoder`` (a checkpoint, a run folder or an export folder);
+``jepakit probe SOURCE`` and ``recipes/probe.py`` wrap both.
 """
 
 from __future__ import annotations
@@ -13,54 +12,25 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import Config, apply_overrides, from_dict, parse_cli_overrides, slot
+from ..config import Config, apply_overrides, parse_cli_overrides, slot
 from .features import TASKS, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
-__all__ = ["evaluate", "load_target_encoder", "probe_data", "summary", "PROBES", "checkpoint_encoder"]
+__all__ = ["evaluate", "probe_data", "summary", "PROBES"]
 
 PROBES = ("linear", "knn", "attentive", "dense")
-
-
-def checkpoint_encoder(state: dict[str, Any], source: str) -> tuple[nn.Module, Config, str]:
-    """(encoder with the checkpoint's target weights, the experiment config, "target_encoder"),
-    or the context encoder's weights and "encoder" when the checkpoint has no target."""
-    model = state["model"]
-    which = "target_encoder" if any(k.startswith("target_encoder.") for k in model) else "encoder"
-    weights = {k[len(which) + 1 :]: v for k, v in model.items() if k.startswith(which + ".")}
-    if not weights:
-        raise ValueError(f"checkpoint {source!r} holds no encoder weights")
-    cfg = from_dict(state["config"])
-    encoder = cfg.encoder.build()
-    encoder.load_state_dict(weights, strict=True)
-    return encoder, cfg, which
-
-
-def load_target_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
-    """(encoder in eval mode, the experiment config or None) from a checkpoint file, a run
-    folder or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
-    from ..export import load_encoder
-    from ..train.checkpoint import load_checkpoint, resolve_checkpoint
-
-    path = Path(source)
-    if path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return load_encoder(path), None
-    path = resolve_checkpoint(path)
-    encoder, cfg, _ = checkpoint_encoder(load_checkpoint(path), str(path))
-    return encoder.eval(), cfg
 
 
 @dataclasses.dataclass(frozen=True)
 class _ProbeData(Config):
     """A holder for the probe's data slot, so ``data=imagefolder data.root=DIR`` reads as for a recipe."""
 
-    kind: ClassVar[str] = "model"  # fields are named from the root: "data.root"
     data: Config | None = slot(None, "dataset", "held-out images with labels")
 
 
@@ -73,7 +43,7 @@ def probe_data(experiment: Config | None, encoder: nn.Module, overrides: Sequenc
     data = experiment.data if experiment is not None else SceneConfig(image_size=encoder.config.img_size)
     if hasattr(data, "seed"):
         data = data.replace(seed=data.seed + 1)
-    return apply_overrides(_ProbeData(data=data), parse_cli_overrides(overrides)).data
+    return apply_overrides(_ProbeData(data=data), parse_cli_overrides(overrides), where="").data
 
 
 def _check_fits(encoder: nn.Module, data: Any) -> None:

@@ -52,7 +52,7 @@ class Features:
         """Write to one safetensors file (atomically); ``key`` identifies what was extracted."""
         from safetensors.torch import save_file
 
-        from ..train.checkpoint import atomic_path
+        from ..checkpoint import atomic_path
 
         tensors = {"pooled": self.pooled.contiguous(), **{f"label.{k}": v for k, v in self.labels.items()}}
         if self.patches is not None:

@@ -151,11 +151,15 @@ def check_range(where: str, value: tuple[float, float]) -> None:
 class MaskerConfig(Config):
     """A masker on a 2-D patch grid."""
 
-    input_size: int | tuple[int, int] = knob(224, "image size in pixels: int or (height, width)")
-    patch_size: int = knob(16, "patch size in pixels")
+    input_size: int | tuple[int, int] | None = knob(
+        None, "image size in pixels: int or (height, width)", follows="image_size"
+    )
+    patch_size: int | None = knob(None, "patch size in pixels", follows="patch_size")
 
     def __post_init__(self) -> None:
         self.require_positive("patch_size")
+        if not self.has_grid:
+            return  # unset: the method fills them in, then the checks run again
         for side in self.image_hw:
             check_positive(f"{self.type_id()}.input_size", side)
             if side % self.patch_size:
@@ -165,7 +169,13 @@ class MaskerConfig(Config):
                 )
 
     @property
+    def has_grid(self) -> bool:
+        """Whether input and patch size are set (inside a method they follow it)."""
+        return self.input_size is not None and self.patch_size is not None
+
+    @property
     def image_hw(self) -> tuple[int, int]:
+        self.check_complete()
         s = self.input_size
         return (s, s) if isinstance(s, int) else (s[0], s[1])
 

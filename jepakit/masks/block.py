@@ -28,6 +28,8 @@ class BlockConfig(MaskerConfig):
         super().__post_init__()
         check_scale(f"{self.type_id()}.scale", self.scale)
         check_range(f"{self.type_id()}.aspect", self.aspect)
+        if not self.has_grid:
+            return
         _, largest = block_area_range(self.scale, self.aspect, self.grid)
         if largest >= self.grid[0] * self.grid[1]:
             raise ConfigError(

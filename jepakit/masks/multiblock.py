@@ -59,6 +59,8 @@ class MultiBlockConfig(MaskerConfig):
         check_scale(f"{t}.context_scale", self.context_scale)
         check_range(f"{t}.target_aspect", self.target_aspect)
         check_range(f"{t}.context_aspect", self.context_aspect)
+        if not self.has_grid:
+            return
         ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid)
         _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid)
         guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max

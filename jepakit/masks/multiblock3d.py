@@ -66,6 +66,8 @@ class MultiBlock3DConfig(VideoMaskerConfig):
         for i, k in enumerate(self.num_blocks):
             check_positive(f"{t}.num_blocks[{i}]", k)
         check_range(f"{t}.aspect_ratio", self.aspect_ratio)
+        if not self.has_grid:
+            return
         frames, h, w = self.grid
         for i in range(g):
             check_scale(f"{t}.spatial_scale[{i}]", self.spatial_scale[i])

@@ -22,7 +22,8 @@ class RandomConfig(MaskerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_ratio(f"{self.type_id()}.ratio", self.ratio, self.grid[0] * self.grid[1])
+        if self.has_grid:
+            check_ratio(f"{self.type_id()}.ratio", self.ratio, self.grid[0] * self.grid[1])
 
 
 @register("masker", "random", RandomConfig)

@@ -22,8 +22,9 @@ class TubeConfig(VideoMaskerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _, h, w = self.grid
-        check_ratio(f"{self.type_id()}.ratio", self.ratio, h * w)
+        if self.has_grid:
+            _, h, w = self.grid
+            check_ratio(f"{self.type_id()}.ratio", self.ratio, h * w)
 
 
 @register("masker", "tube", TubeConfig)

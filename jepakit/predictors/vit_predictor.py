@@ -39,7 +39,7 @@ class ViTPredictorConfig(TransformerConfig):
     embed_dim: int = knob(384, "predictor width (I-JEPA: 384; divisible by num_heads and by 4)")
     depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)")
     num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)")
-    encoder_dim: int = knob(768, "width of the encoder tokens read and predicted (a recipe sets it from the encoder)")
+    encoder_dim: int | None = knob(None, "width of the encoder tokens read and predicted", follows="encoder.width")
 
     def __post_init__(self) -> None:
         super().__post_init__()

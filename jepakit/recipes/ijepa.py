@@ -8,15 +8,17 @@ block at (0.85, 1.0)); EMA momentum 0.996 -> 1.0; smooth-L1 on layer-normed targ
 
 from __future__ import annotations
 
+from ..config import apply_overrides
 from ..encoders.vit import ViTConfig
+from ..experiment import Experiment
 from ..losses.regression import SmoothL1Config
 from ..masks.multiblock import MultiBlockConfig
-from ..models.jepa import JEPAConfig
+from ..methods.jepa import JEPAConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
 
-__all__ = ["ijepa_config"]
+__all__ = ["ijepa_config", "cpu_config"]
 
 #: Predictor depth by encoder size (I-JEPA); tiny and small are ours (the ViT-B value).
 PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "giant": 16}
@@ -24,15 +26,14 @@ PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "g
 PREDICTOR_WIDTH = {"tiny": 192}
 
 
-def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: object) -> JEPAConfig:
-    """The I-JEPA config for a ViT ``size`` at ``image_size`` pixels."""
-    encoder = ViTConfig.preset(size, img_size=image_size, **encoder_fields)
-    return JEPAConfig(
+def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: object) -> Experiment:
+    """The I-JEPA experiment for a ViT ``size`` at ``image_size`` pixels (the embedded scenes as data)."""
+    encoder = ViTConfig.preset(size, **encoder_fields)
+    method = JEPAConfig(
         image_size=image_size,
-        masker=MultiBlockConfig(input_size=image_size, patch_size=encoder.patch_size),
+        masker=MultiBlockConfig(),
         encoder=encoder,
         predictor=ViTPredictorConfig(
-            encoder_dim=encoder.embed_dim,
             embed_dim=PREDICTOR_WIDTH.get(size, 384),
             depth=PREDICTOR_DEPTH[size],
             num_heads=encoder.num_heads,
@@ -40,40 +41,41 @@ def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: ob
         target_updater=EMAConfig(momentum_start=0.996, momentum_end=1.0),
         loss=SmoothL1Config(normalize_targets=True),
     )
+    return Experiment(method=method)
 
 
 @register_recipe("ijepa", help="I-JEPA, ViT-B/16 at 224 px: the paper's main setup")
-def ijepa() -> JEPAConfig:
+def ijepa() -> Experiment:
     return ijepa_config("base")
 
 
 @register_recipe("ijepa-tiny", help="I-JEPA with ViT-Ti/16 (predictor 6 x 192): CPU runs and benchmarks")
-def ijepa_tiny() -> JEPAConfig:
+def ijepa_tiny() -> Experiment:
     return ijepa_config("tiny")
 
 
 @register_recipe("ijepa-small", help="I-JEPA with ViT-S/16 (predictor 6 x 384)")
-def ijepa_small() -> JEPAConfig:
+def ijepa_small() -> Experiment:
     return ijepa_config("small")
 
 
 @register_recipe("ijepa-large", help="I-JEPA with ViT-L/16 (predictor 12 x 384)")
-def ijepa_large() -> JEPAConfig:
+def ijepa_large() -> Experiment:
     return ijepa_config("large")
 
 
 @register_recipe("ijepa-huge", help="I-JEPA with ViT-H/14 at 224 px (predictor 12 x 384)")
-def ijepa_huge() -> JEPAConfig:
+def ijepa_huge() -> Experiment:
     return ijepa_config("huge")
 
 
 @register_recipe("ijepa-huge-448", help="I-JEPA with ViT-H/16 at 448 px (predictor 12 x 384)")
-def ijepa_huge_448() -> JEPAConfig:
+def ijepa_huge_448() -> Experiment:
     return ijepa_config("huge", image_size=448, patch_size=16)
 
 
 @register_recipe("ijepa-giant", help="I-JEPA with ViT-G/16 (predictor 16 x 384)")
-def ijepa_giant() -> JEPAConfig:
+def ijepa_giant() -> Experiment:
     return ijepa_config("giant")
 
 
@@ -83,24 +85,19 @@ CPU_TRAIN = dict(steps=300, batch_size=32, lr=1e-3, start_lr=2e-4, warmup_steps=
                  monitor_every=50, checkpoint_every=100)
 
 
-def cpu_config(cfg: JEPAConfig) -> JEPAConfig:
+def cpu_config(cfg: Experiment) -> Experiment:
     """``cfg`` shrunk to the CPU preset: 64 px, ViT 192/6 with 8 px patches, predictor 192/3, 300 steps."""
-    from ..config import apply_overrides
-
     return apply_overrides(
         cfg,
         {
             "image_size": 64,
-            "encoder": {**CPU_SIZE, "img_size": 64},
-            "predictor": {"encoder_dim": 192, "embed_dim": 192, "depth": 3, "num_heads": 3},
-            "masker": {"input_size": 64, "patch_size": 8},
-            "data": {"image_size": 64},
+            "encoder": CPU_SIZE,
+            "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
             "train": CPU_TRAIN,
-            "target_updater": {"total_steps": CPU_TRAIN["steps"]},
         },
     )
 
 
 @register_recipe("ijepa-cpu", help="I-JEPA on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU")
-def ijepa_cpu() -> JEPAConfig:
+def ijepa_cpu() -> Experiment:
     return cpu_config(ijepa_config("tiny"))

@@ -28,8 +28,8 @@ class TargetUpdater:
         """The target encoder for ``online``, or None to use ``online`` under no_grad."""
         return frozen_copy(online)
 
-    def update(self, online: nn.Module, target: nn.Module | None, step: int) -> None:
-        """Move ``target`` after optimiser step ``step`` (a no-op unless overridden)."""
+    def update(self, online: nn.Module, target: nn.Module | None, step: int, total_steps: int) -> None:
+        """Move ``target`` after optimiser step ``step`` of ``total_steps`` (a no-op unless overridden)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

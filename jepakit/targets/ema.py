@@ -1,7 +1,8 @@
 """Exponential moving average of the online encoder (BYOL, I-JEPA).
 
-θ̄ ← m θ̄ + (1 − m) θ, with the momentum m a pure function of the step (linear from
-0.996 to 1.0 over training in I-JEPA), so a resumed run continues the same schedule.
+θ̄ ← m θ̄ + (1 − m) θ, with the momentum m a pure function of the step and the run's
+length (linear from 0.996 to 1.0 over training in I-JEPA), so a resumed run continues
+the same schedule.
 The update is one fused ``torch._foreach_lerp_`` over all parameters.
 """
 
@@ -25,7 +26,7 @@ __all__ = ["EMAConfig", "EMAUpdater", "ema_momentum"]
 class EMAConfig(Config):
     momentum_start: float = knob(0.996, "momentum at step 0 (I-JEPA: 0.996; V-JEPA: 0.998)")
     momentum_end: float = knob(1.0, "momentum at total_steps and after (I-JEPA: 1.0)")
-    total_steps: int = knob(100_000, "steps over which the momentum moves (the trainer sets it from the run length)")
+    total_steps: int | None = knob(None, "steps over which the momentum moves; None: the whole run (train.steps)")
     schedule: Literal["linear", "cosine"] = knob("linear", "shape of the momentum ramp (I-JEPA: linear; BYOL: cosine)")
 
     def __post_init__(self) -> None:
@@ -36,9 +37,13 @@ class EMAConfig(Config):
         self.require_positive("total_steps")
 
 
-def ema_momentum(cfg: EMAConfig, step: int) -> float:
-    """The momentum after optimiser step ``step`` (clamped to the end value past total_steps)."""
-    p = min(max(step, 0) / cfg.total_steps, 1.0)
+def ema_momentum(cfg: EMAConfig, step: int, total_steps: int) -> float:
+    """The momentum after optimiser step ``step`` of a ``total_steps`` run (``cfg.total_steps``
+    when set), clamped to the end value past the ramp's end."""
+    ramp = cfg.total_steps if cfg.total_steps is not None else total_steps
+    if ramp <= 0:
+        raise ValueError(f"the EMA ramp needs a positive number of steps; got {ramp}")
+    p = min(max(step, 0) / ramp, 1.0)
     if cfg.schedule == "cosine":
         p = (1.0 - math.cos(math.pi * p)) / 2.0
     return cfg.momentum_start + (cfg.momentum_end - cfg.momentum_start) * p
@@ -50,13 +55,13 @@ class EMAUpdater(TargetUpdater):
 
     config: EMAConfig
 
-    def momentum(self, step: int) -> float:
-        return ema_momentum(self.config, step)
+    def momentum(self, step: int, total_steps: int) -> float:
+        return ema_momentum(self.config, step, total_steps)
 
     @torch.no_grad()
-    def update(self, online: nn.Module, target: nn.Module | None, step: int) -> None:
+    def update(self, online: nn.Module, target: nn.Module | None, step: int, total_steps: int) -> None:
         assert target is not None, "EMAUpdater.make_target always makes a target"
-        m = self.momentum(step)
+        m = self.momentum(step, total_steps)
         if m == 1.0:
             return
         torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - m)

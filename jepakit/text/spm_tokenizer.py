@@ -37,11 +37,12 @@ class SentencePieceConfig(Config):
     bos_id: int = knob(-1, "id of beginning-of-sequence; -1: none (T5: none)")
     byte_fallback: bool = knob(True, "spell unknown characters as UTF-8 bytes instead of unk")
     num_threads: int = knob(1, "training threads (1 makes training reproducible)")
+    fit_samples: int = knob(2000, "captions of this many samples train a tokenizer that has no model_file")
     seed: int = knob(0, "training seed")
 
     def __post_init__(self) -> None:
         t = self.type_id()
-        self.require_positive("vocab_size", "max_length", "max_captions", "num_threads")
+        self.require_positive("vocab_size", "max_length", "max_captions", "num_threads", "fit_samples")
         ids = {n: getattr(self, n) for n in ("pad_id", "eos_id", "unk_id", "bos_id") if getattr(self, n) >= 0}
         if len(set(ids.values())) != len(ids):
             raise ConfigError(f"{t}: special token ids must differ; got {ids}")

@@ -74,8 +74,8 @@ class TransformerTextConfig(TransformerConfig):
     embed_dim: int = knob(256, "word-embedding width d_t")
     depth: int = knob(4, "transformer blocks")
     num_heads: int = knob(4, "attention heads")
-    vocab_size: int = knob(1000, "token-embedding rows (a recipe sets it from the tokenizer)")
-    max_length: int = knob(32, "longest caption S (a recipe sets it from the tokenizer)")
+    vocab_size: int | None = knob(None, "token-embedding rows", follows="tokenizer.vocab_size")
+    max_length: int | None = knob(None, "longest caption S", follows="tokenizer.max_length")
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
     memo: int = knob(4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read")
 

@@ -1,7 +1,7 @@
-"""Training: the engine, schedules as pure functions of the step, atomic checkpoints."""
+"""Training: the engine, the input pipeline, schedules as pure functions of the step."""
 
-from .checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
-from .optim import adamw
+from ..checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
+from .optim import adamw, torch_groups
 from .schedules import lr_at, weight_decay_at
 from .trainer import NonFiniteLossError, TrainConfig, Trainer, train
 
@@ -14,6 +14,7 @@ __all__ = [
     "load_checkpoint",
     "lr_at",
     "save_checkpoint",
+    "torch_groups",
     "train",
     "weight_decay_at",
 ]

@@ -6,9 +6,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["adamw"]
+__all__ = ["adamw", "torch_groups"]
 
 _FUSED_DEVICES = ("cpu", "cuda")
+
+
+def torch_groups(groups: list[Any], weight_decay: float) -> list[dict[str, Any]]:
+    """A method's ``ParamGroup`` s as torch optimiser groups, each at ``weight_decay`` times its scale."""
+    return [{"params": g.params, "weight_decay": weight_decay * g.weight_decay_scale} for g in groups]
 
 
 def adamw(groups: list[dict[str, Any]], lr: float, fused: bool | None = None) -> torch.optim.AdamW:

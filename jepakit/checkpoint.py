@@ -5,6 +5,10 @@ then renamed over the final name (atomic on POSIX), and the folder is fsynced; a
 interrupted save leaves the previous checkpoint intact. Files hold only tensors and
 plain Python values, so they load with ``torch.load(weights_only=True)``: never
 unpickling arbitrary objects.
+
+A checkpoint dict carries ``version`` (:data:`CHECKPOINT_VERSION`); :func:`upgrade_checkpoint`
+reads older ones (version 1 kept a tokenizer's bytes under ``tokenizer``; version 2 keeps
+what the method's ``extra_state`` gives under ``method_state``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,18 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_path", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "atomic_path",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "upgrade_checkpoint",
+    "CheckpointManager",
+]
+
+#: The layout of checkpoint dicts written now.
+CHECKPOINT_VERSION = 2
 
 
 @contextlib.contextmanager
@@ -61,6 +76,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt, truncated or unsafe content
         raise ValueError(f"checkpoint {str(path)!r} cannot be read safely: {e}") from e
+
+
+def upgrade_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a loaded checkpoint dict of any version) in the current layout."""
+    state = dict(state)
+    version = state.pop("version", 1)
+    if version > CHECKPOINT_VERSION:
+        raise ValueError(f"this checkpoint was written by a newer jepakit (version {version}); "
+                         f"this one reads version {CHECKPOINT_VERSION} and older")
+    if version == 1:
+        tokenizer = state.pop("tokenizer", None)
+        state["method_state"] = {"tokenizer": tokenizer} if tokenizer is not None else {}
+    state["version"] = CHECKPOINT_VERSION
+    return state
 
 
 def resolve_checkpoint(source: str | os.PathLike) -> Path:

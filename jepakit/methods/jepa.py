@@ -1,14 +1,14 @@
-"""The assembled joint-embedding predictive architecture (I-JEPA and its relatives).
+"""The joint-embedding predictive architecture (I-JEPA, TC-JEPA and their ablations) as a method.
 
 Reads like the paper: encode the target (whole image, no gradient), encode the context
 (only the context patches), predict the target patches from the context, add the
-losses. Which encoder, predictor, conditioner, target updater and loss are used is the
-config's business; the model knows only their contracts.
+losses. Which masker, encoder, predictor, conditioner, target updater, loss and text
+side are used is the config's business; the method knows only their contracts.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +24,18 @@ from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
-from ..data.scenes import SceneConfig
 from ..targets.ema import EMAConfig
-from ..train.trainer import TrainConfig
 from ..text.batch import TextFeatures, TokenBatch
+from ..transforms import random_resized_crop
+from .base import Draw, Method, MethodConfig, ParamGroup
 
 __all__ = ["JEPAConfig", "JEPA"]
 
 
 @dataclass(frozen=True)
-class JEPAConfig(Config):
-    image_size: int = knob(224, "image side in pixels; the masker grid and the encoder's default follow it")
+class JEPAConfig(MethodConfig):
+    image_size: int = knob(224, "image side in pixels; the masker grid, the encoder and the data follow it")
+    crop_scale: tuple[float, float] = knob((0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)")
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
@@ -43,73 +44,51 @@ class JEPAConfig(Config):
     loss: Config = slot(SmoothL1Config(), "loss", "regression loss on the predicted target tokens")
     tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
-    data: Config = slot(SceneConfig(), "dataset", "training data (default: the embedded captioned scenes)")
-    train: Config = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            kind = f.metadata.get("kind")
-            value = getattr(self, f.name)
-            if kind and value is not None and value.kind != kind:
-                raise ConfigError(f"{self.type_id()}.{f.name} must be a {kind} config; got {value.type_id()}")
-        self.require_positive("image_size")
-
-    def derived(self) -> dict[tuple[str, str], Any]:
-        """Fields that follow others: (slot, field) -> value (see ``jepakit.get_config``)."""
+    def provides(self) -> dict[str, tuple[Any, str]]:
+        text, tok = self.text_encoder, self.tokenizer
+        no_text = "text_encoder.embed_dim (there is no text_encoder: a text conditioner needs one, e.g. text_encoder=transformer)"
         return {
-            ("encoder", "img_size"): self.image_size,
-            ("masker", "input_size"): self.image_size,
-            ("masker", "patch_size"): getattr(self.encoder, "patch_size", None),
-            ("predictor", "encoder_dim"): getattr(self.encoder, "embed_dim", None),
-            ("conditioner", "dim"): getattr(self.predictor, "embed_dim", None),
-            ("conditioner", "depth"): getattr(self.predictor, "depth", None),
-            ("conditioner", "text_dim"): getattr(self.text_encoder, "embed_dim", None),
-            ("text_encoder", "vocab_size"): getattr(self.tokenizer, "vocab_size", None),
-            ("text_encoder", "max_length"): getattr(self.tokenizer, "max_length", None),
-            ("data", "image_size"): self.image_size,
-            ("target_updater", "total_steps"): getattr(self.train, "steps", None),
+            "image_size": (self.image_size, "image_size"),
+            "patch_size": (self.encoder.patch_size, "encoder.patch_size"),
+            "encoder.width": (self.encoder.embed_dim, "encoder.embed_dim"),
+            "predictor.width": (self.predictor.embed_dim, "predictor.embed_dim"),
+            "predictor.depth": (self.predictor.depth, "predictor.depth"),
+            "text.width": (text.embed_dim, "text_encoder.embed_dim") if text is not None else (None, no_text),
+            "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
+            "tokenizer.max_length": (getattr(tok, "max_length", None), "tokenizer.max_length"),
         }
 
-    def check_compatible(self) -> None:
-        """Raise ``ConfigError`` naming the fields of components that do not fit together."""
-        enc, pred, mask = self.encoder, self.predictor, self.masker
-        patch = getattr(enc, "patch_size", None)
-        if patch is not None and self.image_size % patch:
-            raise ConfigError(f"image_size={self.image_size} is not divisible by encoder.patch_size={patch}")
-        if mask.input_size not in (self.image_size, (self.image_size, self.image_size)):
-            raise ConfigError(f"masker.input_size={mask.input_size} disagrees with image_size={self.image_size}")
-        if patch is not None and mask.patch_size != patch:
-            raise ConfigError(f"masker.patch_size={mask.patch_size} disagrees with encoder.patch_size={patch}")
+    def check_sources(self) -> None:
+        self.require_positive("image_size")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"crop_scale={self.crop_scale}: need 0 < min <= max <= 1")
+        if self.image_size % self.encoder.patch_size:
+            raise ConfigError(
+                f"image_size={self.image_size} is not divisible by encoder.patch_size={self.encoder.patch_size}"
+            )
+
+    def check(self) -> None:
+        mask = self.masker
         if len(mask.grid) != 2:
             raise ConfigError(
-                f"masker {mask.name!r} draws {len(mask.grid)}-D masks (grid {mask.grid}); encoder {enc.name!r} is 2-D"
+                f"masker {mask.name!r} draws {len(mask.grid)}-D masks (grid {mask.grid}); "
+                f"encoder {self.encoder.name!r} is 2-D"
             )
-        _same("predictor.encoder_dim", pred, "encoder_dim", "encoder.embed_dim", enc, "embed_dim")
-        cond, text = self.conditioner, self.text_encoder
-        _same("conditioner.dim", cond, "dim", "predictor.embed_dim", pred, "embed_dim")
-        _same("conditioner.depth", cond, "depth", "predictor.depth", pred, "depth")
-        _same("conditioner.text_dim", cond, "text_dim", "text_encoder.embed_dim", text, "embed_dim")
-        _same("text_encoder.vocab_size", text, "vocab_size", "tokenizer.vocab_size", self.tokenizer, "vocab_size")
-        _same("text_encoder.max_length", text, "max_length", "tokenizer.max_length", self.tokenizer, "max_length")
-        if hasattr(cond, "text_dim") and text is None:
-            raise ConfigError(f"conditioner {cond.name!r} reads text: set text_encoder (e.g. text_encoder=transformer)")
+
+    def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
+        return self.encoder, ("target_encoder", "encoder")
 
 
-def _same(a_name: str, a: Any, a_field: str, b_name: str, b: Any, b_field: str) -> None:
-    """Raise naming both fields when both exist and differ."""
-    if a is None or b is None or not hasattr(a, a_field) or not hasattr(b, b_field):
-        return
-    if getattr(a, a_field) != getattr(b, b_field):
-        raise ConfigError(f"{a_name}={getattr(a, a_field)} does not match {b_name}={getattr(b, b_field)}")
-
-
-@register("model", "jepa", JEPAConfig)
-class JEPA(nn.Module):
+@register("method", "jepa", JEPAConfig)
+class JEPA(Method):
     """I-JEPA assembled from components; ``forward(images, masks, text)`` gives the losses."""
+
+    config: JEPAConfig
 
     def __init__(self, cfg: JEPAConfig) -> None:
         super().__init__()
-        cfg.check_compatible()
         self.config = cfg
         self.masker = cfg.masker.build()
         self.encoder = cfg.encoder.build()
@@ -127,7 +106,7 @@ class JEPA(nn.Module):
                 f"conditioner.text_dim={text_dim} does not match the text encoder's width {self.text_encoder.width}"
             )
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ the step
 
     def forward(
         self, images: Tensor, masks: Masks, text: Any | None = None, step: int | None = None
@@ -138,16 +117,18 @@ class JEPA(nn.Module):
         detached diagnostics.
 
         Args:
-            images: float [B, C, H, W].
-            masks: the masker's output for this batch (any device; moved to the images').
+            images: float [B, C, H, W] in [0, 1] (any device; moved to the method's).
+            masks: the masker's output for this batch (any device; moved likewise).
             text: for a text conditioner: captions (a list of lists of strings), a
                 ``TokenBatch`` or precomputed ``TextFeatures``; ignored by ``none``.
             step: the optimiser step, for schedules inside the loss (regulariser warm-up).
         """
         grid = self.encoder.grid_of(images)
         self._check_masks(masks, images.shape[0], grid)
-        masks = masks.to(images.device, non_blocking=True)
-        features = self.encode_text(text, images.shape[0], images.device) if self.conditioner.uses_text else None
+        device = self.device
+        images = images.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        features = self.encode_text(text, images.shape[0], device) if self.conditioner.uses_text else None
         targets = self.forward_target(images, masks)
         z = self.forward_context(images, masks)
         hook = self.conditioner.bind(features, step)
@@ -179,8 +160,7 @@ class JEPA(nn.Module):
     @torch.no_grad()
     def forward_target(self, images: Tensor, masks: Masks) -> Tensor:
         """Target tokens [R, M, Kt, D]: the target encoder on whole images, gathered at the targets."""
-        encoder = self.target_encoder if self.target_encoder is not None else self.encoder
-        h = encoder(images)
+        h = self.eval_encoder()(images)
         if masks.repeats > 1:
             h = h.repeat(masks.repeats, 1, 1)
         return gather_tokens(h, masks.targets)
@@ -204,40 +184,89 @@ class JEPA(nn.Module):
         check_index("masks.context", masks.context, masks.context_valid, rows, n)
         check_index("masks.targets", masks.targets.reshape(rows, -1), None, rows, n)
 
-    @torch.no_grad()
-    def update_target(self, step: int) -> None:
-        """Move the target encoder after optimiser step ``step`` (EMA; no-op for frozen/copy)."""
-        self.target_updater.update(self.encoder, self.target_encoder, step)
-
-    def set_target_encoder(self, module: nn.Module) -> None:
-        """Install a ready teacher (frozen, eval mode) as the target encoder."""
-        module.requires_grad_(False)
-        self.target_encoder = module.eval()
-
     def train(self, mode: bool = True) -> JEPA:
         super().train(mode)
         if self.target_encoder is not None:
             self.target_encoder.eval()  # targets never see dropout or drop-path
         return self
 
-    # ---------------------------------------------------------------- optimiser
+    def set_target_encoder(self, module: nn.Module) -> None:
+        """Install a ready teacher (frozen, eval mode) as the target encoder."""
+        module.requires_grad_(False)
+        self.target_encoder = module.eval()
+
+    # ------------------------------------------------------------ the contract
+
+    def prepare(self, data: Any, saved: Mapping[str, Any] | None = None) -> None:
+        """Fit a tokenizer that has no model on the captions of the first samples (or restore
+        the one a resumed checkpoint saved)."""
+        tok = self.tokenizer
+        if tok is None or getattr(tok, "ready", True):
+            return
+        if saved and saved.get("tokenizer") is not None:
+            tok.load_bytes(saved["tokenizer"])
+            return
+        if not hasattr(data, "captions"):
+            raise ConfigError(f"tokenizer {self.config.tokenizer.name!r} must be fitted on captions, and the "
+                              f"data set {type(data).__name__} has none")
+        count = min(self.config.tokenizer.fit_samples, len(data))
+        tok.fit(c for i in range(count) for c in data.captions(i))
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer.to_bytes()} if hasattr(self.tokenizer, "to_bytes") else {}
+
+    def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
+        """Cropped images [B, C, H, W], masks drawn for the global micro-batch (this share's
+        rows), and the tokenised captions when the conditioner reads text."""
+        scale = self.config.crop_scale
+        images = torch.stack([random_resized_crop(s["image"], scale, draw.sample(k)) for k, s in enumerate(samples)])
+        masks = self.masker(draw.size, draw.batch())
+        if draw.partial:
+            masks = masks.take(draw.rows)
+        batch: dict[str, Any] = {"images": images, "masks": masks}
+        if self.conditioner.uses_text:
+            captions = [list(s.get("captions", [])) for s in samples]
+            batch["text"] = self.tokenizer(captions) if self.tokenizer is not None else captions
+        return batch
 
     def trainable_modules(self) -> dict[str, nn.Module]:
-        """The modules the optimiser updates (never the target encoder)."""
+        """The modules the optimiser updates (never the target encoder, nor a frozen text encoder)."""
         modules = {"encoder": self.encoder, "predictor": self.predictor, "conditioner": self.conditioner}
         if self.text_encoder is not None and self.text_encoder.trainable:
             modules["text_encoder"] = self.text_encoder
         return modules
 
-    def param_groups(self, weight_decay: float = 0.04) -> list[dict[str, Any]]:
-        """AdamW groups: weight decay on matrices, none on biases and 1-D parameters (I-JEPA)."""
+    def param_groups(self) -> list[ParamGroup]:
+        """Weight decay on matrices, none on biases and 1-D parameters (I-JEPA)."""
         decay, no_decay = [], []
         for module in self.trainable_modules().values():
             for name, p in module.named_parameters():
                 if not p.requires_grad:
                     continue
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        return [ParamGroup("decay", decay), ParamGroup("no_decay", no_decay, weight_decay_scale=0.0)]
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> dict[str, float]:
+        """Move the target encoder (EMA; nothing for frozen or copy); log the momentum used."""
+        self.target_updater.update(self.encoder, self.target_encoder, step, total_steps)
+        momentum = getattr(self.target_updater, "momentum", None)
+        return {"ema_momentum": momentum(step, total_steps)} if momentum is not None else {}
+
+    def shard_units(self) -> list[nn.Module]:
+        """Each transformer block, then the module holding it: the encoders, the predictor, the
+        conditioner and a trainable text encoder (a frozen one stays whole on every rank)."""
+        text = self.trainable_modules().get("text_encoder")
+        units: list[nn.Module] = []
+        for module in (self.encoder, self.target_encoder, self.predictor, self.conditioner, text):
+            if module is None or not any(True for _ in module.parameters()):
+                continue
+            units += [*getattr(module, "blocks", []), module]
+        return units
+
+    def eval_encoder(self) -> nn.Module:
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+    def embeddings(self, batch: Mapping[str, Any]) -> Tensor:
+        """The evaluated encoder's average-pooled tokens of the batch's images [B, D]."""
+        return self.eval_encoder()(batch["images"].to(self.device)).mean(1)

@@ -1,0 +1,113 @@
+"""The experiment: a method, its data and its training, as one config tree.
+
+``Experiment(method, data, train)`` is what a recipe returns, what ``config.json`` and
+checkpoints store, and what ``build``/``get_config`` take. The method holds only its own
+slots; the data follows the method's image size. Overrides and attribute reads may name
+a method field from the root (``predictor.depth=6`` means ``method.predictor.depth=6``;
+``cfg.predictor`` is ``cfg.method.predictor``).
+
+Stored dicts carry a schema version. Version 1 (before methods were a kind) had a
+``model/jepa`` root holding ``data`` and ``train``; it is upgraded when read.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .config import Assembly, Config, ConfigError, slot, unknown
+from .data.scenes import SceneConfig
+from .methods.base import MethodConfig
+from .methods.jepa import JEPAConfig
+from .registry import register_legacy, register_root
+from .train.trainer import TrainConfig
+
+__all__ = ["Experiment", "SCHEMA_VERSION"]
+
+#: The layout of stored experiment dicts (``config.json``, checkpoints).
+SCHEMA_VERSION = 2
+
+_PARTS = ("method", "data", "train")
+
+
+@register_root
+@dataclass(frozen=True)
+class Experiment(Assembly):
+    kind: ClassVar[str] = "experiment"
+    schema_version: ClassVar[int] = SCHEMA_VERSION
+
+    method: MethodConfig = slot(JEPAConfig(), "method", "the SSL method: its parts and their settings")
+    data: Config = slot(SceneConfig(), "dataset", "training data (default: the embedded captioned scenes)")
+    train: Config = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
+
+    @classmethod
+    def type_id(cls) -> str:
+        return "experiment"
+
+    def provides(self) -> dict[str, tuple[Any, str]]:
+        return self.method.provides()
+
+    def __getattr__(self, name: str) -> Any:
+        """Read a method field from the root, as overrides name it: ``cfg.predictor`` is ``cfg.method.predictor``."""
+        method = self.__dict__.get("method")
+        if name.startswith("_") or method is None or name not in {f.name for f in dataclasses.fields(method)}:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+        return getattr(method, name)
+
+    def route(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Keys that are not ``method``, ``data`` or ``train`` are the method's fields."""
+        routed: dict[str, Any] = {}
+        forwarded: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(self.method)}
+        for key, value in overrides.items():
+            if key in _PARTS:
+                routed[key] = value
+            elif key in names:
+                forwarded[key] = value
+            else:
+                raise unknown("field", key, [*_PARTS, *names])
+        if forwarded:
+            given = routed.get("method", {})
+            if isinstance(given, Config):
+                raise ConfigError(f"method is replaced by a config; set {sorted(forwarded)} on it instead")
+            given = {"type": given} if isinstance(given, str) else dict(given)
+            routed["method"] = {**given, **forwarded}
+        return routed
+
+    def build(self) -> Any:
+        """The method's module (a ready model); data and training are built by the trainer."""
+        return self.method.build()
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A stored experiment dict in this version's layout (``version`` removed)."""
+        data = dict(data)
+        version = data.pop("version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"this experiment was written by a newer jepakit (schema {version}); "
+                              f"this one reads schema {SCHEMA_VERSION} and older")
+        return data
+
+
+def _upgrade_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 (a ``model/jepa`` root with ``data`` and ``train`` inside) -> schema 2."""
+    method = copy.deepcopy(dict(old))
+    method["type"] = "method/jepa"
+    data, train = method.pop("data"), dict(method.pop("train"))
+    if "crop_scale" in train:  # augmentation is the method's business now
+        method["crop_scale"] = train.pop("crop_scale")
+    fit = train.pop("tokenizer_samples", None)
+    tokenizer = method.get("tokenizer")
+    if fit is not None and isinstance(tokenizer, dict) and tokenizer.get("type") == "tokenizer/sentencepiece":
+        tokenizer["fit_samples"] = fit
+    if train.get("type") == "trainer/jepa":
+        train["type"] = "trainer/default"
+    ema = method.get("target_updater")
+    if isinstance(ema, dict) and ema.get("type") == "target_updater/ema" and ema.get("total_steps") == train.get("steps"):
+        ema["total_steps"] = None  # schema 1 copied the run length in; schema 2 reads it from the run
+    return {"type": "experiment", "version": 2, "method": method, "data": data, "train": train}
+
+
+register_legacy("model/jepa", _upgrade_v1)

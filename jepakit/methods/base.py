@@ -1,0 +1,147 @@
+"""The contract between the engine and an SSL method.
+
+The trainer, the input pipeline, the probes and export talk to a method only through
+:class:`Method` (the module) and :class:`MethodConfig` (its config); they read no other
+attribute of it. A new method subclasses both, registers them under ``("method",
+NAME)``, and trains, resumes, probes and exports with no library edit.
+
+One step, as the engine runs it::
+
+    method.prepare(data, saved)                      # once: fit a tokenizer, ...; saved: extra_state() on resume
+    batch = method.make_batch(samples, draw)         # pipeline worker threads, per micro-batch
+    out = method(**batch, step=step)                 # {"loss": total, part: ..., "metric/...": detached}
+    out["loss"].backward(); optimiser over method.param_groups()
+    logged = method.after_step(step, total_steps)    # e.g. the EMA update; returns values to log
+    monitors read method.embeddings(batch)           # [N, D] pooled, for collapse monitors
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import Assembly, Config
+
+__all__ = ["Method", "MethodConfig", "Draw", "ParamGroup", "mix_seed"]
+
+
+def mix_seed(*parts: int) -> int:
+    """A generator seed mixed from integers (seed, epoch, index, ...)."""
+    value = 0
+    for p in parts:
+        value = (value * 1_000_003 + int(p)) % (2**63)
+    return value
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Where a micro-batch's randomness comes from: a pure function of the run's seed, the
+    step, the micro-batch and the samples, so any worker, rank or resumed run draws the same.
+
+    Attributes:
+        seed, epoch, step, micro: the run's seed and this micro-batch's place in the run.
+        indices: long [n], the data set indices of the samples given (this rank's, readable).
+        rows: long [n], their positions in the global micro-batch of ``size`` samples.
+        size: samples in the global micro-batch (all ranks, unreadable ones included).
+    """
+
+    seed: int
+    epoch: int
+    step: int
+    micro: int
+    indices: Tensor
+    rows: Tensor
+    size: int
+
+    def sample(self, k: int) -> torch.Generator:
+        """The generator of the ``k``-th sample's own draws (augmentation): (seed, epoch, index)."""
+        return torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, int(self.indices[k])))
+
+    def batch(self, salt: int = 7) -> torch.Generator:
+        """The generator of draws shared by the micro-batch (masks): (seed, step, micro, salt). Draw
+        for all ``size`` samples, then keep ``rows``, so every rank's share is the same slice."""
+        return torch.Generator().manual_seed(mix_seed(self.seed, self.step, self.micro, salt))
+
+    @property
+    def partial(self) -> bool:
+        """Whether the samples are only part of the global micro-batch (a rank's share, skipped samples)."""
+        return len(self.rows) != self.size
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters the optimiser treats alike; the trainer's schedules are scaled per group."""
+
+    name: str
+    params: list[nn.Parameter] = field(repr=False)
+    lr_scale: float = 1.0
+    weight_decay_scale: float = 1.0  #: 0 for biases and norms (I-JEPA)
+
+
+@dataclass(frozen=True)
+class MethodConfig(Assembly, abc.ABC):
+    """Base of method configs: the method's own slots (no data, no training settings).
+
+    ``provides`` gives what its parts follow (``"image_size"``, ``"encoder.width"``, ...);
+    the experiment's data follows its ``"image_size"``.
+    """
+
+    @abc.abstractmethod
+    def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
+        """The config of the encoder probes and export read, and the state-dict prefixes its
+        weights may lie under in a checkpoint of this method (the first one present is used)."""
+
+
+class Method(nn.Module, abc.ABC):
+    """Base of SSL methods: what the engine calls (see the module docstring)."""
+
+    config: MethodConfig
+
+    def prepare(self, data: Any, saved: Mapping[str, Any] | None = None) -> None:
+        """Get ready for ``data`` before the first step (``saved``: this method's ``extra_state``
+        from the checkpoint being resumed, to restore rather than recompute)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a checkpoint must carry besides the weights (plain values, bytes, tensors)."""
+        return {}
+
+    @abc.abstractmethod
+    def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
+        """Samples (``{"image": [C, H, W] in [0, 1], ...}``) -> the keyword arguments of ``forward``.
+
+        Runs in the pipeline's worker threads: every random draw must come from ``draw``.
+        """
+
+    @abc.abstractmethod
+    def param_groups(self) -> list[ParamGroup]:
+        """The parameters the optimiser updates, in named groups (never a frozen teacher's)."""
+
+    def after_step(self, step: int, total_steps: int) -> dict[str, float]:
+        """Run after optimiser step ``step`` of ``total_steps`` (e.g. the EMA); return values to log."""
+        return {}
+
+    def shard_units(self) -> list[nn.Module]:
+        """Modules FSDP2 shards, innermost first (each block, then what holds it); [] shards nothing."""
+        return []
+
+    @abc.abstractmethod
+    def eval_encoder(self) -> nn.Module:
+        """The encoder that probes and export read (I-JEPA: the target encoder)."""
+
+    @abc.abstractmethod
+    def embeddings(self, batch: Mapping[str, Any]) -> Tensor:
+        """[N, D] embeddings of a batch from ``make_batch``, for the collapse monitors (no grad)."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the method's weights live (batches are moved here in ``forward``)."""
+        for t in self.buffers():
+            return t.device
+        for t in self.parameters():
+            return t.device
+        return torch.device("cpu")

@@ -1,0 +1,77 @@
+"""Reading what training and export wrote: run folders, checkpoints, export folders.
+
+``load_run(source)`` gives a checkpoint's experiment and state (any older layout
+upgraded); ``load_method`` the whole method with its weights; ``load_eval_encoder`` the
+encoder that probes read (the method's ``eval_encoder``: I-JEPA's target encoder) from a
+checkpoint, a run folder or a ``jepakit export`` folder; ``load_encoder`` an export folder.
+Nothing here trains or evaluates, so training, evaluation and export all read through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, resolve_checkpoint, upgrade_checkpoint
+from .config import Config, from_dict
+
+__all__ = ["load_run", "load_method", "checkpoint_encoder", "load_eval_encoder", "load_encoder"]
+
+
+def load_run(source: str | Path) -> tuple[Config, dict[str, Any]]:
+    """(the experiment, the checkpoint dict) of a checkpoint file or run folder (its newest checkpoint)."""
+    path = resolve_checkpoint(source)
+    state = upgrade_checkpoint(load_checkpoint(path))
+    state["path"] = str(path)
+    return from_dict(state["config"]), state
+
+
+def load_method(source: str | Path) -> Any:
+    """The method of a checkpoint file or run folder with its weights and extra state, in eval mode."""
+    experiment, state = load_run(source)
+    method = experiment.build()
+    method.load_state_dict(state["model"], strict=True)
+    method.prepare(None, state["method_state"])
+    return method.eval()
+
+
+def checkpoint_encoder(experiment: Config, state: dict[str, Any]) -> tuple[nn.Module, str]:
+    """(the evaluated encoder with its checkpoint weights, the state-dict prefix they came from)."""
+    encoder_cfg, prefixes = experiment.method.eval_encoder()
+    model = state["model"]
+    for prefix in prefixes:
+        weights = {k[len(prefix) + 1 :]: v for k, v in model.items() if k.startswith(prefix + ".")}
+        if weights:
+            encoder = encoder_cfg.build()
+            encoder.load_state_dict(weights, strict=True)
+            return encoder, prefix
+    raise ValueError(f"checkpoint {state.get('path', '')!r} holds no encoder weights under {list(prefixes)}")
+
+
+def load_eval_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
+    """(encoder in eval mode, the experiment or None) from a checkpoint file, a run folder
+    or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
+    path = Path(source)
+    if path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return load_encoder(path), None
+    experiment, state = load_run(path)
+    encoder, _ = checkpoint_encoder(experiment, state)
+    return encoder.eval(), experiment
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """The encoder exported to ``path`` (a folder from ``export_timm``), in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_file = path / "config.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{str(path)!r} holds no config.json from jepakit export")
+    meta = json.loads(meta_file.read_text())
+    encoder = from_dict(meta["encoder"]).build()
+    encoder.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    return encoder.to(device).eval()

@@ -1,0 +1,98 @@
+"""The input pipeline on ``torchdata.nodes``: keys -> thread-parallel loading -> prefetch.
+
+Every item is one micro-batch of one optimiser step: its sample indices (a seeded
+permutation per epoch, this rank's share), the samples read from the data set (those
+that cannot be read are left out and counted by the data set), and what the method's
+``make_batch`` makes of them, seeded through a :class:`~jepakit.methods.base.Draw` by
+(seed, epoch, index) per sample and (seed, step, micro-batch) for the micro-batch. Items
+come out in order whatever the number of worker threads, so 0, 1 or 2 workers give
+identical batches, and the pipeline's state is just the step: a resumed run rebuilds it
+at the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ..config import ConfigError
+from ..methods.base import Draw, mix_seed
+
+__all__ = ["EpochOrder", "MicroBatch", "micro_batches"]
+
+#: (step, micro-batch, the keyword arguments of the method's forward)
+MicroBatch = tuple[int, int, dict[str, Any]]
+
+
+class EpochOrder:
+    """Which samples each optimiser step reads: a permutation per epoch seeded by (seed, epoch),
+    ``batch_size`` samples per step, the last partial batch of an epoch dropped."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
+        if num_samples < batch_size:
+            raise ConfigError(f"the data set has {num_samples} samples, fewer than train.batch_size={batch_size}")
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.steps_per_epoch = num_samples // batch_size
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def __call__(self, step: int) -> tuple[int, torch.Tensor]:
+        """(epoch, sample indices) of optimiser step ``step``."""
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        cached = self._perm  # one read: the pipeline's thread and the loop may both call this
+        if cached is None or cached[0] != epoch:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+            cached = self._perm = (epoch, torch.randperm(self.num_samples, generator=g))
+        b = self.batch_size
+        return epoch, cached[1][pos * b : (pos + 1) * b]
+
+
+def micro_batches(
+    make_batch: Callable[[Sequence[Mapping[str, Any]], Draw], dict[str, Any]],
+    data: Any,
+    order: EpochOrder,
+    *,
+    seed: int,
+    accum_steps: int,
+    start: int,
+    stop: int,
+    rank: int = 0,
+    world: int = 1,
+    num_workers: int = 0,
+    prefetch: int = 0,
+) -> Iterator[MicroBatch]:
+    """Micro-batches of steps ``start`` .. ``stop - 1``, in order (see the module docstring)."""
+    from torchdata.nodes import IterableWrapper, Loader, Mapper, ParallelMapper, Prefetcher
+
+    micro = order.batch_size // accum_steps
+
+    def keys() -> Iterator[tuple[int, int, int, torch.Tensor]]:
+        for step in range(start, stop):
+            epoch, indices = order(step)
+            for j in range(accum_steps):
+                yield step, j, epoch, indices[j * micro : (j + 1) * micro]
+
+    def load(key: tuple[int, int, int, torch.Tensor]) -> MicroBatch:
+        step, j, epoch, batch = key
+        share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's samples
+        samples, kept = [], []
+        for pos in share.tolist():
+            sample = data[int(batch[pos])]
+            if sample is not None:
+                samples.append(sample)
+                kept.append(pos)
+        if not samples:
+            raise ValueError(f"no sample of the batch could be read (indices {batch[share].tolist()[:8]}...)")
+        rows = torch.tensor(kept, dtype=torch.long)
+        draw = Draw(seed=seed, epoch=epoch, step=step, micro=j, indices=batch[rows], rows=rows, size=len(batch))
+        return step, j, make_batch(samples, draw)
+
+    node = IterableWrapper(keys())
+    if num_workers > 0:
+        node = ParallelMapper(node, load, num_workers=num_workers, method="thread", in_order=True)
+    else:
+        node = Mapper(node, load)
+    if prefetch > 0:
+        node = Prefetcher(node, prefetch_factor=prefetch)
+    return iter(Loader(node))

@@ -1,0 +1,27 @@
+"""Image augmentations as pure functions of a generator, so a batch is a function of its seeds."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["random_resized_crop"]
+
+
+def random_resized_crop(image: torch.Tensor, scale: tuple[float, float], g: torch.Generator) -> torch.Tensor:
+    """RandomResizedCrop (area ``scale``, aspect 3/4..4/3) of ``image`` [C, H, W] back to [C, H, W], drawn from ``g``."""
+    _, h, w = image.shape
+    area = h * w
+    for _ in range(10):
+        target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g)))
+        ratio = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(torch.rand((), generator=g)))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (), generator=g))
+            left = int(torch.randint(0, w - cw + 1, (), generator=g))
+            break
+    else:  # the centre crop, as torchvision does
+        ch, cw, top, left = h, w, 0, 0
+    crop = image[None, :, top : top + ch, left : left + cw]
+    return torch.nn.functional.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
