@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=100 encoder.depth=6")
     p_train.add_argument("--out", help="run folder (default: runs/RECIPE)")
     p_train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p_train.add_argument("--until", type=int, metavar="STEP",
+                         help="stop after this step, with a checkpoint; --resume continues exactly")
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     p_export = sub.add_parser("export", help="write a checkpoint's target encoder for timm")
     p_export.add_argument("checkpoint")
@@ -63,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
     p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # key=value overrides may also follow the options
+    if extra and (not hasattr(args, "overrides") or not all("=" in e and not e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     for name in args.imports:
         _import(name)
 
@@ -119,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or f"runs/{args.recipe}"
     launched = _init_distributed()
     try:
-        result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print)
+        result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print, until=args.until)
     finally:
         if launched:
             import torch.distributed as dist
@@ -182,6 +188,9 @@ def _import(name: str) -> None:
     if path.suffix == ".py":
         if not path.is_file():
             raise SystemExit(f"jepakit: error: --import {name}: no such file")
+        loaded = sys.modules.get(path.stem)
+        if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
+            return  # imported already: registering twice would clash
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,10 +64,90 @@ def test_tuple_fields_from_strings_and_lists():
     assert a == b and a.masker.target_scale == (0.1, 0.2)
 
 
+def wired(cfg) -> dict:
+    """Every following field of an experiment and the value of what it follows."""
+    m = cfg.method
+    pairs = {
+        "encoder.img_size": (m.encoder.img_size, m.image_size),
+        "masker.input_size": (m.masker.input_size, m.image_size),
+        "masker.patch_size": (m.masker.patch_size, m.encoder.patch_size),
+        "predictor.encoder_dim": (m.predictor.encoder_dim, m.encoder.embed_dim),
+        "data.image_size": (cfg.data.image_size, m.image_size),
+    }
+    if m.text_encoder is not None:
+        pairs["conditioner.dim"] = (m.conditioner.dim, m.predictor.embed_dim)
+        pairs["conditioner.text_dim"] = (m.conditioner.text_dim, m.text_encoder.embed_dim)
+        pairs["text_encoder.vocab_size"] = (m.text_encoder.vocab_size, m.tokenizer.vocab_size)
+        pairs["text_encoder.max_length"] = (m.text_encoder.max_length, m.tokenizer.max_length)
+    return pairs
+
+
+def assert_wired(cfg) -> None:
+    for path, (value, source) in wired(cfg).items():
+        assert value == source, f"{path}={value} does not follow its source ({source})"
+
+
 def test_derived_fields_follow_their_sources():
     cfg = get_config("ijepa", encoder={"embed_dim": 384, "num_heads": 6, "patch_size": 8}, image_size=64)
     assert cfg.predictor.encoder_dim == 384
     assert cfg.masker.patch_size == 8 and cfg.masker.input_size == 64 and cfg.encoder.img_size == 64
+    assert cfg.data.image_size == 64
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_recipe_is_wired(recipe):
+    assert_wired(get_config(recipe))
+
+
+@given(width=st.sampled_from([192, 384]), patch=st.sampled_from([8, 16]), size=st.sampled_from([64, 96, 128]),
+       recipe=st.sampled_from(["ijepa-tiny", "tc-jepa-tiny"]), path=st.sampled_from(["overrides", "replace", "dict"]))
+def test_wiring_holds_on_every_path(width, patch, size, recipe, path):
+    """Recipes, overrides, replace and from_dict all re-wire: no path leaves a following field stale."""
+    edits = {"encoder": {"embed_dim": width, "patch_size": patch}, "image_size": size,
+             "predictor": {"embed_dim": 96, "num_heads": 3, "depth": 2}, "text_encoder": {"embed_dim": 48}}
+    if recipe == "ijepa-tiny":
+        del edits["text_encoder"]
+    if path == "overrides":
+        cfg = get_config(recipe, **edits)
+    elif path == "replace":
+        cfg = get_config(recipe).replace(**edits)
+    else:
+        cfg = from_dict(json.loads(json.dumps(to_dict(get_config(recipe).replace(**edits)))))
+    assert_wired(cfg)
+    assert_wired(cfg.replace(image_size=size * 2, encoder={"embed_dim": 2 * width}))  # and they keep following
+
+
+def test_the_issue_examples_follow_the_run():
+    from jepakit.recipes.ijepa import ijepa_config
+
+    longer = ijepa_config("tiny").replace(train={"steps": 500})
+    torch.manual_seed(0)
+    method = longer.replace(encoder={"depth": 1}, predictor={"depth": 1}).build()
+    assert method.after_step(250, longer.train.steps)["ema_momentum"] == pytest.approx(0.998), "the ramp spans the run"
+    assert ijepa_config("base").data.image_size == 224
+
+
+def test_a_swapped_in_component_follows_the_method():
+    cfg = get_config("ijepa-cpu", conditioner="sparse-xattn", tokenizer="sentencepiece", text_encoder="transformer")
+    assert_wired(cfg)
+    assert (cfg.conditioner.dim, cfg.conditioner.depth) == (192, 3)
+    back = cfg.replace(conditioner="none", tokenizer=None, text_encoder=None)
+    assert back.conditioner.name == "none" and back.text_encoder is None
+
+
+def test_an_explicit_value_that_agrees_stays_explicit():
+    cfg = get_config("ijepa-cpu", predictor={"encoder_dim": 192})
+    assert "predictor.encoder_dim" not in cfg.method.followed
+    with pytest.raises(ConfigError, match="predictor.encoder_dim=192 does not match encoder.embed_dim=384"):
+        cfg.replace(encoder={"embed_dim": 384, "num_heads": 6})
+
+
+def test_fields_read_and_set_from_the_root_or_under_method():
+    a = get_config("ijepa-cpu", "predictor.depth=2")
+    b = get_config("ijepa-cpu", "method.predictor.depth=2")
+    assert a == b and a.predictor is a.method.predictor
+    with pytest.raises(UnknownChoiceError, match="Did you mean 'predictor'"):
+        get_config("ijepa-cpu", "predictr.depth=2")
 
 
 @pytest.mark.parametrize(

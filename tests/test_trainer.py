@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -72,8 +73,10 @@ def test_a_non_finite_loss_stops_naming_step_and_checkpoint_or_is_skipped(tmp_pa
         return {**out, "loss": out["loss"] * float("nan")} if step == 4 else out
 
     monkeypatch.setattr(JEPA, "forward", poisoned)
+    threads = threading.active_count()
     with pytest.raises(NonFiniteLossError, match=r"step 4.*step-00000003\.pt"):
-        train(experiment(), tmp_path / "stop", progress=False)
+        train(experiment(train={**TRAIN, "num_workers": 2, "prefetch": 2}), tmp_path / "stop", progress=False)
+    assert threading.active_count() == threads, "an error stops the pipeline's threads (left running, they abort exit)"
     result = train(experiment(train={**TRAIN, "nonfinite": "skip"}), tmp_path / "skip", progress=False)
     assert result["skipped"] == 1 and len(result["losses"]) == 5
 

@@ -7,7 +7,8 @@ that cannot be read are left out and counted by the data set), and what the meth
 (seed, epoch, index) per sample and (seed, step, micro-batch) for the micro-batch. Items
 come out in order whatever the number of worker threads, so 0, 1 or 2 workers give
 identical batches, and the pipeline's state is just the step: a resumed run rebuilds it
-at the checkpoint's step.
+at the checkpoint's step. Use it as a context manager: leaving it (normally or by an
+exception) stops its threads, which would otherwise abort the interpreter at exit.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import gc
+
 import torch
 
 from ..config import ConfigError
 from ..methods.base import Draw, mix_seed
 
-__all__ = ["EpochOrder", "MicroBatch", "micro_batches"]
+__all__ = ["EpochOrder", "MicroBatch", "MicroBatches", "micro_batches"]
 
 #: (step, micro-batch, the keyword arguments of the method's forward)
 MicroBatch = tuple[int, int, dict[str, Any]]
@@ -48,6 +51,32 @@ class EpochOrder:
         return epoch, cached[1][pos * b : (pos + 1) * b]
 
 
+class MicroBatches:
+    """An iterator over a run's micro-batches that owns the pipeline's threads (see ``close``)."""
+
+    def __init__(self, it: Iterator[MicroBatch]) -> None:
+        self._it: Iterator[MicroBatch] | None = it
+
+    def __iter__(self) -> MicroBatches:
+        return self
+
+    def __next__(self) -> MicroBatch:
+        if self._it is None:
+            raise StopIteration
+        return next(self._it)
+
+    def close(self) -> None:
+        """Stop the worker and prefetch threads (torchdata stops them when its iterator is freed)."""
+        self._it = None
+        gc.collect()
+
+    def __enter__(self) -> MicroBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def micro_batches(
     make_batch: Callable[[Sequence[Mapping[str, Any]], Draw], dict[str, Any]],
     data: Any,
@@ -61,7 +90,7 @@ def micro_batches(
     world: int = 1,
     num_workers: int = 0,
     prefetch: int = 0,
-) -> Iterator[MicroBatch]:
+) -> MicroBatches:
     """Micro-batches of steps ``start`` .. ``stop - 1``, in order (see the module docstring)."""
     from torchdata.nodes import IterableWrapper, Loader, Mapper, ParallelMapper, Prefetcher
 
@@ -95,4 +124,4 @@ def micro_batches(
         node = Mapper(node, load)
     if prefetch > 0:
         node = Prefetcher(node, prefetch_factor=prefetch)
-    return iter(Loader(node))
+    return MicroBatches(iter(Loader(node)))

@@ -234,6 +234,7 @@ class Trainer:
                 if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop):
                     checkpoint(done)
         finally:
+            batches.close()
             log_file.close()
             if bar is not None:
                 bar.stop()
@@ -267,8 +268,12 @@ class _Parallel:
             from torch.distributed.device_mesh import init_device_mesh
             from torch.distributed.fsdp import fully_shard
 
+            units = method.shard_units()
+            if not units:
+                raise ConfigError(f"train.fsdp=true, but method {method.config.name!r} names no shard units; "
+                                  "use DDP (train.fsdp=false)")
             mesh = init_device_mesh(device.type, (world,))
-            for unit in method.shard_units():
+            for unit in units:
                 fully_shard(unit, mesh=mesh)
                 self.sharded.append(unit)
             self.net = method
