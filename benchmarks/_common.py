@@ -208,8 +208,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def record(title: str, body: str) -> None:
-    """Print a result and append it to RESULTS.md under a dated heading with the machine line."""
-    text = f"\n## {title}\n\n{machine()}\n\n{body}\n"
-    print(text)
-    with RESULTS.open("a") as f:
-        f.write(text)
+    """Print a result and put it into RESULTS.md under ``## title`` with the machine line: it
+    replaces the section of that title (the current table; history lives in git) or is appended."""
+    section = f"## {title}\n\n{machine()}\n\n{body}\n"
+    print(section)
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    start = text.find(f"\n## {title}\n")
+    if start < 0:
+        RESULTS.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    end = text.find("\n## ", start + 1)
+    RESULTS.write_text(text[: start + 1] + section + (text[end:] if end >= 0 else ""))
