@@ -36,10 +36,20 @@ TEXT_OVERRIDES = {
 NOT_GOLDEN = ("images_per_s", "step")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (kernels and their rounding differ between vendors and generations)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
 def machine() -> dict[str, str]:
-    """What decides the bits: torch's version and the CPU kernels it picks."""
+    """What decides the bits: torch's version, the CPU and the kernels torch picks for it."""
     return {
         "torch": torch.__version__,
+        "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(),
         "threads": str(torch.get_num_threads()),

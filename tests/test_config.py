@@ -58,6 +58,12 @@ def test_cli_values_are_parsed_to_field_types(depth, ratio, size):
     assert from_dict(to_dict(cfg)) == cfg
 
 
+@pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("yes", True), ("True", True),
+                                         ("false", False), ("0", False), ("no", False), ("FALSE", False)])
+def test_bool_fields_read_every_command_line_spelling(text, value):
+    assert get_config("ijepa", f"masker.allow_overlap={text}").masker.allow_overlap is value
+
+
 def test_tuple_fields_from_strings_and_lists():
     a = get_config("ijepa", "masker.target_scale=(0.1, 0.2)")
     b = get_config("ijepa", masker={"target_scale": [0.1, 0.2]})

@@ -31,7 +31,7 @@ def test_rows_from_equals_the_whole_block_forward_and_backward(b, n, heads, data
 
     whole = run(lambda xi: blk(xi, attn_mask=bias)[:, start:])
     rows = run(lambda xi: blk(xi, attn_mask=bias, rows_from=start))
-    for r, w in zip(rows, whole):
+    for r, w in zip(rows, whole, strict=True):
         torch.testing.assert_close(r, w, atol=1e-5, rtol=1e-5)
 
 
@@ -130,7 +130,7 @@ def test_gelu_mlp_equals_timms_mlp_forward_and_backward(rows, dim, hidden, out, 
         out.backward(g)
         return [out.detach(), xi.grad] + [p.grad for p in mlp.parameters()]
 
-    for a, b in zip(run(ours), run(ref)):
+    for a, b in zip(run(ours), run(ref), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
@@ -207,5 +207,5 @@ def test_block_equals_timms_block_with_the_same_weights(rows, seed, masked):
         out.sum().backward()
         return [out.detach(), xi.grad] + [p.grad.clone() for p in blk.parameters()]
 
-    for a, b in zip(run(ours), run(ref)):
+    for a, b in zip(run(ours), run(ref), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -88,7 +88,22 @@ def test_multiblock_terminates_and_keeps_min_keep_on_every_grid(grid, batch, see
     masks = make("multiblock", grid)(batch, torch.Generator().manual_seed(seed))
     kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((batch,), masks.context.shape[1])
     assert int(kept.min()) >= 10
-    assert masks.stats["relaxations"] <= batch
+
+
+def test_a_context_of_exactly_min_keep_patches_is_accepted():
+    """Whole-grid context minus one 2x2 target leaves exactly 12 of 16 patches: min_keep=12 is met at once."""
+    masker = make("multiblock", 4, num_targets=1, target_scale=(0.25, 0.25), target_aspect=(1.0, 1.0),
+                  context_scale=(1.0, 1.0), min_keep=12)
+    masks = masker(32, torch.Generator().manual_seed(0))
+    assert masks.stats["retries"] == 0 and masks.stats["relaxations"] == 0
+    assert masks.context.shape == (32, 12) and masks.context_valid is None
+
+
+def test_rows_short_of_min_keep_are_redrawn_and_counted():
+    masker = make("multiblock", 6, num_targets=4, min_keep=20)
+    masks = masker(64, torch.Generator().manual_seed(0))
+    kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((64,), masks.context.shape[1])
+    assert int(kept.min()) >= 20 and masks.stats["retries"] > 0
 
 
 @pytest.mark.parametrize("grid", [4, 6, 14])
@@ -231,22 +246,37 @@ def test_none_masker_is_the_full_grid():
 
 
 @st.composite
-def block_scales(draw):
-    lo = draw(st.floats(0.02, 0.5))
-    hi = draw(st.floats(lo, 0.5))
-    clo = draw(st.floats(0.3, 1.0))
+def block_scales(draw, feasible: bool):
+    """Target and context scales; ``feasible`` draws from a region most grids of 8+ accept."""
+    lo = draw(st.floats(0.02, 0.25 if feasible else 0.5))
+    hi = draw(st.floats(lo, 0.25 if feasible else 0.5))
+    clo = draw(st.floats(0.6 if feasible else 0.3, 1.0))
     chi = draw(st.floats(clo, 1.0))
     return (lo, hi), (clo, chi)
 
 
-@given(grid=st.integers(4, 32), scales=block_scales(), targets=st.integers(1, 6), seed=st.integers(0, 2**31))
-def test_multiblock_any_scales_either_refuse_at_construction_or_sample_valid_masks(grid, scales, targets, seed):
-    (t_scale, c_scale) = scales
+def guaranteed_context(grid: int, t_scale, c_scale) -> int:
+    """The fewest context patches any draw can leave: the smallest context block minus the largest target."""
+    from jepakit.masks.boxes import block_area_range
+
+    return block_area_range(c_scale, (1.0, 1.0), (grid, grid))[0] - block_area_range(t_scale, (0.75, 1.5), (grid, grid))[1]
+
+
+@given(grid=st.integers(4, 32), scales=block_scales(feasible=False), seed=st.integers(0, 2**31))
+def test_multiblock_refuses_exactly_the_scales_that_cannot_keep_min_keep(grid, scales, seed):
+    t_scale, c_scale = scales
     try:
-        masker = make("multiblock", grid, target_scale=t_scale, context_scale=c_scale, num_targets=targets, min_keep=4)
+        make("multiblock", grid, target_scale=t_scale, context_scale=c_scale, min_keep=4)
     except ConfigError as e:
-        assert "too small" in str(e)
-        return
+        assert "too small" in str(e) and guaranteed_context(grid, t_scale, c_scale) < 4
+    else:
+        assert guaranteed_context(grid, t_scale, c_scale) >= 4
+
+
+@given(grid=st.integers(8, 32), scales=block_scales(feasible=True), targets=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_multiblock_any_feasible_scales_sample_valid_masks(grid, scales, targets, seed):
+    (t_scale, c_scale) = scales
+    masker = make("multiblock", grid, target_scale=t_scale, context_scale=c_scale, num_targets=targets, min_keep=4)
     masks = masker(8, torch.Generator().manual_seed(seed))
     h, w = masks.stats["target_shape"]
     assert masks.targets.shape == (8, targets, h * w)

@@ -27,6 +27,18 @@ def test_forward_returns_the_loss_and_its_parts(model):
     torch.testing.assert_close(out["loss"], out["predict"])
 
 
+def test_targets_are_the_target_encoders_tokens_at_the_target_patches(model):
+    with torch.no_grad():  # a teacher that differs from the student, as after any EMA step
+        for p in model.target_encoder.parameters():
+            p.add_(0.1 * torch.randn(p.shape))
+    x, m = batch(model)
+    with torch.no_grad():
+        whole = model.target_encoder(x)  # [B, N, D]
+        expected = torch.stack([whole[i, m.targets[i]] for i in range(len(x))])  # [B, M, Kt, D], by hand
+        assert not torch.allclose(model.encoder(x), whole)
+    torch.testing.assert_close(model.forward_target(x, m), expected)
+
+
 def test_gradients_reach_encoder_and_predictor_never_the_target(model):
     model(*batch(model))["loss"].backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
@@ -67,10 +79,17 @@ def test_update_target_moves_the_ema_towards_online(model):
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.add_(1.0)
-    gap = lambda: sum(float((a - b).abs().sum().detach()) for a, b in zip(model.encoder.parameters(), model.target_encoder.parameters()))  # noqa: E731
+    gap = lambda: sum(float((a - b).abs().sum().detach()) for a, b in zip(model.encoder.parameters(), model.target_encoder.parameters(), strict=True))  # noqa: E731
     before = gap()
     assert model.after_step(step=0, total_steps=10) == {"ema_momentum": 0.996}
     assert gap() == pytest.approx(before * 0.996, rel=1e-3)
+    online = [p.detach().clone() for p in model.encoder.parameters()]
+    for step in (3, 5, 9, 12):  # later steps: the momentum of that step, linear to 1.0 at the run's end
+        m = 0.996 + 0.004 * min(step, 10) / 10
+        old = [p.detach().clone() for p in model.target_encoder.parameters()]
+        assert model.after_step(step=step, total_steps=10)["ema_momentum"] == pytest.approx(m)
+        for t0, t1, o in zip(old, model.target_encoder.parameters(), online, strict=True):
+            torch.testing.assert_close(t1, m * t0 + (1 - m) * o)
 
 
 def test_train_mode_keeps_the_target_in_eval(model):
@@ -115,7 +134,10 @@ def test_out_of_range_mask_indices(model):
 
 
 def test_a_tiny_ijepa_learns_on_a_fixed_batch():
-    """Against a fixed (random) teacher the loss can only fall by learning to predict."""
+    """Against a fixed (random) teacher the targets cannot move, so the loss can only fall by learning to
+    predict (not by collapse): it must end well below the best single vector for every target. (That
+    the predictor reads where the context and targets are is checked against lightly's I-JEPA in
+    test_oracles.py and by test_predictor.py.)"""
     torch.manual_seed(0)
     model = tiny_config("ijepa", masker={"min_keep": 4}, target_updater="frozen").build()
     g = torch.Generator().manual_seed(0)
@@ -124,19 +146,27 @@ def test_a_tiny_ijepa_learns_on_a_fixed_batch():
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     w = torch.randn(8, 3, 3, generator=g)
     x = w[..., 0, None, None] * xx + w[..., 1, None, None] * yy + w[..., 2, None, None]
+    probe = model.masker(8, torch.Generator().manual_seed(999))
+    before = model.forward_target(x, probe)
     opt = torch.optim.AdamW([{"params": g.params, "weight_decay": 0.01 * g.weight_decay_scale}
                              for g in model.param_groups()], lr=2e-3)
-    losses = []
-    for step in range(40):
+    losses, constant = [], []
+    for step in range(100):
         masks = model.masker(8, torch.Generator().manual_seed(step))
         loss = model(x, masks)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    print(f"loss {first:.4f} -> {last:.4f}")
+        if step >= 95:
+            with torch.no_grad():
+                t = model.loss_fn.prepare_target(model.forward_target(x, masks))
+                constant.append(float(torch.nn.functional.smooth_l1_loss(t.mean((0, 1, 2), keepdim=True).expand_as(t), t)))
+    torch.testing.assert_close(model.forward_target(x, probe), before, rtol=0, atol=0)
+    first, last, floor = sum(losses[:5]) / 5, sum(losses[-5:]) / 5, sum(constant) / len(constant)
+    print(f"loss {first:.4f} -> {last:.4f}; best constant prediction {floor:.4f}")
     assert last < 0.6 * first, losses
+    assert last < 0.75 * floor, "the predictor must do better than one vector for every target"
 
 
 def test_build_ijepa_prints():

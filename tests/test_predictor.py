@@ -14,10 +14,10 @@ PRED = create("predictor", "vit-predictor", encoder_dim=24, embed_dim=16, depth=
 
 
 @st.composite
-def problem(draw):
+def problem(draw, min_blocks: int = 1):
     gh, gw = draw(st.integers(2, 8)), draw(st.integers(2, 8))
     n = gh * gw
-    b, m = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    b, m = draw(st.integers(1, 3)), draw(st.integers(min_blocks, 4))
     kc = draw(st.integers(1, n - 1))
     kt = draw(st.integers(1, n - kc))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
@@ -36,15 +36,31 @@ def test_output_shape_per_target_block(p):
     assert out.shape == (*targets.shape, 24) and torch.isfinite(out).all()
 
 
-@given(problem())
-def test_each_block_is_predicted_independently(p):
+@given(p=problem(min_blocks=2), seed=st.integers(0, 2**16))
+def test_each_block_is_predicted_independently(p, seed):
+    """Other blocks at other positions leave block 0's prediction unchanged (its queries see the context
+    and themselves only), while moving block 0 itself changes it."""
     z, context, targets, grid = p
-    if targets.shape[1] < 2:
-        return
+    g = torch.Generator().manual_seed(seed)
+    n = grid[0] * grid[1]
     other = targets.clone()
-    other[:, 1:] = targets[:, 1:].flip(-1)  # move the other blocks' mask tokens
+    other[:, 1:] = torch.randint(0, n, targets[:, 1:].shape, generator=g)  # other indices, not a reordering
+    moved = targets.clone()
+    moved[:, 0] = (targets[:, 0] + 1) % n
     with torch.no_grad():
-        torch.testing.assert_close(PRED(z, context, targets, grid)[:, 0], PRED(z, context, other, grid)[:, 0])
+        first = PRED(z, context, targets, grid)[:, 0]
+        torch.testing.assert_close(first, PRED(z, context, other, grid)[:, 0], atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(first, PRED(z, context, moved, grid)[:, 0], atol=1e-4)
+
+
+@given(p=problem(), seed=st.integers(0, 2**16))
+def test_predictions_depend_on_where_the_context_is(p, seed):
+    """The same context tokens at other patches give other predictions: positions are the gathered ones."""
+    z, context, targets, grid = p
+    n = grid[0] * grid[1]
+    shifted = (context + 1 + torch.randint(0, n - 1, (1,), generator=torch.Generator().manual_seed(seed))) % n
+    with torch.no_grad():
+        assert not torch.allclose(PRED(z, context, targets, grid), PRED(z, shifted, targets, grid), atol=1e-4)
 
 
 @given(p=problem(), pad=st.integers(1, 5))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -31,7 +33,7 @@ def test_ema_matches_the_formula(start, seed):
     before = params(target)
     updater.update(online, target, step=0, total_steps=10)
     m = start
-    for t0, t1, o in zip(before, target.parameters(), online.parameters()):
+    for t0, t1, o in zip(before, target.parameters(), online.parameters(), strict=True):
         torch.testing.assert_close(t1, m * t0 + (1 - m) * o, rtol=1e-6, atol=1e-6)
 
 
@@ -42,9 +44,9 @@ def test_ema_momentum_one_keeps_and_zero_copies_exactly():
     target = keep.make_target(encoder(1))
     before = params(target)
     keep.update(online, target, step=3, total_steps=10)
-    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters(), strict=True))
     copy.update(online, target, step=3, total_steps=10)
-    assert all(torch.equal(a, b) for a, b in zip(online.parameters(), target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(online.parameters(), target.parameters(), strict=True))
 
 
 @given(step=st.integers(-5, 300), schedule=st.sampled_from(["linear", "cosine"]))
@@ -55,8 +57,16 @@ def test_momentum_schedule_is_a_pure_monotone_function_of_the_step(step, schedul
     assert m == ema_momentum(fixed, step, 999)
     assert 0.996 <= m <= 1.0 and ema_momentum(run, step + 1, 200) >= m
     assert ema_momentum(run, 0, 200) == 0.996 and ema_momentum(run, 200, 200) == ema_momentum(run, 10**6, 200) == 1.0
-    if schedule == "linear":
-        assert m == pytest.approx(0.996 + 0.004 * min(max(step, 0), 200) / 200)
+    progress = min(max(step, 0), 200) / 200
+    shape = progress if schedule == "linear" else (1 - math.cos(math.pi * progress)) / 2
+    assert m == pytest.approx(0.996 + 0.004 * shape, rel=1e-12)
+
+
+@pytest.mark.parametrize("schedule, quarter", [("linear", 0.997), ("cosine", 0.996 + 0.004 * (1 - 2**-0.5) / 2)])
+def test_momentum_ramp_has_its_shape_between_the_ends(schedule, quarter):
+    cfg = EMAConfig(momentum_start=0.996, momentum_end=1.0, schedule=schedule)
+    assert ema_momentum(cfg, 100, 200) == pytest.approx(0.998, rel=1e-12)
+    assert ema_momentum(cfg, 50, 200) == pytest.approx(quarter, rel=1e-12)
 
 
 def test_ema_bad_config():
@@ -80,10 +90,10 @@ def test_frozen_teacher_loads_from_file_and_never_moves(tmp_path, suffix, key):
     updater = create("target_updater", "frozen", checkpoint=path, key=key)
     online = encoder(0)
     target = updater.make_target(online)
-    assert all(torch.equal(a, b) for a, b in zip(teacher.parameters(), target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(teacher.parameters(), target.parameters(), strict=True))
     before = params(target)
     updater.update(online, target, step=5, total_steps=10)
-    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters(), strict=True))
     assert not any(p.requires_grad for p in target.parameters())
 
 

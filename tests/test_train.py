@@ -48,11 +48,11 @@ def test_fused_adamw_equals_the_plain_update(seed, wd):
                     fused=fused)
         assert opt.defaults["fused"] is (True if fused else None)
         for step in grads:
-            for p, grad in zip(params, step):
+            for p, grad in zip(params, step, strict=True):
                 p.grad = grad.clone()
             opt.step()
         runs.append(params)
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 

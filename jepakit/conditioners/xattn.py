@@ -1,6 +1,6 @@
 """Cross-attention text conditioning: TC-JEPA's fine-grained ``sparse-xattn`` and ``global-xattn``.
 
-Reference: Huang et al., "TC-JEPA", ICML 2026 (arXiv 2605.03245); facts in REFERENCE.md.
+Reference: Huang et al., "TC-JEPA", ICML 2026 (arXiv 2605.03245); facts in ``docs/methods.md``.
 
 At each conditioned predictor layer, after the layer's block, every predictor token
 (context and mask tokens) reads each caption with a light residual cross-attention,

@@ -2,6 +2,12 @@
 
 Reference: Assran et al., I-JEPA, CVPR 2023; Dosovitskiy et al., ViT, ICLR 2021.
 
+Pixel rule: the encoder takes images in [0, 1] and normalises them itself (I-JEPA's
+ImageNet statistics, ``pixel_mean``/``pixel_std``). Call ``forward`` or ``layer_outputs``;
+calling ``patch_embed`` on raw pixels skips the normalisation, so two paths that should
+see the same input (a teacher and a student) would not. Export folds the normalisation
+into the patch embedding, so timm's model takes the same [0, 1] images.
+
 The encoder takes patch-index masks (positions are added before tokens are dropped,
 so a kept patch knows where it is) and honours a padding mask. It works at any image
 size divisible by the patch: positions are built for the actual grid. Its state dict

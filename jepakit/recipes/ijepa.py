@@ -1,6 +1,6 @@
 """I-JEPA recipes: the paper's setups by encoder size.
 
-Reference: Assran et al., I-JEPA, CVPR 2023, and ``../shared/REFERENCE.md``. Predictor
+Reference: Assran et al., I-JEPA, CVPR 2023, and ``docs/methods.md``. Predictor
 width 384 and depth 6 (ViT-B), 12 (L, H) or 16 (G), heads equal to the encoder's;
 multi-block masking (4 targets at scale (0.15, 0.2), aspect (0.75, 1.5), one context
 block at (0.85, 1.0)); EMA momentum 0.996 -> 1.0; smooth-L1 on layer-normed targets.

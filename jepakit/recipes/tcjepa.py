@@ -1,6 +1,6 @@
 """TC-JEPA recipes: I-JEPA whose predictor reads the images' captions, and the paper's ablations.
 
-Reference: Huang et al., "TC-JEPA", ICML 2026, and REFERENCE.md. Encoders, masking
+Reference: Huang et al., "TC-JEPA", ICML 2026, and ``docs/methods.md``. Encoders, masking
 and EMA are I-JEPA's; ``sparse-xattn`` on every predictor layer, N = 8 captions
 max-pooled, lambda = 0.1, beta = 0.5. The paper's text encoder is a frozen pretrained
 T5 (``text_encoder=hf``); the offline default here is a small trainable transformer,

@@ -1,0 +1,268 @@
+"""Mutation audit: does the test suite catch wrong results in the lines that decide them?
+
+A curated list of mutants of correctness-critical lines (maskers, encoder, predictor,
+losses, targets, conditioners, the method, the trainer, schedules, probes, configs).
+Each is applied to the working tree alone, the tests that should catch it run, and the
+file is restored. A mutant is killed when those tests fail. The kill rate and the
+survivors are printed (and recorded in RESULTS.md with ``--record``).
+
+A curated list rather than a generator (mutmut, cosmic-ray): those mutate every line of
+every file, thousands of mutants, each needing a suite run of a minute or more on two
+cores; most of them would hit logging, messages and docs. The lines here are the ones a
+reviewer would pick, each mutant the kind of slip that keeps a run going with wrong
+numbers.
+
+    python benchmarks/mutation.py [--only ID ...] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import record, table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    what: str
+
+
+M, T = "jepakit/", "tests/"
+MUTANTS = [
+    # ---------------------------------------------------------------- maskers
+    Mutant("mask-min-keep", M + "masks/multiblock.py", "ok = ctx.sum(1) >= cfg.min_keep",
+           "ok = ctx.sum(1) > cfg.min_keep", (T + "test_masks.py",), "a context of exactly min_keep is rejected"),
+    Mutant("mask-targets-in-context", M + "masks/multiblock.py", "            ctx &= ~box_union(starts, t_shape, self.grid)",
+           "            ctx &= box_union(starts, t_shape, self.grid) | True", (T + "test_masks.py",),
+           "target patches stay in the context"),
+    Mutant("mask-last-row", M + "masks/boxes.py", "torch.randint(0, g - s + 1, (n, k), generator=generator)",
+           "torch.randint(0, max(g - s, 1), (n, k), generator=generator)", (T + "test_masks.py",),
+           "a block never reaches the last row/column (the reference's defect)"),
+    Mutant("mask-one-draw", M + "masks/boxes.py", "    a = _uniform(*aspect, generator)",
+           "    a = aspect[0] + (s - scale[0]) / max(scale[1] - scale[0], 1e-9) * (aspect[1] - aspect[0])",
+           (T + "test_masks.py",), "scale and aspect from one random number"),
+    Mutant("mask-pad-valid", M + "masks/base.py", "valid = torch.arange(packed.shape[1]) < counts[:, None]",
+           "valid = torch.arange(packed.shape[1]) <= counts[:, None]", (T + "test_masks.py",),
+           "one padding index marked valid"),
+    Mutant("mask-truncate-biased", M + "masks/base.py",
+           "chosen = torch.topk(keys, k, dim=1, largest=False, sorted=False).indices",
+           "chosen = torch.topk(keys, k, dim=1, largest=True, sorted=False).indices", (T + "test_masks.py",),
+           "random-truncate keeps patches outside the context"),
+    Mutant("mask-take-repeats", M + "masks/base.py", "rows = (torch.arange(self.repeats)[:, None] * b + images.cpu()[None, :])",
+           "rows = (torch.arange(self.repeats)[:, None] * 0 + images.cpu()[None, :])",
+           (T + "test_masks.py", T + "test_model.py"), "a share of V-JEPA-style masks takes the first generator's rows"),
+    Mutant("mask-random-swap", M + "masks/base.py", "return torch.sort(order[:, :k], dim=1).values, torch.sort(order[:, k:], dim=1).values",
+           "return torch.sort(order[:, k:], dim=1).values, torch.sort(order[:, :k], dim=1).values",
+           (T + "test_masks.py",), "random masking: target and context swapped (ratio inverted)"),
+    # ---------------------------------------------------------------- encoder
+    Mutant("enc-context-positions", M + "encoders/vit.py", "return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)",
+           "return self.patch_embed.norm(x) + pos[:, : index.shape[1]]", (T + "test_encoder.py", T + "test_oracles.py"),
+           "kept patches get positions 0..K-1"),
+    Mutant("enc-no-pixel-norm", M + "encoders/vit.py", "x = self.embed((images - self.pixel_mean) / self.pixel_std, grid, index)",
+           "x = self.embed(images, grid, index)", (T + "test_encoder.py", T + "test_export.py"),
+           "the pixel normalisation is skipped"),
+    Mutant("enc-no-final-norm", M + "encoders/vit.py",
+           "outs.append(self.norm(x) if packing is None else packing.unpack(self.norm(x)))",
+           "outs.append(x if packing is None else packing.unpack(x))", (T + "test_encoder.py", T + "test_oracles.py"),
+           "the final LayerNorm is skipped"),
+    Mutant("enc-index-range", M + "encoders/vit.py", "int(index.max()) >= n)", "int(index.max()) > n)",
+           (T + "test_encoder.py", T + "test_model.py"), "an index one past the grid is accepted"),
+    # ---------------------------------------------------------------- predictor
+    Mutant("pred-context-positions", M + "predictors/vit_predictor.py", "x = self.predictor_embed(z) + gather_tokens(pos, context)",
+           "x = self.predictor_embed(z) + pos[:, :kc]", (T + "test_predictor.py", T + "test_oracles.py"),
+           "the predictor gives the context positions 0..Kc-1"),
+    Mutant("pred-target-positions", M + "predictors/vit_predictor.py",
+           "queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
+           "queries = self.mask_token + gather_tokens(pos, targets.sort(-1).values * 0).reshape(rows * m, kt, -1)",
+           (T + "test_predictor.py", T + "test_oracles.py"), "mask tokens all at position 0"),
+    Mutant("pred-block-leak", M + "predictors/vit_predictor.py",
+           "queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
+           "queries = self.mask_token + gather_tokens(pos, targets).transpose(1, 2).reshape(rows * m, kt, -1)",
+           (T + "test_predictor.py", T + "test_oracles.py"), "each target block's queries mixed with the others'"),
+    Mutant("pred-no-norm", M + "predictors/vit_predictor.py", "x = self.predictor_proj(self.predictor_norm(x))",
+           "x = self.predictor_proj(x)", (T + "test_predictor.py", T + "test_oracles.py"), "no LayerNorm before the projection"),
+    Mutant("pred-target-padding", M + "predictors/vit_predictor.py",
+           "    return torch.cat([cv.repeat_interleave(m, dim=0), tv.reshape(rows * m, kt)], dim=1)",
+           "    return torch.cat([cv.repeat_interleave(m, dim=0), torch.ones_like(tv).reshape(rows * m, kt)], dim=1)",
+           (T + "test_predictor.py",), "padded target tokens are attended to"),
+    # ---------------------------------------------------------------- losses
+    Mutant("loss-no-target-norm", M + "losses/regression.py",
+           "return F.layer_norm(target, target.shape[-1:]) if self.config.normalize_targets else target",
+           "return target", (T + "test_losses.py", T + "test_oracles.py"), "targets not layer-normed"),
+    Mutant("loss-padding-counted", M + "losses/regression.py", "        return (loss * w).sum() / w.sum().clamp_min(1.0)",
+           "        return loss.mean()", (T + "test_losses.py",), "padded target patches count in the mean"),
+    Mutant("loss-beta", M + "losses/regression.py",
+           'reduction="none", beta=self.config.beta).mean(-1)', 'reduction="none").mean(-1)',
+           (T + "test_losses.py",), "smooth-L1 ignores its beta"),
+    Mutant("loss-l2-norm-squared", M + "losses/regression.py", "return torch.linalg.vector_norm(pred - target, dim=-1)",
+           "return (pred - target).square().sum(-1)", (T + "test_losses.py",), "TC-JEPA's L2 norm squared"),
+    # ---------------------------------------------------------------- the method
+    Mutant("jepa-online-targets", M + "methods/jepa.py", "        h = self.eval_encoder()(images)",
+           "        h = self.encoder(images)", (T + "test_model.py", T + "test_oracles.py"),
+           "targets from the online encoder instead of the target encoder"),
+    Mutant("jepa-regularisers-dropped", M + "methods/jepa.py", "        parts.update(self.conditioner.losses(hook))\n",
+           "", (T + "test_text.py",), "the conditioner's loss terms are not added"),
+    Mutant("jepa-decay-norms", M + "methods/jepa.py", "(no_decay if p.ndim <= 1 or name.endswith(\".bias\") else decay)",
+           "(no_decay if name.endswith(\".bias\") else decay)", (T + "test_model.py",), "LayerNorm weights decayed"),
+    Mutant("jepa-no-ema", M + "methods/jepa.py", "        self.target_updater.update(self.encoder, self.target_encoder, step, total_steps)\n",
+           "", (T + "test_model.py", T + "test_trainer.py"), "the target encoder never moves"),
+    Mutant("jepa-conditioner-frozen", M + "methods/jepa.py",
+           'modules = {"encoder": self.encoder, "predictor": self.predictor, "conditioner": self.conditioner}',
+           'modules = {"encoder": self.encoder, "predictor": self.predictor}', (T + "test_text.py", T + "test_model.py"),
+           "the conditioner is not optimised"),
+    Mutant("jepa-crop", M + "methods/jepa.py", "random_resized_crop(s[\"image\"], scale, draw.sample(k))",
+           "random_resized_crop(s[\"image\"], scale, draw.batch())", (T + "test_trainer.py", T + "test_components.py"),
+           "every sample of a batch gets the same crop"),
+    # ---------------------------------------------------------------- conditioners
+    Mutant("xattn-o-not-clamped", M + "conditioners/xattn.py", 'hook.add("o", cos.clamp_min(0) * real)',
+           'hook.add("o", cos * real)', (T + "test_text.py",), "O is the cosine, not max(cos, 0)"),
+    Mutant("xattn-pad-words", M + "conditioners/xattn.py",
+           'scores = scores.masked_fill(~keys.view(u, 1, 1, n * s), float("-inf"))', "scores = scores",
+           (T + "test_text.py",), "pad words are attended to"),
+    Mutant("xattn-consistency", M + "conditioners/xattn.py",
+           "consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom",
+           "consistency = ((o - o.mean(1, keepdim=True)).abs().sum(-1) * weight).sum() / denom",
+           (T + "test_text.py",), "L_consistency averages over tokens instead of layers"),
+    Mutant("pool-max-to-mean", M + "conditioners/text.py",
+           'pooled = (x if everywhere else x.masked_fill(~v, float("-inf"))).max(dim).values',
+           "pooled = x.mean(dim)", (T + "test_text.py",), "captions mean-pooled where max is asked"),
+    # ---------------------------------------------------------------- targets
+    Mutant("ema-weight", M + "targets/ema.py", "torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - m)",
+           "torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), m)", (T + "test_targets.py",),
+           "the EMA keeps 1-m of the teacher"),
+    Mutant("ema-shape", M + "targets/ema.py", "    p = min(max(step, 0) / ramp, 1.0)",
+           "    p = min(max(step, 0) / ramp, 1.0) ** 2", (T + "test_targets.py",),
+           "a different ramp shape with the right end points"),
+    Mutant("ema-run-length", M + "targets/ema.py", "ramp = cfg.total_steps if cfg.total_steps is not None else total_steps",
+           "ramp = cfg.total_steps if cfg.total_steps is not None else 100_000", (T + "test_targets.py", T + "test_config.py"),
+           "the ramp ignores the run's length"),
+    # ---------------------------------------------------------------- trainer, pipeline, schedules
+    Mutant("train-wd-everywhere", M + "train/trainer.py", 'group["weight_decay"] = wd * spec.weight_decay_scale',
+           'group["weight_decay"] = wd', (T + "test_trainer.py",), "the weight-decay schedule hits the no-decay group"),
+    Mutant("train-accum-scale", M + "train/trainer.py", 'scaler.scale(result["loss"] / cfg.accum_steps).backward()',
+           'scaler.scale(result["loss"]).backward()', (T + "test_trainer.py",), "accumulated gradients not averaged"),
+    Mutant("train-rng-not-restored", M + "train/trainer.py",
+           '            torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams\n', "",
+           (T + "test_trainer.py",), "a resumed run restarts the drop-path stream"),
+    Mutant("train-total-steps", M + "train/trainer.py", "logged = method.after_step(step, cfg.steps)",
+           "logged = method.after_step(step, stop)", (T + "test_trainer.py", T + "test_golden.py"),
+           "the EMA ramp spans the stretch until --until, not the run"),
+    Mutant("pipeline-epoch-order", M + "train/pipeline.py", "g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))",
+           "g = torch.Generator().manual_seed(mix_seed(self.seed, 0))", (T + "test_trainer.py",),
+           "every epoch visits the samples in the same order"),
+    Mutant("pipeline-share-rows", M + "train/pipeline.py", "        rows = torch.tensor(kept, dtype=torch.long)",
+           "        rows = torch.arange(len(kept))", (T + "test_distributed.py",),
+           "a rank's samples get the first rows' masks"),
+    Mutant("sched-warmup", M + "train/schedules.py", "return _cosine(step - warmup_steps, total_steps - warmup_steps, peak, final)",
+           "return _cosine(step, total_steps, peak, final)", (T + "test_train.py",), "the cosine ignores the warm-up"),
+    Mutant("sched-wd-ends", M + "train/schedules.py", "return _cosine(step, total_steps, start, end)",
+           "return _cosine(step, total_steps, end, start)", (T + "test_train.py",), "weight decay runs 0.4 -> 0.04"),
+    # ---------------------------------------------------------------- probes and monitors
+    Mutant("probe-miou-union", M + "eval/probes.py", "union = conf.sum(0) + conf.sum(1) - tp", "union = conf.sum(0) + conf.sum(1)",
+           (T + "test_eval.py",), "IoU counts the intersection twice in the union"),
+    Mutant("probe-knn-weights", M + "eval/probes.py", "        w = (sim / temperature).exp()", "        w = torch.ones_like(sim)",
+           (T + "test_eval.py",), "kNN votes unweighted"),
+    Mutant("probe-standardise-test", M + "eval/probes.py",
+           "    flat = train[0].reshape(-1, train[0].shape[-1]).float()", "    flat = test[0].reshape(-1, test[0].shape[-1]).float()",
+           (T + "test_eval.py",), "linear probe features standardised with the test split's statistics"),
+    Mutant("monitor-rankme", M + "eval/monitors.py", "return float(torch.exp(-(p * p.log()).sum()))",
+           "return float(-(p * p.log()).sum())", (T + "test_monitors.py",), "effective rank without the exp"),
+    Mutant("monitor-std", M + "eval/monitors.py", "return float(F.normalize(_flat(z), dim=-1).std(dim=0, unbiased=False).mean())",
+           "return float(_flat(z).std(dim=0, unbiased=False).mean())", (T + "test_monitors.py",),
+           "embedding std of unnormalised embeddings"),
+    # ---------------------------------------------------------------- configs
+    Mutant("config-bool-one", M + "config.py", 'return value.lower() in ("true", "1", "yes")',
+           'return value.lower() in ("true", "yes")', (T + "test_config.py",), 'the command-line "1" is not true'),
+    Mutant("config-conflict-silent", M + "config.py", "                elif source is not None and value != source:",
+           "                elif False:", (T + "test_config.py",), "explicit conflicts accepted silently"),
+    Mutant("config-stale-wiring", M + "config.py", "        for path in self.followed:\n            part, _, name = path.partition(\".\")",
+           "        for path in ():\n            part, _, name = path.partition(\".\")", (T + "test_config.py",),
+           "an override of a source leaves its followers stale"),
+    Mutant("config-followed-lost", M + "config.py", "    if followed:\n        object.__setattr__(cfg, \"_followed\", frozenset(followed))",
+           "    if False:\n        pass", (T + "test_config.py", T + "test_versions.py"),
+           "a config read back from a dict stops following"),
+]
+
+
+def apply(m: Mutant) -> str:
+    """Apply ``m``; return the original text of the file."""
+    path = ROOT / m.file
+    text = path.read_text()
+    count = text.count(m.old)
+    if count != 1:
+        raise SystemExit(f"mutant {m.id}: the line to change occurs {count} times in {m.file}")
+    mutated = text.replace(m.old, m.new)
+    compile(mutated, m.file, "exec")
+    path.write_text(mutated)
+    return text
+
+
+def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[bool, float]:
+    """(did they pass, seconds)."""
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "HYPOTHESIS_PROFILE": "ci"})
+        passed = done.returncode == 0
+    except subprocess.TimeoutExpired:
+        passed = False  # a hang is caught too
+    return passed, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="mutant ids")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or m.id in args.only]
+    ids = [m.id for m in MUTANTS]
+    assert len(set(ids)) == len(ids), "mutant ids must be unique"
+    for m in chosen:  # every mutant applies cleanly before any runs
+        (ROOT / m.file).write_text(apply(m))
+    baseline = sorted({t for m in chosen for t in m.tests})
+    ok, secs = run_tests(tuple(baseline), args.timeout * 3)
+    if not ok:
+        raise SystemExit(f"the unmutated tests fail ({' '.join(baseline)}): fix them first")
+    print(f"baseline: {len(baseline)} test files pass ({secs:.0f} s)", flush=True)
+    rows, survivors = [], []
+    for m in chosen:
+        original = apply(m)
+        try:
+            passed, secs = run_tests(m.tests, args.timeout)
+        finally:
+            (ROOT / m.file).write_text(original)
+        status = "SURVIVED" if passed else "killed"
+        if passed:
+            survivors.append(m)
+        rows.append((m.id, m.what, m.file.removeprefix("jepakit/"), " ".join(t.removeprefix("tests/") for t in m.tests),
+                     status, f"{secs:.0f}"))
+        print(f"{status:8s} {m.id:26s} {m.what} ({secs:.0f} s)", flush=True)
+    killed = len(chosen) - len(survivors)
+    summary = f"{killed} of {len(chosen)} mutants killed ({killed / len(chosen):.0%})"
+    print(summary)
+    for m in survivors:
+        print(f"  survived: {m.id}: {m.what}")
+    if args.record:
+        note = ("`python benchmarks/mutation.py --record`: each mutant applied alone, the tests named run "
+                f"(`pytest -x`, derandomised hypothesis), the file restored. {summary}.")
+        record("Mutation audit of the correctness-critical lines",
+               note + "\n\n" + table(("mutant", "the slip", "file", "tests run", "result", "s"), rows))
+
+
+if __name__ == "__main__":
+    main()
