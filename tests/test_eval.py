@@ -86,6 +86,17 @@ def test_linear_probe_solves_separable_data_and_reports_its_choice():
     assert out["accuracy"] == 1.0 and out["lr"] in (1e-3, 1e-2)
 
 
+def test_linear_probe_standardises_with_the_training_split_only():
+    """A test split of one class (its mean far from the training mean) stays correctly classified: the
+    features are standardised with the training split's statistics, never the test split's."""
+    g = _gen(3)
+    x = torch.randn(400, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    test = x[y == 1][:60] + torch.tensor([1.0, 0, 0, 0])
+    out = linear_probe((x[:300], y[:300]), (x[300:], y[300:]), (test, torch.ones(60, dtype=torch.long)), seed=0)
+    assert out["accuracy"] == 1.0
+
+
 def test_linear_probe_is_near_chance_on_noise():
     g = _gen(1)
     split = lambda n: (torch.randn(n, 8, generator=g), torch.randint(0, 4, (n,), generator=g))  # noqa: E731

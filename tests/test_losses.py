@@ -57,6 +57,16 @@ def test_textbook_formulas(pair):
         torch.testing.assert_close(create("loss", name)(pred, target), expected, rtol=1e-5, atol=1e-6)
 
 
+@given(pair=pairs(), beta=st.floats(0.05, 5.0))
+def test_smooth_l1_follows_its_beta(pair, beta):
+    """Huber-like: d^2 / (2 beta) below beta, d - beta / 2 above, averaged over features and patches."""
+    pred, target = pair
+    d = (pred - target).abs()
+    expected = torch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta).mean()
+    got = create("loss", "smooth-l1", beta=beta, normalize_targets=False)(pred, target)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", LOSSES)
 @given(pair=pairs(), seed=st.integers(0, 2**31))
 def test_padding_is_excluded(name, pair, seed):

@@ -312,6 +312,16 @@ def test_random_truncate_has_no_column_bias():
     assert ((ratio - 1).abs() < 0.2).all(), ratio
 
 
+def test_a_share_of_several_mask_sets_keeps_each_sets_rows():
+    """take(images) on masks with repeats=2 (generator-major rows) keeps rows i and B + i of every image i."""
+    masks = make("multiblock3d", 8, frames=2)(4, torch.Generator().manual_seed(0))
+    assert masks.repeats == 2
+    share = masks.take(torch.tensor([3, 1]))
+    rows = torch.tensor([3, 1, 7, 5])
+    assert share.batch_size == 2 and share.repeats == 2
+    assert torch.equal(share.context, masks.context[rows]) and torch.equal(share.targets, masks.targets[rows])
+
+
 def test_masks_move_between_devices():
     masks = make("multiblock", 8)(4, torch.Generator().manual_seed(0))
     moved = masks.to("cpu")

@@ -75,6 +75,16 @@ def test_param_groups_exclude_the_target_and_decay_only_matrices(model):
     assert all(p.ndim >= 2 for p in decay.params) and all(p.ndim <= 1 for p in no_decay.params)
 
 
+@pytest.mark.parametrize("recipe, trained", [("ijepa", ("encoder", "predictor")),
+                                             ("tc-jepa", ("encoder", "predictor", "conditioner", "text_encoder"))])
+def test_the_optimiser_gets_every_trained_part_and_no_teacher(recipe, trained):
+    method = tiny_config(recipe, masker={"min_keep": 4}).build()
+    ids = [id(p) for g in method.param_groups() for p in g.params]
+    assert len(ids) == len(set(ids)), "a parameter in two groups"
+    expected = {id(p) for name in trained for p in getattr(method, name).parameters()}
+    assert set(ids) == expected
+
+
 def test_update_target_moves_the_ema_towards_online(model):
     with torch.no_grad():
         for p in model.encoder.parameters():

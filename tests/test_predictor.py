@@ -76,6 +76,19 @@ def test_context_padding_is_ignored(p, pad):
         )
 
 
+@given(p=problem(), pad=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_target_padding_is_ignored(p, pad, seed):
+    """Padded target slots (any index, marked invalid) change no valid prediction."""
+    z, context, targets, grid = p
+    b, m, kt = targets.shape
+    extra = torch.randint(0, grid[0] * grid[1], (b, m, pad), generator=torch.Generator().manual_seed(seed))
+    padded = torch.cat([targets, extra], -1)
+    valid = (torch.arange(kt + pad) < kt).expand(b, m, -1)
+    with torch.no_grad():
+        out = PRED(z, context, padded, grid, targets_valid=valid)
+        torch.testing.assert_close(out[..., :kt, :], PRED(z, context, targets, grid), atol=1e-5, rtol=1e-5)
+
+
 @given(p=problem(), data=st.data())
 def test_packed_tokens_equal_the_padded_computation(p, data):
     """Padding in context and targets: the packed blocks (the default) give the padded path's predictions
