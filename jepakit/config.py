@@ -26,16 +26,25 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 __all__ = [
     "Assembly",
     "Config",
+    "Valid",
+    "at_least",
+    "each",
+    "in_range",
+    "ordered_pair",
+    "positive",
+    "positive_pair",
     "slot",
     "ConfigError",
+    "MissingFileError",
     "UnknownChoiceError",
     "knob",
     "to_dict",
@@ -52,6 +61,10 @@ C = TypeVar("C", bound="Config")
 
 class ConfigError(ValueError):
     """A config value or combination that cannot be built."""
+
+
+class MissingFileError(ConfigError, FileNotFoundError):
+    """A file or folder a config names is not there (caught as ``ValueError`` or ``FileNotFoundError``)."""
 
 
 class UnknownChoiceError(KeyError, ValueError):
@@ -85,13 +98,79 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def knob(default: Any, doc: str, *, follows: str | None = None) -> Any:
+@dataclasses.dataclass(frozen=True)
+class Valid:
+    """What a field's value must satisfy, and the words that say it (shown by ``describe``,
+    the catalogue and the error)."""
+
+    test: Callable[[Any], bool]
+    says: str
+
+    def __call__(self, value: Any) -> bool:
+        return bool(self.test(value))
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _say(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def at_least(low: float) -> Valid:
+    """``value >= low``."""
+    return Valid(lambda x: _number(x) and x >= low, f">= {_say(low)}")
+
+
+def positive() -> Valid:
+    """``value > 0``."""
+    return Valid(lambda x: _number(x) and x > 0, "> 0")
+
+
+def in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Valid:
+    """``low <= value <= high``, either end open."""
+
+    def test(x: Any) -> bool:
+        return _number(x) and (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
+
+    return Valid(test, f"in {'(' if low_open else '['}{_say(low)}, {_say(high)}{')' if high_open else ']'}")
+
+
+def ordered_pair(low: float, high: float, *, low_open: bool = True) -> Valid:
+    """A (min, max) pair with ``low < min <= max <= high`` (``low <= min`` when ``low_open`` is False)."""
+    end = in_range(low, high, low_open=low_open)
+
+    def test(x: Any) -> bool:
+        return isinstance(x, tuple) and len(x) == 2 and all(end(v) for v in x) and x[0] <= x[1]
+
+    return Valid(test, f"(min, max) with {_say(low)} {'<' if low_open else '<='} min <= max <= {_say(high)}")
+
+
+def positive_pair() -> Valid:
+    """A (min, max) pair with ``0 < min <= max``."""
+    return Valid(lambda x: isinstance(x, tuple) and len(x) == 2 and all(_number(v) and v > 0 for v in x)
+                 and x[0] <= x[1], "(min, max) with 0 < min <= max")
+
+
+def each(valid: Valid) -> Valid:
+    """Every element of a tuple satisfies ``valid``."""
+    return Valid(lambda x: isinstance(x, tuple) and len(x) > 0 and all(valid(v) for v in x), f"each {valid.says}")
+
+
+def knob(default: Any, doc: str, *, follows: str | None = None, valid: Valid | None = None) -> Any:
     """A config field with a default and a one-line doc (shown by ``describe``).
 
     ``follows`` names the quantity an enclosing :class:`Assembly` provides for this
     field (e.g. ``"encoder.width"``); such a field defaults to None, "follow it".
+    ``valid`` says what its value must satisfy; it is checked whenever a config is made
+    (None, an unset or optional value, is not checked).
     """
-    metadata = {"doc": doc} if follows is None else {"doc": doc, "follows": follows}
+    metadata: dict[str, Any] = {"doc": doc}
+    if follows is not None:
+        metadata["follows"] = follows
+    if valid is not None:
+        metadata["valid"] = valid
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -115,12 +194,28 @@ class Config:
     def type_id(cls) -> str:
         return f"{cls.kind}/{cls.name}"
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            valid, value = f.metadata.get("valid"), getattr(self, f.name)
+            if valid is not None and value is not None and not valid(value):
+                raise ConfigError(f"{self.type_id()}.{f.name}={value!r} must be {valid.says}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` for values that do not fit together (each field's own range is
+        declared with it and checked before this runs)."""
+
     def build(self) -> Any:
         """Create the component this config describes."""
         from .registry import component_class
 
         self.check_complete()
+        self.check_files()
         return component_class(type(self))(self)
+
+    def check_files(self) -> None:
+        """Raise ``MissingFileError`` when a file or folder this config reads is not there (run when an
+        assembly holding it is made, and before building)."""
 
     def check_complete(self) -> None:
         """Raise ``ConfigError`` naming a following field that is still unset (built outside an assembly)."""
@@ -131,13 +226,6 @@ class Config:
                     f"{self.type_id()}.{f.name} is unset: inside a method it follows {follows}; "
                     f"set it to build {self.type_id()} on its own"
                 )
-
-    def require_positive(self, *names: str) -> None:
-        """Raise ``ConfigError`` naming the first of ``names`` whose value is not > 0 (None: unset, skipped)."""
-        for name in names:
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{self.type_id()}.{name}={value!r} must be positive")
 
     def replace(self: C, **fields: Any) -> C:
         """A copy with ``fields`` changed, each coerced to its type and checked."""
@@ -174,11 +262,13 @@ class Assembly(Config):
         """The ``slot.field`` paths that took a provided value (the other following fields were set)."""
         return self.__dict__.get("_followed", frozenset())
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         for f in dataclasses.fields(self):
             kind, value = f.metadata.get("kind"), getattr(self, f.name)
             if kind and value is not None and value.kind != kind:
                 raise ConfigError(f"{f.name} must be a {kind} config; got {value.type_id()}")
+            if kind and value is not None:
+                value.check_files()
         self.check_sources()
         self._wire()
         self.check()
@@ -186,6 +276,7 @@ class Assembly(Config):
     def _wire(self) -> None:
         provided = self.provides()
         followed = set()
+        provided_paths: dict[str, list[str]] = {}
         for f in dataclasses.fields(self):
             part = getattr(self, f.name)
             if not f.metadata.get("kind") or part is None or isinstance(part, Assembly):
@@ -205,13 +296,18 @@ class Assembly(Config):
                     if source is None:
                         raise ConfigError(f"{path} follows {source_path}, which is unset")
                     updates[pf.name] = source
+                    provided_paths.setdefault(f.name, []).append(source_path)
                     followed.add(path)
                 elif source is not None and value != source:
                     raise ConfigError(
                         f"{path}={value!r} does not match {source_path}={source!r}; leave {path} unset to follow it"
                     )
             if updates:
-                object.__setattr__(self, f.name, _construct(type(part), updates, f.name, base=part))
+                try:
+                    object.__setattr__(self, f.name, _construct(type(part), updates, f.name, base=part))
+                except ConfigError as e:  # say which provided value made the part invalid
+                    given = ", ".join(f"{f.name}.{k}={v!r}" for k, v in updates.items())
+                    raise ConfigError(f"{given} (following {', '.join(provided_paths[f.name])}): {e}") from None
         object.__setattr__(self, "_followed", frozenset(followed))
 
     def unwired(self) -> dict[str, Any]:
@@ -302,6 +398,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             value = _literal(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}={value!r} is not a float")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}={value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -507,7 +605,9 @@ def field_docs(cfg_or_cls: Config | type[Config]) -> dict[str, str]:
     """The one-line doc of each field (empty string where a field has none), with what it follows."""
     docs = {}
     for f in dataclasses.fields(cfg_or_cls):
-        doc, follows = f.metadata.get("doc", ""), f.metadata.get("follows")
+        doc, follows, valid = f.metadata.get("doc", ""), f.metadata.get("follows"), f.metadata.get("valid")
+        if valid is not None:
+            doc += f" [{valid.says}]"
         docs[f.name] = f"{doc} (unset: follows the method's {follows})" if follows else doc
     return docs
 

@@ -17,11 +17,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
+
 from .config import Assembly, Config, ConfigError, slot, unknown
 from .data.scenes import SceneConfig
 from .methods.base import MethodConfig
 from .methods.jepa import JEPAConfig
 from .registry import register_legacy, register_root
+from .sizing import check_fits
 from .train.trainer import TrainConfig
 
 __all__ = ["Experiment", "SCHEMA_VERSION"]
@@ -77,7 +80,10 @@ class Experiment(Assembly):
         return routed
 
     def build(self) -> Any:
-        """The method's module (a ready model); data and training are built by the trainer."""
+        """The method's module (a ready model); data and training are built by the trainer. Its
+        parameters are checked to fit the host's memory first (``train.memory_check``)."""
+        if self.train.memory_check != "off":
+            check_fits(self.method.size(1), torch.device("cpu"), training=False, mode=self.train.memory_check)
         return self.method.build()
 
     @classmethod

@@ -281,3 +281,52 @@ def test_a_swap_keeps_shared_fields():
     assert cfg.loss.name == "l1" and cfg.loss.normalize_targets is False
     tiny = get_config("ijepa-cpu", masker="random")
     assert tiny.masker.input_size == 64 and tiny.masker.patch_size == 8
+
+
+def _numeric(tp) -> bool:
+    """Whether a field type holds numbers (int, float, tuples of them; optional or not)."""
+    import typing
+
+    args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    return any(a in (int, float) or (typing.get_origin(a) is tuple and any(_numeric(b) for b in typing.get_args(a)))
+               for a in args if a is not bool)
+
+
+@pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.type_id())
+def test_every_numeric_field_declares_what_it_must_satisfy(cls):
+    import typing
+
+    types = typing.get_type_hints(cls)
+    missing = [f.name for f in dataclasses.fields(cls) if _numeric(types[f.name]) and "valid" not in f.metadata]
+    assert not missing, f"{cls.type_id()}: numeric fields without a declared range: {missing}"
+    for f in dataclasses.fields(cls):
+        if "valid" in f.metadata:
+            assert f"[{f.metadata['valid'].says}]" in field_docs(cls)[f.name], "describe and the catalogue show it"
+
+
+EDGES = (-(10**9), -1, 0, 0.5, 1, 10**9, -1.5, 1e-12)
+
+
+@pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.type_id())
+def test_values_out_of_range_fail_when_the_config_is_made_naming_field_and_range(cls):
+    """Every declared range is enforced on construction and on replace, with the field and the range named."""
+    import typing
+
+    types = typing.get_type_hints(cls)
+    base = cls()
+    for f in dataclasses.fields(cls):
+        valid = f.metadata.get("valid")
+        if valid is None or not _numeric(types[f.name]):
+            continue
+        current = getattr(base, f.name)
+        candidates = EDGES if not isinstance(current, tuple) else [tuple(e for _ in current) for e in EDGES]
+        for value in candidates:
+            try:
+                value = jepakit.config.coerce(value, types[f.name], f.name)
+            except ConfigError:
+                continue  # not even the field's type (e.g. 0.5 for an int): refused earlier, by type
+            if valid(value):
+                continue
+            with pytest.raises(ConfigError) as e:
+                base.replace(**{f.name: value})
+            assert f"{f.name}=" in str(e.value) and valid.says in str(e.value), str(e.value)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import knob
+from ..config import ConfigError, knob, positive
 from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
@@ -35,7 +35,11 @@ def pooled_mean(cond: TextConditioner, hook: TextHook) -> Tensor:
 
 @dataclass(frozen=True)
 class AdaLNConfig(LayerwiseConfig):
-    pass
+    def param_count(self) -> tuple[float, float]:
+        """A (d_t -> 4 d) modulation per conditioned layer."""
+        t = self.text_dim or 0
+        pool = t + 1 if self.pooling == "attention" else 0
+        return len(self.conditioned) * 4 * (self.dim or 0) * (t + 1) + pool, 0.0
 
 
 @register("conditioner", "adaln", AdaLNConfig)
@@ -67,11 +71,19 @@ class AdaLNConditioner(TextConditioner):
 
 @dataclass(frozen=True)
 class FeatureConfig(TextConditionerConfig):
-    mlp_ratio: float = knob(1.0, "hidden width / dim of the input MLP")
+    mlp_ratio: float = knob(1.0, "hidden width / dim of the input MLP", valid=positive())
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require_positive("mlp_ratio")
+    def validate(self) -> None:
+        super().validate()
+        if self.dim is not None and int(self.dim * self.mlp_ratio) < 1:
+            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}")
+
+    def param_count(self) -> tuple[float, float]:
+        """LayerNorm and MLP over [z, t̄]."""
+        d, width = self.dim or 0, (self.dim or 0) + (self.text_dim or 0)
+        hidden = d * self.mlp_ratio
+        pool = (self.text_dim or 0) + 1 if self.pooling == "attention" else 0
+        return 2 * width + width * hidden + hidden + hidden * d + d + pool, 0.0
 
 
 @register("conditioner", "feature", FeatureConfig)

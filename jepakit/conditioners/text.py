@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, Valid, at_least, knob
 from ..layers.transformer import Packing
 from ..text.batch import TextFeatures
 from .base import Conditioner
@@ -27,21 +27,19 @@ Pooling = Literal["max", "mean", "attention"]
 
 @dataclass(frozen=True)
 class TextConditionerConfig(Config):
-    dim: int | None = knob(None, "predictor width", follows="predictor.width")
-    text_dim: int | None = knob(None, "word-embedding width d_t", follows="text.width")
+    dim: int | None = knob(None, "predictor width", follows="predictor.width", valid=at_least(1))
+    text_dim: int | None = knob(None, "word-embedding width d_t", follows="text.width", valid=at_least(1))
     pooling: Pooling = knob("max", "feature-wise pooling of the N captions: max (TC-JEPA) | mean | attention")
-
-    def __post_init__(self) -> None:
-        self.require_positive("dim", "text_dim")
 
 
 @dataclass(frozen=True)
 class LayerwiseConfig(TextConditionerConfig):
-    depth: int | None = knob(None, "predictor depth", follows="predictor.depth")
-    layers: tuple[int, ...] = knob((), "predictor layers to condition (0-based, -1 the last); empty: every layer")
+    depth: int | None = knob(None, "predictor depth", follows="predictor.depth", valid=at_least(1))
+    layers: tuple[int, ...] = knob((), "predictor layers to condition (0-based, -1 the last); empty: every layer",
+                                   valid=Valid(lambda x: isinstance(x, tuple), "distinct layers in [-depth, depth)"))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         if self.depth is None:
             return  # unset: checked again once the method fills it in
         bad = [i for i in self.layers if not -self.depth <= i < self.depth]

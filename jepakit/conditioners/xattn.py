@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, knob
+from ..config import ConfigError, at_least, knob, positive
 from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextHook
@@ -42,25 +42,36 @@ __all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse
 
 @dataclass(frozen=True)
 class GlobalXAttnConfig(LayerwiseConfig):
-    mlp_ratio: float = knob(1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)")
+    mlp_ratio: float = knob(1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)",
+                            valid=positive())
     per_caption_mlp: bool = knob(False, "run the MLP per caption before pooling (costlier)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dim is not None and int(self.dim * self.mlp_ratio) < 1:
+            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}")
+
+    def param_count(self) -> tuple[float, float]:
+        """Per conditioned layer: the value projection (and query and key when it attends), MLP, norm."""
+        d, t = self.dim or 0, self.text_dim or 0
+        qk = d * d + d * t if isinstance(self, SparseXAttnConfig) else 0
+        hidden = d * self.mlp_ratio
+        pool = d + 1 if self.pooling == "attention" else 0
+        return len(self.conditioned) * (qk + d * t + 2 * d * hidden + hidden + 3 * d + pool), 0.0
 
 
 @dataclass(frozen=True)
 class SparseXAttnConfig(GlobalXAttnConfig):
-    num_heads: int = knob(1, "cross-attention heads (the paper's equation: 1)")
-    scale: float | None = knob(None, "attention logit scale; None: 1/sqrt(head width) (ours)")
-    sparse_weight: float = knob(0.1, "lambda, weight of L_sparse (TC-JEPA: 0.1)")
-    consistency_weight: float = knob(0.5, "beta, weight of L_consistency (TC-JEPA: 0.5)")
-    reg_warmup_steps: int = knob(0, "steps over which lambda and beta ramp up from 0 (0: none)")
+    num_heads: int = knob(1, "cross-attention heads (the paper's equation: 1)", valid=at_least(1))
+    scale: float | None = knob(None, "attention logit scale; None: 1/sqrt(head width) (ours)", valid=positive())
+    sparse_weight: float = knob(0.1, "lambda, weight of L_sparse (TC-JEPA: 0.1)", valid=at_least(0))
+    consistency_weight: float = knob(0.5, "beta, weight of L_consistency (TC-JEPA: 0.5)", valid=at_least(0))
+    reg_warmup_steps: int = knob(0, "steps over which lambda and beta ramp up from 0 (0: none)", valid=at_least(0))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.num_heads < 1 or (self.dim is not None and self.dim % self.num_heads):
+    def validate(self) -> None:
+        super().validate()
+        if self.dim is not None and self.dim % self.num_heads:
             raise ConfigError(f"{self.type_id()}.dim={self.dim} is not divisible by num_heads={self.num_heads}")
-        for name in ("sparse_weight", "consistency_weight", "reg_warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{self.type_id()}.{name}={getattr(self, name)!r} must be >= 0")
 
 
 #: Elements of per-caption read-outs computed at once (about 8 MB of float32).

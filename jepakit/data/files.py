@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..config import Config, knob
+from ..config import Config, MissingFileError, at_least, knob
 from ..registry import register
 
 __all__ = [
@@ -90,8 +90,13 @@ def _missing_report(missing: list[str], total: int, source: str, policy: OnError
 class CaptionsConfig(Config):
     captions: str = knob("", "captions file: .jsonl ({image, caption | captions}) or .csv (image, caption rows)")
     root: str = knob("", "folder the image paths are relative to (default: the captions file's folder)")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size")
+    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
+                                  valid=at_least(1))
     on_error: OnError = knob("skip", "missing or corrupt images and malformed lines: skip and count, or fail")
+
+    def check_files(self) -> None:
+        if not Path(self.captions).is_file():
+            raise MissingFileError(f"data.captions={self.captions!r} does not exist")
 
 
 @register("dataset", "captions", CaptionsConfig)
@@ -100,10 +105,9 @@ class CaptionedImages(_ReportingDataset):
 
     def __init__(self, cfg: CaptionsConfig) -> None:
         super().__init__(cfg.on_error)
+        cfg.check_files()
         self.config = cfg
         path = Path(cfg.captions)
-        if not path.is_file():
-            raise FileNotFoundError(f"data.captions={cfg.captions!r} does not exist")
         self.root = Path(cfg.root) if cfg.root else path.parent
         captions: dict[str, list[str]] = defaultdict(list)
         rows = self._read_jsonl(path) if path.suffix == ".jsonl" else self._read_csv(path)
@@ -171,8 +175,18 @@ class CaptionedImages(_ReportingDataset):
 @dataclass(frozen=True)
 class TarShardsConfig(Config):
     shards: str = knob("", "glob of WebDataset-style .tar shards (img2dataset: key.jpg with key.txt or key.json)")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size")
+    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
+                                  valid=at_least(1))
     on_error: OnError = knob("skip", "images without caption, corrupt images: skip and count, or fail")
+
+    def shard_paths(self) -> list[Path]:
+        """The shard files the glob matches, sorted."""
+        pattern = Path(self.shards)
+        return sorted(pattern.parent.glob(pattern.name)) if self.shards else []
+
+    def check_files(self) -> None:
+        if not self.shard_paths():
+            raise MissingFileError(f"data.shards={self.shards!r} matches no file")
 
 
 @register("dataset", "tar", TarShardsConfig)
@@ -181,15 +195,12 @@ class TarShards(_ReportingDataset):
 
     def __init__(self, cfg: TarShardsConfig) -> None:
         super().__init__(cfg.on_error)
+        cfg.check_files()
         self.config = cfg
-        pattern = Path(cfg.shards)
-        paths = sorted(pattern.parent.glob(pattern.name)) if cfg.shards else []
-        if not paths:
-            raise FileNotFoundError(f"data.shards={cfg.shards!r} matches no file")
-        self.paths = paths
+        self.paths = cfg.shard_paths()
         self.items: list[tuple[int, tarfile.TarInfo, tarfile.TarInfo]] = []
         without = []
-        for s, path in enumerate(paths):
+        for s, path in enumerate(self.paths):
             with tarfile.open(path) as tar:
                 members = {m.name: m for m in tar.getmembers() if m.isfile()}
             groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
@@ -245,8 +256,15 @@ class TarShards(_ReportingDataset):
 @dataclass(frozen=True)
 class ImageFolderConfig(Config):
     root: str = knob("", "folder of class folders (root/CLASS/IMAGE), e.g. for probes")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size")
+    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
+                                  valid=at_least(1))
     on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
+
+    def check_files(self) -> None:
+        if not self.root or not Path(self.root).is_dir():
+            raise MissingFileError(f"data.root={self.root!r} is not a folder")
+        if not any(p.is_dir() for p in Path(self.root).iterdir()):
+            raise MissingFileError(f"data.root={self.root!r} has no class folders (root/CLASS/IMAGE)")
 
 
 @register("dataset", "imagefolder", ImageFolderConfig)
@@ -255,13 +273,10 @@ class ImageFolder(_ReportingDataset):
 
     def __init__(self, cfg: ImageFolderConfig) -> None:
         super().__init__(cfg.on_error)
+        cfg.check_files()
         self.config = cfg
         root = Path(cfg.root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"data.root={cfg.root!r} is not a folder")
         self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        if not self.classes:
-            raise ValueError(f"data.root={cfg.root!r} has no class folders")
         self.items = [
             (p, c)
             for c, name in enumerate(self.classes)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, at_least, in_range, knob
 from ..registry import register
 
 __all__ = ["SceneConfig", "SyntheticScenes", "COLOURS", "SHAPES", "RELATIONS"]
@@ -40,28 +40,26 @@ _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 
 @dataclass(frozen=True)
 class SceneConfig(Config):
-    image_size: int | None = knob(None, "image side in pixels", follows="image_size")
-    min_objects: int = knob(1, "fewest objects per image")
-    max_objects: int = knob(4, "most objects per image")
-    min_radius: float = knob(0.18, "smallest object half-size, as a fraction of the image side")
-    max_radius: float = knob(0.3, "largest object half-size, as a fraction of the image side")
-    separation: float = knob(0.8, "object centres at least this times the sum of their half-sizes apart (0: any overlap)")
-    max_captions: int = knob(8, "captions per image, short to detailed")
-    noise: float = knob(0.08, "std of the per-pixel noise over the background texture and objects")
-    seed: int = knob(0, "the data set's seed: sample i is a pure function of (seed, i)")
-    size: int = knob(50_000, "number of images (any number works)")
+    image_size: int | None = knob(None, "image side in pixels", follows="image_size", valid=at_least(8))
+    min_objects: int = knob(1, "fewest objects per image", valid=in_range(1, 6))
+    max_objects: int = knob(4, "most objects per image (at least min_objects)", valid=in_range(1, 6))
+    min_radius: float = knob(0.18, "smallest object half-size, as a fraction of the image side",
+                             valid=in_range(0, 0.5, low_open=True, high_open=True))
+    max_radius: float = knob(0.3, "largest object half-size, as a fraction of the image side (at least min_radius)",
+                             valid=in_range(0, 0.5, low_open=True, high_open=True))
+    separation: float = knob(0.8, "object centres at least this times the sum of their half-sizes apart (0: any overlap)",
+                             valid=in_range(0, 1))
+    max_captions: int = knob(8, "captions per image, short to detailed", valid=at_least(1))
+    noise: float = knob(0.08, "std of the per-pixel noise over the background texture and objects", valid=in_range(0, 1))
+    seed: int = knob(0, "the data set's seed: sample i is a pure function of (seed, i)", valid=at_least(0))
+    size: int = knob(50_000, "number of images (any number works)", valid=at_least(1))
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         t = self.type_id()
-        if self.image_size is not None and self.image_size < 8:
-            raise ConfigError(f"{t}.image_size={self.image_size} must be at least 8")
-        if not 1 <= self.min_objects <= self.max_objects <= 6:
-            raise ConfigError(f"{t}: need 1 <= min_objects ({self.min_objects}) <= max_objects ({self.max_objects}) <= 6")
-        if not 0 < self.min_radius <= self.max_radius < 0.5:
-            raise ConfigError(f"{t}: need 0 < min_radius ({self.min_radius}) <= max_radius ({self.max_radius}) < 0.5")
-        if not 0 <= self.separation <= 1:
-            raise ConfigError(f"{t}.separation={self.separation} must lie in [0, 1]")
-        self.require_positive("max_captions", "size")
+        if self.min_objects > self.max_objects:
+            raise ConfigError(f"{t}: min_objects={self.min_objects} exceeds max_objects={self.max_objects}")
+        if self.min_radius > self.max_radius:
+            raise ConfigError(f"{t}: min_radius={self.min_radius} exceeds max_radius={self.max_radius}")
 
 
 @register("dataset", "scenes", SceneConfig)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ConfigError, knob
+from ..config import ConfigError, at_least, each, in_range, knob, positive
 from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
@@ -80,23 +80,23 @@ def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: 
 @dataclass(frozen=True)
 class ViTConfig(TransformerConfig):
     img_size: int | None = knob(
-        None, "default image size: the stored position table (any multiple of patch_size runs)", follows="image_size"
+        None, "default image size: the stored position table (any multiple of patch_size runs)", follows="image_size",
+        valid=at_least(1),
     )
-    patch_size: int = knob(16, "patch size in pixels")
-    in_chans: int = knob(3, "image channels")
-    pixel_mean: tuple[float, ...] = knob(IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)")
-    pixel_std: tuple[float, ...] = knob(IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)")
+    patch_size: int = knob(16, "patch size in pixels", valid=at_least(1))
+    in_chans: int = knob(3, "image channels", valid=at_least(1))
+    pixel_mean: tuple[float, ...] = knob(IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)",
+                                         valid=each(in_range(0, 1)))
+    pixel_std: tuple[float, ...] = knob(IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)",
+                                        valid=each(positive()))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         t = self.type_id()
-        self.require_positive("img_size", "patch_size", "in_chans")
         for name in ("pixel_mean", "pixel_std"):
             if len(getattr(self, name)) != self.in_chans:
                 raise ConfigError(f"{t}.{name}={getattr(self, name)} needs one value per channel "
                                   f"(in_chans={self.in_chans})")
-        if min(self.pixel_std) <= 0:
-            raise ConfigError(f"{t}.pixel_std={self.pixel_std} must be positive")
         if self.img_size is not None and self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 
@@ -108,6 +108,13 @@ class ViTConfig(TransformerConfig):
 
             raise unknown("ViT size", size, VIT_PRESETS)
         return cls().replace(**{**VIT_PRESETS[size], **fields})
+
+    def param_count(self) -> tuple[float, float]:
+        """Blocks and norm, the patch projection; the position table is a buffer."""
+        params, _ = super().param_count()
+        grid = (self.img_size or 224) // self.patch_size
+        patch = self.in_chans * self.patch_size**2 * self.embed_dim + self.embed_dim
+        return params + patch, float(grid * grid * self.embed_dim)
 
     @property
     def grid(self) -> tuple[int, int]:

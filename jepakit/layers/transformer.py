@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, at_least, in_range, knob, positive
 
 __all__ = [
     "TransformerConfig", "Block", "GeluMlp", "Packing", "for_blocks", "make_blocks", "init_weights", "padding_bias",
@@ -30,23 +30,30 @@ layer_norm = partial(nn.LayerNorm, eps=1e-6)
 class TransformerConfig(Config):
     """The knobs of a pre-LN transformer stack with 2-D sin-cos positions."""
 
-    embed_dim: int = knob(768, "token width (divisible by num_heads, and by 4 for the 2-D sin-cos positions)")
-    depth: int = knob(12, "transformer blocks")
-    num_heads: int = knob(12, "attention heads")
-    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim")
+    embed_dim: int = knob(768, "token width (divisible by num_heads, and by 4 for the 2-D sin-cos positions)",
+                          valid=at_least(1))
+    depth: int = knob(12, "transformer blocks", valid=at_least(1))
+    num_heads: int = knob(12, "attention heads", valid=at_least(1))
+    mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim", valid=positive())
     qkv_bias: bool = knob(True, "bias on the query, key and value projections")
-    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block")
-    init_std: float = knob(0.02, "std of the truncated-normal weight init")
+    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block",
+                                 valid=in_range(0, 1, high_open=True))
+    init_std: float = knob(0.02, "std of the truncated-normal weight init", valid=positive())
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         t = self.type_id()
-        self.require_positive("embed_dim", "depth", "num_heads")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"{t}.embed_dim={self.embed_dim} is not divisible by {t}.num_heads={self.num_heads}")
         if self.embed_dim % 4:
             raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ConfigError(f"{t}.drop_path_rate={self.drop_path_rate} must lie in [0, 1)")
+        if int(self.embed_dim * self.mlp_ratio) < 1:
+            raise ConfigError(f"{t}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at embed_dim={self.embed_dim}")
+
+    def param_count(self) -> tuple[float, float]:
+        """(parameters, buffer values) it builds: the blocks and a final LayerNorm (subclasses add theirs)."""
+        from ..sizing import transformer_params
+
+        return transformer_params(self.embed_dim, self.depth, self.mlp_ratio) + 2 * self.embed_dim, 0.0
 
     def make_blocks(self) -> nn.ModuleList:
         """The configured stack of blocks."""

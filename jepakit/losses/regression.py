@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config, knob
+from ..config import Config, knob, positive
 from ..registry import register
 
 __all__ = ["RegressionLossConfig", "RegressionLoss"]
@@ -53,10 +53,8 @@ class RegressionLoss(nn.Module, abc.ABC):
 
 @dataclass(frozen=True)
 class SmoothL1Config(RegressionLossConfig):
-    beta: float = knob(1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)")
-
-    def __post_init__(self) -> None:
-        self.require_positive("beta")
+    beta: float = knob(1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)",
+                       valid=positive())
 
 
 @register("loss", "smooth-l1", SmoothL1Config)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, Valid, at_least, knob, ordered_pair
 
 __all__ = [
     "Masks",
@@ -25,8 +25,6 @@ __all__ = [
     "Masker",
     "Equalise",
     "rows_to_indices",
-    "check_scale",
-    "check_positive",
 ]
 
 #: How rows of different lengths are made equal: ``pad`` keeps every index and marks
@@ -124,27 +122,14 @@ def _scatter_any(index: Tensor, valid: Tensor | None, n: int) -> Tensor:
     return out.scatter_reduce_(1, index, src, reduce="amax").bool()
 
 
-def check_positive(where: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{where}={value!r} must be positive")
-
-
-def check_scale(where: str, value: tuple[float, float], upper: float = 1.0) -> None:
-    """A (min, max) range with 0 < min <= max <= ``upper``."""
-    lo, hi = value
-    if not (0 < lo <= upper and 0 < hi <= upper):
-        raise ConfigError(f"{where}={value!r}: both ends must lie in (0, {upper:g}]")
-    if lo > hi:
-        raise ConfigError(f"{where}={value!r}: min {lo:g} > max {hi:g}")
-
-
-def check_range(where: str, value: tuple[float, float]) -> None:
-    """A positive (min, max) range, e.g. of aspect ratios."""
-    lo, hi = value
-    if lo <= 0 or hi <= 0:
-        raise ConfigError(f"{where}={value!r}: both ends must be positive")
-    if lo > hi:
-        raise ConfigError(f"{where}={value!r}: min {lo:g} > max {hi:g}")
+#: An image size: one side, or (height, width), in pixels.
+IMAGE_SIZE = Valid(
+    lambda s: (type(s) is int and s >= 1) or (isinstance(s, tuple) and len(s) == 2 and all(type(v) is int and v >= 1
+                                                                                         for v in s)),
+    "an int >= 1 or (height, width) of ints >= 1",
+)
+#: A fraction of the grid, (min, max).
+SCALE = ordered_pair(0, 1)
 
 
 @dataclass(frozen=True)
@@ -152,16 +137,14 @@ class MaskerConfig(Config):
     """A masker on a 2-D patch grid."""
 
     input_size: int | tuple[int, int] | None = knob(
-        None, "image size in pixels: int or (height, width)", follows="image_size"
+        None, "image size in pixels: int or (height, width)", follows="image_size", valid=IMAGE_SIZE
     )
-    patch_size: int | None = knob(None, "patch size in pixels", follows="patch_size")
+    patch_size: int | None = knob(None, "patch size in pixels", follows="patch_size", valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        self.require_positive("patch_size")
+    def validate(self) -> None:
         if not self.has_grid:
             return  # unset: the method fills them in, then the checks run again
         for side in self.image_hw:
-            check_positive(f"{self.type_id()}.input_size", side)
             if side % self.patch_size:
                 raise ConfigError(
                     f"{self.type_id()}.input_size={self.input_size!r} is not divisible by "
@@ -190,12 +173,11 @@ class MaskerConfig(Config):
 class VideoMaskerConfig(MaskerConfig):
     """A masker on a 3-D (time, height, width) patch grid of tubelets."""
 
-    num_frames: int = knob(16, "frames per clip")
-    tubelet_size: int = knob(2, "frames per tubelet (temporal patch size)")
+    num_frames: int = knob(16, "frames per clip", valid=at_least(1))
+    tubelet_size: int = knob(2, "frames per tubelet (temporal patch size)", valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require_positive("tubelet_size", "num_frames")
+    def validate(self) -> None:
+        super().validate()
         if self.num_frames % self.tubelet_size:
             raise ConfigError(
                 f"{self.type_id()}.num_frames={self.num_frames} is not divisible by "

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ConfigError, knob
+from ..config import ConfigError, knob, positive_pair
 from ..registry import register
-from .base import Masker, MaskerConfig, Masks, check_range, check_scale, rows_to_indices
+from .base import SCALE, Masker, MaskerConfig, Masks, rows_to_indices
 from .boxes import block_area_range, box_indices, box_union, draw_block_shape, draw_starts
 
 __all__ = ["BlockConfig", "BlockMasker"]
@@ -21,13 +21,12 @@ __all__ = ["BlockConfig", "BlockMasker"]
 
 @dataclass(frozen=True)
 class BlockConfig(MaskerConfig):
-    scale: tuple[float, float] = knob((0.15, 0.4), "block area as a fraction of the grid (min, max)")
-    aspect: tuple[float, float] = knob((0.3, 3.3), "block aspect ratio height/width (min, max; BEiT's range)")
+    scale: tuple[float, float] = knob((0.15, 0.4), "block area as a fraction of the grid", valid=SCALE)
+    aspect: tuple[float, float] = knob((0.3, 3.3), "block aspect ratio height/width (BEiT's range)",
+                                       valid=positive_pair())
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_scale(f"{self.type_id()}.scale", self.scale)
-        check_range(f"{self.type_id()}.aspect", self.aspect)
+    def validate(self) -> None:
+        super().validate()
         if not self.has_grid:
             return
         _, largest = block_area_range(self.scale, self.aspect, self.grid)

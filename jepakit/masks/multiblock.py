@@ -20,15 +20,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, knob
+from ..config import ConfigError, at_least, knob, positive_pair
 from ..registry import register
 from .base import (
+    SCALE,
     Equalise,
     Masker,
     MaskerConfig,
     Masks,
-    check_range,
-    check_scale,
     context_stats,
     draw_until_valid,
     rows_to_indices,
@@ -40,27 +39,27 @@ __all__ = ["MultiBlockConfig", "MultiBlockMasker"]
 
 @dataclass(frozen=True)
 class MultiBlockConfig(MaskerConfig):
-    num_targets: int = knob(4, "target blocks per image (I-JEPA: 4)")
-    target_scale: tuple[float, float] = knob((0.15, 0.2), "target block area as a fraction of the grid (min, max)")
-    target_aspect: tuple[float, float] = knob((0.75, 1.5), "target block aspect ratio height/width (min, max)")
-    num_context: int = knob(1, "context blocks per image; the context is their union")
-    context_scale: tuple[float, float] = knob((0.85, 1.0), "context block area as a fraction of the grid (min, max)")
-    context_aspect: tuple[float, float] = knob((1.0, 1.0), "context block aspect ratio (min, max)")
+    num_targets: int = knob(4, "target blocks per image (I-JEPA: 4)", valid=at_least(1))
+    target_scale: tuple[float, float] = knob((0.15, 0.2), "target block area as a fraction of the grid", valid=SCALE)
+    target_aspect: tuple[float, float] = knob((0.75, 1.5), "target block aspect ratio height/width",
+                                              valid=positive_pair())
+    num_context: int = knob(1, "context blocks per image; the context is their union", valid=at_least(1))
+    context_scale: tuple[float, float] = knob((0.85, 1.0), "context block area as a fraction of the grid", valid=SCALE)
+    context_aspect: tuple[float, float] = knob((1.0, 1.0), "context block aspect ratio", valid=positive_pair())
     allow_overlap: bool = knob(False, "keep target patches in the context (I-JEPA: False)")
-    min_keep: int = knob(10, "fewest context patches an image may have")
+    min_keep: int = knob(10, "fewest context patches an image may have", valid=at_least(1))
     context: Equalise = knob("pad", "equalise context lengths: pad | random-truncate | reference (biased, compat)")
-    max_tries: int = knob(20, "rejection-sampling rounds before a row's target blocks are stacked")
+    max_tries: int = knob(20, "rejection-sampling rounds before a row's target blocks are stacked", valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         t = self.type_id()
-        self.require_positive("num_targets", "num_context", "min_keep", "max_tries")
-        check_scale(f"{t}.target_scale", self.target_scale)
-        check_scale(f"{t}.context_scale", self.context_scale)
-        check_range(f"{t}.target_aspect", self.target_aspect)
-        check_range(f"{t}.context_aspect", self.context_aspect)
         if not self.has_grid:
             return
+        cells = self.grid[0] * self.grid[1]
+        for name in ("num_targets", "num_context"):
+            if getattr(self, name) > cells:
+                raise ConfigError(f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid")
         ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid)
         _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid)
         guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max

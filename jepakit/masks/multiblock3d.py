@@ -19,16 +19,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ConfigError, knob
+from ..config import ConfigError, at_least, each, knob, positive_pair
 from ..registry import register
 from .base import (
+    SCALE,
     Equalise,
     Masker,
     Masks,
     VideoMaskerConfig,
-    check_positive,
-    check_range,
-    check_scale,
     context_stats,
     draw_until_valid,
     rows_to_indices,
@@ -40,38 +38,35 @@ __all__ = ["MultiBlock3DConfig", "MultiBlock3DMasker"]
 
 @dataclass(frozen=True)
 class MultiBlock3DConfig(VideoMaskerConfig):
-    num_blocks: tuple[int, ...] = knob((8, 2), "blocks per clip, one entry per mask generator (V-JEPA: 8, 2)")
+    num_blocks: tuple[int, ...] = knob((8, 2), "blocks per clip, one entry per mask generator (V-JEPA: 8, 2)",
+                                       valid=each(at_least(1)))
     spatial_scale: tuple[tuple[float, float], ...] = knob(
-        ((0.15, 0.15), (0.7, 0.7)), "block area as a fraction of a frame, (min, max) per generator"
+        ((0.15, 0.15), (0.7, 0.7)), "block area as a fraction of a frame, (min, max) per generator", valid=each(SCALE)
     )
     temporal_scale: tuple[tuple[float, float], ...] = knob(
-        ((1.0, 1.0), (1.0, 1.0)), "block length as a fraction of the clip, (min, max) per generator"
+        ((1.0, 1.0), (1.0, 1.0)), "block length as a fraction of the clip, (min, max) per generator", valid=each(SCALE)
     )
-    aspect_ratio: tuple[float, float] = knob((0.75, 1.5), "block aspect ratio height/width (min, max)")
-    min_keep: int = knob(1, "fewest context patches a row may have")
+    aspect_ratio: tuple[float, float] = knob((0.75, 1.5), "block aspect ratio height/width", valid=positive_pair())
+    min_keep: int = knob(1, "fewest context patches a row may have", valid=at_least(1))
     context: Equalise = knob("pad", "equalise context lengths: pad | random-truncate | reference")
     targets: Equalise = knob("pad", "equalise target lengths: pad | random-truncate | reference")
-    max_tries: int = knob(20, "rejection-sampling rounds before a row's blocks are stacked")
+    max_tries: int = knob(20, "rejection-sampling rounds before a row's blocks are stacked", valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         t = self.type_id()
         g = len(self.num_blocks)
-        if g < 1 or len(self.spatial_scale) != g or len(self.temporal_scale) != g:
+        if len(self.spatial_scale) != g or len(self.temporal_scale) != g:
             raise ConfigError(
                 f"{t}: num_blocks {self.num_blocks}, spatial_scale {self.spatial_scale} and "
-                f"temporal_scale {self.temporal_scale} need one entry per generator, at least one"
+                f"temporal_scale {self.temporal_scale} need one entry per generator"
             )
-        self.require_positive("min_keep", "max_tries")
-        for i, k in enumerate(self.num_blocks):
-            check_positive(f"{t}.num_blocks[{i}]", k)
-        check_range(f"{t}.aspect_ratio", self.aspect_ratio)
         if not self.has_grid:
             return
         frames, h, w = self.grid
+        if max(self.num_blocks) > frames * h * w:
+            raise ConfigError(f"{t}.num_blocks={self.num_blocks} exceeds the {frames * h * w} patches of the grid")
         for i in range(g):
-            check_scale(f"{t}.spatial_scale[{i}]", self.spatial_scale[i])
-            check_scale(f"{t}.temporal_scale[{i}]", self.temporal_scale[i])
             _, area = block_area_range(self.spatial_scale[i], self.aspect_ratio, (h, w))
             volume = area * _temporal_length(self.temporal_scale[i][1], frames)
             if frames * h * w - volume < self.min_keep:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import knob
+from ..config import in_range, knob
 from ..registry import register
 from .base import Masker, MaskerConfig, Masks, check_ratio, random_split
 
@@ -18,10 +18,10 @@ __all__ = ["RandomConfig", "RandomMasker"]
 
 @dataclass(frozen=True)
 class RandomConfig(MaskerConfig):
-    ratio: float = knob(0.75, "fraction of patches that are targets (MAE: 0.75)")
+    ratio: float = knob(0.75, "fraction of patches that are targets (MAE: 0.75)", valid=in_range(0, 1, low_open=True, high_open=True))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         if self.has_grid:
             check_ratio(f"{self.type_id()}.ratio", self.ratio, self.grid[0] * self.grid[1])
 

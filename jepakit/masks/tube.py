@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import knob
+from ..config import in_range, knob
 from ..registry import register
 from .base import Masker, Masks, VideoMaskerConfig, check_ratio, random_split
 
@@ -18,10 +18,11 @@ __all__ = ["TubeConfig", "TubeMasker"]
 
 @dataclass(frozen=True)
 class TubeConfig(VideoMaskerConfig):
-    ratio: float = knob(0.9, "fraction of spatial positions masked in every frame (VideoMAE: 0.9)")
+    ratio: float = knob(0.9, "fraction of spatial positions masked in every frame (VideoMAE: 0.9)",
+                         valid=in_range(0, 1, low_open=True, high_open=True))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         if self.has_grid:
             _, h, w = self.grid
             check_ratio(f"{self.type_id()}.ratio", self.ratio, h * w)

@@ -18,6 +18,7 @@ One step, as the engine runs it::
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Assembly, Config
+from ..sizing import Size, size_fields
 
 __all__ = ["Method", "MethodConfig", "Draw", "ParamGroup", "mix_seed"]
 
@@ -95,6 +97,19 @@ class MethodConfig(Assembly, abc.ABC):
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
         """The config of the encoder probes and export read, and the state-dict prefixes its
         weights may lie under in a checkpoint of this method (the first one present is used)."""
+
+    def size(self, batch: int) -> Size:
+        """What building and training it holds, estimated from the config alone (``jepakit.sizing``):
+        here the parameters of every slot whose config can count them, all trained; a method
+        adds its frozen parts and its activations for ``batch`` samples."""
+        size = Size()
+        for f in dataclasses.fields(self):
+            part = getattr(self, f.name)
+            if isinstance(part, Config) and hasattr(part, "param_count"):
+                params, buffers = part.param_count()
+                size.params[f.name], size.fixed[f.name] = params, buffers
+                size.drivers[f.name] = size_fields(f.name, part)
+        return size
 
 
 class Method(nn.Module, abc.ABC):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.none import NoConditionerConfig
-from ..config import Config, ConfigError, knob, slot
+from ..config import Config, ConfigError, at_least, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens
 from ..losses.regression import SmoothL1Config
@@ -27,6 +27,7 @@ from ..registry import register
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
 from ..transforms import random_resized_crop
+from ..sizing import Size, transformer_activations
 from .base import Draw, Method, MethodConfig, ParamGroup
 
 __all__ = ["JEPAConfig", "JEPA"]
@@ -34,8 +35,10 @@ __all__ = ["JEPAConfig", "JEPA"]
 
 @dataclass(frozen=True)
 class JEPAConfig(MethodConfig):
-    image_size: int = knob(224, "image side in pixels; the masker grid, the encoder and the data follow it")
-    crop_scale: tuple[float, float] = knob((0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)")
+    image_size: int = knob(224, "image side in pixels; the masker grid, the encoder and the data follow it",
+                           valid=at_least(1))
+    crop_scale: tuple[float, float] = knob((0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)",
+                                           valid=ordered_pair(0, 1))
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
@@ -60,10 +63,6 @@ class JEPAConfig(MethodConfig):
         }
 
     def check_sources(self) -> None:
-        self.require_positive("image_size")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ConfigError(f"crop_scale={self.crop_scale}: need 0 < min <= max <= 1")
         if self.image_size % self.encoder.patch_size:
             raise ConfigError(
                 f"image_size={self.image_size} is not divisible by encoder.patch_size={self.encoder.patch_size}"
@@ -79,6 +78,34 @@ class JEPAConfig(MethodConfig):
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
         return self.encoder, ("target_encoder", "encoder")
+
+    def size(self, batch: int) -> Size:
+        """The parts, the target encoder (a frozen copy unless ``copy``), a frozen text encoder, and what
+        a step keeps: the images, the context encoder's and the predictor's activations (every target
+        block is a sequence of at most all patches)."""
+        size = super().size(batch)
+        enc, pred = self.encoder, self.predictor
+        if self.target_updater.name != "copy":
+            size.fixed["target_encoder"] = size.params["encoder"]
+            size.drivers["target_encoder"] = size.drivers["encoder"]
+        if self.text_encoder is not None and not getattr(self.text_encoder, "trainable", False):
+            size.fixed["text_encoder"] = size.fixed.get("text_encoder", 0.0) + size.params.pop("text_encoder", 0.0)
+        tokens = (self.image_size // enc.patch_size) ** 2
+        blocks = getattr(self.masker, "num_targets", 1)
+        size.activations["images"] = 3.0 * batch * enc.in_chans * self.image_size**2
+        size.activations["encoder"] = transformer_activations(batch, tokens, enc.embed_dim, enc.depth, enc.mlp_ratio,
+                                                              enc.num_heads)
+        size.activations["predictor"] = transformer_activations(batch * blocks, tokens, pred.embed_dim, pred.depth,
+                                                                pred.mlp_ratio, pred.num_heads)
+        tok = self.tokenizer
+        if tok is not None and self.conditioner.name != "none":
+            words = batch * tok.max_captions * tok.max_length
+            width = getattr(self.text_encoder, "embed_dim", None) or 1024
+            size.activations["text"] = words * (2 + width)
+            size.drivers["text"] = [f"tokenizer.max_captions={tok.max_captions}", f"tokenizer.max_length={tok.max_length}"]
+        size.drivers["images"] = [f"image_size={self.image_size}"]
+        size.drivers["encoder"] = size.drivers["encoder"] + [f"image_size={self.image_size}"]
+        return size
 
 
 @register("method", "jepa", JEPAConfig)

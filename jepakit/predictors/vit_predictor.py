@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.base import PredictorHook
-from ..config import knob
+from ..config import at_least, knob
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import (
@@ -36,14 +36,18 @@ __all__ = ["ViTPredictorConfig", "ViTPredictor"]
 
 @dataclass(frozen=True)
 class ViTPredictorConfig(TransformerConfig):
-    embed_dim: int = knob(384, "predictor width (I-JEPA: 384; divisible by num_heads and by 4)")
-    depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)")
-    num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)")
-    encoder_dim: int | None = knob(None, "width of the encoder tokens read and predicted", follows="encoder.width")
+    embed_dim: int = knob(384, "predictor width (I-JEPA: 384; divisible by num_heads and by 4)", valid=at_least(1))
+    depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)", valid=at_least(1))
+    num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)", valid=at_least(1))
+    encoder_dim: int | None = knob(None, "width of the encoder tokens read and predicted", follows="encoder.width",
+                                   valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require_positive("encoder_dim")
+
+    def param_count(self) -> tuple[float, float]:
+        """Blocks and norm, the input and output projections, the mask token."""
+        params, _ = super().param_count()
+        width, enc = self.embed_dim, self.encoder_dim or self.embed_dim
+        return params + 2 * enc * width + enc + 2 * width, 0.0
 
 
 @register("predictor", "vit-predictor", ViTPredictorConfig)

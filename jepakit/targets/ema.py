@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, at_least, in_range, knob
 from ..registry import register
 from .base import TargetUpdater
 
@@ -24,17 +24,11 @@ __all__ = ["EMAConfig", "EMAUpdater", "ema_momentum"]
 
 @dataclass(frozen=True)
 class EMAConfig(Config):
-    momentum_start: float = knob(0.996, "momentum at step 0 (I-JEPA: 0.996; V-JEPA: 0.998)")
-    momentum_end: float = knob(1.0, "momentum at total_steps and after (I-JEPA: 1.0)")
-    total_steps: int | None = knob(None, "steps over which the momentum moves; None: the whole run (train.steps)")
+    momentum_start: float = knob(0.996, "momentum at step 0 (I-JEPA: 0.996; V-JEPA: 0.998)", valid=in_range(0, 1))
+    momentum_end: float = knob(1.0, "momentum at total_steps and after (I-JEPA: 1.0)", valid=in_range(0, 1))
+    total_steps: int | None = knob(None, "steps over which the momentum moves; None: the whole run (train.steps)",
+                                   valid=at_least(1))
     schedule: Literal["linear", "cosine"] = knob("linear", "shape of the momentum ramp (I-JEPA: linear; BYOL: cosine)")
-
-    def __post_init__(self) -> None:
-        t = self.type_id()
-        for name in ("momentum_start", "momentum_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)!r} must lie in [0, 1]")
-        self.require_positive("total_steps")
 
 
 def ema_momentum(cfg: EMAConfig, step: int, total_steps: int) -> float:

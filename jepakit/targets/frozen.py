@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, ConfigError, MissingFileError, knob
 from ..registry import register
 from .base import TargetUpdater, frozen_copy
 
@@ -24,6 +24,10 @@ __all__ = ["FrozenConfig", "FrozenUpdater", "load_state_dict_file"]
 class FrozenConfig(Config):
     checkpoint: str | None = knob(None, "teacher weights (.safetensors or torch file); None: frozen at init")
     key: str | None = knob(None, "entry of a checkpoint dict that holds the encoder weights, e.g. 'target_encoder'")
+
+    def check_files(self) -> None:
+        if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
+            raise MissingFileError(f"teacher checkpoint {self.checkpoint!r} does not exist (target_updater.checkpoint)")
 
 
 def load_state_dict_file(path: str, key: str | None = None) -> dict:
@@ -55,6 +59,7 @@ class FrozenUpdater(TargetUpdater):
     config: FrozenConfig
 
     def make_target(self, online: nn.Module) -> nn.Module | None:
+        self.config.check_files()
         target = frozen_copy(online)
         if self.config.checkpoint is not None:
             state = load_state_dict_file(self.config.checkpoint, self.config.key)

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..config import Config, ConfigError, knob
+from ..config import Config, MissingFileError, at_least, knob
 from ..registry import register
 from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
@@ -39,11 +39,11 @@ def import_transformers() -> Any:
 def _check_dir(where: str, path: str, needs: str) -> None:
     """Raise naming ``where.path`` unless it is a directory holding the file ``needs``."""
     if not path:
-        raise ConfigError(f"{where}.path is empty: give a local Hugging Face model directory")
+        raise MissingFileError(f"{where}.path is empty: give a local Hugging Face model directory")
     if not os.path.isdir(path):
-        raise ConfigError(f"{where}.path={path!r} is not a directory")
+        raise MissingFileError(f"{where}.path={path!r} is not a directory")
     if not os.path.isfile(os.path.join(path, needs)):
-        raise ConfigError(f"{where}.path={path!r} holds no {needs}: not a Hugging Face model directory")
+        raise MissingFileError(f"{where}.path={path!r} holds no {needs}: not a Hugging Face model directory")
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -58,7 +58,11 @@ def _read_config(path: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class HFTextConfig(Config):
     path: str = knob("", "local Hugging Face model directory (e.g. a T5 encoder); nothing is downloaded")
-    memo: int = knob(4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run")
+    memo: int = knob(4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run",
+                     valid=at_least(0))
+
+    def check_files(self) -> None:
+        _check_dir(self.type_id(), self.path, "config.json")
 
     @property
     def embed_dim(self) -> int | None:
@@ -75,7 +79,6 @@ class HFTextEncoder(TextEncoder):
 
     def __init__(self, cfg: HFTextConfig) -> None:
         super().__init__()
-        _check_dir("text_encoder/hf", cfg.path, "config.json")
         transformers = import_transformers()
         self.config = cfg
         auto = transformers.AutoConfig.from_pretrained(cfg.path, local_files_only=True)
@@ -102,11 +105,11 @@ class HFTextEncoder(TextEncoder):
 @dataclass(frozen=True)
 class HFTokenizerConfig(Config):
     path: str = knob("", "local Hugging Face directory with the encoder's own tokenizer")
-    max_length: int = knob(32, "tokens per caption S (truncated or padded)")
-    max_captions: int = knob(8, "captions per image N; missing ones are masked, never invented")
+    max_length: int = knob(32, "tokens per caption S (truncated or padded)", valid=at_least(1))
+    max_captions: int = knob(8, "captions per image N; missing ones are masked, never invented", valid=at_least(1))
 
-    def __post_init__(self) -> None:
-        self.require_positive("max_length", "max_captions")
+    def check_files(self) -> None:
+        _check_dir(self.type_id(), self.path, "tokenizer_config.json")
 
     @property
     def vocab_size(self) -> int | None:
@@ -119,7 +122,6 @@ class HFTokenizer(CaptionTokenizer):
     """A pretrained encoder's own tokenizer (e.g. WordPiece for BERT-style encoders)."""
 
     def __init__(self, cfg: HFTokenizerConfig) -> None:
-        _check_dir("tokenizer/hf", cfg.path, "tokenizer_config.json")
         transformers = import_transformers()
         self.config = cfg
         self._tok = transformers.AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import knob
+from ..config import at_least, knob
 from ..layers.pos_embed import sincos_1d
 from ..layers.transformer import TransformerConfig, init_weights, layer_norm, padding_bias
 from ..registry import register
@@ -71,17 +71,20 @@ class TextEncoder(nn.Module):
 
 @dataclass(frozen=True)
 class TransformerTextConfig(TransformerConfig):
-    embed_dim: int = knob(256, "word-embedding width d_t")
-    depth: int = knob(4, "transformer blocks")
-    num_heads: int = knob(4, "attention heads")
-    vocab_size: int | None = knob(None, "token-embedding rows", follows="tokenizer.vocab_size")
-    max_length: int | None = knob(None, "longest caption S", follows="tokenizer.max_length")
+    embed_dim: int = knob(256, "word-embedding width d_t", valid=at_least(1))
+    depth: int = knob(4, "transformer blocks", valid=at_least(1))
+    num_heads: int = knob(4, "attention heads", valid=at_least(1))
+    vocab_size: int | None = knob(None, "token-embedding rows", follows="tokenizer.vocab_size", valid=at_least(1))
+    max_length: int | None = knob(None, "longest caption S", follows="tokenizer.max_length", valid=at_least(1))
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
-    memo: int = knob(4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read")
+    memo: int = knob(4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read",
+                     valid=at_least(0))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.require_positive("vocab_size", "max_length")
+
+    def param_count(self) -> tuple[float, float]:
+        """Blocks and norm, the token embedding; the position table is a buffer."""
+        params, _ = super().param_count()
+        return params + (self.vocab_size or 0) * self.embed_dim, float((self.max_length or 0) * self.embed_dim)
 
 
 @register("text_encoder", "transformer", TransformerTextConfig)

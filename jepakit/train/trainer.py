@@ -27,8 +27,9 @@ from typing import Any, Literal
 import torch
 
 from ..checkpoint import CHECKPOINT_VERSION, CheckpointManager, load_checkpoint, upgrade_checkpoint
-from ..config import Config, ConfigError, config_diff, knob, to_dict
+from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict
 from ..registry import register, register_alias
+from ..sizing import check_fits
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
@@ -42,37 +43,40 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    steps: int = knob(1000, "optimiser steps")
-    batch_size: int = knob(64, "images per optimiser step")
-    accum_steps: int = knob(1, "micro-batches per step (gradient accumulation); batch_size must divide")
-    lr: float = knob(1e-3, "peak learning rate (I-JEPA: 1e-3 at batch 2048)")
-    start_lr: float = knob(2e-4, "learning rate at step 0, before warm-up (I-JEPA: 2e-4)")
-    final_lr: float = knob(1e-6, "learning rate at the last step (I-JEPA: 1e-6)")
-    warmup_steps: int = knob(100, "linear warm-up steps")
-    weight_decay: float = knob(0.04, "weight decay at step 0 (I-JEPA: 0.04)")
-    final_weight_decay: float = knob(0.4, "weight decay at the last step (I-JEPA: 0.4)")
-    clip_grad: float = knob(0.0, "clip the gradient norm to this (0: off)")
+    steps: int = knob(1000, "optimiser steps", valid=at_least(1))
+    batch_size: int = knob(64, "images per optimiser step", valid=at_least(1))
+    accum_steps: int = knob(1, "micro-batches per step (gradient accumulation); batch_size must divide",
+                            valid=at_least(1))
+    lr: float = knob(1e-3, "peak learning rate (I-JEPA: 1e-3 at batch 2048)", valid=positive())
+    start_lr: float = knob(2e-4, "learning rate at step 0, before warm-up (I-JEPA: 2e-4)", valid=at_least(0))
+    final_lr: float = knob(1e-6, "learning rate at the last step (I-JEPA: 1e-6)", valid=at_least(0))
+    warmup_steps: int = knob(100, "linear warm-up steps (at most steps)", valid=at_least(0))
+    weight_decay: float = knob(0.04, "weight decay at step 0 (I-JEPA: 0.04)", valid=at_least(0))
+    final_weight_decay: float = knob(0.4, "weight decay at the last step (I-JEPA: 0.4)", valid=at_least(0))
+    clip_grad: float = knob(0.0, "clip the gradient norm to this (0: off)", valid=at_least(0))
     precision: Literal["fp32", "bf16", "fp16"] = knob("fp32", "autocast precision (bf16/fp16 on a GPU)")
     device: str = knob("auto", "cpu, cuda, cuda:1, ...; auto: cuda when available")
-    seed: int = knob(0, "seed of the data order, augmentation, masks and initialisation")
-    log_every: int = knob(10, "steps between progress lines and JSONL records")
-    monitor_every: int = knob(50, "steps between collapse-monitor readings")
-    checkpoint_every: int = knob(200, "steps between checkpoints (and one at the end)")
-    keep_checkpoints: int = knob(3, "newest checkpoints kept")
+    seed: int = knob(0, "seed of the data order, augmentation, masks and initialisation", valid=at_least(0))
+    log_every: int = knob(10, "steps between progress lines and JSONL records", valid=at_least(1))
+    monitor_every: int = knob(50, "steps between collapse-monitor readings", valid=at_least(1))
+    checkpoint_every: int = knob(200, "steps between checkpoints (and one at the end)", valid=at_least(1))
+    keep_checkpoints: int = knob(3, "newest checkpoints kept", valid=at_least(1))
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
     fsdp: bool = knob(False, "under torchrun: shard the method's shard units (FSDP2) instead of DDP")
+    memory_check: Literal["error", "warn", "off"] = knob(
+        "error", "estimate memory from the config before building; off: you know better (e.g. FSDP on other machines)"
+    )
     compile: bool = knob(False, "run the method's forward through torch.compile")
     compile_backend: str = knob("inductor", "torch.compile backend (inductor; eager for a quick check)")
-    num_workers: int = knob(2, "threads reading samples and making batches ahead of the step (0: in line)")
-    prefetch: int = knob(2, "micro-batches prepared ahead (0: none)")
+    num_workers: int = knob(2, "threads reading samples and making batches ahead of the step (0: in line)",
+                            valid=at_least(0))
+    prefetch: int = knob(2, "micro-batches prepared ahead (0: none)", valid=at_least(0))
 
-    def __post_init__(self) -> None:
-        self.require_positive("steps", "batch_size", "accum_steps", "lr", "log_every", "monitor_every",
-                              "checkpoint_every", "keep_checkpoints")
+    def validate(self) -> None:
         if self.batch_size % self.accum_steps:
             raise ConfigError(f"{self.type_id()}.batch_size={self.batch_size} is not divisible by "
                               f"accum_steps={self.accum_steps}")
-        if not 0 <= self.warmup_steps <= self.steps:
+        if self.warmup_steps > self.steps:
             raise ConfigError(f"{self.type_id()}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
 
 
@@ -111,11 +115,16 @@ class Trainer:
             _check_same_config(state["config"], experiment, latest)
         device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                               "cpu" if cfg.device == "auto" else cfg.device)
+        rank, world = _distributed()
+        per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
+        size = experiment.method.size(per_rank)
+        for part in size.activations:
+            size.drivers.setdefault(part, []).append(f"train.batch_size={cfg.batch_size}")
+        check_fits(size, device, training=True, mode=cfg.memory_check)
         torch.manual_seed(cfg.seed)
         method = experiment.build().to(device)
         data = experiment.data.build()
         method.prepare(data, state["method_state"] if state is not None else None)
-        rank, world = _distributed()
         spread = _Parallel(method, device, world, cfg.fsdp)
         groups = method.param_groups()
         opt = adamw(torch_groups(groups, cfg.weight_decay), cfg.start_lr)  # sharded (DTensor) parameters: not fused

@@ -1,0 +1,72 @@
+"""The override fuzz at length: many more examples than the suite's, counted by outcome.
+
+    python benchmarks/fuzz.py [--examples 2000] [--seed 0] [--record]
+
+Each example sets one field of ``ijepa-cpu`` or ``tc-jepa-cpu`` (at the tests' tiny sizes) to a
+right or wrong value, an edge or an absurd size, or swaps a slot to any registered component,
+then builds the method and runs a forward on two samples (``tests/fuzz.py``). Outcomes:
+refused at config time naming the field, refused by the memory estimate before building,
+ran with a finite loss, or a defect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import fuzz  # noqa: E402
+from _common import record, table  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+
+from jepakit import sizing  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    counts: collections.Counter = collections.Counter()
+    fields: collections.Counter = collections.Counter()
+    defects: list[str] = []
+    t0 = time.perf_counter()
+
+    @seed(args.seed)
+    @settings(max_examples=args.examples, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck))
+    @given(fuzz.examples())
+    def explore(example):
+        outcome, detail = fuzz.run(*example)
+        counts[outcome] += 1
+        fields[example[1]] += 1
+        if outcome == "DEFECT":
+            defects.append(f"{example}: {detail[:200]}")
+
+    with mock.patch.object(sizing, "available_bytes", lambda device: fuzz.MEMORY):
+        explore()
+    minutes = (time.perf_counter() - t0) / 60
+    total = sum(counts.values())
+    rows = [(k, counts[k], f"{counts[k] / total:.0%}") for k in ("refused", "too large", "ran", "DEFECT")]
+    body = table(("outcome", "examples", "share"), rows)
+    note = (f"`python benchmarks/fuzz.py --examples {args.examples} --seed {args.seed}`: {total} examples over "
+            f"{len(fields)} distinct fields and slots of `ijepa-cpu` and `tc-jepa-cpu` (tiny sizes), {minutes:.1f} "
+            f"min; memory budget {fuzz.MEMORY // 2**20} MB. 'refused': a ValueError/KeyError/TypeError naming the "
+            "field when the config is made; 'too large': the memory estimate refuses before anything is built; "
+            "'ran': a forward on two samples gave a finite loss.")
+    for d in defects:
+        print("DEFECT", d)
+    if args.record:
+        record("Override fuzz", note + "\n\n" + body)
+    else:
+        print(note + "\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()
