@@ -219,3 +219,11 @@ def record(title: str, body: str) -> None:
         return
     end = text.find("\n## ", start + 1)
     RESULTS.write_text(text[: start + 1] + section + (text[end:] if end >= 0 else ""))
+
+
+def publish(title: str, text: str, to_results: bool) -> None:
+    """Record ``text`` in RESULTS.md under ``title`` (which also prints it), or only print it."""
+    if to_results:
+        record(title, text)
+    else:
+        print(text)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import median, record, table
+from _common import median, publish, table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -82,10 +82,7 @@ def main() -> None:
     note = (f"`python benchmarks/bench_versions.py --before {args.before} --rounds {args.rounds} --steps {args.steps}`: "
             f"`jepakit train RECIPE` for {args.steps} steps in fresh processes, alternating versions each round; "
             f"speed = median logged images/s after the first {args.every} steps.")
-    if args.record:
-        record("Train speed against an earlier commit", note + "\n\n" + body)
-    else:
-        print(note + "\n\n" + body)
+    publish("Train speed against an earlier commit", note + "\n\n" + body, args.record)
 
 
 if __name__ == "__main__":

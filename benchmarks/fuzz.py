@@ -21,7 +21,7 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fuzz  # noqa: E402
-from _common import record, table  # noqa: E402
+from _common import publish, table  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 from jepakit import sizing  # noqa: E402
@@ -62,10 +62,7 @@ def main() -> None:
             "'ran': a forward on two samples gave a finite loss.")
     for d in defects:
         print("DEFECT", d)
-    if args.record:
-        record("Override fuzz", note + "\n\n" + body)
-    else:
-        print(note + "\n\n" + body)
+    publish("Override fuzz", note + "\n\n" + body, args.record)
 
 
 if __name__ == "__main__":
