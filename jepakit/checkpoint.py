@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,9 @@ import torch
 
 __all__ = [
     "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "RunFolderError",
+    "check_run_folder",
     "atomic_path",
     "resolve_checkpoint",
     "save_checkpoint",
@@ -35,6 +39,32 @@ __all__ = [
 
 #: The layout of checkpoint dicts written now.
 CHECKPOINT_VERSION = 2
+
+
+class RunFolderError(OSError):
+    """The run folder cannot take the run: not writable, or too little free space."""
+
+
+class CheckpointError(OSError):
+    """A checkpoint could not be written (the last complete one is named, and untouched)."""
+
+
+def check_run_folder(folder: str | os.PathLike, need: int) -> None:
+    """Raise ``RunFolderError`` naming ``folder`` unless it can be created and written and has ``need``
+    bytes free (for the next checkpoint), so a run fails before it starts rather than at its first save."""
+    folder = Path(folder)
+    probe = folder / ".jepakit-write-test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(probe) as tmp:
+            tmp.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunFolderError(f"the run folder {str(folder)!r} cannot be written: {e.strerror or e}") from None
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise RunFolderError(f"the run folder {str(folder)!r} has {free / 2**20:.0f} MB free; a checkpoint of this "
+                             f"run needs about {need / 2**20:.0f} MB")
 
 
 @contextlib.contextmanager
@@ -121,14 +151,29 @@ class CheckpointManager:
         found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := self.pattern.match(p.name))]
         return sorted(found)
 
+    def clear_partial(self) -> None:
+        """Remove the temporary files of saves that never completed (a process killed mid-save)."""
+        if self.folder.is_dir():
+            for tmp in self.folder.glob(".step-*.pt.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def latest(self) -> Path | None:
         """The newest checkpoint, or None."""
         found = self.checkpoints()
         return found[-1][1] if found else None
 
     def save(self, state: dict[str, Any], step: int) -> Path:
-        """Save ``state`` as the checkpoint of ``step``, then drop all but the newest ``keep``."""
-        path = save_checkpoint(state, self.folder / f"step-{step:08d}.pt")
+        """Save ``state`` as the checkpoint of ``step``, then drop all but the newest ``keep``.
+
+        A failed write (a full disk) raises ``CheckpointError`` naming the path and the last
+        complete checkpoint, which it leaves as it was.
+        """
+        path = self.folder / f"step-{step:08d}.pt"
+        try:
+            save_checkpoint(state, path)
+        except OSError as e:
+            raise CheckpointError(f"could not write the checkpoint {str(path)!r} ({e.strerror or e}); the last "
+                                  f"complete checkpoint is {str(self.latest() or 'none')!r}") from e
         for _, old in self.checkpoints()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path

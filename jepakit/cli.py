@@ -121,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         describe(cfg)
         return 0
     from .train import train
+    from .train.signals import EXIT_STOPPED
 
     out = args.out or f"runs/{args.recipe}"
     launched = _init_distributed()
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+    if result["stopped"]:  # every rank exits alike, so torchrun reports the stop
+        return EXIT_STOPPED
     if result.get("rank", 0) != 0:
         return 0
     losses = result["losses"]

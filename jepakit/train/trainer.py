@@ -15,6 +15,7 @@ The loop knows a method only through ``jepakit.methods.base.Method``: ``prepare`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,13 +27,14 @@ from typing import Any, Literal
 
 import torch
 
-from ..checkpoint import CHECKPOINT_VERSION, CheckpointManager, load_checkpoint, upgrade_checkpoint
+from ..checkpoint import CHECKPOINT_VERSION, CheckpointManager, check_run_folder, load_checkpoint, upgrade_checkpoint
 from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict
 from ..registry import register, register_alias
-from ..sizing import check_fits
+from ..sizing import FLOAT, check_fits
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
+from .signals import StopSignals
 
 __all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "train"]
 
@@ -99,7 +101,8 @@ class Trainer:
         """Train ``experiment`` (an ``Experiment``); write config, log and checkpoints under ``out_dir``.
 
         ``until`` stops after that many steps (with a checkpoint) without changing any
-        schedule: a later ``resume=True`` continues exactly.
+        schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
+        (``StopSignals``): the result's ``stopped`` then names the signal.
         """
         from ..eval.monitors import effective_rank, embedding_std
 
@@ -108,6 +111,7 @@ class Trainer:
         manager = CheckpointManager(out / "checkpoints", keep=cfg.keep_checkpoints)
         state = None
         if resume:
+            manager.clear_partial()
             latest = manager.latest()
             if latest is None:
                 raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
@@ -121,6 +125,8 @@ class Trainer:
         for part in size.activations:
             size.drivers.setdefault(part, []).append(f"train.batch_size={cfg.batch_size}")
         check_fits(size, device, training=True, mode=cfg.memory_check)
+        if rank == 0:  # fail now, not at the first checkpoint: weights, AdamW's two moments, fixed parts
+            check_run_folder(out, int(FLOAT * (3 * sum(size.params.values()) + sum(size.fixed.values()))))
         torch.manual_seed(cfg.seed)
         method = experiment.build().to(device)
         data = experiment.data.build()
@@ -180,7 +186,13 @@ class Trainer:
         batches = micro_batches(method.make_batch, data, order, seed=cfg.seed, accum_steps=cfg.accum_steps,
                                 start=start, stop=stop, rank=rank, world=world, num_workers=cfg.num_workers,
                                 prefetch=cfg.prefetch)
-        try:
+        stopped: str | None = None
+        with contextlib.ExitStack() as cleanup:  # however the loop ends: signals restored, threads stopped, log closed
+            signals = cleanup.enter_context(StopSignals())
+            cleanup.enter_context(batches)
+            cleanup.callback(log_file.close)
+            if bar is not None:
+                cleanup.callback(bar.stop)
             for step in range(start, stop):
                 lr = lr_at(step, peak=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps,
                            start=cfg.start_lr, final=cfg.final_lr)
@@ -240,13 +252,15 @@ class Trainer:
                 if bar is not None:
                     shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
                     bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
-                if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop):
+                halt = signals.requested(world, device)
+                if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop) or halt:
                     checkpoint(done)
-        finally:
-            batches.close()
-            log_file.close()
-            if bar is not None:
-                bar.stop()
+                if halt:
+                    stopped = signals.reason
+                    note = f"stopped by {stopped} after step {done}; checkpoint {manager.latest()}; --resume continues"
+                    log_file.write(json.dumps({"step": done, "event": note}) + "\n")
+                    emit(note)
+                    break
         if rank == 0:
             from ..viz import plot_curves
 
@@ -261,6 +275,7 @@ class Trainer:
             "rank": rank,
             "log": out / "log.jsonl",
             "model": method,
+            "stopped": stopped,
         }
 
 
