@@ -39,6 +39,36 @@ def test_targets_are_the_target_encoders_tokens_at_the_target_patches(model):
     torch.testing.assert_close(model.forward_target(x, m), expected)
 
 
+@pytest.mark.parametrize("recipe", ["ijepa", "tc-jepa"])
+def test_each_image_is_predicted_from_itself_alone(recipe):
+    """Other images of the batch (other pixels, other captions) change no prediction of image 0: the encoders,
+    the packing of padded contexts, the predictor and the conditioner keep images apart."""
+    torch.manual_seed(0)
+    model = tiny_config(recipe, masker={"min_keep": 4}).build().eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    masks = model.masker(4, g)
+    assert masks.context_valid is not None, "padded contexts: the case where rows could mix"
+    captions = [["a red circle", "two squares"], ["a blue star"], ["three objects"], ["a green square"]]
+    other_captions = [captions[0], ["a yellow diamond"], ["one object"], ["everything is purple"]]
+    if model.tokenizer is not None:
+        model.tokenizer.fit([c for cs in captions + other_captions for c in cs] * 5)
+    others = x.clone()
+    others[1:] = torch.rand(3, 3, 32, 32, generator=g)
+
+    def predictions(images, text):
+        grid = model.encoder.grid_of(images)
+        z = model.forward_context(images, masks)
+        hook = model.conditioner.bind(model.encode_text(text, 4, images.device) if model.conditioner.uses_text else None)
+        return model.predictor(z, masks.context, masks.targets, grid, masks.context_valid, masks.targets_valid, 1, hook)
+
+    with torch.no_grad():
+        first = predictions(x, captions)
+        torch.testing.assert_close(predictions(others, other_captions)[0], first[0], atol=1e-6, rtol=1e-5)
+        assert not torch.equal(predictions(others, other_captions)[1], first[1]), "image 1 itself did change"
+        torch.testing.assert_close(model.forward_target(others, masks)[0], model.forward_target(x, masks)[0])
+
+
 def test_gradients_reach_encoder_and_predictor_never_the_target(model):
     model(*batch(model))["loss"].backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
