@@ -24,8 +24,11 @@ from typing import Any
 
 import torch
 
+from .config import ConfigError
+
 __all__ = [
     "CHECKPOINT_VERSION",
+    "BadCheckpointError",
     "CheckpointError",
     "RunFolderError",
     "check_run_folder",
@@ -39,6 +42,10 @@ __all__ = [
 
 #: The layout of checkpoint dicts written now.
 CHECKPOINT_VERSION = 2
+
+
+class BadCheckpointError(ConfigError):
+    """A file that is not a checkpoint this jepakit can read (corrupt, unsafe, not jepakit's, newer)."""
 
 
 class RunFolderError(OSError):
@@ -103,9 +110,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt, truncated or unsafe content
-        raise ValueError(f"checkpoint {str(path)!r} cannot be read safely: {e}") from e
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadCheckpointError(f"checkpoint {str(path)!r} cannot be read safely: {reason}") from e
+    if not isinstance(state, dict):
+        raise BadCheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a checkpoint dict")
+    return state
 
 
 def upgrade_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +124,11 @@ def upgrade_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state)
     version = state.pop("version", 1)
     if version > CHECKPOINT_VERSION:
-        raise ValueError(f"this checkpoint was written by a newer jepakit (version {version}); "
-                         f"this one reads version {CHECKPOINT_VERSION} and older")
+        raise BadCheckpointError(f"this checkpoint was written by a newer jepakit (version {version}); "
+                                 f"this one reads version {CHECKPOINT_VERSION} and older")
+    missing = [k for k in ("model", "config", "step") if k not in state]
+    if missing:
+        raise BadCheckpointError(f"not a jepakit training checkpoint: it has no {', '.join(missing)}")
     if version == 1:
         tokenizer = state.pop("tokenizer", None)
         state["method_state"] = {"tokenizer": tokenizer} if tokenizer is not None else {}

@@ -22,11 +22,9 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from . import describe, get_config, list_components, list_recipes
-    from .registry import recipe_entry
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jepakit", description="Joint-embedding predictive architectures.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error in your input too")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module or .py file first (your own methods, components, recipes)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,64 +63,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
     p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; an error in the user's input (a recipe, field, value, file or checkpoint that does
+    not exist or does not fit) prints one line ``jepakit: error: ...`` and returns 2 (``--debug``: the
+    traceback). Errors inside jepakit keep their traceback."""
+    from .checkpoint import CheckpointError, RunFolderError
+    from .config import ConfigError, UnknownChoiceError
+    from .train.trainer import NonFiniteLossError
+
+    parser = _parser()
     args, extra = parser.parse_known_args(argv)  # key=value overrides may also follow the options
     if extra and (not hasattr(args, "overrides") or not all("=" in e and not e.startswith("-") for e in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    for name in args.imports:
-        _import(name)
+    try:
+        for name in args.imports:
+            _import(name)
+        return COMMANDS[args.command](args)
+    except (ConfigError, UnknownChoiceError, FileNotFoundError, RunFolderError, CheckpointError,
+            NonFiniteLossError) as e:
+        if args.debug:
+            raise
+        message = " ".join(str(e).split())  # one line
+        print(f"jepakit: error: {message}", file=sys.stderr)
+        return 1 if isinstance(e, (CheckpointError, NonFiniteLossError)) else 2
 
-    if args.command == "probe":
-        return _probe(args)
 
-    if args.command == "viz":
-        import torch
+def _list(args: argparse.Namespace) -> int:
+    from . import list_components, list_recipes
+    from .registry import recipe_entry
 
-        from .viz import mask_overlay, save_png
+    if args.kind is None:
+        print("recipes:")
+        for name in list_recipes():
+            print(f"  {name:24s} {recipe_entry(name).help}")
+    for kind, names in list_components(args.kind).items():
+        if names:
+            print(f"{kind}: {', '.join(names)}")
+    return 0
 
-        from .methods.base import Draw
 
-        cfg = get_config(args.recipe, *args.overrides)
-        data = cfg.data.build()
-        samples = [s for s in (data[i] for i in range(min(args.images, len(data)))) if s is not None]
-        n = len(samples)
-        draw = Draw(seed=args.seed, epoch=0, step=0, micro=0, indices=torch.arange(n), rows=torch.arange(n), size=n)
-        method = cfg.build()
-        method.prepare(data)
-        batch = method.make_batch(samples, draw)
-        if "masks" not in batch:
-            raise SystemExit(f"jepakit: error: method {cfg.method.name!r} draws no masks")
-        images = torch.stack([s["image"] for s in samples])  # uncropped, so the masks show on the whole image
-        patch = cfg.method.provides()["patch_size"][0]
-        path = save_png(mask_overlay(images, batch["masks"], patch), args.out)
-        print(f"wrote {path} ({batch['masks'].targets.shape[1]} target blocks; dimmed: outside the context)")
-        return 0
-    if args.command == "export":
-        from .export import export_timm
+def _show(args: argparse.Namespace) -> int:
+    from . import describe, get_config
 
-        out = export_timm(args.checkpoint, args.out or f"{args.checkpoint}-timm")
-        meta = json.loads((out / "config.json").read_text())
-        print(f"wrote {out / 'model.safetensors'}; load with timm.create_model({meta['timm_model']!r}, "
-              f"pretrained=False, checkpoint_path=..., **config.json['timm_kwargs'])")
-        return 0
+    describe(get_config(args.recipe, *args.overrides))
+    return 0
 
-    if args.command == "list":
-        if args.kind is None:
-            print("recipes:")
-            for name in list_recipes():
-                print(f"  {name:24s} {recipe_entry(name).help}")
-        for kind, names in list_components(args.kind).items():
-            if names:
-                print(f"{kind}: {', '.join(names)}")
-        return 0
-    cfg = get_config(args.recipe, *args.overrides)
-    if args.command == "show":
-        describe(cfg)
-        return 0
+
+def _train(args: argparse.Namespace) -> int:
+    from . import get_config
     from .train import train
     from .train.signals import EXIT_STOPPED
 
+    cfg = get_config(args.recipe, *args.overrides)
     out = args.out or f"runs/{args.recipe}"
     launched = _init_distributed()
     try:
@@ -141,6 +138,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         k = max(1, len(losses) // 10)
         print(f"loss {sum(losses[:k]) / k:.4f} (first {k} steps) -> {sum(losses[-k:]) / k:.4f} (last {k})")
     print(f"checkpoint: {result['checkpoint']}\nlog: {result['log']}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_timm
+
+    out = export_timm(args.checkpoint, args.out or f"{args.checkpoint}-timm")
+    meta = json.loads((out / "config.json").read_text())
+    print(f"wrote {out / 'model.safetensors'}; load with timm.create_model({meta['timm_model']!r}, "
+          f"pretrained=False, checkpoint_path=..., **config.json['timm_kwargs'])")
+    return 0
+
+
+def _viz(args: argparse.Namespace) -> int:
+    """Draw a batch of the recipe's data with the masks its method draws for it."""
+    import torch
+
+    from . import get_config
+    from .config import ConfigError
+    from .methods.base import Draw
+    from .viz import mask_overlay, save_png
+
+    cfg = get_config(args.recipe, *args.overrides)
+    data = cfg.data.build()
+    samples = [s for s in (data[i] for i in range(min(args.images, len(data)))) if s is not None]
+    n = len(samples)
+    draw = Draw(seed=args.seed, epoch=0, step=0, micro=0, indices=torch.arange(n), rows=torch.arange(n), size=n)
+    method = cfg.build()
+    method.prepare(data)
+    batch = method.make_batch(samples, draw)
+    if "masks" not in batch:
+        raise ConfigError(f"method {cfg.method.name!r} draws no masks")
+    images = torch.stack([s["image"] for s in samples])  # uncropped, so the masks show on the whole image
+    patch = cfg.method.provides()["patch_size"][0]
+    path = save_png(mask_overlay(images, batch["masks"], patch), args.out)
+    print(f"wrote {path} ({batch['masks'].targets.shape[1]} target blocks; dimmed: outside the context)")
     return 0
 
 
@@ -181,6 +214,9 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = {"list": _list, "show": _show, "train": _train, "export": _export, "viz": _viz, "probe": _probe}
+
+
 def _import(name: str) -> None:
     """Import a module by name, or a ``.py`` file by path (registering what it defines)."""
     import importlib
@@ -190,7 +226,9 @@ def _import(name: str) -> None:
     path = Path(name)
     if path.suffix == ".py":
         if not path.is_file():
-            raise SystemExit(f"jepakit: error: --import {name}: no such file")
+            from .config import MissingFileError
+
+            raise MissingFileError(f"--import {name}: no such file")
         loaded = sys.modules.get(path.stem)
         if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
             return  # imported already: registering twice would clash

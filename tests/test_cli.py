@@ -1,0 +1,52 @@
+"""The command line: user errors are one line and exit 2; --debug and internal errors keep the traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jepakit.cli import main
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "tc-jepa-cpu", "predictor.dept=3"], ["unknown field 'dept'", "Did you mean 'depth'"]),
+    (["train", "ijepa-cpuu"], ["unknown recipe 'ijepa-cpuu'", "Did you mean 'ijepa-cpu'"]),
+    (["show", "ijepa-cpu", "encoder.depth=0"], ["encoder/vit.depth=0 must be >= 1"]),
+    (["show", "ijepa-cpu", "train.lr=fast"], ["train.lr='fast' is not a float"]),
+    (["show", "ijepa-cpu", "data=captions", "data.captions=/no/such.jsonl"], ["/no/such.jsonl", "does not exist"]),
+    (["probe", "/no/such/run"], ["/no/such/run", "does not exist"]),
+    (["export", "README.md"], ["README.md", "cannot be read safely"]),
+    (["--import", "/no/such/module.py", "list"], ["/no/such/module.py", "no such file"]),
+])
+def test_a_user_error_is_one_line_naming_the_problem(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jepakit: error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err
+
+
+def test_debug_shows_the_traceback():
+    from jepakit import UnknownChoiceError
+
+    with pytest.raises(UnknownChoiceError):
+        main(["--debug", "show", "ijepa-cpu", "predictor.dept=3"])
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch):
+    import jepakit.cli
+
+    def broken(args):
+        raise RuntimeError("a bug inside jepakit")
+
+    monkeypatch.setitem(jepakit.cli.COMMANDS, "list", broken)
+    with pytest.raises(RuntimeError, match="a bug inside jepakit"):
+        main(["list"])
+
+
+def test_the_installed_command_exits_2_with_one_line():
+    done = subprocess.run([sys.executable, "-m", "jepakit.cli", "train", "tc-jepa-cpu", "predictor.dept=3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Did you mean 'depth'" in done.stderr
