@@ -51,9 +51,15 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
     return times
 
 
-def train_step(model: torch.nn.Module, images: torch.Tensor, masks: object, text: object = None,
-               compile: bool = False, autocast: torch.dtype | None = None,
-               fused: bool | None = None) -> Callable[[], None]:
+def train_step(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    masks: object,
+    text: object = None,
+    compile: bool = False,
+    autocast: torch.dtype | None = None,
+    fused: bool | None = None,
+) -> Callable[[], None]:
     """A closure running one training step (forward, backward, the trainer's AdamW, target
     update) on fixed inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
     opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4, fused=fused)
@@ -79,8 +85,9 @@ def sync(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_flops_per_s(n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                       repeats: int = 10) -> float:
+def matmul_flops_per_s(
+    n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu", repeats: int = 10
+) -> float:
     """The best rate of ``repeats`` n^3 matmuls over 3 rounds: the roofline MFU is measured against."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -131,9 +138,21 @@ def _mallinfo2() -> Callable[[], Any]:
     import ctypes
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in
-                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                     "keepcost")]
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
 
     fn = ctypes.CDLL("libc.so.6").mallinfo2
     fn.restype = MallInfo2
@@ -181,19 +200,22 @@ def step_peak_mb(step: Callable[[], object]) -> dict[str, float]:
 def peak_memory_mb(module: str, args: list) -> dict[str, float]:
     """``step_peak_mb`` of ``module.make_step(*args)`` in a fresh child process (nothing else
     shares its heap)."""
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import importlib; from _common import step_peak_mb; "
-            "b = importlib.import_module(sys.argv[2]); "
-            "print(json.dumps(step_peak_mb(b.make_step(*json.loads(sys.argv[3])))))")
+    code = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]); import importlib; from _common import step_peak_mb; "
+        "b = importlib.import_module(sys.argv[2]); "
+        "print(json.dumps(step_peak_mb(b.make_step(*json.loads(sys.argv[3])))))"
+    )
     here = str(Path(__file__).resolve().parent)
-    out = subprocess.run([sys.executable, "-c", code, here, module, json.dumps(args)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, here, module, json.dumps(args)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def per_round_ratio(base: Sequence[float], other: Sequence[float]) -> float:
     """Median over rounds of base time / other time (a speed-up; steadier than a ratio of medians
     on a machine whose speed drifts, since both runs of a round see the same drift)."""
-    return statistics.median(b / o for b, o in zip(base, other))
+    return statistics.median(b / o for b, o in zip(base, other, strict=True))
 
 
 def median(xs: Sequence[float]) -> float:

@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from _common import record, table
 from jepakit import get_config
 from jepakit.train import adamw, torch_groups
+
+from _common import record, table
 
 
 def experiment(size: int, recipe: str):
@@ -33,8 +34,17 @@ def pipeline_rate(size: int, workers: int, batches: int, recipe: str) -> float:
     data = cfg.data.build()
     model.prepare(data)
     order = EpochOrder(len(data), cfg.train.batch_size, cfg.train.seed)
-    it = micro_batches(model.make_batch, data, order, seed=cfg.train.seed, accum_steps=1, start=0,
-                       stop=batches + 2, num_workers=workers, prefetch=workers)
+    it = micro_batches(
+        model.make_batch,
+        data,
+        order,
+        seed=cfg.train.seed,
+        accum_steps=1,
+        start=0,
+        stop=batches + 2,
+        num_workers=workers,
+        prefetch=workers,
+    )
     next(it)
     next(it)  # warm-up
     t0 = time.perf_counter()
@@ -75,7 +85,9 @@ def main() -> None:
         for recipe in ("ijepa-tiny", "tc-jepa-tiny"):
             for workers in (0, 1, 2):
                 rate = pipeline_rate(size, workers, args.batches, recipe)
-                rows.append((f"{size} px", recipe, workers, f"{rate:.0f}", f"{training:.0f}", f"{rate / training:.1f}x"))
+                rows.append(
+                    (f"{size} px", recipe, workers, f"{rate:.0f}", f"{training:.0f}", f"{rate / training:.1f}x")
+                )
     note = (
         f"Batch 32, embedded scenes; pipeline rate over {args.batches} batches after 2 warm-up; training rate: "
         f"I-JEPA ViT-Ti (patch 8 at 64 px, 16 at 224 px) full steps on random images, {args.train_steps} steps."

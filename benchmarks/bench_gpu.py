@@ -15,17 +15,22 @@ import time
 
 import torch
 
-from _common import matmul_flops_per_s, median, record, step_flops, sync, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures
+
+from _common import matmul_flops_per_s, median, record, step_flops, sync, table, train_step
 
 
 def make(recipe: str, batch: int, device: str, smoke: bool, compile: bool, dtype: torch.dtype):
     torch.manual_seed(0)
     over: dict = {}
     if smoke:
-        over = {"image_size": 32, "encoder": {"embed_dim": 64, "depth": 2, "num_heads": 2, "patch_size": 8},
-                "predictor": {"embed_dim": 32, "depth": 2, "num_heads": 2}, "masker": {"min_keep": 2}}
+        over = {
+            "image_size": 32,
+            "encoder": {"embed_dim": 64, "depth": 2, "num_heads": 2, "patch_size": 8},
+            "predictor": {"embed_dim": 32, "depth": 2, "num_heads": 2},
+            "masker": {"min_keep": 2},
+        }
     if recipe.startswith("tc-jepa"):
         over["text_encoder"] = {"trainable": False}
         over["tokenizer"] = {"max_length": 16, "max_captions": 8}
@@ -36,8 +41,9 @@ def make(recipe: str, batch: int, device: str, smoke: bool, compile: bool, dtype
     masks = model.masker(batch, g).to(device)
     text = None
     if recipe.startswith("tc-jepa"):
-        text = TextFeatures(torch.randn(batch, 8, 16, model.text_encoder.width, generator=g),
-                            torch.ones(batch, 8, 16, dtype=torch.bool)).to(device)
+        text = TextFeatures(
+            torch.randn(batch, 8, 16, model.text_encoder.width, generator=g), torch.ones(batch, 8, 16, dtype=torch.bool)
+        ).to(device)
     return train_step(model, images, masks, text, compile=compile, autocast=dtype)
 
 
@@ -70,18 +76,41 @@ def main() -> None:
             t = median(times)
             achieved = flops / t / 1e12
             mem = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else float("nan")
-            rows.append((recipe, "compiled" if compile else "eager", args.batch, f"{args.batch / t:.0f}",
-                         f"{t * 1000:.1f}", f"{flops / 1e12:.2f}", f"{achieved:.1f}", f"{achieved / peak:.0%}",
-                         f"{achieved / args.nominal_tflops:.0%}" if args.nominal_tflops else "-", f"{mem:.1f}"))
+            rows.append(
+                (
+                    recipe,
+                    "compiled" if compile else "eager",
+                    args.batch,
+                    f"{args.batch / t:.0f}",
+                    f"{t * 1000:.1f}",
+                    f"{flops / 1e12:.2f}",
+                    f"{achieved:.1f}",
+                    f"{achieved / peak:.0%}",
+                    f"{achieved / args.nominal_tflops:.0%}" if args.nominal_tflops else "-",
+                    f"{mem:.1f}",
+                )
+            )
             del step
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu (smoke)"
-    note = (f"{name}; ViT-B/16 at 224 px, predictor 6 x 384, TC-JEPA with N=8 S=16 cached text; bf16 autocast; "
-            f"median of {args.rounds} rounds of {args.steps} steps; measured bf16 matmul peak {peak:.0f} TFLOP/s.")
-    header = ("recipe", "mode", "batch", "images/s", "ms/step", "TFLOP/step", "TFLOP/s", "MFU vs measured peak",
-              "MFU vs nominal", "peak GiB")
+    note = (
+        f"{name}; ViT-B/16 at 224 px, predictor 6 x 384, TC-JEPA with N=8 S=16 cached text; bf16 autocast; "
+        f"median of {args.rounds} rounds of {args.steps} steps; measured bf16 matmul peak {peak:.0f} TFLOP/s."
+    )
+    header = (
+        "recipe",
+        "mode",
+        "batch",
+        "images/s",
+        "ms/step",
+        "TFLOP/step",
+        "TFLOP/s",
+        "MFU vs measured peak",
+        "MFU vs nominal",
+        "peak GiB",
+    )
     text = note + "\n\n" + table(header, rows)
     if args.smoke:
         print(text)

@@ -11,11 +11,13 @@ Run: ``python benchmarks/bench_masks.py [--rounds 5]``; appends to benchmarks/RE
 from __future__ import annotations
 
 import argparse
+from typing import ClassVar
 
 import torch
 
-from _common import alternate, median, record, table
 from jepakit import create
+
+from _common import alternate, median, record, table
 
 GRID = 14
 BATCH = 256
@@ -28,7 +30,7 @@ class RecordingCollator:
         from lightly.data.ijepa_collate import IJEPAMaskCollator
 
         class Recording(IJEPAMaskCollator):
-            sampled: list[torch.Tensor] = []
+            sampled: ClassVar[list[torch.Tensor]] = []
 
             def _sample_block_mask(self, b_size, acceptable_regions=None):
                 mask, complement = super()._sample_block_mask(b_size, acceptable_regions)

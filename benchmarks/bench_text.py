@@ -18,10 +18,11 @@ import argparse
 
 import torch
 
-from _common import alternate, median, peak_memory_mb, per_round_ratio, record, table, train_step
 from jepakit import build
 from jepakit.text import TextFeatures, TokenBatch
 from jepakit.train import adamw, torch_groups
+
+from _common import alternate, median, peak_memory_mb, per_round_ratio, record, table, train_step
 
 
 def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, seed: int = 0):
@@ -66,13 +67,27 @@ def cost_table(sizes: list[str], batch: int, rounds: int) -> str:
         mem = {name: peak_memory_mb("bench_text", spec) for name, spec in specs.items()}
         base = mem["I-JEPA"]
         for name in specs:
-            rows.append((f"ViT-{size}", name, f"{median(times[name]):.3f}",
-                         f"{1 / per_round_ratio(times['I-JEPA'], times[name]):.2f}x",
-                         f"{mem[name]['allocated']:.0f}", f"{mem[name]['allocated'] / base['allocated']:.2f}x",
-                         f"{mem[name]['rss']:.0f}"))
+            rows.append(
+                (
+                    f"ViT-{size}",
+                    name,
+                    f"{median(times[name]):.3f}",
+                    f"{1 / per_round_ratio(times['I-JEPA'], times[name]):.2f}x",
+                    f"{mem[name]['allocated']:.0f}",
+                    f"{mem[name]['allocated'] / base['allocated']:.2f}x",
+                    f"{mem[name]['rss']:.0f}",
+                )
+            )
         del steps
-    header = ("encoder", "variant", "s / step (median)", "vs I-JEPA (median per round)", "step peak allocated MB",
-              "memory vs I-JEPA", "step peak RSS MB")
+    header = (
+        "encoder",
+        "variant",
+        "s / step (median)",
+        "vs I-JEPA (median per round)",
+        "step peak allocated MB",
+        "memory vs I-JEPA",
+        "step peak RSS MB",
+    )
     return table(header, rows)
 
 
@@ -160,16 +175,31 @@ def text_use_table(steps: int) -> str:
 
 def paper_table(batch: int, rounds: int) -> str:
     """The target's configuration only (ViT-B/16, N = 8 and 1, S = 16, cached), with every round's ratio."""
-    specs = {name: spec for name, spec in variants(batch, "base").items()
-             if name in ("I-JEPA", "TC-JEPA N=8 S=16 cached", "TC-JEPA N=1 S=16 cached")}
+    specs = {
+        name: spec
+        for name, spec in variants(batch, "base").items()
+        if name in ("I-JEPA", "TC-JEPA N=8 S=16 cached", "TC-JEPA N=1 S=16 cached")
+    }
     times = alternate({name: make_step(*spec) for name, spec in specs.items()}, rounds=rounds, repeats=1)
     base = times["I-JEPA"]
-    rows = [(name, f"{median(t):.3f}", f"{1 / per_round_ratio(base, t):.3f}x",
-             " ".join(f"{a / b:.2f}" for a, b in zip(t, base))) for name, t in times.items()]
-    note = (f"ViT-B/16, 224 px, batch {batch}, fp32, predictor 6 x 384, sparse-xattn on all 6 layers, cached text; "
-            f"{rounds} alternating rounds; every round's ratio listed.")
-    return note + "\n\n" + table(("variant", "s / step (median)", "vs I-JEPA (median per round)",
-                                  "per-round ratios"), rows)
+    rows = [
+        (
+            name,
+            f"{median(t):.3f}",
+            f"{1 / per_round_ratio(base, t):.3f}x",
+            " ".join(f"{a / b:.2f}" for a, b in zip(t, base, strict=True)),
+        )
+        for name, t in times.items()
+    ]
+    note = (
+        f"ViT-B/16, 224 px, batch {batch}, fp32, predictor 6 x 384, sparse-xattn on all 6 layers, cached text; "
+        f"{rounds} alternating rounds; every round's ratio listed."
+    )
+    return (
+        note
+        + "\n\n"
+        + table(("variant", "s / step (median)", "vs I-JEPA (median per round)", "per-round ratios"), rows)
+    )
 
 
 def main() -> None:
@@ -178,18 +208,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--text-use-steps", type=int, default=300, help="0 skips the text-use check")
-    parser.add_argument("--paper-rounds", type=int, default=0,
-                        help="rounds of the ViT-B/16 target configuration alone (0: skip)")
+    parser.add_argument(
+        "--paper-rounds", type=int, default=0, help="rounds of the ViT-B/16 target configuration alone (0: skip)"
+    )
     args = parser.parse_args()
     if args.paper_rounds:
-        record(f"Text conditioning cost at the paper's configuration, ViT-B/16, {args.paper_rounds} rounds",
-               paper_table(args.batch, args.paper_rounds))
+        record(
+            f"Text conditioning cost at the paper's configuration, ViT-B/16, {args.paper_rounds} rounds",
+            paper_table(args.batch, args.paper_rounds),
+        )
     note = (
         f"224 px, batch {args.batch}, fp32, one step = forward + backward + AdamW + EMA; predictor as in the "
         f"recipes (6 x 384, Tiny 6 x 192), sparse-xattn on all 6 layers; median of {args.rounds} alternating rounds."
     )
     if args.sizes:
-        record("Text conditioning cost: TC-JEPA vs I-JEPA", note + "\n\n" + cost_table(args.sizes, args.batch, args.rounds))
+        record(
+            "Text conditioning cost: TC-JEPA vs I-JEPA", note + "\n\n" + cost_table(args.sizes, args.batch, args.rounds)
+        )
     if args.text_use_steps:
         note = (
             "Tiny TC-JEPA (ViT 64/2 on 32 px, patch 4, predictor 64/2, text transformer 32/1) trained on toy images "

@@ -31,6 +31,9 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from jepakit import build
+from jepakit.masks.base import Masks
+
 from _common import (
     alternate,
     closure_flops,
@@ -43,11 +46,10 @@ from _common import (
     table,
     train_step,
 )
-from jepakit import build
-from jepakit.masks.base import Masks
 
-TINY = dict(encoder={"embed_dim": 192, "depth": 12, "num_heads": 3},
-            predictor={"embed_dim": 192, "depth": 6, "num_heads": 3})
+TINY = dict(
+    encoder={"embed_dim": 192, "depth": 12, "num_heads": 3}, predictor={"embed_dim": 192, "depth": 6, "num_heads": 3}
+)
 
 
 def lightly_masks(batch: int, image: int, patch: int, seed: int) -> tuple[list, list]:
@@ -55,8 +57,16 @@ def lightly_masks(batch: int, image: int, patch: int, seed: int) -> tuple[list, 
     from lightly.data.ijepa_collate import IJEPAMaskCollator
 
     torch.manual_seed(seed)  # the collator draws positions from the global generator
-    collator = IJEPAMaskCollator(input_size=image, patch_size=patch, enc_mask_scale=(0.85, 1.0),
-                                 pred_mask_scale=(0.15, 0.2), aspect_ratio=(0.75, 1.5), nenc=1, npred=4, min_keep=10)
+    collator = IJEPAMaskCollator(
+        input_size=image,
+        patch_size=patch,
+        enc_mask_scale=(0.85, 1.0),
+        pred_mask_scale=(0.15, 0.2),
+        aspect_ratio=(0.75, 1.5),
+        nenc=1,
+        npred=4,
+        min_keep=10,
+    )
     _, enc, pred = collator([torch.zeros(1)] * batch)
     return enc, pred
 
@@ -66,16 +76,29 @@ def as_masks(enc: list, pred: list, grid: tuple[int, int]) -> Masks:
     return Masks(context=enc[0], targets=torch.stack(pred, dim=1), grid=grid)
 
 
-def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: Masks | None = None,
-                 recipe: str = "ijepa-tiny", n: int = 0, s: int = 0, compile: bool = False, without: str = "",
-                 pack: bool = True):
+def jepakit_step(
+    batch: int,
+    image: int,
+    pred_depth: int,
+    seed: int = 0,
+    masks: Masks | None = None,
+    recipe: str = "ijepa-tiny",
+    n: int = 0,
+    s: int = 0,
+    compile: bool = False,
+    without: str = "",
+    pack: bool = True,
+):
     """One training step of jepakit's model on fixed inputs (a closure); ``without`` names an
     optimisation (a key of ``PLAIN``) to switch off; ``pack=False`` runs the blocks on the padding too."""
     from jepakit.text import TextFeatures
 
     torch.manual_seed(seed)
-    over = {"image_size": image, "encoder": dict(TINY["encoder"]),
-            "predictor": {**TINY["predictor"], "depth": pred_depth}}
+    over = {
+        "image_size": image,
+        "encoder": dict(TINY["encoder"]),
+        "predictor": {**TINY["predictor"], "depth": pred_depth},
+    }
     if recipe.startswith("tc-jepa"):
         over["tokenizer"] = {"max_length": max(s, 1), "max_captions": max(n, 1)}
         over["text_encoder"] = {"trainable": False}
@@ -87,8 +110,9 @@ def jepakit_step(batch: int, image: int, pred_depth: int, seed: int = 0, masks: 
         masks = model.masker(batch, g)
     text = None
     if recipe.startswith("tc-jepa"):
-        text = TextFeatures(torch.randn(batch, n, s, model.text_encoder.width, generator=g),
-                            torch.ones(batch, n, s, dtype=torch.bool))
+        text = TextFeatures(
+            torch.randn(batch, n, s, model.text_encoder.width, generator=g), torch.ones(batch, n, s, dtype=torch.bool)
+        )
     options = PLAIN[without](model) if without else {}
     return train_step(model, images, masks, text, compile=compile, **options)
 
@@ -101,7 +125,7 @@ def _whole_last_block(model) -> dict:
         out = whole(x, attn_mask, packing=packing)
         if not rows_from:
             return out
-        return out[packing.split:] if packing is not None else out[:, rows_from:]
+        return out[packing.split :] if packing is not None else out[:, rows_from:]
 
     blk.forward = forward
     return {}
@@ -163,12 +187,14 @@ def lightly_step(batch: int, image: int, pred_depth: int, seed: int = 0):
     from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
 
     torch.manual_seed(seed)
-    vit = timm.create_model("vit_tiny_patch16_224", img_size=image, class_token=False, global_pool="avg",
-                            num_classes=0, pretrained=False)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", img_size=image, class_token=False, global_pool="avg", num_classes=0, pretrained=False
+    )
     encoder = MaskedVisionTransformerTIMM(vit=vit)
     target = copy.deepcopy(encoder).requires_grad_(False)
-    predictor = IJEPAPredictorTIMM(num_patches=(image // 16) ** 2, depth=pred_depth, mlp_dim=192,
-                                   predictor_embed_dim=192, num_heads=3)
+    predictor = IJEPAPredictorTIMM(
+        num_patches=(image // 16) ** 2, depth=pred_depth, mlp_dim=192, predictor_embed_dim=192, num_heads=3
+    )
     params = list(encoder.parameters()) + list(predictor.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.04)
     g = torch.Generator().manual_seed(seed)
@@ -200,31 +226,68 @@ def make_step(kind: str, *args):
     if kind in ("jepakit-same-masks", "jepakit-compiled") or kind.startswith("jepakit-without:"):
         batch, image, depth, seed = args
         enc, pred = lightly_masks(batch, image, 16, seed)
-        return jepakit_step(batch, image, depth, seed, masks=as_masks(enc, pred, (image // 16,) * 2),
-                            compile=kind == "jepakit-compiled", without=kind.partition(":")[2])
+        return jepakit_step(
+            batch,
+            image,
+            depth,
+            seed,
+            masks=as_masks(enc, pred, (image // 16,) * 2),
+            compile=kind == "jepakit-compiled",
+            without=kind.partition(":")[2],
+        )
     return jepakit_step(*args, pack=kind != "jepakit-padded")
 
 
 def compare(rounds: int, batch: int = 16, image: int = 224, depth: int = 6) -> str:
     args = (batch, image, depth, 0)
     base = "lightly (timm ViT + IJEPAPredictorTIMM)"
-    kinds = {base: "lightly", "jepakit, lightly's masks": "jepakit-same-masks",
-             "jepakit, lightly's masks, torch.compile": "jepakit-compiled"}
+    kinds = {
+        base: "lightly",
+        "jepakit, lightly's masks": "jepakit-same-masks",
+        "jepakit, lightly's masks, torch.compile": "jepakit-compiled",
+    }
     steps = {name: make_step(kind, *args) for name, kind in kinds.items()}
     flops = {name: closure_flops(step) for name, step in steps.items()}
     times = alternate(steps, rounds=rounds, repeats=1)
     mem = {name: peak_memory_mb("bench_train", [kind, *args]) for name, kind in kinds.items()}
-    rows = [(name, f"{flops[name] / 1e9:.1f}", f"{median(t):.3f}", f"{per_round_ratio(times[base], t):.2f}x",
-             f"{mem[name]['allocated']:.0f}", f"{mem[name]['allocated'] / mem[base]['allocated']:.2f}x",
-             f"{mem[name]['rss']:.0f}", f"{mem[name]['rss'] / mem[base]['rss']:.2f}x") for name, t in times.items()]
+    rows = [
+        (
+            name,
+            f"{flops[name] / 1e9:.1f}",
+            f"{median(t):.3f}",
+            f"{per_round_ratio(times[base], t):.2f}x",
+            f"{mem[name]['allocated']:.0f}",
+            f"{mem[name]['allocated'] / mem[base]['allocated']:.2f}x",
+            f"{mem[name]['rss']:.0f}",
+            f"{mem[name]['rss'] / mem[base]['rss']:.2f}x",
+        )
+        for name, t in times.items()
+    ]
     enc, pred = next(iter(steps.values())).masks
-    note = (f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, one step = forward + backward "
-            f"+ AdamW + EMA; both fed the same masks ({enc[0].shape[1]} context and 4 x {pred[0].shape[1]} target "
-            f"patches per image); {rounds} alternating rounds. GFLOP: the whole step by torch.utils.flop_counter "
-            "(the same loss and gradients; jepakit skips work whose result nobody reads). Speed: median per-round "
-            "ratio. Allocated: peak live heap during a warm step; RSS: peak resident set above rest.")
-    return note + "\n\n" + table(("implementation", "GFLOP / step", "s / step (median)", "speed vs lightly",
-                                  "peak allocated MB", "vs lightly", "peak RSS MB", "vs lightly"), rows)
+    note = (
+        f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, one step = forward + backward "
+        f"+ AdamW + EMA; both fed the same masks ({enc[0].shape[1]} context and 4 x {pred[0].shape[1]} target "
+        f"patches per image); {rounds} alternating rounds. GFLOP: the whole step by torch.utils.flop_counter "
+        "(the same loss and gradients; jepakit skips work whose result nobody reads). Speed: median per-round "
+        "ratio. Allocated: peak live heap during a warm step; RSS: peak resident set above rest."
+    )
+    return (
+        note
+        + "\n\n"
+        + table(
+            (
+                "implementation",
+                "GFLOP / step",
+                "s / step (median)",
+                "speed vs lightly",
+                "peak allocated MB",
+                "vs lightly",
+                "peak RSS MB",
+                "vs lightly",
+            ),
+            rows,
+        )
+    )
 
 
 def _component(name: str, step) -> tuple[str, object]:
@@ -249,41 +312,81 @@ def optimisations(rounds: int, batch: int = 16, image: int = 224, depth: int = 6
     step's FLOPs and peak allocated memory."""
     args = (batch, image, depth, 0)
     on = make_step("jepakit-same-masks", *args)
-    rows = [("all on", "", "", "", f"{closure_flops(on) / 1e9:.1f}",
-             f"{(mem_on := peak_memory_mb('bench_train', ['jepakit-same-masks', *args]))['allocated']:.0f}", "")]
+    rows = [
+        (
+            "all on",
+            "",
+            "",
+            "",
+            f"{closure_flops(on) / 1e9:.1f}",
+            f"{(mem_on := peak_memory_mb('bench_train', ['jepakit-same-masks', *args]))['allocated']:.0f}",
+            "",
+        )
+    ]
     for name in PLAIN:
         off = make_step(f"jepakit-without:{name}", *args)
         where, with_it = _component(name, on)
         part = {"with": with_it, "without": _component(name, off)[1]}
         times = alternate(part, rounds=3 * rounds, repeats=3)
         mem = peak_memory_mb("bench_train", [f"jepakit-without:{name}", *args])
-        rows.append((f"without: {name}", where, f"{1e3 * median(times['with']):.1f} / {1e3 * median(times['without']):.1f}",
-                     f"{per_round_ratio(times['without'], times['with']):.2f}x", f"{closure_flops(off) / 1e9:.1f}",
-                     f"{mem['allocated']:.0f}", f"{mem_on['allocated'] / mem['allocated']:.2f}x"))
+        rows.append(
+            (
+                f"without: {name}",
+                where,
+                f"{1e3 * median(times['with']):.1f} / {1e3 * median(times['without']):.1f}",
+                f"{per_round_ratio(times['without'], times['with']):.2f}x",
+                f"{closure_flops(off) / 1e9:.1f}",
+                f"{mem['allocated']:.0f}",
+                f"{mem_on['allocated'] / mem['allocated']:.2f}x",
+            )
+        )
         del off, part, with_it
-    note = (f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, lightly's masks. Each row puts "
-            "one optimisation's plain path back into one model (same loss and gradients to 1e-11). 'Part' is the "
-            f"piece of the step it changes, timed with / without it over {3 * rounds} alternating rounds of 3 calls "
-            "(speed-up: median per-round ratio); GFLOP and peak allocated memory are of the whole step; 'memory it "
-            "saves' = peak with all on / peak without it.")
-    return note + "\n\n" + table(("variant", "part", "part ms with / without", "speed-up of the part",
-                                  "step GFLOP", "step peak allocated MB", "memory it saves"), rows)
+    note = (
+        f"ViT-Ti/16 at {image} px, batch {batch}, predictor {depth} x 192, fp32, lightly's masks. Each row puts "
+        "one optimisation's plain path back into one model (same loss and gradients to 1e-11). 'Part' is the "
+        f"piece of the step it changes, timed with / without it over {3 * rounds} alternating rounds of 3 calls "
+        "(speed-up: median per-round ratio); GFLOP and peak allocated memory are of the whole step; 'memory it "
+        "saves' = peak with all on / peak without it."
+    )
+    return (
+        note
+        + "\n\n"
+        + table(
+            (
+                "variant",
+                "part",
+                "part ms with / without",
+                "speed-up of the part",
+                "step GFLOP",
+                "step peak allocated MB",
+                "memory it saves",
+            ),
+            rows,
+        )
+    )
 
 
 def mfu(rounds: int) -> str:
     peak = matmul_flops_per_s() / 1e9
     rows = []
-    for name, batch, image, recipe in (("ViT-Ti/16 I-JEPA", 16, 224, "ijepa-tiny"),
-                                       ("ViT-S/16 I-JEPA", 16, 224, "ijepa-small")):
+    for name, batch, image, recipe in (
+        ("ViT-Ti/16 I-JEPA", 16, 224, "ijepa-tiny"),
+        ("ViT-S/16 I-JEPA", 16, 224, "ijepa-small"),
+    ):
         step = jepakit_step(batch, image, 6, recipe=recipe) if recipe == "ijepa-tiny" else _small_step(batch, image)
         flops = step_flops(step)
         t = median(alternate({"s": step}, rounds=rounds, repeats=1)["s"])
         rate = flops / t / 1e9
         rows.append((name, batch, f"{flops / 1e9:.1f}", f"{t:.3f}", f"{rate:.1f}", f"{peak:.1f}", f"{rate / peak:.0%}"))
-    note = ("FLOPs of forward + backward from torch.utils.flop_counter (matmuls and attention); the peak is the best "
-            "fp32 rate of a 1024^3 matmul measured in the same process; MFU = achieved / peak.")
-    return note + "\n\n" + table(("model", "batch", "GFLOP / step", "s / step", "GFLOP/s", "matmul peak GFLOP/s",
-                                  "MFU"), rows)
+    note = (
+        "FLOPs of forward + backward from torch.utils.flop_counter (matmuls and attention); the peak is the best "
+        "fp32 rate of a 1024^3 matmul measured in the same process; MFU = achieved / peak."
+    )
+    return (
+        note
+        + "\n\n"
+        + table(("model", "batch", "GFLOP / step", "s / step", "GFLOP/s", "matmul peak GFLOP/s", "MFU"), rows)
+    )
 
 
 def _small_step(batch: int, image: int):
@@ -296,24 +399,48 @@ def _small_step(batch: int, image: int):
 def scaling(rounds: int) -> str:
     """One knob at a time around ViT-Ti/16, 224 px, batch 16, predictor depth 6."""
     base = dict(batch=16, image=224, depth=6)
-    grid = [("batch", v) for v in (8, 16, 32)] + [("image", v) for v in (128, 224, 320)] + \
-        [("depth", v) for v in (3, 6, 12)]
+    grid = (
+        [("batch", v) for v in (8, 16, 32)]
+        + [("image", v) for v in (128, 224, 320)]
+        + [("depth", v) for v in (3, 6, 12)]
+    )
     rows = []
     for knob, value in grid:
         spec = {**base, knob: value}
         args = [spec["batch"], spec["image"], spec["depth"], 0]
         t = median(alternate({"s": jepakit_step(*args)}, rounds=rounds, repeats=1)["s"])
         tokens = (spec["image"] // 16) ** 2
-        rows.append(("I-JEPA", f"{knob}={value}", spec["batch"], tokens, f"{t:.3f}",
-                     f"{spec['batch'] / t:.1f}", f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}"))
+        rows.append(
+            (
+                "I-JEPA",
+                f"{knob}={value}",
+                spec["batch"],
+                tokens,
+                f"{t:.3f}",
+                f"{spec['batch'] / t:.1f}",
+                f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}",
+            )
+        )
     for n, s in ((1, 16), (8, 16), (8, 64), (16, 16)):
         args = [16, 224, 6, 0, None, "tc-jepa-tiny", n, s]
         t = median(alternate({"s": jepakit_step(*args)}, rounds=rounds, repeats=1)["s"])
-        rows.append(("TC-JEPA cached", f"N={n} S={s}", 16, 196, f"{t:.3f}", f"{16 / t:.1f}",
-                     f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}"))
+        rows.append(
+            (
+                "TC-JEPA cached",
+                f"N={n} S={s}",
+                16,
+                196,
+                f"{t:.3f}",
+                f"{16 / t:.1f}",
+                f"{peak_memory_mb('bench_train', ['jepakit', *args])['allocated']:.0f}",
+            )
+        )
     note = "ViT-Ti/16, fp32; one knob changed at a time from batch 16, 224 px, predictor depth 6."
-    return note + "\n\n" + table(("method", "changed", "batch", "tokens / image", "s / step", "images / s",
-                                  "peak allocated MB"), rows)
+    return (
+        note
+        + "\n\n"
+        + table(("method", "changed", "batch", "tokens / image", "s / step", "images / s", "peak allocated MB"), rows)
+    )
 
 
 def packing(rounds: int, image: int = 224, depth: int = 6) -> str:
@@ -328,16 +455,41 @@ def packing(rounds: int, image: int = 224, depth: int = 6) -> str:
         times = alternate(steps, rounds=rounds, repeats=1)
         mem = {name: peak_memory_mb("bench_train", [kind, *args])["allocated"] for name, kind in kinds.items()}
         for name, step in steps.items():
-            rows.append((batch, f"{valid.shape[1]} / {valid.float().sum(1).mean():.1f}", name,
-                         f"{closure_flops(step) / 1e9:.1f}", f"{median(times[name]):.3f}",
-                         f"{per_round_ratio(times['padded'], times[name]):.2f}x", f"{mem[name]:.0f}",
-                         f"{mem[name] / mem['padded']:.2f}x"))
+            rows.append(
+                (
+                    batch,
+                    f"{valid.shape[1]} / {valid.float().sum(1).mean():.1f}",
+                    name,
+                    f"{closure_flops(step) / 1e9:.1f}",
+                    f"{median(times[name]):.3f}",
+                    f"{per_round_ratio(times['padded'], times[name]):.2f}x",
+                    f"{mem[name]:.0f}",
+                    f"{mem[name] / mem['padded']:.2f}x",
+                )
+            )
         del steps
-    note = (f"ViT-Ti/16 at {image} px, predictor {depth} x 192, fp32, jepakit's multi-block masks (context=pad: each "
-            "context padded to the batch's longest), one step = forward + backward + AdamW + EMA; the same loss "
-            f"and gradients (tested). {rounds} alternating rounds; speed-up: median per-round ratio.")
-    return note + "\n\n" + table(("batch", "context length padded / mean valid", "blocks run on", "GFLOP / step",
-                                  "s / step", "speed-up", "peak allocated MB", "memory vs padded"), rows)
+    note = (
+        f"ViT-Ti/16 at {image} px, predictor {depth} x 192, fp32, jepakit's multi-block masks (context=pad: each "
+        "context padded to the batch's longest), one step = forward + backward + AdamW + EMA; the same loss "
+        f"and gradients (tested). {rounds} alternating rounds; speed-up: median per-round ratio."
+    )
+    return (
+        note
+        + "\n\n"
+        + table(
+            (
+                "batch",
+                "context length padded / mean valid",
+                "blocks run on",
+                "GFLOP / step",
+                "s / step",
+                "speed-up",
+                "peak allocated MB",
+                "memory vs padded",
+            ),
+            rows,
+        )
+    )
 
 
 def main() -> None:

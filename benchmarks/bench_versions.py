@@ -35,8 +35,18 @@ main(sys.argv[2:])
 
 def speed(tree: Path, recipe: str, steps: int, every: int, out: Path) -> float:
     """Images/s of ``recipe`` trained for ``steps`` by the jepakit in ``tree`` (median after the first log)."""
-    args = ["train", recipe, f"train.steps={steps}", f"train.warmup_steps={min(30, steps)}", f"train.log_every={every}",
-            f"train.checkpoint_every={steps}", f"train.monitor_every={steps}", "--out", str(out), "--quiet"]
+    args = [
+        "train",
+        recipe,
+        f"train.steps={steps}",
+        f"train.warmup_steps={min(30, steps)}",
+        f"train.log_every={every}",
+        f"train.checkpoint_every={steps}",
+        f"train.monitor_every={steps}",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = subprocess.run([sys.executable, "-c", RUN, str(tree), *args], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(args)} at {tree} failed:\n{done.stderr[-3000:]}")
@@ -56,10 +66,14 @@ def main() -> None:
     recipes = args.recipes.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before], check=True,
-                       capture_output=True)
-        rev = subprocess.run(["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(before), args.before],
+            check=True,
+            capture_output=True,
+        )
+        rev = subprocess.run(
+            ["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         try:
             speeds: dict[tuple[str, str], list[float]] = {}
             for r in range(args.rounds):
@@ -75,13 +89,23 @@ def main() -> None:
     for recipe in recipes:
         b, n = speeds[recipe, "before"], speeds[recipe, "now"]
         ratios = [x / y for x, y in zip(n, b, strict=True)]
-        rows.append((recipe, f"{median(b):.2f}", f"{median(n):.2f}", f"{statistics.median(ratios):.3f}x",
-                     f"{min(ratios):.3f}-{max(ratios):.3f}"))
-    body = table(("recipe", f"images/s at {rev}", "images/s now", "now / before (median of rounds)",
-                  "range over rounds"), rows)
-    note = (f"`python benchmarks/bench_versions.py --before {args.before} --rounds {args.rounds} --steps {args.steps}`: "
-            f"`jepakit train RECIPE` for {args.steps} steps in fresh processes, alternating versions each round; "
-            f"speed = median logged images/s after the first {args.every} steps.")
+        rows.append(
+            (
+                recipe,
+                f"{median(b):.2f}",
+                f"{median(n):.2f}",
+                f"{statistics.median(ratios):.3f}x",
+                f"{min(ratios):.3f}-{max(ratios):.3f}",
+            )
+        )
+    body = table(
+        ("recipe", f"images/s at {rev}", "images/s now", "now / before (median of rounds)", "range over rounds"), rows
+    )
+    note = (
+        f"`python benchmarks/bench_versions.py --before {args.before} --rounds {args.rounds} --steps {args.steps}`: "
+        f"`jepakit train RECIPE` for {args.steps} steps in fresh processes, alternating versions each round; "
+        f"speed = median logged images/s after the first {args.every} steps."
+    )
     publish("Train speed against an earlier commit", note + "\n\n" + body, args.record)
 
 

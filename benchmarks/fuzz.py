@@ -20,11 +20,12 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import fuzz  # noqa: E402
-from _common import publish, table  # noqa: E402
-from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings
 
-from jepakit import sizing  # noqa: E402
+from jepakit import sizing
+
+import fuzz
+from _common import publish, table
 
 
 def main() -> None:
@@ -39,8 +40,13 @@ def main() -> None:
     t0 = time.perf_counter()
 
     @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzz.examples())
     def explore(example):
         outcome, detail = fuzz.run(*example)
@@ -55,11 +61,13 @@ def main() -> None:
     total = sum(counts.values())
     rows = [(k, counts[k], f"{counts[k] / total:.0%}") for k in ("refused", "too large", "ran", "DEFECT")]
     body = table(("outcome", "examples", "share"), rows)
-    note = (f"`python benchmarks/fuzz.py --examples {args.examples} --seed {args.seed}`: {total} examples over "
-            f"{len(fields)} distinct fields and slots of `ijepa-cpu` and `tc-jepa-cpu` (tiny sizes), {minutes:.1f} "
-            f"min; memory budget {fuzz.MEMORY // 2**20} MB. 'refused': a ValueError/KeyError/TypeError naming the "
-            "field when the config is made; 'too large': the memory estimate refuses before anything is built; "
-            "'ran': a forward on two samples gave a finite loss.")
+    note = (
+        f"`python benchmarks/fuzz.py --examples {args.examples} --seed {args.seed}`: {total} examples over "
+        f"{len(fields)} distinct fields and slots of `ijepa-cpu` and `tc-jepa-cpu` (tiny sizes), {minutes:.1f} "
+        f"min; memory budget {fuzz.MEMORY // 2**20} MB. 'refused': a ValueError/KeyError/TypeError naming the "
+        "field when the config is made; 'too large': the memory estimate refuses before anything is built; "
+        "'ran': a forward on two samples gave a finite loss."
+    )
     for d in defects:
         print("DEFECT", d)
     publish("Override fuzz", note + "\n\n" + body, args.record)

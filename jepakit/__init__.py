@@ -7,8 +7,19 @@ Heavy libraries (timm, lightly, sentencepiece) are imported only when a componen
 needs them is built.
 """
 
-from . import conditioners, data, encoders, losses, masks, methods, predictors, targets, text, train  # noqa: F401
-from . import recipes  # noqa: F401  (after the components: recipes name them)
+from . import (  # noqa: F401
+    conditioners,
+    data,
+    encoders,
+    losses,
+    masks,
+    methods,
+    predictors,
+    recipes,
+    targets,
+    text,
+    train,
+)
 from .api import build, create, describe, get_config, list_components, list_recipes
 from .config import Config, ConfigError, UnknownChoiceError, from_dict, parse_cli_overrides, to_dict
 from .experiment import Experiment

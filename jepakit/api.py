@@ -9,7 +9,7 @@ from typing import Any
 from .config import Config, apply_overrides, field_docs, parse_cli_overrides
 from .registry import config_class, list_components, list_recipes, recipe_entry
 
-__all__ = ["build", "get_config", "create", "describe", "list_components", "list_recipes"]
+__all__ = ["build", "create", "describe", "get_config", "list_components", "list_recipes"]
 
 
 def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
@@ -79,8 +79,9 @@ def _add_fields(tree: Any, cfg: Config, followed: frozenset[str] = frozenset()) 
         doc = f"  [dim]# {escape(docs[f.name])}[/dim]" if docs[f.name] else ""
         if isinstance(value, Config):
             inner = frozenset(p.partition(".")[2] for p in getattr(cfg, "followed", ()) if p.startswith(f.name + "."))
-            _add_fields(tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name or value.type_id()}[/bold]{doc}"), value,
-                        inner)
+            _add_fields(
+                tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name or value.type_id()}[/bold]{doc}"), value, inner
+            )
         else:
             mark = " [green](followed)[/green]" if f.name in followed else ""
             tree.add(f"{f.name} = {escape(repr(value))}{mark}{doc}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import field_docs
 from .registry import KINDS, _all_configs, component_class, list_recipes, recipe_entry
 
-__all__ = ["render", "CATALOGUE"]
+__all__ = ["CATALOGUE", "render"]
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "docs" / "components.md"
 

@@ -30,14 +30,14 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "BadCheckpointError",
     "CheckpointError",
+    "CheckpointManager",
     "RunFolderError",
-    "check_run_folder",
     "atomic_path",
+    "check_run_folder",
+    "load_checkpoint",
     "resolve_checkpoint",
     "save_checkpoint",
-    "load_checkpoint",
     "upgrade_checkpoint",
-    "CheckpointManager",
 ]
 
 #: The layout of checkpoint dicts written now.
@@ -70,8 +70,10 @@ def check_run_folder(folder: str | os.PathLike, need: int) -> None:
         raise RunFolderError(f"the run folder {str(folder)!r} cannot be written: {e.strerror or e}") from None
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise RunFolderError(f"the run folder {str(folder)!r} has {free / 2**20:.0f} MB free; a checkpoint of this "
-                             f"run needs about {need / 2**20:.0f} MB")
+        raise RunFolderError(
+            f"the run folder {str(folder)!r} has {free / 2**20:.0f} MB free; a checkpoint of this "
+            f"run needs about {need / 2**20:.0f} MB"
+        )
 
 
 @contextlib.contextmanager
@@ -124,8 +126,10 @@ def upgrade_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state)
     version = state.pop("version", 1)
     if version > CHECKPOINT_VERSION:
-        raise BadCheckpointError(f"this checkpoint was written by a newer jepakit (version {version}); "
-                                 f"this one reads version {CHECKPOINT_VERSION} and older")
+        raise BadCheckpointError(
+            f"this checkpoint was written by a newer jepakit (version {version}); "
+            f"this one reads version {CHECKPOINT_VERSION} and older"
+        )
     missing = [k for k in ("model", "config", "step") if k not in state]
     if missing:
         raise BadCheckpointError(f"not a jepakit training checkpoint: it has no {', '.join(missing)}")
@@ -186,8 +190,10 @@ class CheckpointManager:
         try:
             save_checkpoint(state, path)
         except OSError as e:
-            raise CheckpointError(f"could not write the checkpoint {str(path)!r} ({e.strerror or e}); the last "
-                                  f"complete checkpoint is {str(self.latest() or 'none')!r}") from e
+            raise CheckpointError(
+                f"could not write the checkpoint {str(path)!r} ({e.strerror or e}); the last "
+                f"complete checkpoint is {str(self.latest() or 'none')!r}"
+            ) from e
         for _, old in self.checkpoints()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path

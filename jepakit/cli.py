@@ -25,8 +25,14 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jepakit", description="Joint-embedding predictive architectures.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error in your input too")
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="import a module or .py file first (your own methods, components, recipes)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file first (your own methods, components, recipes)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="registered recipes and components")
     p_list.add_argument("kind", nargs="?", help="only this component kind")
@@ -38,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p_train.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=100 encoder.depth=6")
     p_train.add_argument("--out", help="run folder (default: runs/RECIPE)")
     p_train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
-    p_train.add_argument("--until", type=int, metavar="STEP",
-                         help="stop after this step, with a checkpoint; --resume continues exactly")
+    p_train.add_argument(
+        "--until", type=int, metavar="STEP", help="stop after this step, with a checkpoint; --resume continues exactly"
+    )
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     p_export = sub.add_parser("export", help="write a checkpoint's target encoder for timm")
     p_export.add_argument("checkpoint")
@@ -54,8 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     p_viz.add_argument("--seed", type=int, default=0)
     p_probe = sub.add_parser("probe", help="probe a checkpoint's target encoder: linear, kNN, attentive, dense")
     p_probe.add_argument("source", help="checkpoint file, run folder, export folder, or random:RECIPE (the floor)")
-    p_probe.add_argument("overrides", nargs="*",
-                         help="data edits, e.g. data.seed=7, or data=imagefolder data.root=DIR data.image_size=64")
+    p_probe.add_argument(
+        "overrides",
+        nargs="*",
+        help="data edits, e.g. data.seed=7, or data=imagefolder data.root=DIR data.image_size=64",
+    )
     p_probe.add_argument("--train", type=int, default=3000)
     p_probe.add_argument("--val", type=int, default=500)
     p_probe.add_argument("--test", type=int, default=3000)
@@ -84,8 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.imports:
             _import(name)
         return COMMANDS[args.command](args)
-    except (ConfigError, UnknownChoiceError, FileNotFoundError, RunFolderError, CheckpointError,
-            NonFiniteLossError) as e:
+    except (
+        ConfigError,
+        UnknownChoiceError,
+        FileNotFoundError,
+        RunFolderError,
+        CheckpointError,
+        NonFiniteLossError,
+    ) as e:
         if args.debug:
             raise
         message = " ".join(str(e).split())  # one line
@@ -146,8 +162,10 @@ def _export(args: argparse.Namespace) -> int:
 
     out = export_timm(args.checkpoint, args.out or f"{args.checkpoint}-timm")
     meta = json.loads((out / "config.json").read_text())
-    print(f"wrote {out / 'model.safetensors'}; load with timm.create_model({meta['timm_model']!r}, "
-          f"pretrained=False, checkpoint_path=..., **config.json['timm_kwargs'])")
+    print(
+        f"wrote {out / 'model.safetensors'}; load with timm.create_model({meta['timm_model']!r}, "
+        f"pretrained=False, checkpoint_path=..., **config.json['timm_kwargs'])"
+    )
     return 0
 
 
@@ -199,8 +217,17 @@ def _probe(args: argparse.Namespace) -> int:
         src = Path(args.source)
         out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     data = probe_data(cfg, encoder, args.overrides).build()
-    results = evaluate(encoder, data, train=args.train, val=args.val, test=args.test, layers=args.layers,
-                       probes=[p for p in args.probes.split(",") if p], seed=args.seed, log=print)
+    results = evaluate(
+        encoder,
+        data,
+        train=args.train,
+        val=args.val,
+        test=args.test,
+        layers=args.layers,
+        probes=[p for p in args.probes.split(",") if p],
+        seed=args.seed,
+        log=print,
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps(summary(results), indent=2))
     print(f"wrote {out / 'probe.json'}")

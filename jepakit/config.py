@@ -35,25 +35,25 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 __all__ = [
     "Assembly",
     "Config",
-    "Valid",
-    "at_least",
-    "each",
-    "in_range",
-    "ordered_pair",
-    "positive",
-    "positive_pair",
-    "slot",
     "ConfigError",
     "MissingFileError",
     "UnknownChoiceError",
-    "knob",
-    "to_dict",
-    "from_dict",
+    "Valid",
     "apply_overrides",
-    "parse_cli_overrides",
-    "field_docs",
+    "at_least",
     "config_diff",
     "did_you_mean",
+    "each",
+    "field_docs",
+    "from_dict",
+    "in_range",
+    "knob",
+    "ordered_pair",
+    "parse_cli_overrides",
+    "positive",
+    "positive_pair",
+    "slot",
+    "to_dict",
 ]
 
 C = TypeVar("C", bound="Config")
@@ -149,8 +149,10 @@ def ordered_pair(low: float, high: float, *, low_open: bool = True) -> Valid:
 
 def positive_pair() -> Valid:
     """A (min, max) pair with ``0 < min <= max``."""
-    return Valid(lambda x: isinstance(x, tuple) and len(x) == 2 and all(_number(v) and v > 0 for v in x)
-                 and x[0] <= x[1], "(min, max) with 0 < min <= max")
+    return Valid(
+        lambda x: isinstance(x, tuple) and len(x) == 2 and all(_number(v) and v > 0 for v in x) and x[0] <= x[1],
+        "(min, max) with 0 < min <= max",
+    )
 
 
 def each(valid: Valid) -> Valid:
@@ -372,7 +374,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return tuple(coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{where}={value!r} needs {len(args)} values ({_type_name(tp)})")
-        return tuple(coerce(v, a, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(coerce(v, a, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if _is_config_type(tp):
         if isinstance(value, tp):
             return value
@@ -552,9 +554,10 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = No
     if isinstance(cfg, Assembly):
         where, overrides, base = "", cfg.route(overrides), cfg.unwired()
     else:
-        where, base = (cfg.type_id() if where is None else where), {
-            f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init
-        }
+        where, base = (
+            (cfg.type_id() if where is None else where),
+            {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init},
+        )
     if not overrides:
         return cfg
     types_ = _field_types(type(cfg))
@@ -592,9 +595,11 @@ def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where
             current = new_cls()
         elif type(current) is not new_cls:  # a swap keeps the values of the fields both configs have
             names = {f.name for f in dataclasses.fields(new_cls)}
-            values = current.unwired() if isinstance(current, Assembly) else {
-                f.name: getattr(current, f.name) for f in dataclasses.fields(current)
-            }
+            values = (
+                current.unwired()
+                if isinstance(current, Assembly)
+                else {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+            )
             current = _construct(new_cls, {k: v for k, v in values.items() if k in names}, where)
     if current is None:
         raise ConfigError(f"{where} is empty; name a component first ({where}=NAME)")

@@ -27,7 +27,7 @@ from .registry import register_legacy, register_root
 from .sizing import check_fits
 from .train.trainer import TrainConfig
 
-__all__ = ["Experiment", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "Experiment"]
 
 #: The layout of stored experiment dicts (``config.json``, checkpoints).
 SCHEMA_VERSION = 2
@@ -92,8 +92,10 @@ class Experiment(Assembly):
         data = dict(data)
         version = data.pop("version", SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
-            raise ConfigError(f"this experiment was written by a newer jepakit (schema {version}); "
-                              f"this one reads schema {SCHEMA_VERSION} and older")
+            raise ConfigError(
+                f"this experiment was written by a newer jepakit (schema {version}); "
+                f"this one reads schema {SCHEMA_VERSION} and older"
+            )
         return data
 
 
@@ -111,7 +113,11 @@ def _upgrade_v1(old: dict[str, Any]) -> dict[str, Any]:
     if train.get("type") == "trainer/jepa":
         train["type"] = "trainer/default"
     ema = method.get("target_updater")
-    if isinstance(ema, dict) and ema.get("type") == "target_updater/ema" and ema.get("total_steps") == train.get("steps"):
+    if (
+        isinstance(ema, dict)
+        and ema.get("type") == "target_updater/ema"
+        and ema.get("total_steps") == train.get("steps")
+    ):
         ema["total_steps"] = None  # schema 1 copied the run length in; schema 2 reads it from the run
     return {"type": "experiment", "version": 2, "method": method, "data": data, "train": train}
 

@@ -27,19 +27,19 @@ from .config import Config, ConfigError, unknown
 
 __all__ = [
     "KINDS",
-    "register",
-    "register_alias",
-    "register_recipe",
-    "register_recipe_alias",
-    "register_root",
-    "register_legacy",
-    "root_class",
-    "legacy_migration",
-    "config_class",
     "component_class",
+    "config_class",
+    "legacy_migration",
     "list_components",
     "list_recipes",
     "recipe_entry",
+    "register",
+    "register_alias",
+    "register_legacy",
+    "register_recipe",
+    "register_recipe_alias",
+    "register_root",
+    "root_class",
 ]
 
 #: The component kinds, parts first; a ``method`` assembles parts into an SSL method.
@@ -203,4 +203,3 @@ def list_recipes(pattern: str = "*") -> list[str]:
 def _all_configs() -> dict[str, dict[str, type[Config]]]:
     """Every registered config class by kind (for tests and docs)."""
     return {k: dict(v) for k, v in _configs.items()}
-

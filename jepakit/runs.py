@@ -19,7 +19,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, resolve_checkpoint, upgrade_checkpoint
 from .config import Config, from_dict
 
-__all__ = ["load_run", "load_method", "checkpoint_encoder", "load_eval_encoder", "load_encoder"]
+__all__ = ["checkpoint_encoder", "load_encoder", "load_eval_encoder", "load_method", "load_run"]
 
 
 def load_run(source: str | Path) -> tuple[Config, dict[str, Any]]:

@@ -19,11 +19,28 @@ import torch
 
 from .config import ConfigError
 
-__all__ = ["Size", "SizeError", "available_bytes", "check_fits", "size_fields", "transformer_params",
-           "transformer_activations"]
+__all__ = [
+    "Size",
+    "SizeError",
+    "available_bytes",
+    "check_fits",
+    "size_fields",
+    "transformer_activations",
+    "transformer_params",
+]
 
 #: The fields that set a part's size, where it has them.
-SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio", "vocab_size", "max_length", "img_size", "patch_size", "dim", "text_dim")
+SIZE_FIELDS = (
+    "embed_dim",
+    "depth",
+    "mlp_ratio",
+    "vocab_size",
+    "max_length",
+    "img_size",
+    "patch_size",
+    "dim",
+    "text_dim",
+)
 
 FLOAT = 4  #: bytes per value (fp32 weights, optimiser state and activations)
 
@@ -103,8 +120,9 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB" if n < 2**40 else f"{n / 2**40:.1f} TB"
 
 
-def check_fits(size: Size, device: torch.device, training: bool, mode: str = "error",
-               switch: str = "train.memory_check") -> None:
+def check_fits(
+    size: Size, device: torch.device, training: bool, mode: str = "error", switch: str = "train.memory_check"
+) -> None:
     """Raise ``SizeError`` (``mode="error"``) or warn (``"warn"``) when ``size`` cannot fit ``device``'s
     free memory; ``"off"`` checks nothing."""
     if mode == "off" or torch.get_default_device().type == "meta":

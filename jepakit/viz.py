@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .masks.base import Masks
 
-__all__ = ["mask_overlay", "segmentation_overlay", "plot_curves", "save_png", "TARGET_COLOURS"]
+__all__ = ["TARGET_COLOURS", "mask_overlay", "plot_curves", "save_png", "segmentation_overlay"]
 
 #: One colour per target block (cycled).
 TARGET_COLOURS = torch.tensor(
@@ -49,8 +49,10 @@ def segmentation_overlay(images: Tensor, target: Tensor, pred: Tensor, alpha: fl
     """Rows of (image, ground truth, prediction) for images [B, 3, H, W] and class maps [B, H, W]
     (class 0, background, left uncoloured); returns [3B, 3, H, W] for ``save_png(columns=3)``."""
     if target.shape != pred.shape or target.shape != images.shape[:1] + images.shape[2:]:
-        raise ValueError(f"images {tuple(images.shape)}, target {tuple(target.shape)} and prediction "
-                         f"{tuple(pred.shape)} do not match")
+        raise ValueError(
+            f"images {tuple(images.shape)}, target {tuple(target.shape)} and prediction "
+            f"{tuple(pred.shape)} do not match"
+        )
 
     def paint(classes: Tensor) -> Tensor:
         colour = TARGET_COLOURS[(classes.long() - 1) % len(TARGET_COLOURS)].permute(0, 3, 1, 2)
@@ -76,7 +78,9 @@ def save_png(images: Tensor, path: str | Path, columns: int = 4, pad: int = 2) -
     canvas = torch.ones(3, rows * (h + pad) + pad, columns * (w + pad) + pad)
     for i in range(b):
         r, c = divmod(i, columns)
-        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = images[i]
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = (
+            images[i]
+        )
     array = (canvas.permute(1, 2, 0) * 255).round().to(torch.uint8).contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +89,9 @@ def save_png(images: Tensor, path: str | Path, columns: int = 4, pad: int = 2) -
 
 
 def plot_curves(
-    records: list[dict], path: str | Path, keys: tuple[str, ...] = ("loss", "effective_rank", "embedding_std"),
+    records: list[dict],
+    path: str | Path,
+    keys: tuple[str, ...] = ("loss", "effective_rank", "embedding_std"),
     size: tuple[int, int] = (480, 200),
 ) -> Path:
     """One panel per metric of ``records`` (the run's JSONL log) against the step, as a PNG."""
@@ -111,7 +117,7 @@ def plot_curves(
         if len(mapped) > 1:
             draw.line(mapped, fill=(200, 30, 30), width=2)
         else:
-            (x, y), = mapped
+            ((x, y),) = mapped
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(200, 30, 30))
         draw.text((left, y0 + 3), key, fill="black")
         draw.text((2, y0 + top), f"{hi:.3g}", fill="black")
@@ -124,7 +130,10 @@ def plot_curves(
 
 
 def _to_box(
-    step: float, value: float, steps: tuple[float, float], values: tuple[float, float],
+    step: float,
+    value: float,
+    steps: tuple[float, float],
+    values: tuple[float, float],
     box: tuple[float, float, float, float],
 ) -> tuple[float, float]:
     """Map a (step, value) point into the pixel box (x0, y0, x1, y1), higher values up."""

@@ -21,8 +21,9 @@ from typing import Any, Literal
 import torch
 from hypothesis import strategies as st
 
-from conftest import tiny_config
 from jepakit import Config, get_config, list_components
+
+from conftest import tiny_config
 
 #: The recipes fuzzed, shrunk to the tests' tiny sizes.
 RECIPES = ("ijepa-cpu", "tc-jepa-cpu")
@@ -120,7 +121,11 @@ def run(recipe: str, path: str, value: Any, cli: bool) -> tuple[str, str]:
     try:
         with time_limit(SECONDS):
             try:
-                cfg = get_config(base(recipe), f"{path}={text}") if cli else get_config(base(recipe), **_nest(path, value))
+                cfg = (
+                    get_config(base(recipe), f"{path}={text}")
+                    if cli
+                    else get_config(base(recipe), **_nest(path, value))
+                )
             except (ValueError, KeyError, TypeError) as e:
                 return ("refused", str(e)) if _named(e, path) else ("DEFECT", f"does not name {path}: {e}")
             try:
@@ -141,7 +146,7 @@ def run(recipe: str, path: str, value: Any, cli: bool) -> tuple[str, str]:
             return "ran", f"loss {loss:.4f}"
     except TimeLimit as e:
         return "DEFECT", str(e)
-    except Exception as e:  # noqa: BLE001 - everything else is what the fuzz looks for
+    except Exception as e:
         return "DEFECT", f"{type(e).__name__} after the config was made: {e}"
 
 
@@ -154,4 +159,3 @@ def _nest(path: str, value: Any) -> dict[str, Any]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return out
-

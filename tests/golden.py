@@ -26,8 +26,16 @@ OVERRIDES = {
     "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8},
     "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
     "data": {"size": 64},
-    "train": {"steps": 5, "batch_size": 8, "warmup_steps": 2, "log_every": 1, "monitor_every": 5,
-              "checkpoint_every": 5, "num_workers": 0, "prefetch": 0},
+    "train": {
+        "steps": 5,
+        "batch_size": 8,
+        "warmup_steps": 2,
+        "log_every": 1,
+        "monitor_every": 5,
+        "checkpoint_every": 5,
+        "num_workers": 0,
+        "prefetch": 0,
+    },
 }
 TEXT_OVERRIDES = {
     "text_encoder": {"embed_dim": 96, "depth": 2, "num_heads": 2},

@@ -10,16 +10,19 @@ import pytest
 from jepakit.cli import main
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["train", "tc-jepa-cpu", "predictor.dept=3"], ["unknown field 'dept'", "Did you mean 'depth'"]),
-    (["train", "ijepa-cpuu"], ["unknown recipe 'ijepa-cpuu'", "Did you mean 'ijepa-cpu'"]),
-    (["show", "ijepa-cpu", "encoder.depth=0"], ["encoder/vit.depth=0 must be >= 1"]),
-    (["show", "ijepa-cpu", "train.lr=fast"], ["train.lr='fast' is not a float"]),
-    (["show", "ijepa-cpu", "data=captions", "data.captions=/no/such.jsonl"], ["/no/such.jsonl", "does not exist"]),
-    (["probe", "/no/such/run"], ["/no/such/run", "does not exist"]),
-    (["export", "README.md"], ["README.md", "cannot be read safely"]),
-    (["--import", "/no/such/module.py", "list"], ["/no/such/module.py", "no such file"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "tc-jepa-cpu", "predictor.dept=3"], ["unknown field 'dept'", "Did you mean 'depth'"]),
+        (["train", "ijepa-cpuu"], ["unknown recipe 'ijepa-cpuu'", "Did you mean 'ijepa-cpu'"]),
+        (["show", "ijepa-cpu", "encoder.depth=0"], ["encoder/vit.depth=0 must be >= 1"]),
+        (["show", "ijepa-cpu", "train.lr=fast"], ["train.lr='fast' is not a float"]),
+        (["show", "ijepa-cpu", "data=captions", "data.captions=/no/such.jsonl"], ["/no/such.jsonl", "does not exist"]),
+        (["probe", "/no/such/run"], ["/no/such/run", "does not exist"]),
+        (["export", "README.md"], ["README.md", "cannot be read safely"]),
+        (["--import", "/no/such/module.py", "list"], ["/no/such/module.py", "no such file"]),
+    ],
+)
 def test_a_user_error_is_one_line_naming_the_problem(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -42,11 +45,15 @@ def test_an_internal_error_keeps_its_traceback(monkeypatch):
         raise RuntimeError("a bug inside jepakit")
 
     monkeypatch.setitem(jepakit.cli.COMMANDS, "list", broken)
-    with pytest.raises(RuntimeError, match="a bug inside jepakit"):
+    with pytest.raises(RuntimeError, match=r"a bug inside jepakit"):
         main(["list"])
 
 
 def test_the_installed_command_exits_2_with_one_line():
-    done = subprocess.run([sys.executable, "-m", "jepakit.cli", "train", "tc-jepa-cpu", "predictor.dept=3"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "jepakit.cli", "train", "tc-jepa-cpu", "predictor.dept=3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Did you mean 'depth'" in done.stderr

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit import create, get_config, list_components, list_recipes
 from jepakit.registry import config_class
 from jepakit.text import TextFeatures, TokenBatch
+
+from conftest import tiny_config
 
 #: Field values that make any component of a kind tiny (applied where the field exists).
 TINY_FIELDS = {
@@ -87,11 +88,15 @@ def tiny(kind: str, name: str):
 
 
 def masks(batch: int = 2):
-    return create("masker", "multiblock", input_size=32, patch_size=8, min_keep=4)(batch, torch.Generator().manual_seed(1))
+    return create("masker", "multiblock", input_size=32, patch_size=8, min_keep=4)(
+        batch, torch.Generator().manual_seed(1)
+    )
 
 
 def grads_everywhere(module: torch.nn.Module) -> None:
-    missing = [n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    missing = [
+        n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
+    ]
     assert not missing, f"no gradient reached {missing}"
 
 
@@ -194,8 +199,11 @@ def run_method(name):
 
     cfg = config_class("method", name)()
     names = {f.name for f in dataclasses.fields(cfg)}
-    shrink = {"image_size": 32, "encoder": dict(embed_dim=32, depth=2, num_heads=2, patch_size=8),
-              "predictor": dict(embed_dim=16, depth=2, num_heads=2)}
+    shrink = {
+        "image_size": 32,
+        "encoder": dict(embed_dim=32, depth=2, num_heads=2, patch_size=8),
+        "predictor": dict(embed_dim=16, depth=2, num_heads=2),
+    }
     cfg = apply_overrides(cfg, {k: v for k, v in shrink.items() if k in names})
     torch.manual_seed(0)
     method = cfg.build()
@@ -233,8 +241,12 @@ def run_trainer(name):
 
     from jepakit.train import train
 
-    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
-                      train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1})
+    cfg = tiny_config(
+        "ijepa",
+        masker={"min_keep": 4},
+        data={"size": 8},
+        train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1},
+    )
     with tempfile.TemporaryDirectory() as out:
         return torch.tensor(train(cfg, out, progress=False)["losses"])
 

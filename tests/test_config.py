@@ -17,7 +17,6 @@ from jepakit import ConfigError, UnknownChoiceError, from_dict, get_config, list
 from jepakit.config import field_docs
 from jepakit.registry import _all_configs
 
-
 ALL_CONFIGS = [cls for kind in _all_configs().values() for cls in kind.values()]
 
 
@@ -52,14 +51,27 @@ def test_swap_keeps_the_grid_in_step():
 
 @given(depth=st.integers(1, 40), ratio=st.floats(0.2, 0.8), size=st.sampled_from([64, 96, 224]))
 def test_cli_values_are_parsed_to_field_types(depth, ratio, size):
-    cfg = get_config("ijepa", f"predictor.depth={depth}", "masker=random", f"masker.ratio={ratio!r}", f"image_size={size}")
+    cfg = get_config(
+        "ijepa", f"predictor.depth={depth}", "masker=random", f"masker.ratio={ratio!r}", f"image_size={size}"
+    )
     assert cfg.predictor.depth == depth and isinstance(cfg.predictor.depth, int)
     assert cfg.masker.ratio == ratio and cfg.image_size == size
     assert from_dict(to_dict(cfg)) == cfg
 
 
-@pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("yes", True), ("True", True),
-                                         ("false", False), ("0", False), ("no", False), ("FALSE", False)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("True", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("FALSE", False),
+    ],
+)
 def test_bool_fields_read_every_command_line_spelling(text, value):
     assert get_config("ijepa", f"masker.allow_overlap={text}").masker.allow_overlap is value
 
@@ -105,12 +117,21 @@ def test_every_recipe_is_wired(recipe):
     assert_wired(get_config(recipe))
 
 
-@given(width=st.sampled_from([192, 384]), patch=st.sampled_from([8, 16]), size=st.sampled_from([64, 96, 128]),
-       recipe=st.sampled_from(["ijepa-tiny", "tc-jepa-tiny"]), path=st.sampled_from(["overrides", "replace", "dict"]))
+@given(
+    width=st.sampled_from([192, 384]),
+    patch=st.sampled_from([8, 16]),
+    size=st.sampled_from([64, 96, 128]),
+    recipe=st.sampled_from(["ijepa-tiny", "tc-jepa-tiny"]),
+    path=st.sampled_from(["overrides", "replace", "dict"]),
+)
 def test_wiring_holds_on_every_path(width, patch, size, recipe, path):
     """Recipes, overrides, replace and from_dict all re-wire: no path leaves a following field stale."""
-    edits = {"encoder": {"embed_dim": width, "patch_size": patch}, "image_size": size,
-             "predictor": {"embed_dim": 96, "num_heads": 3, "depth": 2}, "text_encoder": {"embed_dim": 48}}
+    edits = {
+        "encoder": {"embed_dim": width, "patch_size": patch},
+        "image_size": size,
+        "predictor": {"embed_dim": 96, "num_heads": 3, "depth": 2},
+        "text_encoder": {"embed_dim": 48},
+    }
     if recipe == "ijepa-tiny":
         del edits["text_encoder"]
     if path == "overrides":
@@ -144,7 +165,7 @@ def test_a_swapped_in_component_follows_the_method():
 def test_an_explicit_value_that_agrees_stays_explicit():
     cfg = get_config("ijepa-cpu", predictor={"encoder_dim": 192})
     assert "predictor.encoder_dim" not in cfg.method.followed
-    with pytest.raises(ConfigError, match="predictor.encoder_dim=192 does not match encoder.embed_dim=384"):
+    with pytest.raises(ConfigError, match=r"predictor.encoder_dim=192 does not match encoder.embed_dim=384"):
         cfg.replace(encoder={"embed_dim": 384, "num_heads": 6})
 
 
@@ -152,7 +173,7 @@ def test_fields_read_and_set_from_the_root_or_under_method():
     a = get_config("ijepa-cpu", "predictor.depth=2")
     b = get_config("ijepa-cpu", "method.predictor.depth=2")
     assert a == b and a.predictor is a.method.predictor
-    with pytest.raises(UnknownChoiceError, match="Did you mean 'predictor'"):
+    with pytest.raises(UnknownChoiceError, match=r"Did you mean 'predictor'"):
         get_config("ijepa-cpu", "predictr.depth=2")
 
 
@@ -175,7 +196,7 @@ def test_unknown_names_raise_with_choices_and_closest_match(kwargs, words):
 
 
 def test_unknown_recipe():
-    with pytest.raises(KeyError, match="Did you mean 'ijepa'"):
+    with pytest.raises(KeyError, match=r"Did you mean 'ijepa'"):
         get_config("ijeppa")
 
 
@@ -235,7 +256,7 @@ def test_parse_cli_overrides_shapes():
 def test_wrong_kind_in_slot():
     from jepakit.masks.random_mask import RandomConfig
 
-    with pytest.raises(ConfigError, match="encoder"):
+    with pytest.raises(ConfigError, match=r"encoder"):
         get_config("ijepa", encoder=RandomConfig())
 
 
@@ -256,17 +277,26 @@ def test_import_is_light():
 
 def test_list_components_and_patterns():
     comps = jepakit.list_components()
-    assert set(comps) >= {"masker", "encoder", "predictor", "conditioner", "text_encoder", "tokenizer", "target_updater", "loss"}
+    assert set(comps) >= {
+        "masker",
+        "encoder",
+        "predictor",
+        "conditioner",
+        "text_encoder",
+        "tokenizer",
+        "target_updater",
+        "loss",
+    }
     assert jepakit.list_components("loss", "l*") == {"loss": ["l1", "l2", "l2-norm"]}
     assert jepakit.list_recipes("ijepa-h*") == ["ijepa-huge", "ijepa-huge-448"]
-    with pytest.raises(KeyError, match="component kind"):
+    with pytest.raises(KeyError, match=r"component kind"):
         jepakit.list_components("encoders")
 
 
 def test_create_builds_one_component():
     masker = jepakit.create("masker", "random", input_size=32, patch_size=8, ratio=0.5)
     assert masker.grid == (4, 4) and masker.config.ratio == 0.5
-    with pytest.raises(KeyError, match="Did you mean 'random'"):
+    with pytest.raises(KeyError, match=r"Did you mean 'random'"):
         jepakit.create("masker", "randon")
 
 
@@ -288,8 +318,11 @@ def _numeric(tp) -> bool:
     import typing
 
     args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
-    return any(a in (int, float) or (typing.get_origin(a) is tuple and any(_numeric(b) for b in typing.get_args(a)))
-               for a in args if a is not bool)
+    return any(
+        a in (int, float) or (typing.get_origin(a) is tuple and any(_numeric(b) for b in typing.get_args(a)))
+        for a in args
+        if a is not bool
+    )
 
 
 @pytest.mark.parametrize("cls", ALL_CONFIGS, ids=lambda c: c.type_id())

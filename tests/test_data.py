@@ -51,7 +51,10 @@ def test_every_caption_is_true_of_its_image(index):
 
 
 def test_segmentation_usually_shows_every_labelled_shape():
-    agree = sum({SHAPES[int(c) - 1] for c in SCENES[i]["segmentation"].unique() if c > 0} == set(SCENES[i]["labels"]["shapes"]) for i in range(200))
+    agree = sum(
+        {SHAPES[int(c) - 1] for c in SCENES[i]["segmentation"].unique() if c > 0} == set(SCENES[i]["labels"]["shapes"])
+        for i in range(200)
+    )
     assert agree >= 180, "occlusion hides a whole object only rarely"
 
 
@@ -68,16 +71,16 @@ def test_objects_keep_apart_and_background_stays_under_70_percent_of_patches():
     patches = [(s["segmentation"] > 0).float().unfold(0, 8, 8).unfold(1, 8, 8).mean((-1, -2)) for s in scenes]
     background = torch.stack([(p <= 0.5).float().mean() for p in patches]).mean()
     assert float(background) <= 0.72
-    with pytest.raises(ConfigError, match="separation=1.5"):
+    with pytest.raises(ConfigError, match=r"separation=1.5"):
         create("dataset", "scenes", separation=1.5)
 
 
 def test_dataset_is_registered_and_validates():
     scenes = create("dataset", "scenes", image_size=32, size=5)
     assert len(scenes) == 5 and scenes[4]["image"].shape == (3, 32, 32)
-    with pytest.raises(IndexError, match="outside"):
+    with pytest.raises(IndexError, match=r"outside"):
         scenes[5]
-    with pytest.raises(ConfigError, match="max_objects"):
+    with pytest.raises(ConfigError, match=r"max_objects"):
         create("dataset", "scenes", min_objects=3, max_objects=2)
-    with pytest.raises(ConfigError, match="image_size"):
+    with pytest.raises(ConfigError, match=r"image_size"):
         create("dataset", "scenes", image_size=4)

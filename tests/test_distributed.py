@@ -85,8 +85,20 @@ def test_fsdp2_on_two_processes_matches_one_process_and_resumes(tmp_path):
 
 @pytest.mark.distributed
 def test_the_cli_under_torchrun(tmp_path):
-    args = ["train", "ijepa-cpu", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "data.size=8",
-            "encoder.depth=1", "predictor.depth=1", "train.num_workers=0", "--out", str(tmp_path), "--quiet"]
+    args = [
+        "train",
+        "ijepa-cpu",
+        "train.steps=2",
+        "train.batch_size=4",
+        "train.warmup_steps=1",
+        "data.size=8",
+        "encoder.depth=1",
+        "predictor.depth=1",
+        "train.num_workers=0",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "jepakit.cli", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

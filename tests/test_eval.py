@@ -10,7 +10,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import tiny_config
 from jepakit import create
 from jepakit.cli import main
 from jepakit.eval import (
@@ -25,6 +24,8 @@ from jepakit.eval import (
 )
 from jepakit.eval.probes import AttentiveHead, patch_class_fractions
 from jepakit.runs import load_eval_encoder, load_method
+
+from conftest import tiny_config
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -42,7 +43,10 @@ def test_mean_iou_matches_the_set_formula(seed, classes):
     miou, iou = mean_iou(pred, target, classes)
     expected = []
     for c in range(classes):
-        p, t = set((pred == c).flatten().nonzero().flatten().tolist()), set((target == c).flatten().nonzero().flatten().tolist())
+        p, t = (
+            set((pred == c).flatten().nonzero().flatten().tolist()),
+            set((target == c).flatten().nonzero().flatten().tolist()),
+        )
         if p | t:
             expected.append(len(p & t) / len(p | t))
             assert iou[c] == pytest.approx(expected[-1])
@@ -63,9 +67,11 @@ def test_knn_probe_matches_a_brute_force_vote(seed, k):
     x_train, y_train = torch.randn(30, 5, generator=g), torch.randint(0, 3, (30,), generator=g)
     x_test, y_test = torch.randn(12, 5, generator=g), torch.randint(0, 3, (12,), generator=g)
     hits = 0
-    for q, y in zip(x_test, y_test):
-        sims = sorted(((float(torch.cosine_similarity(q, r, dim=0)), int(c)) for r, c in zip(x_train, y_train)),
-                      reverse=True)[:k]
+    for q, y in zip(x_test, y_test, strict=True):
+        sims = sorted(
+            ((float(torch.cosine_similarity(q, r, dim=0)), int(c)) for r, c in zip(x_train, y_train, strict=True)),
+            reverse=True,
+        )[:k]
         votes = [0.0, 0.0, 0.0]
         for s, c in sims:
             votes[c] += math.exp(s / 0.07)
@@ -169,11 +175,11 @@ def test_dense_probe_segments_perfectly_from_tokens_that_name_their_class():
 
 def test_probes_name_bad_splits_and_unseen_classes():
     x, y = torch.randn(10, 4), torch.zeros(10, dtype=torch.long)
-    with pytest.raises(ValueError, match="10 feature rows but 9 labels"):
+    with pytest.raises(ValueError, match=r"10 feature rows but 9 labels"):
         linear_probe((x, y[:9]), (x, y), (x, y))
     with pytest.raises(ValueError, match=r"classes \[2\] occur in val/test but never in train"):
         linear_probe((x, y), (x, y), (x, torch.full((10,), 2)))
-    with pytest.raises(ValueError, match="k=11"):
+    with pytest.raises(ValueError, match=r"k=11"):
         knn_probe((x, y), (x, y), k=11)
 
 
@@ -242,10 +248,10 @@ def test_evaluate_runs_every_probe_on_every_label(encoder, scenes):
 def test_evaluate_names_what_does_not_fit(encoder, scenes, tmp_path):
     with pytest.raises(ValueError, match=r"unknown probes \['lineer'\]"):
         evaluate(encoder, scenes, probes=("lineer",))
-    with pytest.raises(ValueError, match="need 50002 images; the data has 50000"):
+    with pytest.raises(ValueError, match=r"need 50002 images; the data has 50000"):
         evaluate(encoder, scenes, train=50_000, val=1, test=1)
     odd = create("dataset", "scenes", image_size=30)
-    with pytest.raises(ValueError, match="30x30, not divisible by the encoder's patch_size=4"):
+    with pytest.raises(ValueError, match=r"30x30, not divisible by the encoder's patch_size=4"):
         evaluate(encoder, odd, train=4, val=2, test=4)
     with pytest.raises(ValueError, match=r"tasks \['label'\] are not labels of this data; it has \['count'"):
         evaluate(encoder, scenes, train=8, val=4, test=8, tasks=["label"], probes=("knn",))
@@ -281,8 +287,9 @@ def test_probes_work_on_an_image_folder(encoder, tmp_path):
 def checkpoint(tmp_path_factory):
     from jepakit.train import train
 
-    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
-                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1})
+    cfg = tiny_config(
+        "ijepa", masker={"min_keep": 4}, data={"size": 8}, train={"steps": 2, "batch_size": 4, "warmup_steps": 1}
+    )
     result = train(cfg, tmp_path_factory.mktemp("run"), progress=False)
     return result["checkpoint"], result["model"]
 
@@ -298,8 +305,23 @@ def test_a_checkpoint_loads_its_target_encoder_through_its_stored_config(checkpo
 
 def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp_path):
     path, _ = checkpoint
-    code = main(["probe", str(path), "data.size=64", "--train", "24", "--val", "8", "--test", "16",
-                 "--probes", "linear,dense", "--out", str(tmp_path)])
+    code = main(
+        [
+            "probe",
+            str(path),
+            "data.size=64",
+            "--train",
+            "24",
+            "--val",
+            "8",
+            "--test",
+            "16",
+            "--probes",
+            "linear,dense",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     result = json.loads((tmp_path / "probe.json").read_text())
     assert set(result["linear"]) == {"count", "relation", "shapes"} and "miou" in result["dense"]
@@ -309,8 +331,23 @@ def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp
 
 
 def test_probe_command_gives_the_random_floor(tmp_path):
-    code = main(["probe", "random:ijepa-cpu", "data.size=40", "--train", "20", "--val", "5", "--test", "10",
-                 "--probes", "knn", "--out", str(tmp_path)])
+    code = main(
+        [
+            "probe",
+            "random:ijepa-cpu",
+            "data.size=40",
+            "--train",
+            "20",
+            "--val",
+            "5",
+            "--test",
+            "10",
+            "--probes",
+            "knn",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0 and "count" in json.loads((tmp_path / "probe.json").read_text())["knn"]
 
 
@@ -318,8 +355,13 @@ def test_text_use_compares_true_and_rolled_captions_on_the_same_batch(tmp_path):
     from jepakit.eval import text_use
     from jepakit.train import train
 
-    cfg = tiny_config("tc-jepa", masker={"min_keep": 4}, data={"size": 16}, tokenizer={"fit_samples": 16},
-                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1})
+    cfg = tiny_config(
+        "tc-jepa",
+        masker={"min_keep": 4},
+        data={"size": 16},
+        tokenizer={"fit_samples": 16},
+        train={"steps": 2, "batch_size": 4, "warmup_steps": 1},
+    )
     result = train(cfg, tmp_path, progress=False)
     model = load_method(tmp_path)
     for k, v in result["model"].state_dict().items():
@@ -329,14 +371,14 @@ def test_text_use_compares_true_and_rolled_captions_on_the_same_batch(tmp_path):
     assert set(out) == {"true", "shuffled", "gap", "o_positive"} and 0 <= out["o_positive"] <= 1
     assert out["true"] != out["shuffled"], "other captions change the prediction"
     assert text_use(model, data, batches=2, batch_size=4) == out, "same batches, same masks"
-    with pytest.raises(ValueError, match="needs 64 samples"):
+    with pytest.raises(ValueError, match=r"needs 64 samples"):
         text_use(model, data, batches=16, batch_size=4)
 
 
 def test_text_use_refuses_a_model_without_text(checkpoint):
     from jepakit.eval import text_use
 
-    with pytest.raises(ValueError, match="reads no text"):
+    with pytest.raises(ValueError, match=r"reads no text"):
         text_use(load_method(checkpoint[0]), None)
 
 
@@ -354,5 +396,5 @@ def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
     assert data.image_size == 32 and data.seed == 1 and data.size == 10
     folder = probe_data(None, encoder, ["data=imagefolder", "data.root=/somewhere", "data.image_size=32"])
     assert folder.name == "imagefolder" and folder.root == "/somewhere"
-    with pytest.raises(ValueError, match="unknown field 'rot'"):
+    with pytest.raises(ValueError, match=r"unknown field 'rot'"):
         probe_data(None, encoder, ["data.rot=1"])

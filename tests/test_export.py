@@ -7,17 +7,19 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit import load_encoder
 from jepakit.cli import main
 from jepakit.train import load_checkpoint, train
+
+from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
-                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1})
+    cfg = tiny_config(
+        "ijepa", masker={"min_keep": 4}, data={"size": 8}, train={"steps": 2, "batch_size": 4, "warmup_steps": 1}
+    )
     result = train(cfg, out, progress=False)
     return result["checkpoint"], result["model"]
 
@@ -29,8 +31,9 @@ def test_exported_encoder_loads_strictly_into_timm(trained, tmp_path):
     assert main(["export", str(checkpoint), "--format", "timm", "--out", str(tmp_path)]) == 0
     meta = json.loads((tmp_path / "config.json").read_text())
     assert meta["source"]["weights"] == "target_encoder"
-    net = timm.create_model(meta["timm_model"], pretrained=False, checkpoint_path=str(tmp_path / "model.safetensors"),
-                            **meta["timm_kwargs"]).eval()
+    net = timm.create_model(
+        meta["timm_model"], pretrained=False, checkpoint_path=str(tmp_path / "model.safetensors"), **meta["timm_kwargs"]
+    ).eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model.target_encoder(x).mean(1)
@@ -49,5 +52,5 @@ def test_export_takes_the_target_weights_not_the_online_ones(trained, tmp_path):
 
 
 def test_load_encoder_needs_an_export(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config.json"):
         load_encoder(tmp_path)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_config
 from jepakit import create
 from jepakit.train import train
+
+from conftest import tiny_config
 
 
 def png(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
@@ -53,16 +54,16 @@ def test_jsonl_folder_reads_groups_and_reports(folder):
 
 def test_fail_policy_names_the_problem(folder):
     path = str(folder / "captions.jsonl")
-    with pytest.raises(ValueError, match="captions.jsonl:3"):
+    with pytest.raises(ValueError, match=r"captions.jsonl:3"):
         create("dataset", "captions", captions=path, on_error="fail", image_size=16)
     good = folder / "good.jsonl"
     good.write_text(json.dumps({"image": "img/broken.jpg", "caption": "x"}))
     data = create("dataset", "captions", captions=str(good), on_error="fail", image_size=16)
-    with pytest.raises(ValueError, match="broken.jpg"):
+    with pytest.raises(ValueError, match=r"broken.jpg"):
         data[0]
     missing = folder / "missing.jsonl"
     missing.write_text(json.dumps({"image": "img/nope.png", "caption": "x"}))
-    with pytest.raises(FileNotFoundError, match="1 of 1 images are missing"):
+    with pytest.raises(FileNotFoundError, match=r"1 of 1 images are missing"):
         create("dataset", "captions", captions=str(missing), on_error="fail", image_size=16)
 
 

@@ -6,8 +6,9 @@ from unittest import mock
 
 from hypothesis import given, settings
 
-import fuzz
 from jepakit import sizing
+
+import fuzz
 
 
 @settings(max_examples=60)

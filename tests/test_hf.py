@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_config
 from jepakit import ConfigError, create
 from jepakit.text.hf import import_transformers
+
+from conftest import tiny_config
 
 transformers = pytest.importorskip("transformers")
 CAPTIONS = ["a red circle", "two blue squares", "a green triangle left of a yellow star", "three objects"] * 5
@@ -75,14 +76,14 @@ def test_a_real_pretrained_encoder_understands_captions():
 
 def test_missing_transformers_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(ImportError, match=r'jepakit\[hf\]'):
+    with pytest.raises(ImportError, match=r"jepakit\[hf\]"):
         import_transformers()
 
 
 def test_bad_directories(tmp_path):
-    with pytest.raises(ConfigError, match="path is empty"):
+    with pytest.raises(ConfigError, match=r"path is empty"):
         create("text_encoder", "hf")
-    with pytest.raises(ConfigError, match="config.json"):
+    with pytest.raises(ConfigError, match=r"config.json"):
         create("text_encoder", "hf", path=str(tmp_path))
-    with pytest.raises(ConfigError, match="not a directory"):
+    with pytest.raises(ConfigError, match=r"not a directory"):
         create("tokenizer", "hf", path=str(tmp_path / "nope"))

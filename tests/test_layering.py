@@ -19,7 +19,10 @@ ROOT = Path(jepakit.__file__).parent
 PARTS = {"masks", "encoders", "predictors", "conditioners", "text", "targets", "losses", "layers", "transforms"}
 #: What each unit must never import.
 FORBIDDEN = {
-    **{part: {"methods", "experiment", "train", "data", "eval", "export", "runs", "recipes", "cli", "api"} for part in PARTS},
+    **{
+        part: {"methods", "experiment", "train", "data", "eval", "export", "runs", "recipes", "cli", "api"}
+        for part in PARTS
+    },
     "methods": {"train", "data", "eval", "export", "runs", "experiment", "recipes", "cli", "api"},
     "data": {"methods", "train", "eval", "export", "runs", "experiment", "recipes", "cli"},
     "checkpoint": {"methods", "train", "data", "eval", "export", "runs", "experiment", "recipes", "cli"},
@@ -47,7 +50,7 @@ def imports() -> dict[str, set[str]]:
         rel = path.relative_to(ROOT).with_suffix("")
         if rel.parts == ("__init__",):
             continue
-        package = rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1]
+        package = rel.parts[:-1]
         here = unit(".".join(rel.parts))
         for node in ast.walk(ast.parse(path.read_text())):
             targets = []
@@ -57,11 +60,11 @@ def imports() -> dict[str, set[str]]:
                     if rel.name == "__init__" and node.level == 1:
                         base = list(rel.parts[:-1])
                     mod = ".".join(base + ([node.module] if node.module else []))
-                    targets = [mod] if node.module else [".".join(base + [a.name]) for a in node.names]
+                    targets = [mod] if node.module else [".".join([*base, a.name]) for a in node.names]
                 elif node.module and node.module.startswith("jepakit."):
-                    targets = [node.module[len("jepakit."):]]
+                    targets = [node.module[len("jepakit.") :]]
             elif isinstance(node, ast.Import):
-                targets = [a.name[len("jepakit."):] for a in node.names if a.name.startswith("jepakit.")]
+                targets = [a.name[len("jepakit.") :] for a in node.names if a.name.startswith("jepakit.")]
             for t in targets:
                 if t and unit(t) != here:
                     graph.setdefault(here, set()).add(unit(t))
@@ -84,12 +87,12 @@ def test_no_cycles_between_layers():
 
     def visit(node: str, path: list[str]) -> None:
         if seen.get(node) == 1:
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(node):] + [node]))
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(node) :], node]))
         if seen.get(node) == 2:
             return
         seen[node] = 1
         for nxt in sorted(graph.get(node, ())):
-            visit(nxt, path + [node])
+            visit(nxt, [*path, node])
         seen[node] = 2
 
     for node in sorted(graph):

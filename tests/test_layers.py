@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
-import pytest
 
 from jepakit.layers.transformer import GeluMlp, Packing, make_blocks, padding_bias
 
@@ -57,15 +56,15 @@ def test_packing_round_trip_order_and_tail(b, n, d, data):
     sample = torch.arange(b)[:, None].expand(b, n)
     assert torch.equal(p.sample, torch.cat([sample[:, :split][valid[:, :split]], sample[:, split:][valid[:, split:]]]))
     assert torch.equal(p.unpack(packed), x * valid[..., None])
-    assert torch.equal(p.pack(x[:, split:], rows_from=split), packed[p.split:])
-    assert torch.equal(p.unpack(packed[p.split:], rows_from=split), (x * valid[..., None])[:, split:])
+    assert torch.equal(p.pack(x[:, split:], rows_from=split), packed[p.split :])
+    assert torch.equal(p.unpack(packed[p.split :], rows_from=split), (x * valid[..., None])[:, split:])
 
 
 def test_packing_is_none_without_padding_and_checks_rows_from():
     assert Packing.of(None) is None
     assert Packing.of(torch.ones(2, 3, dtype=torch.bool)) is None
     p = Packing.of(torch.tensor([[True, True, False]]), split=1)
-    with pytest.raises(ValueError, match="rows_from=2 must be 0 or this packing's split=1"):
+    with pytest.raises(ValueError, match=r"rows_from=2 must be 0 or this packing's split=1"):
         p.pack(torch.zeros(1, 1, 4), rows_from=2)
 
 
@@ -111,8 +110,13 @@ def test_packed_block_equals_the_padded_block(b, n, heads, data):
         torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
 
 
-@given(rows=st.integers(1, 40), dim=st.integers(1, 12), hidden=st.integers(1, 24), out=st.integers(1, 12),
-       seed=st.integers(0, 2**16))
+@given(
+    rows=st.integers(1, 40),
+    dim=st.integers(1, 12),
+    hidden=st.integers(1, 24),
+    out=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
 def test_gelu_mlp_equals_timms_mlp_forward_and_backward(rows, dim, hidden, out, seed):
     """Same outputs and gradients as timm's Mlp with the same weights, though the GELU output is not kept."""
     from timm.layers import Mlp

@@ -86,14 +86,23 @@ def test_multiblock_targets_are_rectangles_of_the_sampled_shape(grid, batch, see
 @given(grid=st.integers(4, 32), batch=st.integers(1, 32), seed=st.integers(0, 2**31))
 def test_multiblock_terminates_and_keeps_min_keep_on_every_grid(grid, batch, seed):
     masks = make("multiblock", grid)(batch, torch.Generator().manual_seed(seed))
-    kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((batch,), masks.context.shape[1])
+    kept = (
+        masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((batch,), masks.context.shape[1])
+    )
     assert int(kept.min()) >= 10
 
 
 def test_a_context_of_exactly_min_keep_patches_is_accepted():
     """Whole-grid context minus one 2x2 target leaves exactly 12 of 16 patches: min_keep=12 is met at once."""
-    masker = make("multiblock", 4, num_targets=1, target_scale=(0.25, 0.25), target_aspect=(1.0, 1.0),
-                  context_scale=(1.0, 1.0), min_keep=12)
+    masker = make(
+        "multiblock",
+        4,
+        num_targets=1,
+        target_scale=(0.25, 0.25),
+        target_aspect=(1.0, 1.0),
+        context_scale=(1.0, 1.0),
+        min_keep=12,
+    )
     masks = masker(32, torch.Generator().manual_seed(0))
     assert masks.stats["retries"] == 0 and masks.stats["relaxations"] == 0
     assert masks.context.shape == (32, 12) and masks.context_valid is None
@@ -175,12 +184,12 @@ def test_multiblock_bad_config_names_the_field(fields, field):
 
 
 def test_grid_too_small_raises_at_construction():
-    with pytest.raises(ConfigError, match="too small"):
+    with pytest.raises(ConfigError, match=r"too small"):
         make("multiblock", 3)
 
 
 def test_bad_batch_size():
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match=r"batch_size"):
         make("multiblock", 6)(0)
 
 
@@ -236,7 +245,7 @@ def test_multiblock3d_block_count_matches_generator():
 
 
 def test_multiblock3d_config_lengths_must_agree():
-    with pytest.raises(ConfigError, match="one entry per generator"):
+    with pytest.raises(ConfigError, match=r"one entry per generator"):
         make("multiblock3d", 8, num_blocks=(8,))
 
 
@@ -259,7 +268,9 @@ def guaranteed_context(grid: int, t_scale, c_scale) -> int:
     """The fewest context patches any draw can leave: the smallest context block minus the largest target."""
     from jepakit.masks.boxes import block_area_range
 
-    return block_area_range(c_scale, (1.0, 1.0), (grid, grid))[0] - block_area_range(t_scale, (0.75, 1.5), (grid, grid))[1]
+    return (
+        block_area_range(c_scale, (1.0, 1.0), (grid, grid))[0] - block_area_range(t_scale, (0.75, 1.5), (grid, grid))[1]
+    )
 
 
 @given(grid=st.integers(4, 32), scales=block_scales(feasible=False), seed=st.integers(0, 2**31))
@@ -273,14 +284,16 @@ def test_multiblock_refuses_exactly_the_scales_that_cannot_keep_min_keep(grid, s
         assert guaranteed_context(grid, t_scale, c_scale) >= 4
 
 
-@given(grid=st.integers(8, 32), scales=block_scales(feasible=True), targets=st.integers(1, 6), seed=st.integers(0, 2**31))
+@given(
+    grid=st.integers(8, 32), scales=block_scales(feasible=True), targets=st.integers(1, 6), seed=st.integers(0, 2**31)
+)
 def test_multiblock_any_feasible_scales_sample_valid_masks(grid, scales, targets, seed):
     (t_scale, c_scale) = scales
     masker = make("multiblock", grid, target_scale=t_scale, context_scale=c_scale, num_targets=targets, min_keep=4)
     masks = masker(8, torch.Generator().manual_seed(seed))
     h, w = masks.stats["target_shape"]
     assert masks.targets.shape == (8, targets, h * w)
-    lo, hi = t_scale
+    _, hi = t_scale
     n = grid * grid
     assert h * w <= max(round(hi * n * 1.5) + 2 * grid, 1), "block area follows the scale"
     kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((8,), masks.context.shape[1])

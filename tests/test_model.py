@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit import Masks, build
+
+from conftest import tiny_config
 
 
 def batch(model, b: int = 4, seed: int = 0):
@@ -59,7 +60,9 @@ def test_each_image_is_predicted_from_itself_alone(recipe):
     def predictions(images, text):
         grid = model.encoder.grid_of(images)
         z = model.forward_context(images, masks)
-        hook = model.conditioner.bind(model.encode_text(text, 4, images.device) if model.conditioner.uses_text else None)
+        hook = model.conditioner.bind(
+            model.encode_text(text, 4, images.device) if model.conditioner.uses_text else None
+        )
         return model.predictor(z, masks.context, masks.targets, grid, masks.context_valid, masks.targets_valid, 1, hook)
 
     with torch.no_grad():
@@ -101,12 +104,18 @@ def test_param_groups_exclude_the_target_and_decay_only_matrices(model):
     assert ids == {id(p) for m in (model.encoder, model.predictor) for p in m.parameters()}
     decay, no_decay = groups
     assert (decay.name, decay.weight_decay_scale, no_decay.name, no_decay.weight_decay_scale) == (
-        "decay", 1.0, "no_decay", 0.0)
+        "decay",
+        1.0,
+        "no_decay",
+        0.0,
+    )
     assert all(p.ndim >= 2 for p in decay.params) and all(p.ndim <= 1 for p in no_decay.params)
 
 
-@pytest.mark.parametrize("recipe, trained", [("ijepa", ("encoder", "predictor")),
-                                             ("tc-jepa", ("encoder", "predictor", "conditioner", "text_encoder"))])
+@pytest.mark.parametrize(
+    "recipe, trained",
+    [("ijepa", ("encoder", "predictor")), ("tc-jepa", ("encoder", "predictor", "conditioner", "text_encoder"))],
+)
 def test_the_optimiser_gets_every_trained_part_and_no_teacher(recipe, trained):
     method = tiny_config(recipe, masker={"min_keep": 4}).build()
     ids = [id(p) for g in method.param_groups() for p in g.params]
@@ -119,7 +128,11 @@ def test_update_target_moves_the_ema_towards_online(model):
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.add_(1.0)
-    gap = lambda: sum(float((a - b).abs().sum().detach()) for a, b in zip(model.encoder.parameters(), model.target_encoder.parameters(), strict=True))  # noqa: E731
+
+    def gap() -> float:
+        pairs = zip(model.encoder.parameters(), model.target_encoder.parameters(), strict=True)
+        return sum(float((a - b).abs().sum().detach()) for a, b in pairs)
+
     before = gap()
     assert model.after_step(step=0, total_steps=10) == {"ema_momentum": 0.996}
     assert gap() == pytest.approx(before * 0.996, rel=1e-3)
@@ -144,7 +157,9 @@ def test_copy_updater_uses_the_online_encoder_without_gradient():
     x, m = batch(model)
     targets = model.forward_target(x, m)
     assert not targets.requires_grad
-    torch.testing.assert_close(targets, model.encoder(x).gather(1, m.targets.reshape(4, -1, 1).expand(-1, -1, 32)).view_as(targets))
+    torch.testing.assert_close(
+        targets, model.encoder(x).gather(1, m.targets.reshape(4, -1, 1).expand(-1, -1, 32)).view_as(targets)
+    )
 
 
 @pytest.mark.parametrize(
@@ -169,7 +184,7 @@ def test_bad_input_is_reported_before_the_forward(model, change, words):
 def test_out_of_range_mask_indices(model):
     x, m = batch(model)
     bad = Masks(m.context, m.targets + 64, m.grid, m.context_valid)
-    with pytest.raises(ValueError, match="outside the grid"):
+    with pytest.raises(ValueError, match=r"outside the grid"):
         model(x, bad)
 
 
@@ -188,8 +203,9 @@ def test_a_tiny_ijepa_learns_on_a_fixed_batch():
     x = w[..., 0, None, None] * xx + w[..., 1, None, None] * yy + w[..., 2, None, None]
     probe = model.masker(8, torch.Generator().manual_seed(999))
     before = model.forward_target(x, probe)
-    opt = torch.optim.AdamW([{"params": g.params, "weight_decay": 0.01 * g.weight_decay_scale}
-                             for g in model.param_groups()], lr=2e-3)
+    opt = torch.optim.AdamW(
+        [{"params": g.params, "weight_decay": 0.01 * g.weight_decay_scale} for g in model.param_groups()], lr=2e-3
+    )
     losses, constant = [], []
     for step in range(100):
         masks = model.masker(8, torch.Generator().manual_seed(step))
@@ -201,7 +217,9 @@ def test_a_tiny_ijepa_learns_on_a_fixed_batch():
         if step >= 95:
             with torch.no_grad():
                 t = model.loss_fn.prepare_target(model.forward_target(x, masks))
-                constant.append(float(torch.nn.functional.smooth_l1_loss(t.mean((0, 1, 2), keepdim=True).expand_as(t), t)))
+                constant.append(
+                    float(torch.nn.functional.smooth_l1_loss(t.mean((0, 1, 2), keepdim=True).expand_as(t), t))
+                )
     torch.testing.assert_close(model.forward_target(x, probe), before, rtol=0, atol=0)
     first, last, floor = sum(losses[:5]) / 5, sum(losses[-5:]) / 5, sum(constant) / len(constant)
     print(f"loss {first:.4f} -> {last:.4f}; best constant prediction {floor:.4f}")

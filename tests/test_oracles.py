@@ -19,9 +19,13 @@ from jepakit import get_config
 
 def jepakit_model(seed: int, image: int, patch: int):
     torch.manual_seed(seed)
-    cfg = get_config("ijepa", image_size=image, encoder={"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": patch},
-                     predictor={"embed_dim": 16, "depth": 2, "num_heads": 2}, masker={"context": "random-truncate",
-                                                                                       "min_keep": 4})
+    cfg = get_config(
+        "ijepa",
+        image_size=image,
+        encoder={"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": patch},
+        predictor={"embed_dim": 16, "depth": 2, "num_heads": 2},
+        masker={"context": "random-truncate", "min_keep": 4},
+    )
     model = cfg.build().double()
     with torch.no_grad():  # a teacher that differs from the student, as after any EMA step
         for p in model.target_encoder.parameters():
@@ -43,9 +47,13 @@ def lightly_twin(model, image: int, patch: int):
         return wrapped  # (our pixel normalisation is folded into its patch embedding)
 
     pred = model.predictor
-    twin = IJEPAPredictorTIMM(num_patches=(image // patch) ** 2, depth=pred.config.depth,
-                              mlp_dim=pred.config.encoder_dim, predictor_embed_dim=pred.config.embed_dim,
-                              num_heads=pred.config.num_heads).double()
+    twin = IJEPAPredictorTIMM(
+        num_patches=(image // patch) ** 2,
+        depth=pred.config.depth,
+        mlp_dim=pred.config.encoder_dim,
+        predictor_embed_dim=pred.config.embed_dim,
+        num_heads=pred.config.num_heads,
+    ).double()
     state = {"predictor_embed." + k: v for k, v in pred.predictor_embed.state_dict().items()}
     state |= {"predictor_proj." + k: v for k, v in pred.predictor_proj.state_dict().items()}
     state |= {"decoder.blocks." + k: v for k, v in pred.blocks.state_dict().items()}
@@ -86,10 +94,12 @@ def test_ijepa_loss_and_gradients_equal_lightlys_assembly(seed, batch, size):
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
     ours.backward()
     theirs.backward()
-    pairs = [(model.predictor.predictor_embed.weight, predictor.predictor_embed.weight),
-             (model.predictor.mask_token, predictor.decoder.mask_token),
-             (model.predictor.blocks[0].attn.qkv.weight, predictor.decoder.blocks[0].attn.qkv.weight),
-             (model.predictor.predictor_proj.bias, predictor.predictor_proj.bias)]
+    pairs = [
+        (model.predictor.predictor_embed.weight, predictor.predictor_embed.weight),
+        (model.predictor.mask_token, predictor.decoder.mask_token),
+        (model.predictor.blocks[0].attn.qkv.weight, predictor.decoder.blocks[0].attn.qkv.weight),
+        (model.predictor.predictor_proj.bias, predictor.predictor_proj.bias),
+    ]
     vit = dict(encoder.vit.named_parameters())
     pairs += [(p, vit[k]) for k, p in model.encoder.named_parameters() if k != "patch_embed.proj.weight"]
     for a, b in pairs:
@@ -118,7 +128,9 @@ def test_lightlys_encoder_needs_fc_norm_off_to_have_the_final_norm(fc_norm):
 
     model = jepakit_model(0, 32, 4)
     name, kwargs = model.encoder.config.timm_args()
-    wrapped = MaskedVisionTransformerTIMM(vit=timm.create_model(name, pretrained=False, **{**kwargs, "fc_norm": fc_norm}))
+    wrapped = MaskedVisionTransformerTIMM(
+        vit=timm.create_model(name, pretrained=False, **{**kwargs, "fc_norm": fc_norm})
+    )
     wrapped = wrapped.double()
     wrapped.vit.load_state_dict(model.encoder.timm_state_dict(), strict=False)  # no fc_norm weights to load
     images = torch.rand(2, 3, 32, 32, dtype=torch.float64)

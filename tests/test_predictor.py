@@ -97,7 +97,7 @@ def test_packed_tokens_equal_the_padded_computation(p, data):
     size = context.numel() + targets.numel()
     flags = st.lists(st.booleans(), min_size=size, max_size=size)
     valid = torch.tensor(data.draw(flags))
-    cv, tv = valid[: context.numel()].view(context.shape), valid[context.numel():].view(targets.shape)
+    cv, tv = valid[: context.numel()].view(context.shape), valid[context.numel() :].view(targets.shape)
     cv[:, 0] = True
 
     def run(pack: bool):
@@ -158,9 +158,9 @@ def test_identity_hook_equals_no_hook():
 
 def test_bad_widths_and_indices():
     z = torch.randn(1, 3, 20)
-    with pytest.raises(ValueError, match="encoder_dim=24"):
+    with pytest.raises(ValueError, match=r"encoder_dim=24"):
         PRED(z, torch.arange(3)[None], torch.tensor([[[4]]]), (4, 4))
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match=r"outside"):
         PRED(torch.randn(1, 3, 24), torch.arange(3)[None], torch.tensor([[[16]]]), (4, 4))
 
 

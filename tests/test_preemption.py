@@ -14,24 +14,42 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit.checkpoint import CheckpointError, RunFolderError, load_checkpoint
 from jepakit.train import train
 from jepakit.train.signals import EXIT_STOPPED
 
+from conftest import tiny_config
+
 #: A tiny run of many short steps: long enough to be interrupted, short enough for the suite.
-ARGS = ["ijepa-cpu", "image_size=32", "encoder.embed_dim=32", "encoder.depth=2", "encoder.num_heads=2",
-        "encoder.patch_size=4", "predictor.embed_dim=16", "predictor.depth=2", "predictor.num_heads=2",
-        "masker.min_keep=4", "data.size=16", "train.batch_size=4", "train.steps=16", "train.warmup_steps=2",
-        "train.log_every=1", "train.checkpoint_every=2", "train.num_workers=0", "--quiet"]
+ARGS = [
+    "ijepa-cpu",
+    "image_size=32",
+    "encoder.embed_dim=32",
+    "encoder.depth=2",
+    "encoder.num_heads=2",
+    "encoder.patch_size=4",
+    "predictor.embed_dim=16",
+    "predictor.depth=2",
+    "predictor.num_heads=2",
+    "masker.min_keep=4",
+    "data.size=16",
+    "train.batch_size=4",
+    "train.steps=16",
+    "train.warmup_steps=2",
+    "train.log_every=1",
+    "train.checkpoint_every=2",
+    "train.num_workers=0",
+    "--quiet",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def start(out: Path, *extra: str, torchrun: bool = False) -> subprocess.Popen:
     cli = ["-m", "jepakit.cli", "train", *ARGS, "--out", str(out), *extra]
     launcher = ["-m", "torch.distributed.run", "--nproc-per-node", "2"] if torchrun else []
-    return subprocess.Popen([sys.executable, *launcher, *cli], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, *launcher, *cli], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_step(out: Path, step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -70,7 +88,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp
     run = start(tmp_path / "run")
     wait_for_step(tmp_path / "run", 3, run)
     run.send_signal(sig)
-    code, out, err = finish(run)
+    code, _, err = finish(run)
     assert code == EXIT_STOPPED, err[-2000:]
     events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     stop = next(e for e in events if "event" in e)
@@ -79,8 +97,9 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp
     code, _, err = finish(start(tmp_path / "run", "--resume"))
     assert code == 0, err[-2000:]
     resumed = weights(tmp_path / "run")
-    assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed), \
+    assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed), (
         "resumed as if never stopped"
+    )
 
 
 SLOW_SAVES = """
@@ -102,8 +121,13 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_second_signal_exits_at_once_and_leaves_the_last_checkpoint_whole(tmp_path):
     out = tmp_path / "run"
-    run = subprocess.Popen([sys.executable, "-c", SLOW_SAVES, "train", *ARGS, "--out", str(out)], env=ENV,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAVES, "train", *ARGS, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for_step(out, 3, run)
     run.send_signal(signal.SIGTERM)
     time.sleep(0.5)  # the first is handled (two signals at once would arrive as one); the stop's save takes 3 s
@@ -137,8 +161,12 @@ def test_every_rank_stops_at_the_same_step_under_torchrun(tmp_path):
 
 
 def experiment():
-    return tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
-                       train={"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2})
+    return tiny_config(
+        "ijepa",
+        masker={"min_keep": 4},
+        data={"size": 8},
+        train={"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2},
+    )
 
 
 def test_an_unwritable_run_folder_fails_before_training(tmp_path):
@@ -148,7 +176,7 @@ def test_an_unwritable_run_folder_fails_before_training(tmp_path):
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         folder = locked / "run"
-    with pytest.raises(RunFolderError, match="jepakit-run|run'"):
+    with pytest.raises(RunFolderError, match=r"jepakit-run|run'"):
         train(experiment(), folder, progress=False)
 
 
@@ -157,7 +185,7 @@ def test_a_run_folder_too_full_for_a_checkpoint_fails_before_training(tmp_path, 
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1024))
-    with pytest.raises(RunFolderError, match="1024|0 MB free"):
+    with pytest.raises(RunFolderError, match=r"1024|0 MB free"):
         train(experiment(), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
 

@@ -7,10 +7,11 @@ import time
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit import get_config, list_recipes
 from jepakit.sizing import SizeError
 from jepakit.train import train
+
+from conftest import tiny_config
 
 
 @pytest.mark.parametrize("recipe", list_recipes())
@@ -26,16 +27,20 @@ def test_the_estimate_counts_every_parameter_and_buffer(recipe):
         buffers = sum(b.numel() for b in module.buffers())
         estimated = size.params.get(part, 0.0) + size.fixed.get(part, 0.0)
         assert estimated == pytest.approx(params + buffers, rel=0.01, abs=2), part
-    assert size.fixed.get("target_encoder", 0) == pytest.approx(sum(p.numel() for p in method.target_encoder.parameters()),
-                                                                rel=0.01)
+    assert size.fixed.get("target_encoder", 0) == pytest.approx(
+        sum(p.numel() for p in method.target_encoder.parameters()), rel=0.01
+    )
 
 
-@pytest.mark.parametrize("edit, field", [
-    ({"encoder": {"depth": 1_000_000}}, "encoder.depth=1000000"),
-    ({"encoder": {"embed_dim": 2**20, "num_heads": 1}}, "encoder.embed_dim=1048576"),
-    ({"image_size": 2**20}, "image_size=1048576"),
-    ({"predictor": {"depth": 10**7}}, "predictor.depth=10000000"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        ({"encoder": {"depth": 1_000_000}}, "encoder.depth=1000000"),
+        ({"encoder": {"embed_dim": 2**20, "num_heads": 1}}, "encoder.embed_dim=1048576"),
+        ({"image_size": 2**20}, "image_size=1048576"),
+        ({"predictor": {"depth": 10**7}}, "predictor.depth=10000000"),
+    ],
+)
 def test_a_build_that_cannot_fit_fails_at_once_naming_the_fields(edit, field):
     cfg = get_config("ijepa-cpu", **edit)  # the config itself is fine
     t0 = time.perf_counter()
@@ -47,7 +52,7 @@ def test_a_build_that_cannot_fit_fails_at_once_naming_the_fields(edit, field):
 
 def test_a_training_step_that_cannot_fit_names_the_batch(tmp_path):
     cfg = tiny_config("ijepa", data={"size": 8}, train={"batch_size": 2**30, "steps": 1, "warmup_steps": 0})
-    with pytest.raises(SizeError, match="train.batch_size=1073741824"):
+    with pytest.raises(SizeError, match=r"train.batch_size=1073741824"):
         train(cfg, tmp_path, progress=False)
     assert not (tmp_path / "checkpoints").exists()
 
@@ -56,7 +61,7 @@ def test_i_know_better_skips_the_check():
     cfg = get_config("ijepa-cpu", encoder={"depth": 1_000_000}, train={"memory_check": "off"})
     with torch.device("meta"):  # and a meta-device build allocates nothing: never checked
         get_config("ijepa-cpu", encoder={"depth": 200}).build()
-    with pytest.warns(ResourceWarning, match="encoder.depth=1000000"):
+    with pytest.warns(ResourceWarning, match=r"encoder.depth=1000000"):
         from jepakit.sizing import check_fits
 
         check_fits(cfg.method.size(1), torch.device("cpu"), training=False, mode="warn")

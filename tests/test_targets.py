@@ -70,9 +70,9 @@ def test_momentum_ramp_has_its_shape_between_the_ends(schedule, quarter):
 
 
 def test_ema_bad_config():
-    with pytest.raises(ConfigError, match="momentum_start"):
+    with pytest.raises(ConfigError, match=r"momentum_start"):
         EMAConfig(momentum_start=1.5)
-    with pytest.raises(ConfigError, match="total_steps"):
+    with pytest.raises(ConfigError, match=r"total_steps"):
         EMAConfig(total_steps=0)
 
 
@@ -98,20 +98,20 @@ def test_frozen_teacher_loads_from_file_and_never_moves(tmp_path, suffix, key):
 
 
 def test_frozen_teacher_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(FileNotFoundError, match=r"missing.pt"):
         create("target_updater", "frozen", checkpoint=str(tmp_path / "missing.pt")).make_target(encoder())
     path = str(tmp_path / "other.pt")
     torch.save({"w": torch.zeros(2)}, path)
-    with pytest.raises(ConfigError, match="missing keys"):
+    with pytest.raises(ConfigError, match=r"missing keys"):
         create("target_updater", "frozen", checkpoint=path).make_target(encoder())
-    with pytest.raises(ConfigError, match="key='nope'"):
+    with pytest.raises(ConfigError, match=r"key='nope'"):
         create("target_updater", "frozen", checkpoint=path, key="nope").make_target(encoder())
 
 
 def test_frozen_teacher_refuses_pickled_objects(tmp_path):
     path = str(tmp_path / "evil.pt")
     torch.save({"obj": ConfigError("not a tensor")}, path)
-    with pytest.raises(Exception, match="weights_only|Unsupported|WeightsUnpickler"):
+    with pytest.raises(Exception, match=r"weights_only|Unsupported|WeightsUnpickler"):
         create("target_updater", "frozen", checkpoint=path).make_target(encoder())
 
 

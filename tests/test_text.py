@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import tiny_config
 from jepakit import ConfigError, create, get_config
 from jepakit.conditioners.xattn import sparse_regularisers
 from jepakit.text import TextFeatures, TokenBatch
 from jepakit.text.spm_tokenizer import SentencePieceTokenizer
+
+from conftest import tiny_config
 
 CAPTIONS = [
     "a red circle",
@@ -70,11 +73,11 @@ def test_an_existing_model_file_loads(tmp_path, tokenizer):
 def test_bad_tokenizer_files_and_settings(tmp_path):
     junk = tmp_path / "junk.model"
     junk.write_bytes(b"this is not a sentencepiece model")
-    with pytest.raises(ConfigError, match="junk.model.*not a SentencePiece model"):
+    with pytest.raises(ConfigError, match=r"junk.model.*not a SentencePiece model"):
         create("tokenizer", "sentencepiece", model_file=str(junk))
-    with pytest.raises(FileNotFoundError, match="nope.model"):
+    with pytest.raises(FileNotFoundError, match=r"nope.model"):
         create("tokenizer", "sentencepiece", model_file=str(tmp_path / "nope.model"))
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(RuntimeError, match=r"fit"):
         create("tokenizer", "sentencepiece")([["a"]])
     for field in ("max_captions", "max_length"):
         with pytest.raises(ConfigError, match=field):
@@ -86,8 +89,16 @@ def test_bad_tokenizer_files_and_settings(tmp_path):
 
 def encoder(trainable: bool = True):
     torch.manual_seed(0)
-    return create("text_encoder", "transformer", embed_dim=16, depth=2, num_heads=2, vocab_size=64,
-                  max_length=12, trainable=trainable)
+    return create(
+        "text_encoder",
+        "transformer",
+        embed_dim=16,
+        depth=2,
+        num_heads=2,
+        vocab_size=64,
+        max_length=12,
+        trainable=trainable,
+    )
 
 
 @given(real=st.integers(1, 6), pad=st.integers(0, 6), seed=st.integers(0, 2**31))
@@ -119,10 +130,28 @@ def test_frozen_text_encoder_gets_no_gradient_and_is_not_optimised():
 def test_a_frozen_encoders_memo_gives_its_output_and_encodes_each_caption_once(seed):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    frozen = create("text_encoder", "transformer", vocab_size=64, max_length=8, embed_dim=16, depth=1, num_heads=2,
-                    trainable=False, memo=6)
-    plain = create("text_encoder", "transformer", vocab_size=64, max_length=8, embed_dim=16, depth=1, num_heads=2,
-                   trainable=False, memo=0)
+    frozen = create(
+        "text_encoder",
+        "transformer",
+        vocab_size=64,
+        max_length=8,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        trainable=False,
+        memo=6,
+    )
+    plain = create(
+        "text_encoder",
+        "transformer",
+        vocab_size=64,
+        max_length=8,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        trainable=False,
+        memo=0,
+    )
     plain.load_state_dict(frozen.state_dict())
     pool = torch.randint(0, 64, (5, 8), generator=g)  # 5 distinct captions, drawn with repeats
     lengths = torch.randint(0, 9, (5,), generator=g)  # 0: an absent caption
@@ -133,7 +162,9 @@ def test_a_frozen_encoders_memo_gives_its_output_and_encodes_each_caption_once(s
         torch.testing.assert_close(frozen(tokens).tokens, plain(tokens).tokens, atol=1e-6, rtol=1e-6)
     memo = frozen.memo
     assert memo.misses == len(memo) <= 5 and memo.hits + memo.misses == 18
-    assert plain.memo is None and create("text_encoder", "transformer", vocab_size=64, max_length=8, memo=8).memo is None
+    assert (
+        plain.memo is None and create("text_encoder", "transformer", vocab_size=64, max_length=8, memo=8).memo is None
+    )
 
 
 def test_the_memo_drops_the_least_recently_used_caption():
@@ -149,12 +180,12 @@ def test_the_memo_drops_the_least_recently_used_caption():
     for first in (1, 2, 1, 3, 2):
         memo(torch.tensor([[first, 0]]), keys, encode)
     assert calls == [[1], [2], [3], [2]] and len(memo) == 2  # 2 was dropped when 3 came (1 was newer)
-    with pytest.raises(ValueError, match="capacity=0"):
+    with pytest.raises(ValueError, match=r"capacity=0"):
         CaptionMemo(0)
 
 
 def test_token_ids_outside_the_table():
-    with pytest.raises(ValueError, match="vocab_size=64"):
+    with pytest.raises(ValueError, match=r"vocab_size=64"):
         encoder()(TokenBatch(torch.tensor([[[70]]]), torch.ones(1, 1, 1, dtype=torch.bool)))
 
 
@@ -212,7 +243,9 @@ def test_pad_words_never_change_the_output(name, pad, seed):
     _, run = setup(name)
     text = features(seed)
     junk = torch.randn(2, 3, pad, 12, generator=torch.Generator().manual_seed(seed + 1)) * 100
-    longer = TextFeatures(torch.cat([text.tokens, junk], 2), torch.cat([text.mask, torch.zeros(2, 3, pad, dtype=torch.bool)], 2))
+    longer = TextFeatures(
+        torch.cat([text.tokens, junk], 2), torch.cat([text.mask, torch.zeros(2, 3, pad, dtype=torch.bool)], 2)
+    )
     poisoned = TextFeatures(text.tokens.masked_fill(~text.mask[..., None], 1e4), text.mask)
     with torch.no_grad():
         base = run(text)
@@ -375,15 +408,20 @@ def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop
         xi, ti = x.clone().requires_grad_(True), text.clone().requires_grad_(True)
         out, o = fn(xi, ti)
         (out.square().mean() + o.sum()).backward()
-        return [out.detach(), o.detach(), xi.grad, ti.grad] + [p.grad.clone() for p in layer.parameters() if p.grad is not None]
+        return [out.detach(), o.detach(), xi.grad, ti.grad] + [
+            p.grad.clone() for p in layer.parameters() if p.grad is not None
+        ]
 
     def batched(xi, ti):
         out, q, k, dot = layer(xi, ti, words, captions)
+
         class Hook:  # what the conditioner stores for the regularisers
-            store: dict = {}
+            store: ClassVar[dict] = {}
             tokens = None
+
             def add(self, name, value):
                 self.store.setdefault(name, []).append(value)
+
         hook = Hook()
         cond.regularise(hook, q, k, dot, words)
         return out, hook.store["o"][0]
@@ -476,13 +514,13 @@ def test_text_features_of_the_wrong_width_are_reported():
     torch.manual_seed(0)
     model = tiny_config("tc-jepa", masker={"min_keep": 4}).build()
     bad = TextFeatures(torch.randn(2, 3, 5, 7), torch.ones(2, 3, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="d_t=16"):
+    with pytest.raises(ValueError, match=r"d_t=16"):
         model(torch.randn(2, 3, 32, 32), model.masker(2), bad)
 
 
 def test_every_tc_recipe_describes_what_it_changes():
-    from jepakit.registry import recipe_entry
     from jepakit import list_recipes
+    from jepakit.registry import recipe_entry
 
     for name in list_recipes("tc-jepa*"):
         assert recipe_entry(name).help
@@ -513,16 +551,16 @@ def test_cache_returns_the_encoders_output_by_sample(tmp_path, tokenizer):
 def test_cache_refuses_a_trainable_encoder_and_reports_broken_files(tmp_path, tokenizer):
     from jepakit.text import TextCache
 
-    with pytest.raises(ValueError, match="frozen"):
+    with pytest.raises(ValueError, match=r"frozen"):
         TextCache.build(tmp_path / "t", [["a"]], tokenizer, encoder(trainable=True))
-    with pytest.raises(FileNotFoundError, match="no text cache"):
+    with pytest.raises(FileNotFoundError, match=r"no text cache"):
         TextCache.open(tmp_path / "missing")
     enc = encoder(trainable=False)
     ids = small_vocab(tokenizer)
     TextCache.build(tmp_path / "t", [["a red circle"]] * 3, ids, enc)
     data = (tmp_path / "t.tokens.f16").read_bytes()
     (tmp_path / "t.tokens.f16").write_bytes(data[:-10])
-    with pytest.raises(ValueError, match="truncated"):
+    with pytest.raises(ValueError, match=r"truncated"):
         TextCache.open(tmp_path / "t")
-    with pytest.raises(IndexError, match="outside"):
+    with pytest.raises(IndexError, match=r"outside"):
         TextCache.build(tmp_path / "u", [["a"]] * 2, ids, enc)[[5]]

@@ -44,8 +44,9 @@ def test_fused_adamw_equals_the_plain_update(seed, wd):
     runs = []
     for fused in (True, False):
         params = [torch.nn.Parameter(p.clone()) for p in start]
-        opt = adamw([{"params": params[:1], "weight_decay": wd}, {"params": params[1:], "weight_decay": 0.0}], 1e-2,
-                    fused=fused)
+        opt = adamw(
+            [{"params": params[:1], "weight_decay": wd}, {"params": params[1:], "weight_decay": 0.0}], 1e-2, fused=fused
+        )
         assert opt.defaults["fused"] is (True if fused else None)
         for step in grads:
             for p, grad in zip(params, step, strict=True):
@@ -61,7 +62,7 @@ def test_adamw_fuses_plain_cpu_parameters_by_default():
 
 
 def test_bad_schedule_lengths():
-    with pytest.raises(ValueError, match="warmup_steps"):
+    with pytest.raises(ValueError, match=r"warmup_steps"):
         lr_at(0, peak=1.0, total_steps=10, warmup_steps=20)
 
 
@@ -124,11 +125,11 @@ class Payload:
 def test_corrupt_and_unsafe_checkpoints_are_refused_by_name(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt"):
+    with pytest.raises(ValueError, match=r"bad.pt"):
         load_checkpoint(bad)
     evil = tmp_path / "evil.pt"
     torch.save({"obj": Payload()}, evil)
-    with pytest.raises(ValueError, match="evil.pt"):
+    with pytest.raises(ValueError, match=r"evil.pt"):
         load_checkpoint(evil)
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(FileNotFoundError, match=r"missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -9,11 +9,12 @@ import threading
 import pytest
 import torch
 
-from conftest import tiny_config
 from jepakit import ConfigError
 from jepakit.cli import main
 from jepakit.train import NonFiniteLossError, train
 from jepakit.train.pipeline import EpochOrder, micro_batches
+
+from conftest import tiny_config
 
 TRAIN = {"steps": 6, "batch_size": 4, "warmup_steps": 2, "log_every": 2, "monitor_every": 3, "checkpoint_every": 3}
 
@@ -57,9 +58,9 @@ def test_resumed_run_is_bitwise_identical_to_a_straight_run(tmp_path, recipe, ov
 
 def test_resume_refuses_a_different_config(tmp_path):
     train(experiment(), tmp_path, progress=False, until=3)
-    with pytest.raises(ConfigError, match="predictor"):
+    with pytest.raises(ConfigError, match=r"predictor"):
         train(experiment(predictor={"depth": 1}), tmp_path, resume=True, progress=False)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint"):
         train(experiment(), tmp_path / "empty", resume=True, progress=False)
 
 
@@ -90,7 +91,7 @@ def test_batches_are_a_pure_function_of_the_step():
     epoch0 = torch.cat([a(s)[1] for s in range(4)])
     assert sorted(epoch0.tolist()) == list(range(16)), "an epoch visits every sample once"
     assert not torch.equal(torch.cat([a(s)[1] for s in range(4, 8)]), epoch0), "each epoch has its own order"
-    with pytest.raises(ConfigError, match="fewer than train.batch_size"):
+    with pytest.raises(ConfigError, match=r"fewer than train.batch_size"):
         EpochOrder(3, 4, seed=0)
 
 
@@ -117,13 +118,14 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path):
     the whole grid, so only the accumulation differs)."""
     same = {"masker": "none", "train": {**TRAIN, "steps": 2, "num_workers": 0}}
     whole = train(experiment(**same), tmp_path / "whole", progress=False)
-    split = train(experiment(**{**same, "train": {**same["train"], "accum_steps": 2}}), tmp_path / "split",
-                  progress=False)
+    split = train(
+        experiment(**{**same, "train": {**same["train"], "accum_steps": 2}}), tmp_path / "split", progress=False
+    )
     assert whole["losses"] == pytest.approx(split["losses"], rel=1e-5)
     a, b = whole["model"].state_dict(), split["model"].state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
-    with pytest.raises(ConfigError, match="accum_steps"):
+    with pytest.raises(ConfigError, match=r"accum_steps"):
         experiment(train={**TRAIN, "accum_steps": 3})
 
 
@@ -133,8 +135,19 @@ def test_cli_lists_shows_and_trains(tmp_path, capsys):
     assert "tc-jepa-cpu" in out and "masker:" in out
     assert main(["show", "ijepa-cpu", "train.steps=7", "train.warmup_steps=2"]) == 0
     assert "steps = 7" in capsys.readouterr().out
-    args = ["train", "ijepa-cpu", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "data.size=8",
-            "encoder.depth=1", "predictor.depth=1", "--out", str(tmp_path), "--quiet"]
+    args = [
+        "train",
+        "ijepa-cpu",
+        "train.steps=2",
+        "train.batch_size=4",
+        "train.warmup_steps=1",
+        "data.size=8",
+        "encoder.depth=1",
+        "predictor.depth=1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "checkpoint:" in capsys.readouterr().out
 
@@ -147,8 +160,21 @@ def test_zero_one_and_two_workers_give_identical_batches(recipe):
     model.prepare(data)
     runs = []
     for workers in (0, 1, 2):
-        runs.append(list(micro_batches(model.make_batch, data, EpochOrder(len(data), 4, seed=0), seed=0,
-                                       accum_steps=2, start=0, stop=6, num_workers=workers, prefetch=workers)))
+        runs.append(
+            list(
+                micro_batches(
+                    model.make_batch,
+                    data,
+                    EpochOrder(len(data), 4, seed=0),
+                    seed=0,
+                    accum_steps=2,
+                    start=0,
+                    stop=6,
+                    num_workers=workers,
+                    prefetch=workers,
+                )
+            )
+        )
     for other in runs[1:]:
         assert len(other) == len(runs[0]) == 12
         for (sa, ja, a), (sb, jb, b) in zip(runs[0], other, strict=True):
@@ -160,16 +186,20 @@ def test_zero_one_and_two_workers_give_identical_batches(recipe):
 
 def test_compiled_forward_trains_like_eager(tmp_path):
     eager = train(experiment(train={**TRAIN, "steps": 2}), tmp_path / "eager", progress=False)["losses"]
-    compiled = train(experiment(train={**TRAIN, "steps": 2, "compile": True, "compile_backend": "eager"}),
-                     tmp_path / "compiled", progress=False)["losses"]
+    compiled = train(
+        experiment(train={**TRAIN, "steps": 2, "compile": True, "compile_backend": "eager"}),
+        tmp_path / "compiled",
+        progress=False,
+    )["losses"]
     assert compiled == pytest.approx(eager, rel=1e-5)
 
 
 @pytest.mark.parametrize("precision, tolerance", [("bf16", 3e-2), ("fp16", 3e-3)])
 def test_autocast_precisions_train_like_fp32(tmp_path, precision, tolerance):
     exact = train(experiment(train={**TRAIN, "steps": 2}), tmp_path / "fp32", progress=False)["losses"]
-    result = train(experiment(train={**TRAIN, "steps": 2, "precision": precision}), tmp_path / precision,
-                   progress=False)
+    result = train(
+        experiment(train={**TRAIN, "steps": 2, "precision": precision}), tmp_path / precision, progress=False
+    )
     assert all(math.isfinite(x) for x in result["losses"])
     assert result["losses"] == pytest.approx(exact, rel=tolerance)
     assert result["losses"] != exact, f"{precision} autocast must change the arithmetic"

@@ -14,8 +14,16 @@ import torch
 
 TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial.md"
 #: Appended to every command of the tutorial: the same run, small enough for the suite.
-SMALL = ["encoder.depth=3", "predictor.depth=1", "train.batch_size=8", "train.steps=4", "train.warmup_steps=1",
-         "train.checkpoint_every=2", "data.size=16", "train.num_workers=0"]
+SMALL = [
+    "encoder.depth=3",
+    "predictor.depth=1",
+    "train.batch_size=8",
+    "train.steps=4",
+    "train.warmup_steps=1",
+    "train.checkpoint_every=2",
+    "data.size=16",
+    "train.num_workers=0",
+]
 
 DRIVER = """
 import shlex, sys
@@ -46,11 +54,23 @@ def test_tutorial_runs_end_to_end(tmp_path):
     straight = lines[0].replace(str(tmp_path / "runs" / "d2v"), str(tmp_path / "runs" / "straight"))
     straight = straight.replace(" --until 2", "")
     env_path = f"{tmp_path}"
-    run = subprocess.run([sys.executable, "-c", DRIVER, *lines, straight], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+    run = subprocess.run(
+        [sys.executable, "-c", DRIVER, *lines, straight],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    usage_run = subprocess.run([sys.executable, "-c", usage], cwd=tmp_path, capture_output=True, text=True,
-                               timeout=300, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+    usage_run = subprocess.run(
+        [sys.executable, "-c", usage],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+    )
     assert usage_run.returncode == 0, usage_run.stderr[-3000:]
     assert "loss" in usage_run.stdout and "data2vec-tutorial" in usage_run.stdout
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from golden import weights_sha256
 from jepakit import ConfigError, Experiment, from_dict, get_config, to_dict
 from jepakit.checkpoint import CHECKPOINT_VERSION, load_checkpoint, upgrade_checkpoint
 from jepakit.runs import load_eval_encoder, load_method, load_run
 from jepakit.train import train
+
+from golden import weights_sha256
 
 V1 = Path(__file__).parent / "data" / "v1"
 EXPECTED = json.loads((V1 / "expected.json").read_text())
@@ -65,16 +66,35 @@ def test_a_schema_1_checkpoint_loads_and_probes(v1_run, tmp_path):
     if recipe == "tc-jepa":
         assert method.tokenizer.ready, "the tokenizer comes back from the checkpoint"
     out = tmp_path / "probe"
-    assert main(["probe", str(run), "data.size=48", "--train", "24", "--val", "8", "--test", "16",
-                 "--probes", "linear,knn", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                str(run),
+                "data.size=48",
+                "--train",
+                "24",
+                "--val",
+                "8",
+                "--test",
+                "16",
+                "--probes",
+                "linear,knn",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "count" in json.loads((out / "probe.json").read_text())["linear"]
 
 
 def test_a_run_resumes_when_the_config_gained_a_field_with_a_default(tmp_path):
     from conftest import tiny_config
 
-    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8},
-                      train={"steps": 2, "batch_size": 4, "warmup_steps": 1})
+    cfg = tiny_config(
+        "ijepa", masker={"min_keep": 4}, data={"size": 8}, train={"steps": 2, "batch_size": 4, "warmup_steps": 1}
+    )
     train(cfg, tmp_path, progress=False, until=1)
     path = tmp_path / "checkpoints" / "step-00000001.pt"
     state = load_checkpoint(path)
@@ -86,9 +106,9 @@ def test_a_run_resumes_when_the_config_gained_a_field_with_a_default(tmp_path):
 
 def test_newer_versions_are_refused_with_a_clear_error():
     d = to_dict(get_config("ijepa-cpu"))
-    with pytest.raises(ConfigError, match="newer jepakit.*schema 3"):
+    with pytest.raises(ConfigError, match=r"newer jepakit.*schema 3"):
         from_dict({**d, "version": 3})
-    with pytest.raises(ValueError, match="newer jepakit.*version 9"):
+    with pytest.raises(ValueError, match=r"newer jepakit.*version 9"):
         upgrade_checkpoint({"version": 9})
 
 
@@ -96,14 +116,14 @@ def test_renamed_names_are_deprecated_aliases(monkeypatch):
     from jepakit import registry
     from jepakit.registry import recipe_entry, register_recipe, register_recipe_alias
 
-    with pytest.warns(DeprecationWarning, match="'jepa' was renamed 'default'"):
+    with pytest.warns(DeprecationWarning, match=r"'jepa' was renamed 'default'"):
         cfg = get_config("ijepa-cpu", train={"type": "jepa"})
     assert cfg.train.name == "default"
     monkeypatch.setattr(registry, "_recipes", dict(registry._recipes))  # the test's recipes go with it
     monkeypatch.setattr(registry, "_recipe_aliases", dict(registry._recipe_aliases))
     register_recipe("test-renamed-recipe", help="a recipe under its new name")(lambda: get_config("ijepa-cpu"))
     register_recipe_alias("test-old-recipe", "test-renamed-recipe")
-    with pytest.warns(DeprecationWarning, match="recipe 'test-old-recipe' was renamed"):
+    with pytest.warns(DeprecationWarning, match=r"recipe 'test-old-recipe' was renamed"):
         assert recipe_entry("test-old-recipe").name == "test-renamed-recipe"
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -24,7 +24,7 @@ from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
 
-__all__ = ["AdaLNConfig", "AdaLNConditioner", "FeatureConfig", "FeatureConditioner"]
+__all__ = ["AdaLNConditioner", "AdaLNConfig", "FeatureConditioner", "FeatureConfig"]
 
 
 def pooled_mean(cond: TextConditioner, hook: TextHook) -> Tensor:
@@ -76,7 +76,9 @@ class FeatureConfig(TextConditionerConfig):
     def validate(self) -> None:
         super().validate()
         if self.dim is not None and int(self.dim * self.mlp_ratio) < 1:
-            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}")
+            raise ConfigError(
+                f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}"
+            )
 
     def param_count(self) -> tuple[float, float]:
         """LayerNorm and MLP over [z, t̄]."""

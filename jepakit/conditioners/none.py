@@ -8,7 +8,7 @@ from ..config import Config
 from ..registry import register
 from .base import Conditioner
 
-__all__ = ["NoConditionerConfig", "NoConditioner"]
+__all__ = ["NoConditioner", "NoConditionerConfig"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..layers.transformer import Packing
 from ..text.batch import TextFeatures
 from .base import Conditioner
 
-__all__ = ["TextConditionerConfig", "LayerwiseConfig", "CaptionPool", "TextHook", "TextConditioner"]
+__all__ = ["CaptionPool", "LayerwiseConfig", "TextConditioner", "TextConditionerConfig", "TextHook"]
 
 Pooling = Literal["max", "mean", "attention"]
 
@@ -35,8 +35,11 @@ class TextConditionerConfig(Config):
 @dataclass(frozen=True)
 class LayerwiseConfig(TextConditionerConfig):
     depth: int | None = knob(None, "predictor depth", follows="predictor.depth", valid=at_least(1))
-    layers: tuple[int, ...] = knob((), "predictor layers to condition (0-based, -1 the last); empty: every layer",
-                                   valid=Valid(lambda x: isinstance(x, tuple), "distinct layers in [-depth, depth)"))
+    layers: tuple[int, ...] = knob(
+        (),
+        "predictor layers to condition (0-based, -1 the last); empty: every layer",
+        valid=Valid(lambda x: isinstance(x, tuple), "distinct layers in [-depth, depth)"),
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -42,14 +42,17 @@ __all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse
 
 @dataclass(frozen=True)
 class GlobalXAttnConfig(LayerwiseConfig):
-    mlp_ratio: float = knob(1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)",
-                            valid=positive())
+    mlp_ratio: float = knob(
+        1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)", valid=positive()
+    )
     per_caption_mlp: bool = knob(False, "run the MLP per caption before pooling (costlier)")
 
     def validate(self) -> None:
         super().validate()
         if self.dim is not None and int(self.dim * self.mlp_ratio) < 1:
-            raise ConfigError(f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}")
+            raise ConfigError(
+                f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}"
+            )
 
     def param_count(self) -> tuple[float, float]:
         """Per conditioned layer: the value projection (and query and key when it attends), MLP, norm."""
@@ -164,7 +167,9 @@ class XAttnLayer(nn.Module):
             # the per-caption read-outs ([U, N, L, D], the largest tensor here) then stay in
             # cache and are never stored; backward keeps only the pooling indices.
             step = max(1, _CHUNK // (h * n * length * dh))
-            pooled = torch.cat([self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)])
+            pooled = torch.cat(
+                [self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)]
+            )
             pooled = pooled.expand(u, h, length, dh).transpose(1, 2).reshape(u, length, d)
         y = x + pooled
         return y + self.mlp(self.norm(y)), q, k, dot

@@ -25,8 +25,8 @@ from ..config import Config, MissingFileError, at_least, knob
 from ..registry import register
 
 __all__ = [
-    "CaptionsConfig",
     "CaptionedImages",
+    "CaptionsConfig",
     "ImageFolder",
     "ImageFolderConfig",
     "TarShards",
@@ -90,8 +90,9 @@ def _missing_report(missing: list[str], total: int, source: str, policy: OnError
 class CaptionsConfig(Config):
     captions: str = knob("", "captions file: .jsonl ({image, caption | captions}) or .csv (image, caption rows)")
     root: str = knob("", "folder the image paths are relative to (default: the captions file's folder)")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
-                                  valid=at_least(1))
+    image_size: int | None = knob(
+        None, "decoded images are resized and centre-cropped to this side", follows="image_size", valid=at_least(1)
+    )
     on_error: OnError = knob("skip", "missing or corrupt images and malformed lines: skip and count, or fail")
 
     def check_files(self) -> None:
@@ -175,8 +176,9 @@ class CaptionedImages(_ReportingDataset):
 @dataclass(frozen=True)
 class TarShardsConfig(Config):
     shards: str = knob("", "glob of WebDataset-style .tar shards (img2dataset: key.jpg with key.txt or key.json)")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
-                                  valid=at_least(1))
+    image_size: int | None = knob(
+        None, "decoded images are resized and centre-cropped to this side", follows="image_size", valid=at_least(1)
+    )
     on_error: OnError = knob("skip", "images without caption, corrupt images: skip and count, or fail")
 
     def shard_paths(self) -> list[Path]:
@@ -256,8 +258,9 @@ class TarShards(_ReportingDataset):
 @dataclass(frozen=True)
 class ImageFolderConfig(Config):
     root: str = knob("", "folder of class folders (root/CLASS/IMAGE), e.g. for probes")
-    image_size: int | None = knob(None, "decoded images are resized and centre-cropped to this side", follows="image_size",
-                                  valid=at_least(1))
+    image_size: int | None = knob(
+        None, "decoded images are resized and centre-cropped to this side", follows="image_size", valid=at_least(1)
+    )
     on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
 
     def check_files(self) -> None:

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..config import Config, ConfigError, at_least, in_range, knob
 from ..registry import register
 
-__all__ = ["SceneConfig", "SyntheticScenes", "COLOURS", "SHAPES", "RELATIONS"]
+__all__ = ["COLOURS", "RELATIONS", "SHAPES", "SceneConfig", "SyntheticScenes"]
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.9, 0.1, 0.1),
@@ -43,14 +43,25 @@ class SceneConfig(Config):
     image_size: int | None = knob(None, "image side in pixels", follows="image_size", valid=at_least(8))
     min_objects: int = knob(1, "fewest objects per image", valid=in_range(1, 6))
     max_objects: int = knob(4, "most objects per image (at least min_objects)", valid=in_range(1, 6))
-    min_radius: float = knob(0.18, "smallest object half-size, as a fraction of the image side",
-                             valid=in_range(0, 0.5, low_open=True, high_open=True))
-    max_radius: float = knob(0.3, "largest object half-size, as a fraction of the image side (at least min_radius)",
-                             valid=in_range(0, 0.5, low_open=True, high_open=True))
-    separation: float = knob(0.8, "object centres at least this times the sum of their half-sizes apart (0: any overlap)",
-                             valid=in_range(0, 1))
+    min_radius: float = knob(
+        0.18,
+        "smallest object half-size, as a fraction of the image side",
+        valid=in_range(0, 0.5, low_open=True, high_open=True),
+    )
+    max_radius: float = knob(
+        0.3,
+        "largest object half-size, as a fraction of the image side (at least min_radius)",
+        valid=in_range(0, 0.5, low_open=True, high_open=True),
+    )
+    separation: float = knob(
+        0.8,
+        "object centres at least this times the sum of their half-sizes apart (0: any overlap)",
+        valid=in_range(0, 1),
+    )
     max_captions: int = knob(8, "captions per image, short to detailed", valid=at_least(1))
-    noise: float = knob(0.08, "std of the per-pixel noise over the background texture and objects", valid=in_range(0, 1))
+    noise: float = knob(
+        0.08, "std of the per-pixel noise over the background texture and objects", valid=in_range(0, 1)
+    )
     seed: int = knob(0, "the data set's seed: sample i is a pure function of (seed, i)", valid=at_least(0))
     size: int = knob(50_000, "number of images (any number works)", valid=at_least(1))
 

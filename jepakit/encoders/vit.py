@@ -28,7 +28,7 @@ from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 
-__all__ = ["VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index"]
 
 #: The per-channel pixel statistics I-JEPA normalises its inputs with (images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -80,23 +80,28 @@ def check_index(where: str, index: Tensor, valid: Tensor | None, batch: int, n: 
 @dataclass(frozen=True)
 class ViTConfig(TransformerConfig):
     img_size: int | None = knob(
-        None, "default image size: the stored position table (any multiple of patch_size runs)", follows="image_size",
+        None,
+        "default image size: the stored position table (any multiple of patch_size runs)",
+        follows="image_size",
         valid=at_least(1),
     )
     patch_size: int = knob(16, "patch size in pixels", valid=at_least(1))
     in_chans: int = knob(3, "image channels", valid=at_least(1))
-    pixel_mean: tuple[float, ...] = knob(IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)",
-                                         valid=each(in_range(0, 1)))
-    pixel_std: tuple[float, ...] = knob(IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)",
-                                        valid=each(positive()))
+    pixel_mean: tuple[float, ...] = knob(
+        IMAGENET_MEAN, "per-channel mean subtracted from [0, 1] images (I-JEPA)", valid=each(in_range(0, 1))
+    )
+    pixel_std: tuple[float, ...] = knob(
+        IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)", valid=each(positive())
+    )
 
     def validate(self) -> None:
         super().validate()
         t = self.type_id()
         for name in ("pixel_mean", "pixel_std"):
             if len(getattr(self, name)) != self.in_chans:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)} needs one value per channel "
-                                  f"(in_chans={self.in_chans})")
+                raise ConfigError(
+                    f"{t}.{name}={getattr(self, name)} needs one value per channel (in_chans={self.in_chans})"
+                )
         if self.img_size is not None and self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 

@@ -7,6 +7,18 @@ from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
 
 __all__ = [
-    "PROBES", "evaluate", "text_use", "probe_data", "summary", "Features", "extract", "effective_rank",
-    "embedding_std", "attentive_probe", "dense_probe", "knn_probe", "linear_probe", "mean_iou",
+    "PROBES",
+    "Features",
+    "attentive_probe",
+    "dense_probe",
+    "effective_rank",
+    "embedding_std",
+    "evaluate",
+    "extract",
+    "knn_probe",
+    "linear_probe",
+    "mean_iou",
+    "probe_data",
+    "summary",
+    "text_use",
 ]

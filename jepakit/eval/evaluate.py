@@ -22,7 +22,7 @@ from .features import TASKS, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
-__all__ = ["evaluate", "probe_data", "summary", "PROBES"]
+__all__ = ["PROBES", "evaluate", "probe_data", "summary"]
 
 PROBES = ("linear", "knn", "attentive", "dense")
 
@@ -53,8 +53,10 @@ def _check_fits(encoder: nn.Module, data: Any) -> None:
     h, w = sample["image"].shape[-2:]
     p = encoder.patch_size
     if h % p or w % p:
-        raise ValueError(f"probe data: images are {h}x{w}, not divisible by the encoder's patch_size={p}; "
-                         f"set data.image_size to a multiple of {p}")
+        raise ValueError(
+            f"probe data: images are {h}x{w}, not divisible by the encoder's patch_size={p}; "
+            f"set data.image_size to a multiple of {p}"
+        )
     c = encoder.config.in_chans
     if sample["image"].shape[0] != c:
         raise ValueError(f"probe data: images have {sample['image'].shape[0]} channels; the encoder takes {c}")
@@ -88,11 +90,20 @@ def evaluate(
         raise ValueError(f"unknown probes {unknown}; choose from {list(PROBES)}")
     need = train + val + test
     if min(train, val, test) < 1 or need > len(data):
-        raise ValueError(f"probe splits train={train} val={val} test={test} need {need} images; "
-                         f"the data has {len(data)}")
+        raise ValueError(
+            f"probe splits train={train} val={val} test={test} need {need} images; the data has {len(data)}"
+        )
     _check_fits(encoder, data)
-    feats = extract(encoder, data, range(need), batch_size=batch_size, layers=layers,
-                    keep_patches=bool({"attentive", "dense"} & set(probes)), cache=cache, cache_key=cache_key)
+    feats = extract(
+        encoder,
+        data,
+        range(need),
+        batch_size=batch_size,
+        layers=layers,
+        keep_patches=bool({"attentive", "dense"} & set(probes)),
+        cache=cache,
+        cache_key=cache_key,
+    )
     if feats.skipped:
         emit(f"probe data: {feats.skipped} unreadable samples skipped")
     available = sorted(feats.labels)
@@ -126,8 +137,14 @@ def evaluate(
             results.setdefault("knn", {})[task] = out["accuracy"]
             emit(f"knn/{task}: {out['accuracy']:.4f}")
         if "attentive" in probes:
-            out = attentive_probe((tok[0], tr), (tok[1], va), (tok[2], te), multilabel=multi, seed=seed,
-                                  num_heads=_heads(tok[0].shape[-1]))
+            out = attentive_probe(
+                (tok[0], tr),
+                (tok[1], va),
+                (tok[2], te),
+                multilabel=multi,
+                seed=seed,
+                num_heads=_heads(tok[0].shape[-1]),
+            )
             results.setdefault("attentive", {})[task] = out["accuracy"]
             results["details"].setdefault("attentive", {})[task] = out
             emit(f"attentive/{task}: {out['accuracy']:.4f}")
@@ -135,7 +152,12 @@ def evaluate(
         if feats.segmentation is None:
             emit("dense probe skipped: the data has no segmentation")
         else:
-            out = dense_probe(*zip(tok, split(feats.segmentation)), grid=feats.grid, num_classes=feats.num_seg_classes, seed=seed)
+            out = dense_probe(
+                *zip(tok, split(feats.segmentation), strict=True),
+                grid=feats.grid,
+                num_classes=feats.num_seg_classes,
+                seed=seed,
+            )
             results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
             results["details"]["dense"] = out
             emit(f"dense/miou: {out['miou']:.4f}")

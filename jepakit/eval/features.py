@@ -26,11 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Features", "extract", "TASKS", "encoder_fingerprint"]
+__all__ = ["TASKS", "Features", "encoder_fingerprint", "extract"]
 
 #: What each label is: a single class per image, or a set of classes (multi-hot).
-TASKS: dict[str, str] = {"count": "multiclass", "shapes": "multilabel", "relation": "multiclass",
-                         "label": "multiclass"}
+TASKS: dict[str, str] = {"count": "multiclass", "shapes": "multilabel", "relation": "multiclass", "label": "multiclass"}
 
 
 @dataclass
@@ -59,8 +58,12 @@ class Features:
             tensors["patches"] = self.patches.contiguous()
         if self.segmentation is not None:
             tensors["segmentation"] = self.segmentation.contiguous()
-        meta = {"grid": json.dumps(list(self.grid)), "key": key, "num_seg_classes": str(self.num_seg_classes),
-                "skipped": str(self.skipped)}
+        meta = {
+            "grid": json.dumps(list(self.grid)),
+            "key": key,
+            "num_seg_classes": str(self.num_seg_classes),
+            "skipped": str(self.skipped),
+        }
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -128,8 +131,15 @@ def extract(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be positive")
     rows = hashlib.sha256(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
-    key = json.dumps({"user": cache_key, "encoder": encoder_fingerprint(encoder), "indices": rows,
-                      "layers": layers, "patches": keep_patches})
+    key = json.dumps(
+        {
+            "user": cache_key,
+            "encoder": encoder_fingerprint(encoder),
+            "indices": rows,
+            "layers": layers,
+            "patches": keep_patches,
+        }
+    )
     if cache is not None and Path(cache).is_file():
         feats, saved_key = Features.load(cache)
         if saved_key == key:
@@ -171,8 +181,10 @@ def extract(
         pooled=torch.cat(pooled),
         patches=torch.cat(patches) if keep_patches else None,
         grid=grid,
-        labels={k: torch.tensor(v, dtype=torch.float32 if TASKS[k] == "multilabel" else torch.long)
-                for k, v in labels.items()},
+        labels={
+            k: torch.tensor(v, dtype=torch.float32 if TASKS[k] == "multilabel" else torch.long)
+            for k, v in labels.items()
+        },
         segmentation=seg,
         num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
         skipped=skipped,

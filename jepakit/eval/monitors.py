@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["embedding_std", "effective_rank"]
+__all__ = ["effective_rank", "embedding_std"]
 
 
 def _flat(z: Tensor) -> Tensor:

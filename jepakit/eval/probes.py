@@ -29,8 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["linear_probe", "knn_probe", "attentive_probe", "dense_probe", "mean_iou", "AttentiveHead",
-           "patch_class_fractions"]
+__all__ = [
+    "AttentiveHead",
+    "attentive_probe",
+    "dense_probe",
+    "knn_probe",
+    "linear_probe",
+    "mean_iou",
+    "patch_class_fractions",
+]
 
 Split = tuple[Tensor, Tensor]
 
@@ -127,14 +134,27 @@ def _sweep(
     for lr, wd in itertools.product(lrs, weight_decays):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            head = _fit(make_head(), train[0], loss_of, train[1], lr=lr, weight_decay=wd, epochs=epochs,
-                        batch_size=batch_size, seed=seed)
+            head = _fit(
+                make_head(),
+                train[0],
+                loss_of,
+                train[1],
+                lr=lr,
+                weight_decay=wd,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+            )
         val_score = score(_apply(head, val[0]), val[1])
         if best is None or val_score > best["val"]:
             best = {"val": val_score, "lr": lr, "weight_decay": wd, "head": head}
     assert best is not None
-    return {"val": best["val"], "lr": best["lr"], "weight_decay": best["weight_decay"],
-            "test_out": _apply(best["head"], test[0])}
+    return {
+        "val": best["val"],
+        "lr": best["lr"],
+        "weight_decay": best["weight_decay"],
+        "test_out": _apply(best["head"], test[0]),
+    }
 
 
 def _check_splits(name: str, *splits: Split) -> None:
@@ -182,10 +202,21 @@ def _classifier_probe(
         _unseen_classes(name, train[1], val[1], test[1])
     classes = _num_classes(train[1], multilabel, val[1], test[1])
     loss_of = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
-    out = _sweep(lambda: make_head(train[0].shape[-1], classes), train, val, test, loss_of,
-                 lambda logits, y: _accuracy(logits, y, multilabel), **sweep)
-    result = {"accuracy": _accuracy(out["test_out"], test[1], multilabel), "val_accuracy": out["val"],
-              "lr": out["lr"], "weight_decay": out["weight_decay"]}
+    out = _sweep(
+        lambda: make_head(train[0].shape[-1], classes),
+        train,
+        val,
+        test,
+        loss_of,
+        lambda logits, y: _accuracy(logits, y, multilabel),
+        **sweep,
+    )
+    result = {
+        "accuracy": _accuracy(out["test_out"], test[1], multilabel),
+        "val_accuracy": out["val"],
+        "lr": out["lr"],
+        "weight_decay": out["weight_decay"],
+    }
     if multilabel:
         result["exact_match"] = _exact_match(out["test_out"], test[1])
     return result
@@ -204,14 +235,31 @@ def linear_probe(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Test accuracy of a linear classifier on features [N, D], hyper-parameters chosen on ``val``."""
-    return _classifier_probe("linear probe", nn.Linear, train, val, test, multilabel, standardise=True, lrs=lrs,
-                             weight_decays=weight_decays, epochs=epochs, batch_size=batch_size, seed=seed)
+    return _classifier_probe(
+        "linear probe",
+        nn.Linear,
+        train,
+        val,
+        test,
+        multilabel,
+        standardise=True,
+        lrs=lrs,
+        weight_decays=weight_decays,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
 
 
 @torch.no_grad()
 def knn_probe(
-    train: Split, test: Split, *, k: int = 20, temperature: float = 0.07, multilabel: bool = False,
-    batch_size: int = 1024
+    train: Split,
+    test: Split,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    multilabel: bool = False,
+    batch_size: int = 1024,
 ) -> dict[str, Any]:
     """Test accuracy of weighted cosine k-NN: each of the ``k`` nearest training rows votes for
     its label with weight exp(cos / temperature)."""
@@ -229,8 +277,11 @@ def knn_probe(
         outs.append(torch.einsum("qk,qkc->qc", w, votes_of[idx]) / w.sum(1, keepdim=True))
     scores = torch.cat(outs)
     if multilabel:
-        return {"accuracy": _accuracy(scores - 0.5, test[1], True), "exact_match": _exact_match(scores - 0.5, test[1]),
-                "k": k}
+        return {
+            "accuracy": _accuracy(scores - 0.5, test[1], True),
+            "exact_match": _exact_match(scores - 0.5, test[1]),
+            "k": k,
+        }
     return {"accuracy": _accuracy(scores, test[1], False), "k": k}
 
 
@@ -275,14 +326,24 @@ def attentive_probe(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Test accuracy of an attentive classifier on patch tokens [N, T, D]."""
-    return _classifier_probe("attentive probe", lambda d, c: AttentiveHead(d, c, num_heads), train, val, test,
-                             multilabel, lrs=lrs, weight_decays=weight_decays, epochs=epochs,
-                             batch_size=batch_size, seed=seed)
+    return _classifier_probe(
+        "attentive probe",
+        lambda d, c: AttentiveHead(d, c, num_heads),
+        train,
+        val,
+        test,
+        multilabel,
+        lrs=lrs,
+        weight_decays=weight_decays,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
 
 
 def patch_class_fractions(segmentation: Tensor, grid: tuple[int, int], num_classes: int) -> Tensor:
     """[N, H, W] pixel classes -> [N, h*w, classes]: the share of each class in each patch."""
-    n, height, width = segmentation.shape
+    _, height, width = segmentation.shape
     h, w = grid
     if height % h or width % w:
         raise ValueError(f"segmentation {height}x{width} does not divide into the {h}x{w} patch grid")
@@ -326,15 +387,31 @@ def dense_probe(
         return -(frac * logits.log_softmax(-1)).sum(-1).mean()
 
     def pixels(out: Tensor) -> Tensor:
-        return torch.cat([_pixel_logits(out[i : i + 256], grid, size).argmax(1)
-                          for i in range(0, out.shape[0], 256)])
+        return torch.cat([_pixel_logits(out[i : i + 256], grid, size).argmax(1) for i in range(0, out.shape[0], 256)])
 
     def score(out: Tensor, seg: Tensor) -> float:
         return mean_iou(pixels(out), seg, num_classes)[0]
 
-    out = _sweep(lambda: nn.Linear(train[0].shape[-1], num_classes), (train[0], fractions), val, test, loss_of,
-                 score, lrs, weight_decays, epochs, batch_size, seed)
+    out = _sweep(
+        lambda: nn.Linear(train[0].shape[-1], num_classes),
+        (train[0], fractions),
+        val,
+        test,
+        loss_of,
+        score,
+        lrs,
+        weight_decays,
+        epochs,
+        batch_size,
+        seed,
+    )
     prediction = pixels(out["test_out"])
     miou, iou = mean_iou(prediction, test[1], num_classes)
-    return {"miou": miou, "iou": iou, "val_miou": out["val"], "lr": out["lr"],
-            "weight_decay": out["weight_decay"], "prediction": prediction.to(torch.uint8)}
+    return {
+        "miou": miou,
+        "iou": iou,
+        "val_miou": out["val"],
+        "lr": out["lr"],
+        "weight_decay": out["weight_decay"],
+        "prediction": prediction.to(torch.uint8),
+    }

@@ -18,8 +18,16 @@ from torch import Tensor, nn
 from ..config import Config, ConfigError, at_least, in_range, knob, positive
 
 __all__ = [
-    "TransformerConfig", "Block", "GeluMlp", "Packing", "for_blocks", "make_blocks", "init_weights", "padding_bias",
-    "gather_tokens", "layer_norm",
+    "Block",
+    "GeluMlp",
+    "Packing",
+    "TransformerConfig",
+    "for_blocks",
+    "gather_tokens",
+    "init_weights",
+    "layer_norm",
+    "make_blocks",
+    "padding_bias",
 ]
 
 #: LayerNorm as in I-JEPA and timm ViTs.
@@ -30,14 +38,16 @@ layer_norm = partial(nn.LayerNorm, eps=1e-6)
 class TransformerConfig(Config):
     """The knobs of a pre-LN transformer stack with 2-D sin-cos positions."""
 
-    embed_dim: int = knob(768, "token width (divisible by num_heads, and by 4 for the 2-D sin-cos positions)",
-                          valid=at_least(1))
+    embed_dim: int = knob(
+        768, "token width (divisible by num_heads, and by 4 for the 2-D sin-cos positions)", valid=at_least(1)
+    )
     depth: int = knob(12, "transformer blocks", valid=at_least(1))
     num_heads: int = knob(12, "attention heads", valid=at_least(1))
     mlp_ratio: float = knob(4.0, "MLP hidden width / embed_dim", valid=positive())
     qkv_bias: bool = knob(True, "bias on the query, key and value projections")
-    drop_path_rate: float = knob(0.0, "stochastic depth, rising linearly to this rate in the last block",
-                                 valid=in_range(0, 1, high_open=True))
+    drop_path_rate: float = knob(
+        0.0, "stochastic depth, rising linearly to this rate in the last block", valid=in_range(0, 1, high_open=True)
+    )
     init_std: float = knob(0.02, "std of the truncated-normal weight init", valid=positive())
 
     def validate(self) -> None:
@@ -47,7 +57,9 @@ class TransformerConfig(Config):
         if self.embed_dim % 4:
             raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 4 (2-D sin-cos positions)")
         if int(self.embed_dim * self.mlp_ratio) < 1:
-            raise ConfigError(f"{t}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at embed_dim={self.embed_dim}")
+            raise ConfigError(
+                f"{t}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at embed_dim={self.embed_dim}"
+            )
 
     def param_count(self) -> tuple[float, float]:
         """(parameters, buffer values) it builds: the blocks and a final LayerNorm (subclasses add theirs)."""
@@ -57,7 +69,9 @@ class TransformerConfig(Config):
 
     def make_blocks(self) -> nn.ModuleList:
         """The configured stack of blocks."""
-        return make_blocks(self.embed_dim, self.depth, self.num_heads, self.mlp_ratio, self.qkv_bias, self.drop_path_rate)
+        return make_blocks(
+            self.embed_dim, self.depth, self.num_heads, self.mlp_ratio, self.qkv_bias, self.drop_path_rate
+        )
 
 
 def make_blocks(
@@ -92,7 +106,7 @@ class Packing:
         self.sample = self.index // n  # packed row -> sample, for per-sample drop-path
         self.split = head.numel()
         self.split_column = split
-        self.tail_index = self.sample[self.split:] * (n - split) + tail % n - split  # flat position in B*(L-split)
+        self.tail_index = self.sample[self.split :] * (n - split) + tail % n - split  # flat position in B*(L-split)
         self._bias: dict[torch.dtype, Tensor] = {}
 
     @classmethod
@@ -202,7 +216,7 @@ class Block(nn.Module):
             attended = self._attend(self.norm1(x), rows_from, attn_mask, packing)
         sample = None  # the sample of each packed row, for drop-path
         if packing is not None:
-            x, sample = (x[packing.split:], packing.sample[packing.split:]) if rows_from else (x, packing.sample)
+            x, sample = (x[packing.split :], packing.sample[packing.split :]) if rows_from else (x, packing.sample)
         elif rows_from:
             x = x[:, rows_from:]
         x = x + self._drop_path(self.drop_path1, self.ls1(attended), sample, packing)
@@ -221,7 +235,7 @@ class Block(nn.Module):
                 qkv = packing.unpack(qkv)
             q, k, v = qkv.reshape(b, n, 3, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
         else:
-            hq = h[packing.split:] if packing is not None else h[:, rows_from:]
+            hq = h[packing.split :] if packing is not None else h[:, rows_from:]
             q = F.linear(hq, w[:d], None if bias is None else bias[:d])
             kv = F.linear(h, w[d:], None if bias is None else bias[d:])
             if packing is not None:

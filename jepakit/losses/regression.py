@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..config import Config, knob, positive
 from ..registry import register
 
-__all__ = ["RegressionLossConfig", "RegressionLoss"]
+__all__ = ["RegressionLoss", "RegressionLossConfig"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ class RegressionLoss(nn.Module, abc.ABC):
 
 @dataclass(frozen=True)
 class SmoothL1Config(RegressionLossConfig):
-    beta: float = knob(1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)",
-                       valid=positive())
+    beta: float = knob(
+        1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)", valid=positive()
+    )
 
 
 @register("loss", "smooth-l1", SmoothL1Config)

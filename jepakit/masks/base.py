@@ -19,11 +19,11 @@ from torch import Tensor
 from ..config import Config, ConfigError, Valid, at_least, knob, ordered_pair
 
 __all__ = [
-    "Masks",
-    "MaskerConfig",
-    "VideoMaskerConfig",
-    "Masker",
     "Equalise",
+    "Masker",
+    "MaskerConfig",
+    "Masks",
+    "VideoMaskerConfig",
     "rows_to_indices",
 ]
 
@@ -124,8 +124,10 @@ def _scatter_any(index: Tensor, valid: Tensor | None, n: int) -> Tensor:
 
 #: An image size: one side, or (height, width), in pixels.
 IMAGE_SIZE = Valid(
-    lambda s: (type(s) is int and s >= 1) or (isinstance(s, tuple) and len(s) == 2 and all(type(v) is int and v >= 1
-                                                                                         for v in s)),
+    lambda s: (
+        (type(s) is int and s >= 1)
+        or (isinstance(s, tuple) and len(s) == 2 and all(type(v) is int and v >= 1 for v in s))
+    ),
     "an int >= 1 or (height, width) of ints >= 1",
 )
 #: A fraction of the grid, (min, max).
@@ -219,9 +221,7 @@ class Masker(abc.ABC):
         return f"{type(self).__name__}({self.config})"
 
 
-def rows_to_indices(
-    mask: Tensor, mode: Equalise, generator: torch.Generator
-) -> tuple[Tensor, Tensor | None]:
+def rows_to_indices(mask: Tensor, mode: Equalise, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
     """Turn a boolean [B, N] selection into equal-length index rows [B, K].
 
     ``pad``: K = the largest row; indices in raster order; padding repeats the row's
@@ -270,9 +270,7 @@ def check_ratio(where: str, ratio: float, n: int) -> int:
     return k
 
 
-def draw_until_valid(
-    batch_size: int, max_tries: int, draw: Callable[[Tensor, bool], Tensor]
-) -> tuple[int, int]:
+def draw_until_valid(batch_size: int, max_tries: int, draw: Callable[[Tensor, bool], Tensor]) -> tuple[int, int]:
     """Rejection sampling over rows, vectorised, that always terminates.
 
     ``draw(rows, stack)`` draws masks for ``rows``, stores the valid ones and returns

@@ -22,8 +22,9 @@ __all__ = ["BlockConfig", "BlockMasker"]
 @dataclass(frozen=True)
 class BlockConfig(MaskerConfig):
     scale: tuple[float, float] = knob((0.15, 0.4), "block area as a fraction of the grid", valid=SCALE)
-    aspect: tuple[float, float] = knob((0.3, 3.3), "block aspect ratio height/width (BEiT's range)",
-                                       valid=positive_pair())
+    aspect: tuple[float, float] = knob(
+        (0.3, 3.3), "block aspect ratio height/width (BEiT's range)", valid=positive_pair()
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["block_shape", "draw_block_shape", "block_area_range", "draw_starts", "box_union", "box_indices"]
+__all__ = ["block_area_range", "block_shape", "box_indices", "box_union", "draw_block_shape", "draw_starts"]
 
 
 def block_shape(scale: float, aspect: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
@@ -53,20 +53,18 @@ def block_area_range(
     return min(areas), max(areas)
 
 
-def draw_starts(
-    n: int, k: int, size: tuple[int, ...], grid: tuple[int, ...], generator: torch.Generator
-) -> Tensor:
+def draw_starts(n: int, k: int, size: tuple[int, ...], grid: tuple[int, ...], generator: torch.Generator) -> Tensor:
     """Uniform start corners [n, k, D] of boxes of ``size`` that fit in ``grid``."""
-    cols = [torch.randint(0, g - s + 1, (n, k), generator=generator) for s, g in zip(size, grid)]
+    cols = [torch.randint(0, g - s + 1, (n, k), generator=generator) for s, g in zip(size, grid, strict=True)]
     return torch.stack(cols, dim=-1)
 
 
 def box_union(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) -> Tensor:
     """[n, N] bool: cells covered by any of the k boxes of ``starts`` [n, k, D]."""
-    n, k, dims = starts.shape
+    n, _, dims = starts.shape
     letters = "abcdefgh"[:dims]
     sides = []
-    for d, (s, g) in enumerate(zip(size, grid)):
+    for d, (s, g) in enumerate(zip(size, grid, strict=True)):
         pos = torch.arange(g)
         sides.append(((pos >= starts[..., d, None]) & (pos < starts[..., d, None] + s)).float())  # [n, k, g]
     # union of products of intervals = (sum over boxes of the outer products) > 0
@@ -78,7 +76,7 @@ def box_indices(starts: Tensor, size: tuple[int, ...], grid: tuple[int, ...]) ->
     """[n, k, prod(size)] raster-order indices of the cells of each box."""
     strides = [math.prod(grid[d + 1 :]) for d in range(len(grid))]
     offsets = torch.zeros((), dtype=torch.long)
-    for s, st in zip(size, strides):
+    for s, st in zip(size, strides, strict=True):
         offsets = offsets[..., None] + torch.arange(s) * st
     origin = (starts * torch.tensor(strides)).sum(-1)  # [n, k]
     return origin[..., None] + offsets.reshape(-1)

@@ -41,8 +41,9 @@ __all__ = ["MultiBlockConfig", "MultiBlockMasker"]
 class MultiBlockConfig(MaskerConfig):
     num_targets: int = knob(4, "target blocks per image (I-JEPA: 4)", valid=at_least(1))
     target_scale: tuple[float, float] = knob((0.15, 0.2), "target block area as a fraction of the grid", valid=SCALE)
-    target_aspect: tuple[float, float] = knob((0.75, 1.5), "target block aspect ratio height/width",
-                                              valid=positive_pair())
+    target_aspect: tuple[float, float] = knob(
+        (0.75, 1.5), "target block aspect ratio height/width", valid=positive_pair()
+    )
     num_context: int = knob(1, "context blocks per image; the context is their union", valid=at_least(1))
     context_scale: tuple[float, float] = knob((0.85, 1.0), "context block area as a fraction of the grid", valid=SCALE)
     context_aspect: tuple[float, float] = knob((1.0, 1.0), "context block aspect ratio", valid=positive_pair())
@@ -59,7 +60,9 @@ class MultiBlockConfig(MaskerConfig):
         cells = self.grid[0] * self.grid[1]
         for name in ("num_targets", "num_context"):
             if getattr(self, name) > cells:
-                raise ConfigError(f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid")
+                raise ConfigError(
+                    f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid"
+                )
         ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid)
         _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid)
         guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max

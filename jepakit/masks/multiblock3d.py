@@ -38,8 +38,9 @@ __all__ = ["MultiBlock3DConfig", "MultiBlock3DMasker"]
 
 @dataclass(frozen=True)
 class MultiBlock3DConfig(VideoMaskerConfig):
-    num_blocks: tuple[int, ...] = knob((8, 2), "blocks per clip, one entry per mask generator (V-JEPA: 8, 2)",
-                                       valid=each(at_least(1)))
+    num_blocks: tuple[int, ...] = knob(
+        (8, 2), "blocks per clip, one entry per mask generator (V-JEPA: 8, 2)", valid=each(at_least(1))
+    )
     spatial_scale: tuple[tuple[float, float], ...] = knob(
         ((0.15, 0.15), (0.7, 0.7)), "block area as a fraction of a frame, (min, max) per generator", valid=each(SCALE)
     )

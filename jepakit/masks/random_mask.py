@@ -18,7 +18,9 @@ __all__ = ["RandomConfig", "RandomMasker"]
 
 @dataclass(frozen=True)
 class RandomConfig(MaskerConfig):
-    ratio: float = knob(0.75, "fraction of patches that are targets (MAE: 0.75)", valid=in_range(0, 1, low_open=True, high_open=True))
+    ratio: float = knob(
+        0.75, "fraction of patches that are targets (MAE: 0.75)", valid=in_range(0, 1, low_open=True, high_open=True)
+    )
 
     def validate(self) -> None:
         super().validate()

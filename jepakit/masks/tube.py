@@ -18,8 +18,11 @@ __all__ = ["TubeConfig", "TubeMasker"]
 
 @dataclass(frozen=True)
 class TubeConfig(VideoMaskerConfig):
-    ratio: float = knob(0.9, "fraction of spatial positions masked in every frame (VideoMAE: 0.9)",
-                         valid=in_range(0, 1, low_open=True, high_open=True))
+    ratio: float = knob(
+        0.9,
+        "fraction of spatial positions masked in every frame (VideoMAE: 0.9)",
+        valid=in_range(0, 1, low_open=True, high_open=True),
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -4,4 +4,4 @@ from . import jepa  # noqa: F401  (registers)
 from .base import Draw, Method, MethodConfig, ParamGroup
 from .jepa import JEPA, JEPAConfig
 
-__all__ = ["Draw", "JEPA", "JEPAConfig", "Method", "MethodConfig", "ParamGroup"]
+__all__ = ["JEPA", "Draw", "JEPAConfig", "Method", "MethodConfig", "ParamGroup"]

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..config import Assembly, Config
 from ..sizing import Size, size_fields
 
-__all__ = ["Method", "MethodConfig", "Draw", "ParamGroup", "mix_seed"]
+__all__ = ["Draw", "Method", "MethodConfig", "ParamGroup", "mix_seed"]
 
 
 def mix_seed(*parts: int) -> int:

@@ -24,21 +24,23 @@ from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
+from ..sizing import Size, transformer_activations
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
 from ..transforms import random_resized_crop
-from ..sizing import Size, transformer_activations
 from .base import Draw, Method, MethodConfig, ParamGroup
 
-__all__ = ["JEPAConfig", "JEPA"]
+__all__ = ["JEPA", "JEPAConfig"]
 
 
 @dataclass(frozen=True)
 class JEPAConfig(MethodConfig):
-    image_size: int = knob(224, "image side in pixels; the masker grid, the encoder and the data follow it",
-                           valid=at_least(1))
-    crop_scale: tuple[float, float] = knob((0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)",
-                                           valid=ordered_pair(0, 1))
+    image_size: int = knob(
+        224, "image side in pixels; the masker grid, the encoder and the data follow it", valid=at_least(1)
+    )
+    crop_scale: tuple[float, float] = knob(
+        (0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)", valid=ordered_pair(0, 1)
+    )
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
@@ -93,16 +95,21 @@ class JEPAConfig(MethodConfig):
         tokens = (self.image_size // enc.patch_size) ** 2
         blocks = getattr(self.masker, "num_targets", 1)
         size.activations["images"] = 3.0 * batch * enc.in_chans * self.image_size**2
-        size.activations["encoder"] = transformer_activations(batch, tokens, enc.embed_dim, enc.depth, enc.mlp_ratio,
-                                                              enc.num_heads)
-        size.activations["predictor"] = transformer_activations(batch * blocks, tokens, pred.embed_dim, pred.depth,
-                                                                pred.mlp_ratio, pred.num_heads)
+        size.activations["encoder"] = transformer_activations(
+            batch, tokens, enc.embed_dim, enc.depth, enc.mlp_ratio, enc.num_heads
+        )
+        size.activations["predictor"] = transformer_activations(
+            batch * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
+        )
         tok = self.tokenizer
         if tok is not None and self.conditioner.name != "none":
             words = batch * tok.max_captions * tok.max_length
             width = getattr(self.text_encoder, "embed_dim", None) or 1024
             size.activations["text"] = words * (2 + width)
-            size.drivers["text"] = [f"tokenizer.max_captions={tok.max_captions}", f"tokenizer.max_length={tok.max_length}"]
+            size.drivers["text"] = [
+                f"tokenizer.max_captions={tok.max_captions}",
+                f"tokenizer.max_length={tok.max_length}",
+            ]
         size.drivers["images"] = [f"image_size={self.image_size}"]
         size.drivers["encoder"] = size.drivers["encoder"] + [f"image_size={self.image_size}"]
         return size
@@ -234,8 +241,10 @@ class JEPA(Method):
             tok.load_bytes(saved["tokenizer"])
             return
         if not hasattr(data, "captions"):
-            raise ConfigError(f"tokenizer {self.config.tokenizer.name!r} must be fitted on captions, and the "
-                              f"data set {type(data).__name__} has none")
+            raise ConfigError(
+                f"tokenizer {self.config.tokenizer.name!r} must be fitted on captions, and the "
+                f"data set {type(data).__name__} has none"
+            )
         count = min(self.config.tokenizer.fit_samples, len(data))
         tok.fit(c for i in range(count) for c in data.captions(i))
 

@@ -31,7 +31,7 @@ from ..layers.transformer import (
 )
 from ..registry import register
 
-__all__ = ["ViTPredictorConfig", "ViTPredictor"]
+__all__ = ["ViTPredictor", "ViTPredictorConfig"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,9 @@ class ViTPredictorConfig(TransformerConfig):
     embed_dim: int = knob(384, "predictor width (I-JEPA: 384; divisible by num_heads and by 4)", valid=at_least(1))
     depth: int = knob(6, "transformer blocks (I-JEPA: 6 for ViT-B, 12 for L and H, 16 for G)", valid=at_least(1))
     num_heads: int = knob(12, "attention heads (I-JEPA: the encoder's)", valid=at_least(1))
-    encoder_dim: int | None = knob(None, "width of the encoder tokens read and predicted", follows="encoder.width",
-                                   valid=at_least(1))
-
+    encoder_dim: int | None = knob(
+        None, "width of the encoder tokens read and predicted", follows="encoder.width", valid=at_least(1)
+    )
 
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the input and output projections, the mask token."""
@@ -142,7 +142,13 @@ class ViTPredictor(nn.Module):
 
 
 def _sequence_valid(
-    context_valid: Tensor | None, targets_valid: Tensor | None, rows: int, m: int, kc: int, kt: int, device: torch.device
+    context_valid: Tensor | None,
+    targets_valid: Tensor | None,
+    rows: int,
+    m: int,
+    kc: int,
+    kt: int,
+    device: torch.device,
 ) -> Tensor | None:
     """bool [R*M, Kc+Kt] validity of the predictor sequence, or None when nothing is padded."""
     if context_valid is None and targets_valid is None:

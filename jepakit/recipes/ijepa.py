@@ -18,7 +18,7 @@ from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
 
-__all__ = ["ijepa_config", "cpu_config"]
+__all__ = ["cpu_config", "ijepa_config"]
 
 #: Predictor depth by encoder size (I-JEPA); tiny and small are ours (the ViT-B value).
 PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "giant": 16}
@@ -81,8 +81,16 @@ def ijepa_giant() -> Experiment:
 
 #: A small ViT at 64 px on the embedded scenes: the laptop CPU preset (ours).
 CPU_SIZE = dict(embed_dim=192, depth=6, num_heads=3, patch_size=8)
-CPU_TRAIN = dict(steps=300, batch_size=32, lr=1e-3, start_lr=2e-4, warmup_steps=30, log_every=20,
-                 monitor_every=50, checkpoint_every=100)
+CPU_TRAIN = dict(
+    steps=300,
+    batch_size=32,
+    lr=1e-3,
+    start_lr=2e-4,
+    warmup_steps=30,
+    log_every=20,
+    monitor_every=50,
+    checkpoint_every=100,
+)
 
 
 def cpu_config(cfg: Experiment) -> Experiment:

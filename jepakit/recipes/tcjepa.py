@@ -24,11 +24,14 @@ __all__ = ["tcjepa_config"]
 def tcjepa_config(size: str = "base", conditioner: Config | None = None, **conditioner_fields: object) -> Experiment:
     """TC-JEPA for a ViT ``size``: I-JEPA plus tokenizer, text encoder and a conditioner."""
     cond = (conditioner if conditioner is not None else SparseXAttnConfig()).replace(**conditioner_fields)
-    return apply_overrides(ijepa_config(size), {
-        "conditioner": cond,
-        "tokenizer": SentencePieceConfig(vocab_size=1000, max_length=32, max_captions=8),
-        "text_encoder": TransformerTextConfig(),
-    })
+    return apply_overrides(
+        ijepa_config(size),
+        {
+            "conditioner": cond,
+            "tokenizer": SentencePieceConfig(vocab_size=1000, max_length=32, max_captions=8),
+            "text_encoder": TransformerTextConfig(),
+        },
+    )
 
 
 @register_recipe("tc-jepa", help="TC-JEPA, ViT-B/16: sparse-xattn on every predictor layer, N=8, lambda=0.1, beta=0.5")

@@ -26,8 +26,9 @@ __all__ = ["EMAConfig", "EMAUpdater", "ema_momentum"]
 class EMAConfig(Config):
     momentum_start: float = knob(0.996, "momentum at step 0 (I-JEPA: 0.996; V-JEPA: 0.998)", valid=in_range(0, 1))
     momentum_end: float = knob(1.0, "momentum at total_steps and after (I-JEPA: 1.0)", valid=in_range(0, 1))
-    total_steps: int | None = knob(None, "steps over which the momentum moves; None: the whole run (train.steps)",
-                                   valid=at_least(1))
+    total_steps: int | None = knob(
+        None, "steps over which the momentum moves; None: the whole run (train.steps)", valid=at_least(1)
+    )
     schedule: Literal["linear", "cosine"] = knob("linear", "shape of the momentum ramp (I-JEPA: linear; BYOL: cosine)")
 
 

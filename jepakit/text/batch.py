@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["TokenBatch", "TextFeatures"]
+__all__ = ["TextFeatures", "TokenBatch"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class TokenBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TokenBatch:
         return dataclasses.replace(
-            self, ids=self.ids.to(device, non_blocking=non_blocking), mask=self.mask.to(device, non_blocking=non_blocking)
+            self,
+            ids=self.ids.to(device, non_blocking=non_blocking),
+            mask=self.mask.to(device, non_blocking=non_blocking),
         )
 
 

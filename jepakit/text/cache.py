@@ -76,7 +76,9 @@ class TextCache:
             json.dump(header, f)
             f.flush()
             os.fsync(f.fileno())
-        for t, final in zip(tmp[1:] + tmp[:1], (tok_f, mask_f, meta_f)):  # header last: it marks completion
+        for t, final in zip(
+            tmp[1:] + tmp[:1], (tok_f, mask_f, meta_f), strict=True
+        ):  # header last: it marks completion
             os.replace(t, final)
         return cls.open(path)
 

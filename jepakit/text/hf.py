@@ -22,7 +22,7 @@ from ..registry import register
 from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
 
-__all__ = ["HFTextConfig", "HFTextEncoder", "HFTokenizerConfig", "HFTokenizer", "import_transformers"]
+__all__ = ["HFTextConfig", "HFTextEncoder", "HFTokenizer", "HFTokenizerConfig", "import_transformers"]
 
 
 def import_transformers() -> Any:
@@ -30,9 +30,7 @@ def import_transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise ImportError(
-            'the "hf" text encoder and tokenizer need transformers: pip install "jepakit[hf]"'
-        ) from None
+        raise ImportError('the "hf" text encoder and tokenizer need transformers: pip install "jepakit[hf]"') from None
     return transformers
 
 
@@ -58,8 +56,9 @@ def _read_config(path: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class HFTextConfig(Config):
     path: str = knob("", "local Hugging Face model directory (e.g. a T5 encoder); nothing is downloaded")
-    memo: int = knob(4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run",
-                     valid=at_least(0))
+    memo: int = knob(
+        4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run", valid=at_least(0)
+    )
 
     def check_files(self) -> None:
         _check_dir(self.type_id(), self.path, "config.json")
@@ -84,7 +83,9 @@ class HFTextEncoder(TextEncoder):
         auto = transformers.AutoConfig.from_pretrained(cfg.path, local_files_only=True)
         encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
         if auto.model_type in encoder_only:  # T5 without its decoder
-            model = getattr(transformers, encoder_only[auto.model_type]).from_pretrained(cfg.path, local_files_only=True)
+            model = getattr(transformers, encoder_only[auto.model_type]).from_pretrained(
+                cfg.path, local_files_only=True
+            )
         else:
             model = transformers.AutoModel.from_pretrained(cfg.path, local_files_only=True)
             if getattr(auto, "is_encoder_decoder", False):

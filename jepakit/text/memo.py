@@ -44,7 +44,7 @@ class CaptionMemo:
         if new:
             where = torch.tensor(list(new.values()), device=ids.device)
             out = encode(ids[where], keys[where])
-            fresh = dict(zip(new, out))
+            fresh = dict(zip(new, out, strict=True))
         self.misses += len(new)
         self.hits += len(names) - len(new)
         result = torch.stack([fresh[n] if n in fresh else self._store[n] for n in names])

@@ -28,20 +28,25 @@ __all__ = ["CaptionTokenizer", "SentencePieceConfig", "SentencePieceTokenizer", 
 class SentencePieceConfig(Config):
     model_file: str | None = knob(None, "an existing SentencePiece .model file (e.g. T5's spiece.model); None: fit()")
     model_type: Literal["unigram", "bpe"] = knob("unigram", "training algorithm")
-    vocab_size: int = knob(1000, "vocabulary size asked for; training lowers it when the corpus is small "
-                           "(with byte_fallback at least 300: 256 byte pieces, the special tokens, the characters)",
-                           valid=at_least(64))
+    vocab_size: int = knob(
+        1000,
+        "vocabulary size asked for; training lowers it when the corpus is small "
+        "(with byte_fallback at least 300: 256 byte pieces, the special tokens, the characters)",
+        valid=at_least(64),
+    )
     max_length: int = knob(32, "tokens per caption S (truncated or padded)", valid=at_least(1))
-    max_captions: int = knob(8, "captions per image N (TC-JEPA: 8); missing ones are masked, never invented",
-                             valid=at_least(1))
+    max_captions: int = knob(
+        8, "captions per image N (TC-JEPA: 8); missing ones are masked, never invented", valid=at_least(1)
+    )
     pad_id: int = knob(0, "id of the padding token (T5: 0)", valid=at_least(0))
     eos_id: int = knob(1, "id of end-of-sequence, appended to every caption; -1: none (T5: 1)", valid=at_least(-1))
     unk_id: int = knob(2, "id of the unknown token (T5: 2)", valid=at_least(0))
     bos_id: int = knob(-1, "id of beginning-of-sequence; -1: none (T5: none)", valid=at_least(-1))
     byte_fallback: bool = knob(True, "spell unknown characters as UTF-8 bytes instead of unk")
     num_threads: int = knob(1, "training threads (1 makes training reproducible)", valid=in_range(1, 1024))
-    fit_samples: int = knob(2000, "captions of this many samples train a tokenizer that has no model_file",
-                            valid=at_least(1))
+    fit_samples: int = knob(
+        2000, "captions of this many samples train a tokenizer that has no model_file", valid=at_least(1)
+    )
     seed: int = knob(0, "training seed (SentencePiece takes 32 bits)", valid=in_range(0, 2**32 - 1))
 
     def check_files(self) -> None:
@@ -51,8 +56,10 @@ class SentencePieceConfig(Config):
     def validate(self) -> None:
         t = self.type_id()
         if self.byte_fallback and self.vocab_size < 300:
-            raise ConfigError(f"{t}.vocab_size={self.vocab_size}: byte_fallback=true reserves 256 byte pieces; "
-                              "give at least 300 or set byte_fallback=false")
+            raise ConfigError(
+                f"{t}.vocab_size={self.vocab_size}: byte_fallback=true reserves 256 byte pieces; "
+                "give at least 300 or set byte_fallback=false"
+            )
         ids = {n: getattr(self, n) for n in ("pad_id", "eos_id", "unk_id", "bos_id") if getattr(self, n) >= 0}
         if len(set(ids.values())) != len(ids):
             raise ConfigError(f"{t}: special token ids must differ; got {ids}")

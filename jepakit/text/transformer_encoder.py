@@ -19,7 +19,7 @@ from ..registry import register
 from .batch import TextFeatures, TokenBatch
 from .memo import CaptionMemo
 
-__all__ = ["TransformerTextConfig", "TransformerTextEncoder", "TextEncoder"]
+__all__ = ["TextEncoder", "TransformerTextConfig", "TransformerTextEncoder"]
 
 
 class TextEncoder(nn.Module):
@@ -77,9 +77,9 @@ class TransformerTextConfig(TransformerConfig):
     vocab_size: int | None = knob(None, "token-embedding rows", follows="tokenizer.vocab_size", valid=at_least(1))
     max_length: int | None = knob(None, "longest caption S", follows="tokenizer.max_length", valid=at_least(1))
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
-    memo: int = knob(4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read",
-                     valid=at_least(0))
-
+    memo: int = knob(
+        4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read", valid=at_least(0)
+    )
 
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the token embedding; the position table is a buffer."""

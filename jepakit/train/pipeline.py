@@ -13,10 +13,9 @@ exception) stops its threads, which would otherwise abort the interpreter at exi
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-
-import gc
 
 import torch
 

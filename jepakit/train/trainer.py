@@ -36,7 +36,7 @@ from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
 from .signals import StopSignals
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "train"]
+__all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -47,8 +47,9 @@ class NonFiniteLossError(RuntimeError):
 class TrainConfig(Config):
     steps: int = knob(1000, "optimiser steps", valid=at_least(1))
     batch_size: int = knob(64, "images per optimiser step", valid=at_least(1))
-    accum_steps: int = knob(1, "micro-batches per step (gradient accumulation); batch_size must divide",
-                            valid=at_least(1))
+    accum_steps: int = knob(
+        1, "micro-batches per step (gradient accumulation); batch_size must divide", valid=at_least(1)
+    )
     lr: float = knob(1e-3, "peak learning rate (I-JEPA: 1e-3 at batch 2048)", valid=positive())
     start_lr: float = knob(2e-4, "learning rate at step 0, before warm-up (I-JEPA: 2e-4)", valid=at_least(0))
     final_lr: float = knob(1e-6, "learning rate at the last step (I-JEPA: 1e-6)", valid=at_least(0))
@@ -70,14 +71,16 @@ class TrainConfig(Config):
     )
     compile: bool = knob(False, "run the method's forward through torch.compile")
     compile_backend: str = knob("inductor", "torch.compile backend (inductor; eager for a quick check)")
-    num_workers: int = knob(2, "threads reading samples and making batches ahead of the step (0: in line)",
-                            valid=at_least(0))
+    num_workers: int = knob(
+        2, "threads reading samples and making batches ahead of the step (0: in line)", valid=at_least(0)
+    )
     prefetch: int = knob(2, "micro-batches prepared ahead (0: none)", valid=at_least(0))
 
     def validate(self) -> None:
         if self.batch_size % self.accum_steps:
-            raise ConfigError(f"{self.type_id()}.batch_size={self.batch_size} is not divisible by "
-                              f"accum_steps={self.accum_steps}")
+            raise ConfigError(
+                f"{self.type_id()}.batch_size={self.batch_size} is not divisible by accum_steps={self.accum_steps}"
+            )
         if self.warmup_steps > self.steps:
             raise ConfigError(f"{self.type_id()}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
 
@@ -117,8 +120,13 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
             state = upgrade_checkpoint(load_checkpoint(latest))
             _check_same_config(state["config"], experiment, latest)
-        device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                              "cpu" if cfg.device == "auto" else cfg.device)
+        device = torch.device(
+            "cuda"
+            if cfg.device == "auto" and torch.cuda.is_available()
+            else "cpu"
+            if cfg.device == "auto"
+            else cfg.device
+        )
         rank, world = _distributed()
         per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
         size = experiment.method.size(per_rank)
@@ -174,8 +182,11 @@ class Trainer:
         task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
         history: list[float] = []
         skipped = 0
-        amp = dict(device_type=device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
-                   enabled=cfg.precision != "fp32")
+        amp = dict(
+            device_type=device.type,
+            dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
+            enabled=cfg.precision != "fp32",
+        )
         tic, seen = time.perf_counter(), 0
         net = spread.net
         if cfg.compile:
@@ -183,9 +194,19 @@ class Trainer:
         method.train()
         stop = cfg.steps if until is None else min(until, cfg.steps)
         order = EpochOrder(len(data), cfg.batch_size, cfg.seed)
-        batches = micro_batches(method.make_batch, data, order, seed=cfg.seed, accum_steps=cfg.accum_steps,
-                                start=start, stop=stop, rank=rank, world=world, num_workers=cfg.num_workers,
-                                prefetch=cfg.prefetch)
+        batches = micro_batches(
+            method.make_batch,
+            data,
+            order,
+            seed=cfg.seed,
+            accum_steps=cfg.accum_steps,
+            start=start,
+            stop=stop,
+            rank=rank,
+            world=world,
+            num_workers=cfg.num_workers,
+            prefetch=cfg.prefetch,
+        )
         stopped: str | None = None
         with contextlib.ExitStack() as cleanup:  # however the loop ends: signals restored, threads stopped, log closed
             signals = cleanup.enter_context(StopSignals())
@@ -194,8 +215,14 @@ class Trainer:
             if bar is not None:
                 cleanup.callback(bar.stop)
             for step in range(start, stop):
-                lr = lr_at(step, peak=cfg.lr, total_steps=cfg.steps, warmup_steps=cfg.warmup_steps,
-                           start=cfg.start_lr, final=cfg.final_lr)
+                lr = lr_at(
+                    step,
+                    peak=cfg.lr,
+                    total_steps=cfg.steps,
+                    warmup_steps=cfg.warmup_steps,
+                    start=cfg.start_lr,
+                    final=cfg.final_lr,
+                )
                 wd = weight_decay_at(step, total_steps=cfg.steps, start=cfg.weight_decay, end=cfg.final_weight_decay)
                 for group, spec in zip(opt.param_groups, groups, strict=True):
                     group["lr"] = lr * spec.lr_scale
@@ -294,8 +321,10 @@ class _Parallel:
 
             units = method.shard_units()
             if not units:
-                raise ConfigError(f"train.fsdp=true, but method {method.config.name!r} names no shard units; "
-                                  "use DDP (train.fsdp=false)")
+                raise ConfigError(
+                    f"train.fsdp=true, but method {method.config.name!r} names no shard units; "
+                    "use DDP (train.fsdp=false)"
+                )
             mesh = init_device_mesh(device.type, (world,))
             for unit in units:
                 fully_shard(unit, mesh=mesh)
