@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def machine() -> str:
     )
 
 
-def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, list[float]]:
+def alternate(fns: Mapping[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in alternating rounds (noise hits all alike)."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():  # warm-up
@@ -51,17 +52,30 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, repeats: int) -
     return times
 
 
+@dataclass
+class Step:
+    """One training step on fixed inputs (call it); what it holds stays reachable for FLOP counting."""
+
+    run: Callable[[], None]
+    model: Any = None
+    inputs: tuple[Any, ...] = ()
+    opt: Any = None
+    masks: Any = None
+
+    def __call__(self) -> None:
+        self.run()
+
+
 def train_step(
-    model: torch.nn.Module,
+    model: Any,
     images: torch.Tensor,
     masks: object,
     text: object = None,
     compile: bool = False,
     autocast: torch.dtype | None = None,
     fused: bool | None = None,
-) -> Callable[[], None]:
-    """A closure running one training step (forward, backward, the trainer's AdamW, target
-    update) on fixed inputs; ``step.model`` and ``step.inputs`` stay reachable for FLOP counting."""
+) -> Step:
+    """One training step (forward, backward, the trainer's AdamW, target update) on fixed inputs."""
     opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4, fused=fused)
     net = torch.compile(model) if compile else model
     state = {"step": 0}
@@ -75,8 +89,7 @@ def train_step(
         model.after_step(state["step"], 1000)
         state["step"] += 1
 
-    step.model, step.inputs, step.opt = model, (images, masks, text), opt
-    return step
+    return Step(step, model=model, inputs=(images, masks, text), opt=opt)
 
 
 def sync(device: str | torch.device) -> None:
@@ -103,7 +116,7 @@ def matmul_flops_per_s(
     return best
 
 
-def step_flops(step: Callable[[], None], autocast: torch.dtype | None = None) -> int:
+def step_flops(step: Step, autocast: torch.dtype | None = None) -> int:
     """FLOPs of one forward + backward of a ``train_step``'s model (the optimiser and the EMA
     are not matmuls), counted by ``torch.utils.flop_counter``."""
     images, masks, text = step.inputs

@@ -11,6 +11,8 @@ Run: ``python benchmarks/bench_masks.py [--rounds 5]``; appends to benchmarks/RE
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -90,9 +92,12 @@ def main() -> None:
     torch.set_num_threads(1)  # the collator runs in one data-loader worker
     lightly = RecordingCollator()
     modes = ("pad", "random-truncate", "reference")
-    ours = {mode: create("masker", "multiblock", context=mode) for mode in modes}
+    ours = {mode: create("masker", "multiblock", input_size=224, patch_size=16, context=mode) for mode in modes}
     g = torch.Generator().manual_seed(0)
-    fns = {"lightly": lightly, **{mode: (lambda m=ours[mode]: m(BATCH, g)) for mode in modes}}
+    fns: dict[str, Callable[[], object]] = {
+        "lightly": lightly,
+        **{mode: partial(ours[mode], BATCH, g) for mode in modes},
+    }
     times = alternate(fns, args.rounds, args.repeats)
     base = median(times["lightly"])
 

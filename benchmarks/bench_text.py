@@ -38,7 +38,7 @@ def make_step(recipe: str, size: str, batch: int, n: int, s: int, cached: bool, 
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, 224, 224, generator=g)
     masks = model.masker(batch, g)
-    text = None
+    text: TextFeatures | TokenBatch | None = None
     if recipe == "tc-jepa":
         mask = torch.ones(batch, n, s, dtype=torch.bool)
         mask[:, :, s // 2 :] = torch.rand(batch, n, s - s // 2, generator=g) < 0.5  # ragged captions
@@ -150,7 +150,7 @@ def text_use_check(steps: int, conditioner: dict) -> tuple:
     )
 
 
-TEXT_USE_VARIANTS = {
+TEXT_USE_VARIANTS: dict[str, dict[str, float]] = {
     "sparse-xattn, lambda 0.1, beta 0.5": {},
     "same, lambda and beta warmed up over the run": {"reg_warmup_steps": -1},
     "no regularisers": {"sparse_weight": 0.0, "consistency_weight": 0.0},
@@ -159,8 +159,8 @@ TEXT_USE_VARIANTS = {
 
 def text_use_table(steps: int) -> str:
     rows = []
-    for name, fields in TEXT_USE_VARIANTS.items():
-        fields = {k: (steps if v == -1 else v) for k, v in fields.items()}
+    for name, variant in TEXT_USE_VARIANTS.items():
+        fields = {k: (steps if v == -1 else v) for k, v in variant.items()}
         rows.append((name, steps, *text_use_check(steps, fields)))
     header = (
         "conditioner",

@@ -219,9 +219,10 @@ def make_table() -> str:
 
 
 def _dig(d: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = d
     for k in path:
-        d = d[k]
-    return float(d)
+        value = value[k]
+    return float(value)
 
 
 def main() -> None:

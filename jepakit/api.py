@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import Config, apply_overrides, field_docs, parse_cli_overrides
+from .config import Config, ConfigError, apply_overrides, field_docs, parse_cli_overrides
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
 from .registry import config_class, list_components, list_recipes, recipe_entry
 
 __all__ = ["build", "create", "describe", "get_config", "list_components", "list_recipes"]
 
 
-def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
+def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Experiment:
     """The experiment of ``recipe`` (a registered name or a config) with overrides applied; nothing is built.
 
     ``overrides`` swap components by name (``masker="random"``) or edit fields
@@ -23,7 +26,11 @@ def get_config(recipe: str | Config, *cli: str, **overrides: Any) -> Config:
     image size, ...) follow their sources unless set; an explicit value that disagrees
     raises ``ConfigError`` naming both fields.
     """
+    from .experiment import Experiment
+
     cfg = recipe_entry(recipe).fn() if isinstance(recipe, str) else recipe
+    if not isinstance(cfg, Experiment):
+        raise ConfigError(f"{recipe!r} is a {cfg.type_id()} config, not an experiment (method, data, train)")
     merged = _merge(parse_cli_overrides(cli), overrides)
     return apply_overrides(cfg, merged) if merged else cfg
 

@@ -204,9 +204,11 @@ def _probe(args: argparse.Namespace) -> int:
 
     from . import get_config
     from .eval import evaluate, probe_data, summary
+    from .experiment import Experiment
     from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
 
+    cfg: Experiment | None
     if args.source.startswith("random:"):
         cfg = get_config(args.source.split(":", 1)[1])
         torch.manual_seed(args.seed)
@@ -260,6 +262,10 @@ def _import(name: str) -> None:
         if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
             return  # imported already: registering twice would clash
         spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            from .config import MissingFileError
+
+            raise MissingFileError(f"--import {name}: not a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
         spec.loader.exec_module(module)

@@ -52,6 +52,7 @@ __all__ = [
     "parse_cli_overrides",
     "positive",
     "positive_pair",
+    "resolved",
     "slot",
     "to_dict",
 ]
@@ -158,6 +159,16 @@ def positive_pair() -> Valid:
 def each(valid: Valid) -> Valid:
     """Every element of a tuple satisfies ``valid``."""
     return Valid(lambda x: isinstance(x, tuple) and len(x) > 0 and all(valid(v) for v in x), f"each {valid.says}")
+
+
+V = TypeVar("V")
+
+
+def resolved(value: V | None, where: str) -> V:
+    """The value of a following field, which its method must have set by now (else ``ConfigError``)."""
+    if value is None:
+        raise ConfigError(f"{where} is unset: inside a method it follows the method; set it to use the part alone")
+    return value
 
 
 def knob(default: Any, doc: str, *, follows: str | None = None, valid: Valid | None = None) -> Any:
@@ -349,9 +360,9 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             if type(None) in options:
                 return None
-        options = [o for o in options if o is not type(None)]
-        exact = [o for o in options if type(value) is o]  # keep 1 an int in int | float
-        for opt in exact + [o for o in options if o not in exact]:
+        candidates = [o for o in options if o is not type(None)]
+        exact = [o for o in candidates if type(value) is o]  # keep 1 an int in int | float
+        for opt in exact + [o for o in candidates if o not in exact]:
             try:
                 return coerce(value, opt, where)
             except (ConfigError, UnknownChoiceError):
@@ -450,27 +461,27 @@ def from_dict(data: Mapping[str, Any], expected: type[Config] | None = None) -> 
     """Rebuild a config from :func:`to_dict` output; unknown names raise with choices."""
     from .registry import config_class, legacy_migration, root_class
 
-    data = dict(data)
-    type_id = data.pop("type", None)
+    values: dict[str, Any] = dict(data)  # a copy: fields are popped
+    type_id = values.pop("type", None)
     migrate = legacy_migration(str(type_id)) if type_id is not None else None
     if migrate is not None:  # an older layout: what followed then (fields equal to their source) follows now
-        cfg = from_dict(migrate({"type": type_id, **data}), expected)
+        cfg = from_dict(migrate({"type": type_id, **values}), expected)
         _follow_matching(cfg)
         return cfg
     if type_id is None:
         if expected is None or not expected.name:
-            raise ConfigError(f"config dict has no 'type' key: {sorted(data)}")
+            raise ConfigError(f"config dict has no 'type' key: {sorted(values)}")
         cls = expected
-    elif root_class(str(type_id)) is not None:
-        cls = root_class(str(type_id))
-        data = cls.upgrade(data)
+    elif (root := root_class(str(type_id))) is not None:
+        cls = root
+        values = root.upgrade(values)  # type: ignore[attr-defined]  # roots define upgrade (registry.register_root)
     else:
         kind, _, name = str(type_id).rpartition("/")
         if not kind and expected is not None:
             kind = expected.kind
         cls = config_class(kind, name)
-    followed = data.pop("_followed", ()) if issubclass(cls, Assembly) else ()
-    cfg = _construct(cls, data, where=cls.type_id())
+    followed = values.pop("_followed", ()) if issubclass(cls, Assembly) else ()
+    cfg = _construct(cls, values, where=cls.type_id())
     if followed:
         object.__setattr__(cfg, "_followed", frozenset(followed))
     return cfg

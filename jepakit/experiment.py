@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,7 +44,7 @@ class Experiment(Assembly):
 
     method: MethodConfig = slot(JEPAConfig(), "method", "the SSL method: its parts and their settings")
     data: Config = slot(SceneConfig(), "dataset", "training data (default: the embedded captioned scenes)")
-    train: Config = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
+    train: TrainConfig = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
 
     @classmethod
     def type_id(cls) -> str:
@@ -59,7 +60,7 @@ class Experiment(Assembly):
             raise AttributeError(f"{type(self).__name__} has no field {name!r}")
         return getattr(method, name)
 
-    def route(self, overrides: dict[str, Any]) -> dict[str, Any]:
+    def route(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Keys that are not ``method``, ``data`` or ``train`` are the method's fields."""
         routed: dict[str, Any] = {}
         forwarded: dict[str, Any] = {}

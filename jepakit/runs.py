@@ -14,20 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from .checkpoint import load_checkpoint, resolve_checkpoint, upgrade_checkpoint
-from .config import Config, from_dict
+from .checkpoint import BadCheckpointError, load_checkpoint, resolve_checkpoint, upgrade_checkpoint
+from .config import from_dict
+from .experiment import Experiment
 
 __all__ = ["checkpoint_encoder", "load_encoder", "load_eval_encoder", "load_method", "load_run"]
 
 
-def load_run(source: str | Path) -> tuple[Config, dict[str, Any]]:
+def load_run(source: str | Path) -> tuple[Experiment, dict[str, Any]]:
     """(the experiment, the checkpoint dict) of a checkpoint file or run folder (its newest checkpoint)."""
     path = resolve_checkpoint(source)
     state = upgrade_checkpoint(load_checkpoint(path))
     state["path"] = str(path)
-    return from_dict(state["config"]), state
+    experiment = from_dict(state["config"])
+    if not isinstance(experiment, Experiment):
+        raise BadCheckpointError(f"checkpoint {str(path)!r} holds a {experiment.type_id()} config, not an experiment")
+    return experiment, state
 
 
 def load_method(source: str | Path) -> Any:
@@ -39,7 +42,7 @@ def load_method(source: str | Path) -> Any:
     return method.eval()
 
 
-def checkpoint_encoder(experiment: Config, state: dict[str, Any]) -> tuple[nn.Module, str]:
+def checkpoint_encoder(experiment: Experiment, state: dict[str, Any]) -> tuple[Any, str]:
     """(the evaluated encoder with its checkpoint weights, the state-dict prefix they came from)."""
     encoder_cfg, prefixes = experiment.method.eval_encoder()
     model = state["model"]
@@ -52,7 +55,7 @@ def checkpoint_encoder(experiment: Config, state: dict[str, Any]) -> tuple[nn.Mo
     raise ValueError(f"checkpoint {state.get('path', '')!r} holds no encoder weights under {list(prefixes)}")
 
 
-def load_eval_encoder(source: str | Path) -> tuple[nn.Module, Config | None]:
+def load_eval_encoder(source: str | Path) -> tuple[Any, Experiment | None]:
     """(encoder in eval mode, the experiment or None) from a checkpoint file, a run folder
     or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
     path = Path(source)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import torch
@@ -32,12 +33,12 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
     """``recipe`` shrunk: a ``grid`` x ``grid`` patch grid of ``patch`` px, tiny widths."""
     from jepakit import get_config
 
-    merged = {
+    merged: dict[str, Any] = {
         "image_size": patch * grid,
         "encoder": {**TINY["encoder"], "patch_size": patch},
         "predictor": dict(TINY["predictor"]),
     }
-    if get_config(recipe).method.text_encoder is not None:
+    if get_config(recipe).text_encoder is not None:
         merged["text_encoder"] = {"embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"vocab_size": 300, "max_length": 8, "max_captions": 3}
     for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it

@@ -6,7 +6,7 @@ refuses to build (``SizeError``, naming the fields that drive it), or the method
 a forward on two samples gives a finite loss. Anything else is a defect: an error from
 inside torch, a non-finite loss, an error that does not name the field, or a hang (each
 example runs under a time limit). ``tests/test_fuzz.py`` runs a derandomised sample in the
-suite; ``benchmarks/fuzz.py`` runs many more and records the counts.
+suite; ``benchmarks/override_fuzz.py`` runs many more and records the counts.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -68,7 +69,7 @@ def config(recipe: str):
     from jepakit import get_config
 
     overrides = dict(OVERRIDES)
-    if get_config(recipe).method.text_encoder is not None:
+    if get_config(recipe).text_encoder is not None:
         overrides.update(TEXT_OVERRIDES)
     return get_config(recipe, **overrides)
 
@@ -99,7 +100,7 @@ def main(argv: list[str]) -> int:
     if argv != ["--write"]:
         print("usage: python tests/golden.py --write")
         return 2
-    golden = {"machine": machine(), "recipes": {}}
+    golden: dict[str, Any] = {"machine": machine(), "recipes": {}}
     for recipe in list_recipes():
         golden["recipes"][recipe] = run(recipe)
         print(recipe, golden["recipes"][recipe]["steps"][-1]["loss"], flush=True)

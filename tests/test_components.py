@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -81,7 +82,7 @@ NEEDS = {
 
 def tiny(kind: str, name: str):
     names = {f.name for f in dataclasses.fields(config_class(kind, name))}
-    fields = {k: v for k, v in TINY_FIELDS.get(kind, {}).items() if k in names}
+    fields: dict[str, Any] = {k: v for k, v in TINY_FIELDS.get(kind, {}).items() if k in names}
     fields.update(NEEDS.get((kind, name), dict)())
     torch.manual_seed(0)
     return create(kind, name, **fields)

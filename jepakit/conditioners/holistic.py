@@ -15,11 +15,12 @@ Images without any caption are left exactly as I-JEPA would see them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, knob, positive
+from ..config import ConfigError, knob, positive, resolved
 from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextConditionerConfig, TextHook
@@ -50,19 +51,21 @@ class AdaLNConditioner(TextConditioner):
 
     def __init__(self, cfg: AdaLNConfig) -> None:
         super().__init__(cfg)
-        self.pool = CaptionPool(cfg.pooling, cfg.text_dim)
-        self.modulation = nn.ModuleDict({str(i): nn.Linear(cfg.text_dim, 4 * cfg.dim) for i in cfg.conditioned})
-        for lin in self.modulation.values():
+        dim, text_dim = resolved(cfg.dim, "conditioner.dim"), resolved(cfg.text_dim, "conditioner.text_dim")
+        self.pool = CaptionPool(cfg.pooling, text_dim)
+        layers = {str(i): nn.Linear(text_dim, 4 * dim) for i in cfg.conditioned}
+        for lin in layers.values():
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
+        self.modulation = nn.ModuleDict(layers)
 
-    def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
+    def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         if str(index) not in self.modulation:
             return block(x, attn_mask=bias, packing=hook.packing)
         mod = self.modulation[str(index)](pooled_mean(self, hook)) * hook.has_text()[:, None]
         scale1, shift1, scale2, shift2 = mod[:, None].chunk(4, dim=-1)  # each [units, 1, D]
 
-        def norm(ln: nn.Module, y: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        def norm(ln: Any, y: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
             return hook.to_rows(hook.by_image(ln(y)) * (1 + scale) + shift, y)
 
         x = x + block.drop_path1(block.ls1(block.attn(norm(block.norm1, x, scale1, shift1), attn_mask=bias)))
@@ -96,10 +99,11 @@ class FeatureConditioner(TextConditioner):
 
     def __init__(self, cfg: FeatureConfig) -> None:
         super().__init__(cfg)
-        width = cfg.dim + cfg.text_dim
-        self.pool = CaptionPool(cfg.pooling, cfg.text_dim)
+        dim, text_dim = resolved(cfg.dim, "conditioner.dim"), resolved(cfg.text_dim, "conditioner.text_dim")
+        width = dim + text_dim
+        self.pool = CaptionPool(cfg.pooling, text_dim)
         self.norm = layer_norm(width)
-        self.mlp = GeluMlp(width, int(cfg.dim * cfg.mlp_ratio), out_features=cfg.dim)
+        self.mlp = GeluMlp(width, int(dim * cfg.mlp_ratio), out_features=dim)
         for m in self.mlp.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

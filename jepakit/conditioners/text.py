@@ -10,12 +10,12 @@ block. Otherwise per-image tensors are gathered per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, Valid, at_least, knob
+from ..config import Config, ConfigError, Valid, at_least, knob, resolved
 from ..layers.transformer import Packing
 from ..text.batch import TextFeatures
 from .base import Conditioner
@@ -55,7 +55,8 @@ class LayerwiseConfig(TextConditionerConfig):
     @property
     def conditioned(self) -> tuple[int, ...]:
         """The conditioned layers, 0-based and ascending."""
-        return tuple(sorted({i % self.depth for i in self.layers})) if self.layers else tuple(range(self.depth))
+        depth = resolved(self.depth, f"{self.type_id()}.depth")
+        return tuple(sorted({i % depth for i in self.layers})) if self.layers else tuple(range(depth))
 
 
 class CaptionPool(nn.Module):
@@ -161,6 +162,8 @@ class TextConditioner(Conditioner):
     """Base of conditioners that read ``TextFeatures``; subclasses override the two actions."""
 
     uses_text = True
+    #: pools the N captions' results (set by the subclasses that pool)
+    pool: CaptionPool
 
     def bind(self, text: TextFeatures | None, step: int | None = None) -> TextHook | None:
         if text is None:
@@ -171,5 +174,5 @@ class TextConditioner(Conditioner):
     def condition_input(self, hook: TextHook, x: Tensor) -> Tensor:
         return x
 
-    def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
+    def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         return block(x, attn_mask=bias, packing=hook.packing)

@@ -28,13 +28,16 @@ W_V t̄ and the layer has no query or key projection); no regularisers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
-from ..config import ConfigError, at_least, knob, positive
+from ..config import ConfigError, at_least, knob, positive, resolved
 from ..layers.transformer import GeluMlp, layer_norm
 from ..registry import register
+from .base import PredictorHook
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextHook
 
 __all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse_regularisers"]
@@ -110,12 +113,13 @@ class XAttnLayer(nn.Module):
         self.heads = getattr(cfg, "num_heads", 1)
         self.scale = getattr(cfg, "scale", None)
         self.per_caption_mlp = cfg.per_caption_mlp
-        self.q = nn.Linear(cfg.dim, cfg.dim, bias=False) if attend else None
-        self.k = nn.Linear(cfg.text_dim, cfg.dim, bias=False) if attend else None
-        self.v = nn.Linear(cfg.text_dim, cfg.dim, bias=False)
-        self.pool = CaptionPool(cfg.pooling, cfg.dim)
-        self.norm = layer_norm(cfg.dim)
-        self.mlp = GeluMlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio))
+        dim, text_dim = resolved(cfg.dim, "conditioner.dim"), resolved(cfg.text_dim, "conditioner.text_dim")
+        self.q = nn.Linear(dim, dim, bias=False) if attend else None
+        self.k = nn.Linear(text_dim, dim, bias=False) if attend else None
+        self.v = nn.Linear(text_dim, dim, bias=False)
+        self.pool = CaptionPool(cfg.pooling, dim)
+        self.norm = layer_norm(dim)
+        self.mlp = GeluMlp(dim, int(dim * cfg.mlp_ratio))
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -142,8 +146,8 @@ class XAttnLayer(nn.Module):
         else:
             q, k = self.q(x), self.k(text)
             # all captions' keys in one batched matmul: [U, h, L, N*S]
-            qh = q.view(u, length, h, dh).transpose(1, 2)
-            kh = k.view(u, n * s, h, dh).permute(0, 2, 3, 1)
+            qh = rearrange(q, "u l (h d) -> u h l d", h=h)
+            kh = rearrange(k, "u n s (h d) -> u h d (n s)", h=h)
             raw = qh @ kh
             dot = raw[:, 0] if h == 1 else raw.sum(1)
             scores = raw * (self.scale if self.scale is not None else dh**-0.5)
@@ -151,13 +155,13 @@ class XAttnLayer(nn.Module):
             keys[..., 0] |= ~keys.any(-1)  # an absent caption attends to a pad; it is pooled out below
             scores = scores.masked_fill(~keys.view(u, 1, 1, n * s), float("-inf"))
             attn = scores.view(u, h, length, n, s).softmax(-1).transpose(2, 3).contiguous()  # [U, h, N, L, S]
-            vh = v.view(u, n, s, h, dh).permute(0, 3, 1, 2, 4).contiguous()  # [U, h, N, S, dh]
+            vh = rearrange(v, "u n s (h d) -> u h n s d", h=h).contiguous()
 
             def reads(i: int, j: int) -> Tensor:  # per-caption read-outs [j - i, h, N, L, dh]
                 return attn[i:j] @ vh[i:j]
 
         if self.per_caption_mlp or self.pool.mode == "attention":
-            per_caption = reads(0, u).expand(u, h, n, length, dh).permute(0, 2, 3, 1, 4).reshape(u, n, length, d)
+            per_caption = rearrange(reads(0, u).expand(u, h, n, length, dh), "u h n l d -> u n l (h d)")
             if self.per_caption_mlp:
                 y = x[:, None] + per_caption
                 return self.pool(y + self.mlp(self.norm(y)), captions), q, k, dot
@@ -170,7 +174,7 @@ class XAttnLayer(nn.Module):
             pooled = torch.cat(
                 [self.pool(reads(i, i + step), captions[i : i + step], dim=2) for i in range(0, u, step)]
             )
-            pooled = pooled.expand(u, h, length, dh).transpose(1, 2).reshape(u, length, d)
+            pooled = rearrange(pooled.expand(u, h, length, dh), "u h l d -> u l (h d)")
         y = x + pooled
         return y + self.mlp(self.norm(y)), q, k, dot
 
@@ -190,7 +194,7 @@ class XAttnConditioner(TextConditioner):
         """What the layers read: word embeddings and their mask (t̄ as one word for global)."""
         return hook.text.tokens, hook.text.mask
 
-    def condition_layer(self, hook: TextHook, index: int, block: nn.Module, x: Tensor, bias: Tensor | None) -> Tensor:
+    def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         x = block(x, attn_mask=bias, packing=hook.packing)
         layer = self.layers[str(index)] if str(index) in self.layers else None
         if layer is None:
@@ -240,8 +244,8 @@ class SparseXAttnConditioner(XAttnConditioner):
         warm = self.config.reg_warmup_steps
         return 1.0 if warm == 0 or step is None else min(max(step, 0) / warm, 1.0)
 
-    def losses(self, hook: TextHook | None) -> dict[str, Tensor]:
-        if hook is None or "o" not in hook.store:
+    def losses(self, hook: PredictorHook | None) -> dict[str, Tensor]:
+        if not isinstance(hook, TextHook) or "o" not in hook.store:
             return {}
         sparse, consistency = sparse_regularisers(
             torch.stack(hook.store["o"]), hook.per_unit(hook.text.caption_valid), hook.tokens
@@ -252,7 +256,7 @@ class SparseXAttnConditioner(XAttnConditioner):
             "consistency": self.config.consistency_weight * r * consistency,
         }
 
-    def metrics(self, hook: TextHook | None) -> dict[str, Tensor]:
-        if hook is None or "positive" not in hook.store:
+    def metrics(self, hook: PredictorHook | None) -> dict[str, Tensor]:
+        if not isinstance(hook, TextHook) or "positive" not in hook.store:
             return {}
         return {"metric/o_positive": torch.stack(hook.store["positive"]).mean().detach()}

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..config import Config, MissingFileError, at_least, knob
+from ..config import Config, MissingFileError, at_least, knob, resolved
 from ..registry import register
 
 __all__ = [
@@ -43,11 +43,11 @@ def decode_image(data: bytes | Path, size: int, where: str) -> torch.Tensor:
     from PIL import Image
 
     src = io.BytesIO(data) if isinstance(data, bytes) else data
-    with Image.open(src) as im:
-        im = im.convert("RGB")
+    with Image.open(src) as opened:
+        im = opened.convert("RGB")
         w, h = im.size
         scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
         w, h = im.size
         left, top = (w - size) // 2, (h - size) // 2
         im = im.crop((left, top, left + size, top + size))
@@ -167,7 +167,7 @@ class CaptionedImages(_ReportingDataset):
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         name, captions = self.items[index]
         path = self.root / name
-        image = self._decode(lambda: path, self.config.image_size, str(path))
+        image = self._decode(lambda: path, resolved(self.config.image_size, "data.image_size"), str(path))
         if image is None:
             return None
         return {"image": image, "captions": captions, "index": index}
@@ -249,7 +249,9 @@ class TarShards(_ReportingDataset):
         shard, image_info, _ = self.items[index]
         caps = self.captions(index)
         where = f"{self.paths[shard].name}:{image_info.name}"
-        image = self._decode(lambda: self._member(shard, image_info), self.config.image_size, where)
+        image = self._decode(
+            lambda: self._member(shard, image_info), resolved(self.config.image_size, "data.image_size"), where
+        )
         if image is None:
             return None
         return {"image": image, "captions": caps, "index": index}
@@ -296,7 +298,7 @@ class ImageFolder(_ReportingDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         path, label = self.items[index]
-        image = self._decode(lambda: path, self.config.image_size, str(path))
+        image = self._decode(lambda: path, resolved(self.config.image_size, "data.image_size"), str(path))
         if image is None:
             return None
         return {"image": image, "label": label, "captions": [], "index": index}

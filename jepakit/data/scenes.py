@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import Config, ConfigError, at_least, in_range, knob
+from ..config import Config, ConfigError, at_least, in_range, knob, resolved
 from ..registry import register
 
 __all__ = ["COLOURS", "RELATIONS", "SHAPES", "SceneConfig", "SyntheticScenes"]
@@ -81,7 +81,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
     def __init__(self, cfg: SceneConfig | None = None, **fields: Any) -> None:
         self.config = (cfg or SceneConfig()).replace(**fields)
         self.config.check_complete()
-        n = self.config.image_size
+        self.side = resolved(self.config.image_size, "data.image_size")
+        n = self.side
         coords = (torch.arange(n, dtype=torch.float32) + 0.5) / n
         self._y, self._x = torch.meshgrid(coords, coords, indexing="ij")
 
@@ -94,9 +95,9 @@ class SyntheticScenes(torch.utils.data.Dataset):
         cfg = self.config
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
         image = self._background(g)
-        seg = torch.zeros(cfg.image_size, cfg.image_size, dtype=torch.long)
+        seg = torch.zeros(self.side, self.side, dtype=torch.long)
         count = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (), generator=g))
-        objects = []
+        objects: list[dict[str, Any]] = []
         for _ in range(count):
             obj = self._draw_object(g, objects)
             mask = self._mask(obj)

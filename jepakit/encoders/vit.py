@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
-from ..config import ConfigError, at_least, each, in_range, knob, positive
+from ..config import ConfigError, at_least, each, in_range, knob, positive, resolved
 from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
@@ -124,8 +125,7 @@ class ViTConfig(TransformerConfig):
     @property
     def grid(self) -> tuple[int, int]:
         """The patch grid of ``img_size``."""
-        self.check_complete()
-        return (self.img_size // self.patch_size,) * 2
+        return (resolved(self.img_size, f"{self.type_id()}.img_size") // self.patch_size,) * 2
 
     def timm_args(self) -> tuple[str, dict[str, Any]]:
         """``(name, kwargs)`` for the ``timm.create_model`` model this encoder's weights load into."""
@@ -153,6 +153,10 @@ class ViTConfig(TransformerConfig):
 @register("encoder", "vit", ViTConfig)
 class ViTEncoder(nn.Module):
     """ViT over the patches of an image, optionally only those in a patch-index mask."""
+
+    pos_embed: Tensor
+    pixel_mean: Tensor
+    pixel_std: Tensor
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
@@ -222,9 +226,9 @@ class ViTEncoder(nn.Module):
         pos = self.pos_embed_for(grid)
         if index is None:
             return self.patch_embed(images).contiguous() + pos
-        b, c = images.shape[:2]
+        b = images.shape[0]
         p, proj = self.patch_size, self.patch_embed.proj
-        patches = images.reshape(b, c, grid[0], p, grid[1], p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        patches = rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # the conv's weight order
         x = F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias)
         return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)
 

@@ -12,13 +12,12 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from torch import nn
 
-from ..config import Config, apply_overrides, parse_cli_overrides, slot
-from .features import TASKS, extract
+from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
+from .features import TASKS, Encoder, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
@@ -34,7 +33,14 @@ class _ProbeData(Config):
     data: Config | None = slot(None, "dataset", "held-out images with labels")
 
 
-def probe_data(experiment: Config | None, encoder: nn.Module, overrides: Sequence[str] = ()) -> Config:
+class _Trained(Protocol):
+    """What the probe reads of an experiment: the data it trained on."""
+
+    @property
+    def data(self) -> Config: ...
+
+
+def probe_data(experiment: _Trained | None, encoder: Encoder, overrides: Sequence[str] = ()) -> Config:
     """The data config to probe on: the experiment's data with ``seed + 1`` (images it never
     trained on), or the scenes at the encoder's size for an export; then ``overrides``
     (``data.seed=7``, ``data=imagefolder data.root=DIR``)."""
@@ -43,10 +49,13 @@ def probe_data(experiment: Config | None, encoder: nn.Module, overrides: Sequenc
     data = experiment.data if experiment is not None else SceneConfig(image_size=encoder.config.img_size)
     if hasattr(data, "seed"):
         data = data.replace(seed=data.seed + 1)
-    return apply_overrides(_ProbeData(data=data), parse_cli_overrides(overrides), where="").data
+    chosen = apply_overrides(_ProbeData(data=data), parse_cli_overrides(overrides), where="").data
+    if chosen is None:
+        raise ConfigError("the probe needs data: give data=NAME")
+    return chosen
 
 
-def _check_fits(encoder: nn.Module, data: Any) -> None:
+def _check_fits(encoder: Encoder, data: Any) -> None:
     sample = next((s for s in map(data.__getitem__, range(min(len(data), 16))) if s is not None), None)
     if sample is None:
         raise ValueError("the probe data has no readable sample among its first 16")
@@ -63,7 +72,7 @@ def _check_fits(encoder: nn.Module, data: Any) -> None:
 
 
 def evaluate(
-    encoder: nn.Module,
+    encoder: Encoder,
     data: Any,
     *,
     train: int = 3000,
@@ -137,6 +146,7 @@ def evaluate(
             results.setdefault("knn", {})[task] = out["accuracy"]
             emit(f"knn/{task}: {out['accuracy']:.4f}")
         if "attentive" in probes:
+            assert tok is not None  # patches are kept whenever a probe reads them
             out = attentive_probe(
                 (tok[0], tr),
                 (tok[1], va),
@@ -152,6 +162,7 @@ def evaluate(
         if feats.segmentation is None:
             emit("dense probe skipped: the data has no segmentation")
         else:
+            assert tok is not None
             out = dense_probe(
                 *zip(tok, split(feats.segmentation), strict=True),
                 grid=feats.grid,

@@ -21,12 +21,43 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = ["TASKS", "Features", "encoder_fingerprint", "extract"]
+__all__ = [
+    "TASKS",
+    "Encoder",
+    "Features",
+    "encoder_fingerprint",
+    "extract",
+]
+
+
+class Encoder(Protocol):
+    """What evaluation reads of an encoder (``ViTEncoder`` and anything shaped like it)."""
+
+    patch_size: int
+    config: Any
+    training: bool
+
+    def grid_of(self, images: Tensor) -> tuple[int, int]: ...
+
+    def layer_outputs(
+        self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None, last: int = 1
+    ) -> list[Tensor]: ...
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+    def parameters(self) -> Any: ...
+
+    def state_dict(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
 
 #: What each label is: a single class per image, or a set of classes (multi-hot).
 TASKS: dict[str, str] = {"count": "multiclass", "shapes": "multilabel", "relation": "multiclass", "label": "multiclass"}
@@ -87,7 +118,7 @@ class Features:
         return feats, meta["key"]
 
 
-def encoder_fingerprint(encoder: nn.Module) -> str:
+def encoder_fingerprint(encoder: Encoder) -> str:
     """A hash of the encoder's weights: a cache of its features is valid while it matches."""
     h = hashlib.sha256()
     for name, t in sorted(encoder.state_dict().items()):
@@ -112,7 +143,7 @@ def _sample_labels(sample: dict[str, Any]) -> dict[str, Any]:
 
 @torch.no_grad()
 def extract(
-    encoder: nn.Module,
+    encoder: Encoder,
     dataset: Any,
     indices: Sequence[int],
     *,

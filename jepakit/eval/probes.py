@@ -169,7 +169,11 @@ def _standardise(train: Split, val: Split, test: Split) -> tuple[Split, Split, S
     """Features [..., D] minus the training split's per-feature mean, over its std."""
     flat = train[0].reshape(-1, train[0].shape[-1]).float()
     mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
-    return tuple(((x.float() - mean) / std, y) for x, y in (train, val, test))
+
+    def scaled(split: Split) -> Split:
+        return (split[0].float() - mean) / std, split[1]
+
+    return scaled(train), scaled(val), scaled(test)
 
 
 def _unseen_classes(name: str, train_y: Tensor, *others: Tensor) -> None:
@@ -351,7 +355,7 @@ def patch_class_fractions(segmentation: Tensor, grid: tuple[int, int], num_class
     return F.adaptive_avg_pool2d(onehot, grid).flatten(2).transpose(1, 2)
 
 
-def _pixel_logits(patch_logits: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+def _pixel_logits(patch_logits: Tensor, grid: tuple[int, ...], size: tuple[int, ...]) -> Tensor:
     n, _, c = patch_logits.shape
     maps = patch_logits.transpose(1, 2).reshape(n, c, *grid)
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +121,9 @@ class Packing:
     def bias(self, dtype: torch.dtype) -> Tensor:
         """The additive attention bias [B, 1, 1, L] hiding the padding, in ``dtype``."""
         if dtype not in self._bias:
-            self._bias[dtype] = padding_bias(self.valid, dtype)
+            bias = padding_bias(self.valid, dtype)
+            assert bias is not None  # a packing exists only where something is padded
+            self._bias[dtype] = bias
         return self._bias[dtype]
 
     def pack(self, x: Tensor, rows_from: int = 0) -> Tensor:
@@ -157,7 +160,7 @@ class _Rows(torch.autograd.Function):
     keeps its source: a whole q, k, v per block)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor, total: int | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, index: Tensor, total: int | None) -> Tensor:
         ctx.save_for_backward(index)
         ctx.rows = x.shape[0] if total is None else None
         if total is None:
@@ -166,7 +169,7 @@ class _Rows(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         (index,) = ctx.saved_tensors
         if ctx.rows is None:
             return grad.index_select(0, index), None, None
@@ -251,7 +254,7 @@ class Block(nn.Module):
             o = packing.pack(o, rows_from)
         return attn.proj_drop(attn.proj(attn.norm(o)))
 
-    def _drop_path(self, module: nn.Module, x: Tensor, sample: Tensor | None, packing: Packing | None) -> Tensor:
+    def _drop_path(self, module: Any, x: Tensor, sample: Tensor | None, packing: Packing | None) -> Tensor:
         """``module`` (timm's DropPath or Identity) on x; on packed rows (``sample`` given) with
         one draw per sample of ``packing``, as timm draws."""
         if sample is None or packing is None:
@@ -291,7 +294,7 @@ class _GeluMlpFunction(torch.autograd.Function):
     engine casts each gradient to its input's dtype)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
         if torch.is_autocast_enabled(x.device.type):  # keep the input as the linear reads it
             x = x.to(torch.get_autocast_dtype(x.device.type))
         h = F.linear(x, w1, b1)
@@ -300,7 +303,7 @@ class _GeluMlpFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, gy: Tensor) -> tuple[Tensor | None, ...]:
         x, h, w1, w2 = ctx.saved_tensors
         x, w1, w2, gy = (t.to(h.dtype) for t in (x, w1, w2, gy))
         need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
@@ -327,8 +330,9 @@ def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02) ->
             nn.init.zeros_(m.bias)
     with torch.no_grad():
         for i, blk in enumerate(blocks, start=1):
-            blk.attn.proj.weight.div_(math.sqrt(2.0 * i))
-            blk.mlp.fc2.weight.div_(math.sqrt(2.0 * i))
+            block = cast(Block, blk)
+            block.attn.proj.weight.div_(math.sqrt(2.0 * i))
+            block.mlp.fc2.weight.div_(math.sqrt(2.0 * i))
 
 
 def padding_bias(valid: Tensor | None, dtype: torch.dtype) -> Tensor | None:

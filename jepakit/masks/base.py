@@ -11,12 +11,12 @@ import abc
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
 
-from ..config import Config, ConfigError, Valid, at_least, knob, ordered_pair
+from ..config import Config, ConfigError, Valid, at_least, knob, ordered_pair, resolved
 
 __all__ = [
     "Equalise",
@@ -77,8 +77,8 @@ class Masks:
 
         return dataclasses.replace(
             self,
-            context=move(self.context),
-            targets=move(self.targets),
+            context=self.context.to(device, non_blocking=non_blocking),
+            targets=self.targets.to(device, non_blocking=non_blocking),
             context_valid=move(self.context_valid),
             targets_valid=move(self.targets_valid),
         )
@@ -96,8 +96,8 @@ class Masks:
 
         return dataclasses.replace(
             self,
-            context=pick(self.context),
-            targets=pick(self.targets),
+            context=self.context.index_select(0, rows),
+            targets=self.targets.index_select(0, rows),
             context_valid=pick(self.context_valid),
             targets_valid=pick(self.targets_valid),
         )
@@ -147,7 +147,7 @@ class MaskerConfig(Config):
         if not self.has_grid:
             return  # unset: the method fills them in, then the checks run again
         for side in self.image_hw:
-            if side % self.patch_size:
+            if side % self.patch:
                 raise ConfigError(
                     f"{self.type_id()}.input_size={self.input_size!r} is not divisible by "
                     f"{self.type_id()}.patch_size={self.patch_size}"
@@ -160,15 +160,20 @@ class MaskerConfig(Config):
 
     @property
     def image_hw(self) -> tuple[int, int]:
-        self.check_complete()
-        s = self.input_size
+        """(height, width) in pixels (an error while the method has not set ``input_size``)."""
+        s = cast("int | tuple[int, int]", resolved(self.input_size, f"{self.type_id()}.input_size"))
         return (s, s) if isinstance(s, int) else (s[0], s[1])
+
+    @property
+    def patch(self) -> int:
+        """The patch side in pixels (an error while the method has not set ``patch_size``)."""
+        return resolved(self.patch_size, f"{self.type_id()}.patch_size")
 
     @property
     def grid(self) -> tuple[int, ...]:
         """The patch grid, (H, W)."""
         h, w = self.image_hw
-        return (h // self.patch_size, w // self.patch_size)
+        return (h // self.patch, w // self.patch)
 
 
 @dataclass(frozen=True)

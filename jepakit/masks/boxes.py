@@ -15,7 +15,7 @@ from torch import Tensor
 __all__ = ["block_area_range", "block_shape", "box_indices", "box_union", "draw_block_shape", "draw_starts"]
 
 
-def block_shape(scale: float, aspect: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
+def block_shape(scale: float, aspect: float, grid_hw: tuple[int, ...]) -> tuple[int, int]:
     """(h, w) of a block covering ``scale`` of the grid with h / w = ``aspect``, clamped to it."""
     gh, gw = grid_hw
     area = scale * gh * gw
@@ -31,7 +31,7 @@ def _uniform(lo: float, hi: float, generator: torch.Generator) -> float:
 def draw_block_shape(
     scale: tuple[float, float],
     aspect: tuple[float, float],
-    grid_hw: tuple[int, int],
+    grid_hw: tuple[int, ...],
     generator: torch.Generator,
 ) -> tuple[int, int]:
     """Draw scale and aspect ratio independently (uniform), and return the block shape."""
@@ -41,7 +41,7 @@ def draw_block_shape(
 
 
 def block_area_range(
-    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, int], steps: int = 257
+    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, ...], steps: int = 257
 ) -> tuple[int, int]:
     """Smallest and largest block area the ranges can give (checked on a fine grid)."""
     areas = []

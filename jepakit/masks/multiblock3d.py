@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -91,7 +92,8 @@ class MultiBlock3DMasker(Masker):
     def sample(self, batch_size: int, generator: torch.Generator) -> Masks:
         cfg = self.config
         frames, h, w = self.grid
-        contexts, stats = [], {"retries": 0, "relaxations": 0, "block_shapes": []}
+        contexts: list[Tensor] = []
+        stats: dict[str, Any] = {"retries": 0, "relaxations": 0, "block_shapes": []}
         for i, k in enumerate(cfg.num_blocks):
             hw = draw_block_shape(cfg.spatial_scale[i], cfg.aspect_ratio, (h, w), generator)
             lo, hi = cfg.temporal_scale[i]

@@ -51,24 +51,27 @@ class JEPAConfig(MethodConfig):
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        text, tok = self.text_encoder, self.tokenizer
+        # the parts are read by the fields a ViT encoder and predictor have (any config of their kinds that has them)
+        enc: Any = self.encoder
+        pred: Any = self.predictor
+        text: Any = self.text_encoder
+        tok = self.tokenizer
         no_text = "text_encoder.embed_dim (there is no text_encoder: a text conditioner needs one, e.g. text_encoder=transformer)"
         return {
             "image_size": (self.image_size, "image_size"),
-            "patch_size": (self.encoder.patch_size, "encoder.patch_size"),
-            "encoder.width": (self.encoder.embed_dim, "encoder.embed_dim"),
-            "predictor.width": (self.predictor.embed_dim, "predictor.embed_dim"),
-            "predictor.depth": (self.predictor.depth, "predictor.depth"),
+            "patch_size": (enc.patch_size, "encoder.patch_size"),
+            "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
+            "predictor.width": (pred.embed_dim, "predictor.embed_dim"),
+            "predictor.depth": (pred.depth, "predictor.depth"),
             "text.width": (text.embed_dim, "text_encoder.embed_dim") if text is not None else (None, no_text),
             "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
             "tokenizer.max_length": (getattr(tok, "max_length", None), "tokenizer.max_length"),
         }
 
     def check_sources(self) -> None:
-        if self.image_size % self.encoder.patch_size:
-            raise ConfigError(
-                f"image_size={self.image_size} is not divisible by encoder.patch_size={self.encoder.patch_size}"
-            )
+        patch = self.provides()["patch_size"][0]
+        if self.image_size % patch:
+            raise ConfigError(f"image_size={self.image_size} is not divisible by encoder.patch_size={patch}")
 
     def check(self) -> None:
         mask = self.masker
@@ -86,7 +89,9 @@ class JEPAConfig(MethodConfig):
         a step keeps: the images, the context encoder's and the predictor's activations (every target
         block is a sequence of at most all patches)."""
         size = super().size(batch)
-        enc, pred = self.encoder, self.predictor
+        enc: Any = self.encoder
+        pred: Any = self.predictor
+        tok: Any = self.tokenizer
         if self.target_updater.name != "copy":
             size.fixed["target_encoder"] = size.params["encoder"]
             size.drivers["target_encoder"] = size.drivers["encoder"]
@@ -101,7 +106,6 @@ class JEPAConfig(MethodConfig):
         size.activations["predictor"] = transformer_activations(
             batch * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
         )
-        tok = self.tokenizer
         if tok is not None and self.conditioner.name != "none":
             words = batch * tok.max_captions * tok.max_length
             width = getattr(self.text_encoder, "embed_dim", None) or 1024
@@ -240,16 +244,17 @@ class JEPA(Method):
         if saved and saved.get("tokenizer") is not None:
             tok.load_bytes(saved["tokenizer"])
             return
+        tok_cfg: Any = self.config.tokenizer
         if not hasattr(data, "captions"):
             raise ConfigError(
-                f"tokenizer {self.config.tokenizer.name!r} must be fitted on captions, and the "
-                f"data set {type(data).__name__} has none"
+                f"tokenizer {tok_cfg.name!r} must be fitted on captions, and the data set {type(data).__name__} has none"
             )
-        count = min(self.config.tokenizer.fit_samples, len(data))
+        count = min(tok_cfg.fit_samples, len(data))
         tok.fit(c for i in range(count) for c in data.captions(i))
 
     def extra_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_bytes()} if hasattr(self.tokenizer, "to_bytes") else {}
+        tok: Any = self.tokenizer
+        return {"tokenizer": tok.to_bytes()} if hasattr(tok, "to_bytes") else {}
 
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Cropped images [B, C, H, W], masks drawn for the global micro-batch (this share's
@@ -274,7 +279,8 @@ class JEPA(Method):
 
     def param_groups(self) -> list[ParamGroup]:
         """Weight decay on matrices, none on biases and 1-D parameters (I-JEPA)."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for module in self.trainable_modules().values():
             for name, p in module.named_parameters():
                 if not p.requires_grad:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.base import PredictorHook
-from ..config import at_least, knob
+from ..config import at_least, knob, resolved
 from ..encoders.vit import check_index
 from ..layers.pos_embed import sincos_2d
 from ..layers.transformer import (
@@ -57,11 +57,12 @@ class ViTPredictor(nn.Module):
     def __init__(self, cfg: ViTPredictorConfig) -> None:
         super().__init__()
         self.config = cfg
-        self.predictor_embed = nn.Linear(cfg.encoder_dim, cfg.embed_dim)
+        encoder_dim = resolved(cfg.encoder_dim, "predictor.encoder_dim")
+        self.predictor_embed = nn.Linear(encoder_dim, cfg.embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
-        self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.encoder_dim)
+        self.predictor_proj = nn.Linear(cfg.embed_dim, encoder_dim)
         init_weights(self, self.blocks, cfg.init_std)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
@@ -111,7 +112,7 @@ class ViTPredictor(nn.Module):
         check_index("predictor context", context, context_valid, rows, n)
         check_index("predictor targets", targets.reshape(rows, -1), None, rows, n)
         m, kt = targets.shape[1:]
-        pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
+        pos = self.pos_embed_for((grid[0], grid[1]), z.device).expand(rows, -1, -1)
 
         x = self.predictor_embed(z) + gather_tokens(pos, context)  # [R, Kc, w]
         x = x.repeat_interleave(m, dim=0)  # [R*M, Kc, w]: one copy per target block

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -37,7 +38,7 @@ def load_state_dict_file(path: str, key: str | None = None) -> dict:
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        state = load_file(path)
+        state: Any = load_file(path)
     else:
         import torch
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .batch import TextFeatures, TokenBatch
+from .transformer_encoder import TextEncoder
 
 __all__ = ["TextCache"]
 
@@ -47,7 +48,7 @@ class TextCache:
         path: str | os.PathLike,
         captions: Sequence[Sequence[str]],
         tokenizer: Callable[[Sequence[Sequence[str]]], TokenBatch],
-        encoder: torch.nn.Module,
+        encoder: TextEncoder,
         batch_size: int = 64,
         device: torch.device | str = "cpu",
     ) -> TextCache:

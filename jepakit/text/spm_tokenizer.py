@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -92,6 +92,7 @@ class CaptionTokenizer(abc.ABC):
     """
 
     truncated: int  #: captions cut to max_length since construction
+    config: Any  #: the subclass's config: ``max_captions``, ``max_length`` (and ``pad_id`` unless overridden)
 
     @property
     def pad_id(self) -> int:
@@ -119,7 +120,7 @@ class SentencePieceTokenizer(CaptionTokenizer):
 
     def __init__(self, cfg: SentencePieceConfig, model_proto: bytes | None = None) -> None:
         self.config = cfg
-        self._sp = None
+        self._sp: Any = None
         self.truncated = 0  #: captions cut to max_length since construction
         if model_proto is not None:
             self._load(model_proto, "the given bytes")

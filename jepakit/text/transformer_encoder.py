@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import at_least, knob
+from ..config import at_least, knob, resolved
 from ..layers.pos_embed import sincos_1d
 from ..layers.transformer import TransformerConfig, init_weights, layer_norm, padding_bias
 from ..registry import register
@@ -91,13 +91,17 @@ class TransformerTextConfig(TransformerConfig):
 class TransformerTextEncoder(TextEncoder):
     """Captions' token ids -> contextual word embeddings."""
 
+    pos_embed: Tensor
+
     def __init__(self, cfg: TransformerTextConfig) -> None:
         super().__init__()
         self.config = cfg
         self.width = cfg.embed_dim
         self.trainable = cfg.trainable
-        self.token_embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
-        self.register_buffer("pos_embed", sincos_1d(cfg.embed_dim, torch.arange(cfg.max_length)).float())
+        self.vocab_size = resolved(cfg.vocab_size, "text_encoder.vocab_size")
+        self.max_length = resolved(cfg.max_length, "text_encoder.max_length")
+        self.token_embed = nn.Embedding(self.vocab_size, cfg.embed_dim)
+        self.register_buffer("pos_embed", sincos_1d(cfg.embed_dim, torch.arange(self.max_length)).float())
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std)
@@ -107,12 +111,12 @@ class TransformerTextEncoder(TextEncoder):
 
     def check_ids(self, ids: Tensor) -> None:
         s = ids.shape[-1]
-        if s > self.config.max_length:
-            raise ValueError(f"captions of {s} tokens exceed text_encoder.max_length={self.config.max_length}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
+        if s > self.max_length:
+            raise ValueError(f"captions of {s} tokens exceed text_encoder.max_length={self.max_length}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
             raise ValueError(
                 f"token ids range over [{int(ids.min())}, {int(ids.max())}], outside the "
-                f"text_encoder.vocab_size={self.config.vocab_size} embedding table"
+                f"text_encoder.vocab_size={self.vocab_size} embedding table"
             )
 
     def encode_rows(self, ids: Tensor, keys: Tensor) -> Tensor:

@@ -182,7 +182,7 @@ class Trainer:
         task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
         history: list[float] = []
         skipped = 0
-        amp = dict(
+        amp: dict[str, Any] = dict(
             device_type=device.type,
             dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
             enabled=cfg.precision != "fp32",

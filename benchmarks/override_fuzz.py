@@ -1,6 +1,6 @@
 """The override fuzz at length: many more examples than the suite's, counted by outcome.
 
-    python benchmarks/fuzz.py [--examples 2000] [--seed 0] [--record]
+    python benchmarks/override_fuzz.py [--examples 2000] [--seed 0] [--record]
 
 Each example sets one field of ``ijepa-cpu`` or ``tc-jepa-cpu`` (at the tests' tiny sizes) to a
 right or wrong value, an edge or an absurd size, or swaps a slot to any registered component,
@@ -62,7 +62,7 @@ def main() -> None:
     rows = [(k, counts[k], f"{counts[k] / total:.0%}") for k in ("refused", "too large", "ran", "DEFECT")]
     body = table(("outcome", "examples", "share"), rows)
     note = (
-        f"`python benchmarks/fuzz.py --examples {args.examples} --seed {args.seed}`: {total} examples over "
+        f"`python benchmarks/override_fuzz.py --examples {args.examples} --seed {args.seed}`: {total} examples over "
         f"{len(fields)} distinct fields and slots of `ijepa-cpu` and `tc-jepa-cpu` (tiny sizes), {minutes:.1f} "
         f"min; memory budget {fuzz.MEMORY // 2**20} MB. 'refused': a ValueError/KeyError/TypeError naming the "
         "field when the config is made; 'too large': the memory estimate refuses before anything is built; "
