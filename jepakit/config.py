@@ -376,6 +376,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is tuple:
         if isinstance(value, str):
             value = _literal(value)
+        if isinstance(value, str) and value[:1] + value[-1:] in ("[]", "()"):  # [a, b]: a list of words
+            value = [v.strip() for v in value[1:-1].split(",") if v.strip()]
         if isinstance(value, (int, float, str)):
             value = (value,)
         if not isinstance(value, (list, tuple)):

@@ -55,6 +55,7 @@ KINDS: tuple[str, ...] = (
     "method",
     "dataset",
     "trainer",
+    "logger",
 )
 
 _configs: dict[str, dict[str, type[Config]]] = {k: {} for k in KINDS}

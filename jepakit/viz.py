@@ -1,4 +1,5 @@
-"""Pictures: masks drawn over a batch, a dense probe's segmentation, and a run's curves (PNG).
+"""Pictures: masks drawn over a batch, a dense probe's segmentation, and a run's curves (PNG,
+with matplotlib).
 
 Context patches keep their pixels; patches outside the context are dimmed; each target
 block gets its own colour, blended over its patches and outlined. ``jepakit viz masks
@@ -8,13 +9,17 @@ RECIPE`` renders the recipe's masker on its data set.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .masks.base import Masks
 
-__all__ = ["TARGET_COLOURS", "mask_overlay", "plot_curves", "save_png", "segmentation_overlay"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["TARGET_COLOURS", "curves_figure", "mask_overlay", "plot_curves", "save_png", "segmentation_overlay"]
 
 #: One colour per target block (cycled).
 TARGET_COLOURS = torch.tensor(
@@ -88,56 +93,30 @@ def save_png(images: Tensor, path: str | Path, columns: int = 4, pad: int = 2) -
     return path
 
 
-def plot_curves(
-    records: list[dict],
-    path: str | Path,
-    keys: tuple[str, ...] = ("loss", "effective_rank", "embedding_std"),
-    size: tuple[int, int] = (480, 200),
-) -> Path:
-    """One panel per metric of ``records`` (the run's JSONL log) against the step, as a PNG."""
-    from PIL import Image, ImageDraw
+def curves_figure(records: list[dict], columns: int = 3) -> Figure:
+    """One panel per numeric metric of ``records`` (a run's logged records), every logged point
+    marked and joined, against the step; the loss first, the others in the order they appear."""
+    from matplotlib.figure import Figure
 
-    panels = [k for k in keys if any(k in r for r in records)]
-    w, h = size
-    image = Image.new("RGB", (w, h * max(len(panels), 1)), "white")
-    draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 48, 12, 18, 22
-    for p, key in enumerate(panels):
+    keys = [k for r in records for k, v in r.items() if k != "step" and isinstance(v, (int, float))]
+    keys = sorted(dict.fromkeys(keys), key=lambda k: k != "loss")  # first appearance, loss first (stable)
+    rows = max(1, -(-len(keys) // columns))
+    figure = Figure(figsize=(4.2 * columns, 2.8 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, key in zip(axes, keys, strict=False):
         points = [(r["step"], float(r[key])) for r in records if key in r]
-        y0 = p * h
-        steps = [s for s, _ in points]
-        values = [v for _, v in points]
-        lo, hi = min(values), max(values)
-        hi = hi if hi > lo else lo + 1.0
-        s_lo, s_hi = min(steps), max(steps) if max(steps) > min(steps) else min(steps) + 1
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=2.5, linewidth=1.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(keys) :]:
+        ax.set_axis_off()
+    return figure
 
-        box = (left, y0 + top, w - right, y0 + h - bottom)
-        mapped = [_to_box(st, v, (s_lo, s_hi), (lo, hi), box) for st, v in points]
-        draw.rectangle(box, outline="black")
-        if len(mapped) > 1:
-            draw.line(mapped, fill=(200, 30, 30), width=2)
-        else:
-            ((x, y),) = mapped
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(200, 30, 30))
-        draw.text((left, y0 + 3), key, fill="black")
-        draw.text((2, y0 + top), f"{hi:.3g}", fill="black")
-        draw.text((2, y0 + h - bottom - 10), f"{lo:.3g}", fill="black")
-        draw.text((left, y0 + h - bottom + 4), f"step {s_lo}", fill="black")
-        draw.text((w - right - 60, y0 + h - bottom + 4), f"step {s_hi}", fill="black")
+
+def plot_curves(records: list[dict], path: str | Path) -> Path:
+    """``curves_figure(records)`` saved as a PNG at ``path``."""
     path = Path(path)
-    image.save(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    curves_figure(records).savefig(path, dpi=100)
     return path
-
-
-def _to_box(
-    step: float,
-    value: float,
-    steps: tuple[float, float],
-    values: tuple[float, float],
-    box: tuple[float, float, float, float],
-) -> tuple[float, float]:
-    """Map a (step, value) point into the pixel box (x0, y0, x1, y1), higher values up."""
-    x0, y0, x1, y1 = box
-    x = x0 + (step - steps[0]) / (steps[1] - steps[0]) * (x1 - x0)
-    y = y0 + (1 - (value - values[0]) / (values[1] - values[0])) * (y1 - y0)
-    return x, y

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -21,6 +22,8 @@ settings.register_profile("dev", deadline=None, max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# No test reaches the network: Hugging Face libraries read local files only, W&B runs offline.
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true")
 
 #: Overrides that shrink any recipe to a model a CPU test can run in milliseconds.
 TINY = {
@@ -50,3 +53,12 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(0)
+
+
+def png(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
+    """The encoded bytes of a one-colour image."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format=fmt)
+    return buf.getvalue()

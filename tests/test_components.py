@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def pretrained_dir() -> str:
 
 @functools.cache
 def data_files() -> Path:
-    """A few small images as a captions folder, a tar shard and an ImageFolder (removed at exit)."""
+    """A few small images as a captions folder, a tar shard, an ImageFolder and a saved Hugging Face
+    dataset (removed at exit)."""
     import atexit
     import io
     import json
@@ -67,15 +69,20 @@ def data_files() -> Path:
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
     (root / "captions.jsonl").write_text("\n".join(lines))
+    import datasets
+
+    rows = {"image": [str(p) for p in sorted((root / "cls").rglob("*.png"))], "caption": ["a picture"] * 4}
+    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).save_to_disk(str(root / "hf"))
     return root
 
 
 #: Fields a component needs beyond the tiny ones (e.g. where its files are).
-NEEDS = {
+NEEDS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("text_encoder", "hf"): lambda: {"path": pretrained_dir()},
     ("tokenizer", "hf"): lambda: {"path": pretrained_dir()},
     ("dataset", "captions"): lambda: {"captions": str(data_files() / "captions.jsonl")},
-    ("dataset", "tar"): lambda: {"shards": str(data_files() / "shard.tar")},
+    ("dataset", "webdataset"): lambda: {"shards": (str(data_files() / "shard.tar"),)},
+    ("dataset", "hf"): lambda: {"path": str(data_files() / "hf")},
     ("dataset", "imagefolder"): lambda: {"root": str(data_files() / "cls")},
 }
 
@@ -232,12 +239,13 @@ def run_method(name):
 
 
 def run_dataset(name):
-    sample = tiny("dataset", name)[0]
+    data = tiny("dataset", name)
+    sample = data.decode(next(data.epoch(0)), 0) if getattr(data, "streams", False) else data[0]
     assert sample["image"].ndim == 3
     return sample["image"]
 
 
-def run_trainer(name):
+def run_trainer(name, **train_overrides):
     import tempfile
 
     from jepakit.train import train
@@ -246,10 +254,17 @@ def run_trainer(name):
         "ijepa",
         masker={"min_keep": 4},
         data={"size": 8},
-        train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1},
+        train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1, "log_every": 1, **train_overrides},
     )
     with tempfile.TemporaryDirectory() as out:
         return torch.tensor(train(cfg, out, progress=False)["losses"])
+
+
+def run_logger(name):
+    """A short run logging to ``name`` only (W&B offline, as conftest sets; its files in the run folder)."""
+    if name == "wandb":
+        pytest.importorskip("wandb")
+    return run_trainer("default", loggers=(name,))
 
 
 HARNESS = {
@@ -263,6 +278,7 @@ HARNESS = {
     "text_encoder": run_text_encoder,
     "dataset": run_dataset,
     "trainer": run_trainer,
+    "logger": run_logger,
     "method": run_method,
 }
 COMPONENTS = [(kind, name) for kind, names in list_components().items() for name in names]

@@ -1,4 +1,4 @@
-"""Data on disk: captioned folders (JSONL/CSV), tar shards, ImageFolder; problems counted and reported."""
+"""Data on disk: captioned folders (JSONL/CSV), WebDataset shards, ImageFolder; problems counted and reported."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ import tarfile
 
 import pytest
 import torch
-from PIL import Image
 
-from jepakit import create
+from jepakit import ConfigError, create
+from jepakit.eval import evaluate
 from jepakit.train import train
 
-from conftest import tiny_config
-
-
-def png(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, format=fmt)
-    return buf.getvalue()
+from conftest import png, tiny_config
 
 
 @pytest.fixture
@@ -76,10 +70,23 @@ def test_csv_rows_group_by_image(folder):
     assert "captions.csv:5: malformed line" in data.report
 
 
-def test_tar_shards_stream_without_unpacking(tmp_path):
+def write_shard(path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+
+
+def stream(data, seed: int = 0) -> list:
+    return [data.decode(raw, i) for i, raw in enumerate(data.epoch(seed))]
+
+
+def test_webdataset_shards_by_brace_pattern_count_their_problems(tmp_path):
     for shard in range(2):
-        with tarfile.open(tmp_path / f"shard-{shard}.tar", "w") as tar:
-            members = {
+        write_shard(
+            tmp_path / f"shard-{shard}.tar",
+            {
                 f"{shard}0.jpg": png((200, 10, 10), fmt="JPEG"),
                 f"{shard}0.txt": b"a red square\nred",
                 f"{shard}1.png": png((10, 200, 10)),
@@ -87,19 +94,105 @@ def test_tar_shards_stream_without_unpacking(tmp_path):
                 f"{shard}2.jpg": png((0, 0, 0), fmt="JPEG"),  # no caption
                 f"{shard}3.jpg": b"corrupt",
                 f"{shard}3.txt": b"broken",
-            }
-            for name, payload in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(payload)
-                tar.addfile(info, io.BytesIO(payload))
+            },
+        )
     before = sorted(p.name for p in tmp_path.iterdir())
-    data = create("dataset", "tar", shards=str(tmp_path / "shard-*.tar"), image_size=12)
-    assert len(data) == 6 and "2 samples have an image but no caption" in data.report
-    samples = [data[i] for i in range(len(data))]
+    data = create(
+        "dataset",
+        "webdataset",
+        shards=(str(tmp_path / "shard-{0..1}.tar"),),
+        image_size=12,
+        shuffle_shards=False,
+        shuffle_buffer=0,
+    )
+    assert len(data) == 8 and data.streams
+    samples = stream(data)
     assert samples[0]["captions"] == ["a red square", "red"] and samples[0]["image"].shape == (3, 12, 12)
-    assert samples[1]["captions"] == ["green"]
-    assert samples[2] is None and data.unreadable == 2
+    assert samples[1]["captions"] == ["green"] and samples[5]["captions"] == ["green"]
+    assert [s is None for s in samples] == [False, False, True, True] * 2
+    assert data.unreadable == 4, "two samples without caption and two corrupt images, counted"
+    assert data.captions(4) == ["a red square", "red"]
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing was unpacked"
+    strict = create(
+        "dataset",
+        "webdataset",
+        shards=(str(tmp_path / "shard-0.tar"),),
+        shuffle_buffer=0,
+        on_error="fail",
+        image_size=8,
+    )
+    with pytest.raises(ValueError, match=r"shard-0.tar:02 has no caption"):
+        stream(strict)
+
+
+@pytest.fixture
+def shards(tmp_path):
+    """Three shards of five captioned images each: ``shard-{000..002}.tar``."""
+    for s in range(3):
+        members = {}
+        for i in range(5):
+            members[f"s{s}_{i}.png"] = png((80 * s, 50 * i, 120))
+            members[f"s{s}_{i}.txt"] = f"shard {s} picture {i}".encode()
+        write_shard(tmp_path / f"shard-{s:03d}.tar", members)
+    return str(tmp_path / "shard-{000..002}.tar")
+
+
+def keys(data, seed: int) -> list[str]:
+    return [raw["__key__"] for raw in data.epoch(seed)]
+
+
+def test_webdataset_order_is_a_pure_function_of_the_seed(shards):
+    data = create("dataset", "webdataset", shards=(shards,), shuffle_buffer=4, image_size=8)
+    assert len(data) == 15
+    first = keys(data, 0)
+    assert sorted(first) == sorted(f"s{s}_{i}" for s in range(3) for i in range(5)), "each sample once an epoch"
+    assert keys(data, 0) == first, "the same seed, the same stream"
+    assert keys(data, 1) != first
+    plain = create("dataset", "webdataset", shards=(shards,), shuffle_shards=False, shuffle_buffer=0, image_size=8)
+    assert keys(plain, 0) == keys(plain, 5) == [f"s{s}_{i}" for s in range(3) for i in range(5)]
+
+
+def test_webdataset_a_truncated_shard_is_counted_and_the_epoch_keeps_its_length(shards, tmp_path):
+    path = tmp_path / "shard-001.tar"
+    with tarfile.open(path) as tar:
+        cut = tar.getmember("s1_2.png").offset_data + 10  # inside the third image
+    path.write_bytes(path.read_bytes()[:cut])
+    data = create("dataset", "webdataset", shards=(shards,), shuffle_buffer=0, shuffle_shards=False, image_size=8)
+    assert "shard-001.tar: unreadable after" in data.report
+    samples = stream(data)
+    assert len(samples) == len(data) == 12, "the shard's two whole samples are counted"
+    assert all(s is not None for s in samples) and data.unreadable == 0
+    promised = create("dataset", "webdataset", shards=(shards,), samples=15, shuffle_buffer=4, image_size=8)
+    samples = stream(promised)  # a stream that ends early (a remote shard cut in transit) is padded
+    assert len(samples) == 15 and sum(s is None for s in samples) == promised.unreadable == 3
+
+
+def test_webdataset_missing_shards_and_remote_without_a_count_are_config_errors(tmp_path, shards):
+    with pytest.raises(FileNotFoundError, match=r"2 of 2 shards do not exist"):
+        create("dataset", "webdataset", shards=(str(tmp_path / "none-{0..1}.tar"),), image_size=8)
+    with pytest.raises(ConfigError, match=r"data.samples=N"):
+        create("dataset", "webdataset", shards=("https://example.org/train-{000..009}.tar",), image_size=8)
+    with pytest.warns(DeprecationWarning, match="renamed 'webdataset'"):
+        legacy = create("dataset", "tar", shards=str(tmp_path / "shard-*.tar"), image_size=8)
+    assert len(legacy) == 15, "the old name and a single glob still read"
+    with pytest.raises(ConfigError, match=r"probe data: WebDataset streams its samples.*data=imagefolder"):
+        evaluate(None, legacy)
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_training_on_webdataset_resumes_exactly(shards, tmp_path, accum):
+    cfg = tiny_config(
+        "tc-jepa",
+        masker={"min_keep": 4},
+        data={"type": "webdataset", "shards": (shards,), "shuffle_buffer": 6},
+        train={"steps": 5, "batch_size": 4, "warmup_steps": 1, "accum_steps": accum},
+    )
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    train(cfg, tmp_path / "resumed", progress=False, until=2)  # mid-epoch: 3 steps an epoch
+    resumed = train(cfg, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed["losses"] == straight["losses"][2:]
+    for name, value in straight["model"].state_dict().items():
+        assert torch.equal(value, resumed["model"].state_dict()[name]), name
 
 
 def test_imagefolder_labels(tmp_path):

@@ -31,13 +31,11 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 2, "method/jepa")
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [2, 4, 6]
+    assert [r["step"] for r in records] == [2, 3, 4, 6], "every log_every steps, and the monitor steps"
     assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])
     assert "effective_rank" in records[-1] and "embedding_std" in records[-1]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
-    from PIL import Image
-
-    assert Image.open(tmp_path / "curves.png").size[1] == 3 * 200, "loss, effective rank and embedding std panels"
+    assert (tmp_path / "curves.png").is_file() and any((tmp_path / "tensorboard").iterdir()), "the default loggers"
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,21 @@
-"""Data: the embedded captioned scenes and real formats on disk."""
+"""Data: the embedded captioned scenes and real formats on disk (captioned folders, ImageFolder,
+WebDataset shards, Hugging Face datasets)."""
 
-from .files import CaptionedImages, ImageFolder, TarShards, decode_image
+from .files import CaptionedImages, ImageFolder, caption_list, decode_image
+from .hf import HFDataset
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
+from .shards import WebDataset
 
 __all__ = [
     "COLOURS",
     "RELATIONS",
     "SHAPES",
     "CaptionedImages",
+    "HFDataset",
     "ImageFolder",
     "SceneConfig",
     "SyntheticScenes",
-    "TarShards",
+    "WebDataset",
+    "caption_list",
     "decode_image",
 ]

@@ -1,4 +1,5 @@
-"""Real data on disk: captioned image folders (JSONL or CSV), WebDataset tar shards, ImageFolder.
+"""Real data on disk: captioned image folders (JSONL or CSV) and ImageFolder (WebDataset shards:
+``shards.py``; Hugging Face datasets: ``hf.py``).
 
 Problems are counted and reported, never silently dropped: a captions file that names
 missing images is reported at construction with the count and the first few paths; a
@@ -13,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tarfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +29,13 @@ __all__ = [
     "CaptionsConfig",
     "ImageFolder",
     "ImageFolderConfig",
-    "TarShards",
-    "TarShardsConfig",
+    "caption_list",
     "decode_image",
 ]
 
 OnError = Literal["skip", "fail"]
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+#: Image file extensions the data sets read (without the dot, as webdataset keys samples).
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "bmp")
 
 
 def decode_image(data: bytes | Path, size: int, where: str) -> torch.Tensor:
@@ -55,7 +55,7 @@ def decode_image(data: bytes | Path, size: int, where: str) -> torch.Tensor:
     return pixels.view(size, size, 3).permute(2, 0, 1).float() / 255.0
 
 
-class _ReportingDataset(torch.utils.data.Dataset):
+class ReportingDataset(torch.utils.data.Dataset):
     """Shared by the file datasets: the problems found, and reading with the error policy."""
 
     def __init__(self, on_error: OnError) -> None:
@@ -76,6 +76,17 @@ class _ReportingDataset(torch.utils.data.Dataset):
                 raise ValueError(f"cannot decode image {where}: {e}") from e
             self.unreadable += 1
             return None
+
+
+def caption_list(text: bytes | str | Any, is_json: bool) -> list[str]:
+    """Captions from a caption file's content: JSON ``{"caption": ...}`` or ``{"captions": [...]}``
+    (bytes, text or already parsed), or text with one caption per non-empty line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if is_json:
+        record = json.loads(text) if isinstance(text, str) else text
+        return [str(c) for c in (record.get("captions") or [record.get("caption", "")]) if c]
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
 
 
 def _missing_report(missing: list[str], total: int, source: str, policy: OnError) -> str:
@@ -101,7 +112,7 @@ class CaptionsConfig(Config):
 
 
 @register("dataset", "captions", CaptionsConfig)
-class CaptionedImages(_ReportingDataset):
+class CaptionedImages(ReportingDataset):
     """A folder of images with a JSONL or CSV captions file (one or many captions per image)."""
 
     def __init__(self, cfg: CaptionsConfig) -> None:
@@ -174,90 +185,6 @@ class CaptionedImages(_ReportingDataset):
 
 
 @dataclass(frozen=True)
-class TarShardsConfig(Config):
-    shards: str = knob("", "glob of WebDataset-style .tar shards (img2dataset: key.jpg with key.txt or key.json)")
-    image_size: int | None = knob(
-        None, "decoded images are resized and centre-cropped to this side", follows="image_size", valid=at_least(1)
-    )
-    on_error: OnError = knob("skip", "images without caption, corrupt images: skip and count, or fail")
-
-    def shard_paths(self) -> list[Path]:
-        """The shard files the glob matches, sorted."""
-        pattern = Path(self.shards)
-        return sorted(pattern.parent.glob(pattern.name)) if self.shards else []
-
-    def check_files(self) -> None:
-        if not self.shard_paths():
-            raise MissingFileError(f"data.shards={self.shards!r} matches no file")
-
-
-@register("dataset", "tar", TarShardsConfig)
-class TarShards(_ReportingDataset):
-    """Samples read straight out of tar shards (an index of member offsets; nothing unpacked)."""
-
-    def __init__(self, cfg: TarShardsConfig) -> None:
-        super().__init__(cfg.on_error)
-        cfg.check_files()
-        self.config = cfg
-        self.paths = cfg.shard_paths()
-        self.items: list[tuple[int, tarfile.TarInfo, tarfile.TarInfo]] = []
-        without = []
-        for s, path in enumerate(self.paths):
-            with tarfile.open(path) as tar:
-                members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
-            for name, m in members.items():
-                key, _, ext = name.rpartition(".")
-                groups[key]["." + ext.lower()] = m
-            for key, parts in sorted(groups.items()):
-                image = next((parts[e] for e in _IMAGE_SUFFIXES if e in parts), None)
-                text = parts.get(".txt") or parts.get(".json")
-                if image is None:
-                    continue
-                if text is None:
-                    without.append(f"{path.name}:{key}")
-                    continue
-                self.items.append((s, image, text))
-        if without:
-            message = f"{len(without)} samples have an image but no caption (first: {', '.join(without[:5])})"
-            if cfg.on_error == "fail":
-                raise ValueError(message)
-            self.problems.append(message + "; skipped")
-        self._open: dict[int, tarfile.TarFile] = {}
-
-    def _member(self, shard: int, info: tarfile.TarInfo) -> bytes:
-        tar = self._open.get(shard)
-        if tar is None:
-            tar = self._open[shard] = tarfile.open(self.paths[shard])
-        f = tar.extractfile(info)
-        assert f is not None
-        return f.read()
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def captions(self, index: int) -> list[str]:
-        """The captions of sample ``index`` (no image is decoded)."""
-        shard, _, text_info = self.items[index]
-        text = self._member(shard, text_info).decode("utf-8", errors="replace")
-        if text_info.name.endswith(".json"):
-            record = json.loads(text)
-            return list(record.get("captions") or [record.get("caption", "")])
-        return [line for line in text.splitlines() if line.strip()]
-
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
-        shard, image_info, _ = self.items[index]
-        caps = self.captions(index)
-        where = f"{self.paths[shard].name}:{image_info.name}"
-        image = self._decode(
-            lambda: self._member(shard, image_info), resolved(self.config.image_size, "data.image_size"), where
-        )
-        if image is None:
-            return None
-        return {"image": image, "captions": caps, "index": index}
-
-
-@dataclass(frozen=True)
 class ImageFolderConfig(Config):
     root: str = knob("", "folder of class folders (root/CLASS/IMAGE), e.g. for probes")
     image_size: int | None = knob(
@@ -273,7 +200,7 @@ class ImageFolderConfig(Config):
 
 
 @register("dataset", "imagefolder", ImageFolderConfig)
-class ImageFolder(_ReportingDataset):
+class ImageFolder(ReportingDataset):
     """Class-labelled images: ``{"image", "label", "captions": []}``; classes sorted by name."""
 
     def __init__(self, cfg: ImageFolderConfig) -> None:
@@ -286,7 +213,7 @@ class ImageFolder(_ReportingDataset):
             (p, c)
             for c, name in enumerate(self.classes)
             for p in sorted((root / name).iterdir())
-            if p.suffix.lower() in _IMAGE_SUFFIXES
+            if p.suffix.lower()[1:] in IMAGE_SUFFIXES
         ]
 
     def __len__(self) -> int:

@@ -94,6 +94,11 @@ def evaluate(
     the test segmentation for pictures.
     """
     emit = log or (lambda line: None)
+    if getattr(data, "streams", False):
+        raise ConfigError(
+            f"probe data: {type(data).__name__} streams its samples; probes read labelled images by index: "
+            "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"
+        )
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
         raise ValueError(f"unknown probes {unknown}; choose from {list(PROBES)}")

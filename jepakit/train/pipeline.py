@@ -1,19 +1,22 @@
 """The input pipeline on ``torchdata.nodes``: keys -> thread-parallel loading -> prefetch.
 
 Every item is one micro-batch of one optimiser step: its sample indices (a seeded
-permutation per epoch, this rank's share), the samples read from the data set (those
-that cannot be read are left out and counted by the data set), and what the method's
-``make_batch`` makes of them, seeded through a :class:`~jepakit.methods.base.Draw` by
-(seed, epoch, index) per sample and (seed, step, micro-batch) for the micro-batch. Items
-come out in order whatever the number of worker threads, so 0, 1 or 2 workers give
-identical batches, and the pipeline's state is just the step: a resumed run rebuilds it
-at the checkpoint's step. Use it as a context manager: leaving it (normally or by an
-exception) stops its threads, which would otherwise abort the interpreter at exit.
+permutation per epoch, this rank's share; for a data set that streams, the positions in
+the epoch's stream, whose raw samples are read in order and decoded by the workers), the
+samples read from the data set (those that cannot be read are left out and counted by
+the data set), and what the method's ``make_batch`` makes of them, seeded through a
+:class:`~jepakit.methods.base.Draw` by (seed, epoch, index) per sample and (seed, step,
+micro-batch) for the micro-batch. Items come out in order whatever the number of worker
+threads, so 0, 1 or 2 workers give identical batches, and the pipeline's state is just
+the step: a resumed run rebuilds it at the checkpoint's step. Use it as a context
+manager: leaving it (normally or by an exception) stops its threads, which would
+otherwise abort the interpreter at exit.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -30,12 +33,13 @@ MicroBatch = tuple[int, int, dict[str, Any]]
 
 class EpochOrder:
     """Which samples each optimiser step reads: a permutation per epoch seeded by (seed, epoch),
-    ``batch_size`` samples per step, the last partial batch of an epoch dropped."""
+    ``batch_size`` samples per step, the last partial batch of an epoch dropped. With
+    ``shuffle=False`` the order is the data set's own (a stream that shuffles itself)."""
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
+    def __init__(self, num_samples: int, batch_size: int, seed: int, shuffle: bool = True) -> None:
         if num_samples < batch_size:
             raise ConfigError(f"the data set has {num_samples} samples, fewer than train.batch_size={batch_size}")
-        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.num_samples, self.batch_size, self.seed, self.shuffle = num_samples, batch_size, seed, shuffle
         self.steps_per_epoch = num_samples // batch_size
         self._perm: tuple[int, torch.Tensor] | None = None
 
@@ -45,7 +49,8 @@ class EpochOrder:
         cached = self._perm  # one read: the pipeline's thread and the loop may both call this
         if cached is None or cached[0] != epoch:
             g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
-            cached = self._perm = (epoch, torch.randperm(self.num_samples, generator=g))
+            order = torch.randperm(self.num_samples, generator=g) if self.shuffle else torch.arange(self.num_samples)
+            cached = self._perm = (epoch, order)
         b = self.batch_size
         return epoch, cached[1][pos * b : (pos + 1) * b]
 
@@ -95,18 +100,33 @@ def micro_batches(
 
     micro = order.batch_size // accum_steps
 
-    def keys() -> Iterator[tuple[int, int, int, torch.Tensor]]:
+    streams = getattr(data, "streams", False)
+    reading: dict[str, Any] = {"epoch": None}  # a stream's open epoch and how far it has been read
+
+    def raw_samples(step: int, epoch: int) -> list[Any]:
+        """A stream's raw samples of ``step``: the epoch's stream, read up to the step's first sample."""
+        if reading["epoch"] != epoch:
+            reading.update(epoch=epoch, it=data.epoch(mix_seed(seed, epoch)), read=0)
+        first = step % order.steps_per_epoch * order.batch_size
+        for _ in itertools.islice(reading["it"], first - reading["read"]):  # a resumed run: skip, undecoded
+            pass
+        reading["read"] = first + order.batch_size
+        return list(itertools.islice(reading["it"], order.batch_size))
+
+    def keys() -> Iterator[tuple[int, int, int, torch.Tensor, list[Any] | None]]:
         for step in range(start, stop):
             epoch, indices = order(step)
+            raws = raw_samples(step, epoch) if streams else None
             for j in range(accum_steps):
-                yield step, j, epoch, indices[j * micro : (j + 1) * micro]
+                part = slice(j * micro, (j + 1) * micro)
+                yield step, j, epoch, indices[part], raws[part] if raws is not None else None
 
-    def load(key: tuple[int, int, int, torch.Tensor]) -> MicroBatch:
-        step, j, epoch, batch = key
+    def load(key: tuple[int, int, int, torch.Tensor, list[Any] | None]) -> MicroBatch:
+        step, j, epoch, batch, raws = key
         share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's samples
         samples, kept = [], []
         for pos in share.tolist():
-            sample = data[int(batch[pos])]
+            sample = data[int(batch[pos])] if raws is None else data.decode(raws[pos], int(batch[pos]))
             if sample is not None:
                 samples.append(sample)
                 kept.append(pos)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +26,18 @@ from typing import Any, Literal
 
 import torch
 
-from ..checkpoint import CHECKPOINT_VERSION, CheckpointManager, check_run_folder, load_checkpoint, upgrade_checkpoint
-from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict
-from ..registry import register, register_alias
+from ..checkpoint import (
+    CHECKPOINT_VERSION,
+    CheckpointManager,
+    atomic_path,
+    check_run_folder,
+    load_checkpoint,
+    upgrade_checkpoint,
+)
+from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict, unknown
+from ..registry import config_class, list_components, register, register_alias
 from ..sizing import FLOAT, check_fits
+from .loggers import Logger, read_jsonl
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
@@ -60,7 +67,10 @@ class TrainConfig(Config):
     precision: Literal["fp32", "bf16", "fp16"] = knob("fp32", "autocast precision (bf16/fp16 on a GPU)")
     device: str = knob("auto", "cpu, cuda, cuda:1, ...; auto: cuda when available")
     seed: int = knob(0, "seed of the data order, augmentation, masks and initialisation", valid=at_least(0))
-    log_every: int = knob(10, "steps between progress lines and JSONL records", valid=at_least(1))
+    log_every: int = knob(10, "steps between progress lines and logged records", valid=at_least(1))
+    loggers: tuple[str, ...] = knob(
+        ("jsonl", "tensorboard"), "where records go: jsonl (log.jsonl), tensorboard (tensorboard/), wandb"
+    )
     monitor_every: int = knob(50, "steps between collapse-monitor readings", valid=at_least(1))
     checkpoint_every: int = knob(200, "steps between checkpoints (and one at the end)", valid=at_least(1))
     keep_checkpoints: int = knob(3, "newest checkpoints kept", valid=at_least(1))
@@ -83,6 +93,11 @@ class TrainConfig(Config):
             )
         if self.warmup_steps > self.steps:
             raise ConfigError(f"{self.type_id()}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+        for name in self.loggers:
+            if name not in list_components("logger")["logger"]:
+                raise unknown("logger", name, list_components("logger")["logger"], f"{self.type_id()}.loggers")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ConfigError(f"{self.type_id()}.loggers={list(self.loggers)} names a logger twice")
 
 
 @register("trainer", "default", TrainConfig)
@@ -128,6 +143,7 @@ class Trainer:
             else cfg.device
         )
         rank, world = _distributed()
+        loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
         per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
         size = experiment.method.size(per_rank)
         for part in size.activations:
@@ -150,9 +166,9 @@ class Trainer:
             torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
             start = int(state["step"])
         out.mkdir(parents=True, exist_ok=True)
-        if rank == 0:  # one writer: rank 0 writes the config, the log and the checkpoints
-            (out / "config.json").write_text(json.dumps(to_dict(experiment), indent=2))
-        log_file = (out / "log.jsonl").open("a") if rank == 0 else open(os.devnull, "w")
+        if rank == 0:  # one writer: rank 0 writes the config, the logs and the checkpoints
+            with atomic_path(out / "config.json") as tmp:
+                tmp.write_text(json.dumps(to_dict(experiment), indent=2))
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         if getattr(data, "report", ""):
             emit(f"data: {data.report}")
@@ -178,6 +194,13 @@ class Trainer:
                 step,
             )
 
+        records: list[dict[str, Any]] = []  # this fit's records, for the curves when there is no log.jsonl
+
+        def note(step: int, text: str) -> None:
+            emit(text)
+            for logger in loggers:
+                logger.event(step, text)
+
         bar = _progress(progress and rank == 0)
         task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
         history: list[float] = []
@@ -193,7 +216,7 @@ class Trainer:
             net = torch.compile(net, backend=cfg.compile_backend)
         method.train()
         stop = cfg.steps if until is None else min(until, cfg.steps)
-        order = EpochOrder(len(data), cfg.batch_size, cfg.seed)
+        order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not getattr(data, "streams", False))
         batches = micro_batches(
             method.make_batch,
             data,
@@ -211,7 +234,9 @@ class Trainer:
         with contextlib.ExitStack() as cleanup:  # however the loop ends: signals restored, threads stopped, log closed
             signals = cleanup.enter_context(StopSignals())
             cleanup.enter_context(batches)
-            cleanup.callback(log_file.close)
+            for logger in loggers:
+                logger.open(out, to_dict(experiment), start)
+                cleanup.callback(logger.close)
             if bar is not None:
                 cleanup.callback(bar.stop)
             for step in range(start, stop):
@@ -231,7 +256,7 @@ class Trainer:
                 if epoch != unreadable_at_epoch[0]:  # report the unreadable samples of the epoch that ended
                     count = getattr(data, "unreadable", 0) - unreadable_at_epoch[1]
                     if unreadable_at_epoch[0] >= 0 and count:
-                        emit(f"epoch {unreadable_at_epoch[0]}: {count} unreadable samples skipped")
+                        note(step, f"epoch {unreadable_at_epoch[0]}: {count} unreadable samples skipped")
                     unreadable_at_epoch = (epoch, getattr(data, "unreadable", 0))
                 parts: dict[str, float] = {}
                 for _ in range(cfg.accum_steps):
@@ -261,11 +286,12 @@ class Trainer:
                 history.append(loss)
                 seen += cfg.batch_size
                 done = step + 1
-                record = {"step": done, **parts, "lr": lr, "weight_decay": wd}
+                record = {**parts, "lr": lr, "weight_decay": wd}
                 if hasattr(data, "unreadable"):
                     record["unreadable_samples"] = data.unreadable
                 record.update(logged)
-                if done % cfg.monitor_every == 0 or done == cfg.steps:
+                monitored = done % cfg.monitor_every == 0 or done == cfg.steps
+                if monitored:
                     with torch.no_grad():
                         pooled = method.embeddings(batch)
                     record.update(embedding_std=embedding_std(pooled), effective_rank=effective_rank(pooled))
@@ -273,9 +299,13 @@ class Trainer:
                     elapsed = time.perf_counter() - tic
                     record["images_per_s"] = seen / elapsed
                     tic, seen = time.perf_counter(), 0
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
-                    emit(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+                    emit(" ".join(f"{k}={v:.4g}" for k, v in {"step": done, **record}.items()))
+                elif not monitored:
+                    record = {}
+                if record:
+                    records.append({"step": done, **record})
+                for logger in loggers if record else ():
+                    logger.log(done, record)
                 if bar is not None:
                     shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
                     bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
@@ -284,14 +314,16 @@ class Trainer:
                     checkpoint(done)
                 if halt:
                     stopped = signals.reason
-                    note = f"stopped by {stopped} after step {done}; checkpoint {manager.latest()}; --resume continues"
-                    log_file.write(json.dumps({"step": done, "event": note}) + "\n")
-                    emit(note)
+                    note(
+                        done,
+                        f"stopped by {stopped} after step {done}; checkpoint {manager.latest()}; --resume continues",
+                    )
                     break
         if rank == 0:
             from ..viz import plot_curves
 
-            records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line]
+            if (out / "log.jsonl").is_file():  # the whole run's records, across resumes
+                records = [r for r in read_jsonl(out / "log.jsonl") if "event" not in r]
             if records:
                 plot_curves(records, out / "curves.png")
         return {
