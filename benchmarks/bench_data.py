@@ -5,7 +5,7 @@ generation, RandomResizedCrop, mask drawing; TC-JEPA also tokenises) with 0, 1 a
 worker threads, at 64 px and 224 px, next to the images per second of a full I-JEPA
 ViT-Tiny training step at the same size. The loader must never be the bottleneck.
 
-Run: ``python benchmarks/bench_data.py [--batches 20]``; appends to benchmarks/RESULTS.md.
+Run: ``python benchmarks/bench_data.py [--batches 20]``; replaces its section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

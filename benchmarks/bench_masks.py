@@ -5,7 +5,7 @@ reference code): milliseconds per batch and the ratio, mean context kept per ima
 against sampled, and per-row context frequency against the unbiased expectation
 (the sampled context's row profile scaled by the overall keep ratio).
 
-Run: ``python benchmarks/bench_masks.py [--rounds 5]``; appends to benchmarks/RESULTS.md.
+Run: ``python benchmarks/bench_masks.py [--rounds 5]``; replaces its section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.paper_rounds:
         record(
-            f"Text conditioning cost at the paper's configuration, ViT-B/16, {args.paper_rounds} rounds",
+            "Text conditioning cost at the paper's configuration, ViT-B/16",
             paper_table(args.batch, args.paper_rounds),
         )
     note = (

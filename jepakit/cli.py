@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
     p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
+    p_probe.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -201,9 +202,10 @@ def _probe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
+    from rich.console import Console
 
     from . import get_config
-    from .eval import evaluate, probe_data, summary
+    from .eval import evaluate, probe_data, results_table, summary
     from .experiment import Experiment
     from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
@@ -229,7 +231,9 @@ def _probe(args: argparse.Namespace) -> int:
         probes=[p for p in args.probes.split(",") if p],
         seed=args.seed,
         log=print,
+        progress=not args.quiet,
     )
+    Console().print(results_table(results))
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps(summary(results), indent=2))
     print(f"wrote {out / 'probe.json'}")

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from jepakit.eval import (
     linear_probe,
     mean_iou,
 )
-from jepakit.eval.probes import AttentiveHead, patch_class_fractions
+from jepakit.eval.probes import AttentiveHead, _lbfgs, patch_class_fractions
 from jepakit.runs import load_eval_encoder, load_method
 
 from conftest import tiny_config
@@ -88,8 +89,32 @@ def _separable(n: int, classes: int, seed: int, dim: int = 16) -> tuple[torch.Te
 
 def test_linear_probe_solves_separable_data_and_reports_its_choice():
     train, val, test = (_separable(120, 4, s) for s in (0, 0, 0))
-    out = linear_probe(train, val, test, epochs=30)
-    assert out["accuracy"] == 1.0 and out["lr"] in (1e-3, 1e-2)
+    out = linear_probe(train, val, test, l2s=(1e-1, 1e-3))
+    assert out["accuracy"] == 1.0 and out["l2"] in (1e-1, 1e-3)
+
+
+@given(st.integers(0, 10_000), st.sampled_from([1e-1, 1e-3]), st.booleans())
+def test_the_l2_regularised_logistic_solve_reaches_the_optimum(seed, l2, multilabel):
+    """The L-BFGS solve's objective (loss + l2/2 |W|^2, convex) is the minimum Newton's method finds
+    in float64 (where the gradient vanishes), to float32 rounding."""
+    g = _gen(seed)
+    x = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    y = (torch.rand(200, 3, generator=g) > 0.5).double() if multilabel else torch.randint(0, 3, (200,), generator=g)
+    loss_of = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
+
+    def objective(theta):  # theta: W [3, 6] and b [3], flattened
+        w, b = theta[:18].view(3, 6), theta[18:]
+        return loss_of(x @ w.T + b, y) + 0.5 * l2 * w.square().sum()
+
+    theta = torch.zeros(21, dtype=torch.float64)
+    for _ in range(30):  # Newton steps; pinv: the softmax ignores a shift of every class's bias
+        grad = torch.autograd.functional.jacobian(objective, theta)
+        theta = theta - torch.linalg.pinv(torch.autograd.functional.hessian(objective, theta)) @ grad
+    assert float(torch.autograd.functional.jacobian(objective, theta).abs().max()) < 1e-9
+    head = torch.nn.Linear(6, 3)
+    _lbfgs(head, x.float(), y.float() if multilabel else y, loss_of, l2, max_iter=100)
+    solved = torch.cat([head.weight.detach().flatten(), head.bias.detach()]).double()
+    assert float(objective(solved)) - float(objective(theta)) < 1e-6
 
 
 def test_linear_probe_standardises_with_the_training_split_only():
@@ -99,14 +124,14 @@ def test_linear_probe_standardises_with_the_training_split_only():
     x = torch.randn(400, 4, generator=g)
     y = (x[:, 0] > 0).long()
     test = x[y == 1][:60] + torch.tensor([1.0, 0, 0, 0])
-    out = linear_probe((x[:300], y[:300]), (x[300:], y[300:]), (test, torch.ones(60, dtype=torch.long)), seed=0)
+    out = linear_probe((x[:300], y[:300]), (x[300:], y[300:]), (test, torch.ones(60, dtype=torch.long)))
     assert out["accuracy"] == 1.0
 
 
 def test_linear_probe_is_near_chance_on_noise():
     g = _gen(1)
     split = lambda n: (torch.randn(n, 8, generator=g), torch.randint(0, 4, (n,), generator=g))  # noqa: E731
-    assert linear_probe(split(400), split(200), split(400), epochs=20)["accuracy"] < 0.4
+    assert linear_probe(split(400), split(200), split(400))["accuracy"] < 0.4
 
 
 def test_multilabel_accuracy_is_per_label_and_exact_match_is_reported():
@@ -121,6 +146,22 @@ def test_multilabel_accuracy_is_per_label_and_exact_match_is_reported():
     logits = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])  # row 0 right; row 1 wrong in one of 3
     target = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
     assert _accuracy(logits, target, True) == pytest.approx(5 / 6) and _exact_match(logits, target) == 0.5
+
+
+@given(st.integers(0, 10_000), st.sampled_from([1, 2, 4]))
+def test_attentive_head_equals_multihead_attention_computed_plainly(seed, num_heads):
+    """The re-associated attention gives nn.MultiheadAttention's output (its keys and values formed)."""
+    g = _gen(seed)
+    torch.manual_seed(seed)
+    head = AttentiveHead(16, 3, num_heads=num_heads).eval()
+    with torch.no_grad():
+        head.attn.in_proj_bias.normal_(generator=g)  # PyTorch starts it at zero; test the bias terms too
+    tokens = torch.randn(3, 7, 16, generator=g)
+    kv = head.norm_kv(tokens)
+    q = head.query.expand(3, -1, -1)
+    x = q + head.attn(q, kv, kv, need_weights=False)[0]
+    plain = head.head((x + head.mlp(head.norm_mlp(x)))[:, 0])
+    torch.testing.assert_close(head(tokens), plain, atol=1e-5, rtol=1e-5)
 
 
 @given(st.integers(0, 10_000))
@@ -168,7 +209,7 @@ def test_dense_probe_segments_perfectly_from_tokens_that_name_their_class():
         tokens = torch.eye(3)[classes.flatten(1)] * 5 + 0.1 * torch.randn(n, 16, 3, generator=g)
         return tokens, seg
 
-    out = dense_probe(split(200), split(50), split(100), grid=(4, 4), num_classes=3, epochs=10)
+    out = dense_probe(split(200), split(50), split(100), grid=(4, 4), num_classes=3)
     # bilinear upsampling blurs patch borders a little; the interiors are exact
     assert out["miou"] > 0.8 and out["prediction"].shape == (100, 16, 16)
 
@@ -198,7 +239,9 @@ def scenes():
 
 
 def test_extract_pools_the_last_blocks_and_keeps_labels(encoder, scenes):
-    feats = extract(encoder, scenes, range(6), batch_size=4, layers=2)
+    done: list[int] = []
+    feats = extract(encoder, scenes, range(6), batch_size=4, layers=2, on_batch=done.append)
+    assert done == [4, 2], "the progress hook hears of every batch"
     images = torch.stack([scenes[i]["image"] for i in range(6)])
     with torch.no_grad():
         last = encoder(images)
@@ -303,7 +346,7 @@ def test_a_checkpoint_loads_its_target_encoder_through_its_stored_config(checkpo
             assert torch.equal(v, model.target_encoder.state_dict()[k])
 
 
-def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp_path):
+def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp_path, capsys):
     path, _ = checkpoint
     code = main(
         [
@@ -325,6 +368,11 @@ def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp
     assert code == 0
     result = json.loads((tmp_path / "probe.json").read_text())
     assert set(result["linear"]) == {"count", "relation", "shapes"} and "miou" in result["dense"]
+    table = capsys.readouterr().out.split("probe results (16 test images)")[1]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.count("│") == 5]
+    shown = {(r[0], r[1]): r[2] for r in rows}
+    assert shown[("linear", "count")] == f"{result['linear']['count']:.4f}"
+    assert shown[("dense", "segmentation (mIoU)")] == f"{result['dense']['miou']:.4f}"
     from PIL import Image
 
     assert Image.open(tmp_path / "segmentation.png").size[0] > 3 * 32

@@ -1,7 +1,7 @@
 """Evaluation: frozen-feature probes (linear, kNN, attentive, dense) and collapse monitors."""
 
 from .diagnostics import text_use
-from .evaluate import PROBES, evaluate, probe_data, summary
+from .evaluate import PROBES, evaluate, probe_data, results_table, summary
 from .features import Features, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
@@ -19,6 +19,7 @@ __all__ = [
     "linear_probe",
     "mean_iou",
     "probe_data",
+    "results_table",
     "summary",
     "text_use",
 ]

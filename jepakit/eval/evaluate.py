@@ -12,16 +12,20 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
+from ..progress import Bars
 from .features import TASKS, Encoder, extract
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
-__all__ = ["PROBES", "evaluate", "probe_data", "summary"]
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = ["PROBES", "evaluate", "probe_data", "results_table", "summary"]
 
 PROBES = ("linear", "knn", "attentive", "dense")
 
@@ -86,8 +90,10 @@ def evaluate(
     cache_key: str = "",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Probe ``encoder`` on ``data`` (images ``[0, train)`` train, then ``val``, then ``test``).
+    """Probe ``encoder`` on ``data`` (images ``[0, train)`` train, then ``val``, then ``test``);
+    ``progress``: rich bars for the extraction and the probes; ``log``: a line per result.
 
     Returns ``{"linear": {task: accuracy}, "knn": ..., "attentive": ..., "dense": {"miou",
     "iou"}, "monitors": {...}, "details": {...}}``; ``details["dense"]["prediction"]`` holds
@@ -108,6 +114,29 @@ def evaluate(
             f"probe splits train={train} val={val} test={test} need {need} images; the data has {len(data)}"
         )
     _check_fits(encoder, data)
+    with Bars(progress) as bar:
+        return _run_probes(
+            encoder, data, (train, val, test), tasks, probes, layers, batch_size, cache, cache_key, seed, emit, bar
+        )
+
+
+def _run_probes(
+    encoder: Encoder,
+    data: Any,
+    sizes: tuple[int, int, int],
+    tasks: Sequence[str] | None,
+    probes: Sequence[str],
+    layers: int,
+    batch_size: int,
+    cache: str | Path | None,
+    cache_key: str,
+    seed: int,
+    emit: Callable[[str], None],
+    bar: Bars,
+) -> dict[str, Any]:
+    """``evaluate``'s work once its arguments are checked: extract, then each probe on each task."""
+    need = sum(sizes)
+    reading = bar.add("extracting features", total=need)
     feats = extract(
         encoder,
         data,
@@ -117,7 +146,9 @@ def evaluate(
         keep_patches=bool({"attentive", "dense"} & set(probes)),
         cache=cache,
         cache_key=cache_key,
+        on_batch=lambda n: bar.advance(reading, n),
     )
+    bar.update(reading, completed=need)  # a cached read has no batches
     if feats.skipped:
         emit(f"probe data: {feats.skipped} unreadable samples skipped")
     available = sorted(feats.labels)
@@ -126,7 +157,7 @@ def evaluate(
     if missing:
         raise ValueError(f"probe tasks {missing} are not labels of this data; it has {available}")
     n = len(feats)
-    a, b = round(n * train / need), round(n * (train + val) / need)  # split what was readable alike
+    a, b = round(n * sizes[0] / need), round(n * (sizes[0] + sizes[1]) / need)  # split what was readable alike
     parts = {"train": slice(0, a), "val": slice(a, b), "test": slice(b, n)}
 
     def split(x: torch.Tensor) -> list[torch.Tensor]:
@@ -137,46 +168,47 @@ def evaluate(
     results["monitors"] = {"embedding_std": embedding_std(test_pooled), "effective_rank": effective_rank(test_pooled)}
     pooled = split(feats.pooled)
     tok = split(feats.patches) if feats.patches is not None else None
-    for task in tasks:
-        y = feats.labels[task]
-        multi = TASKS[task] == "multilabel"
-        tr, va, te = split(y)
-        if "linear" in probes:
-            out = linear_probe((pooled[0], tr), (pooled[1], va), (pooled[2], te), multilabel=multi, seed=seed)
-            results.setdefault("linear", {})[task] = out["accuracy"]
-            results["details"].setdefault("linear", {})[task] = out
-            emit(f"linear/{task}: {out['accuracy']:.4f} (lr {out['lr']:g}, wd {out['weight_decay']:g})")
-        if "knn" in probes:
-            out = knn_probe((pooled[0], tr), (pooled[2], te), multilabel=multi, k=min(20, pooled[0].shape[0]))
-            results.setdefault("knn", {})[task] = out["accuracy"]
-            emit(f"knn/{task}: {out['accuracy']:.4f}")
-        if "attentive" in probes:
-            assert tok is not None  # patches are kept whenever a probe reads them
-            out = attentive_probe(
-                (tok[0], tr),
-                (tok[1], va),
-                (tok[2], te),
-                multilabel=multi,
-                seed=seed,
-                num_heads=_heads(tok[0].shape[-1]),
-            )
-            results.setdefault("attentive", {})[task] = out["accuracy"]
-            results["details"].setdefault("attentive", {})[task] = out
-            emit(f"attentive/{task}: {out['accuracy']:.4f}")
-    if "dense" in probes:
-        if feats.segmentation is None:
-            emit("dense probe skipped: the data has no segmentation")
-        else:
-            assert tok is not None
-            out = dense_probe(
-                *zip(tok, split(feats.segmentation), strict=True),
-                grid=feats.grid,
-                num_classes=feats.num_seg_classes,
-                seed=seed,
-            )
-            results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
-            results["details"]["dense"] = out
-            emit(f"dense/miou: {out['miou']:.4f}")
+
+    def linear(y: list[torch.Tensor], multi: bool) -> tuple[dict[str, Any], str]:
+        out = linear_probe((pooled[0], y[0]), (pooled[1], y[1]), (pooled[2], y[2]), multilabel=multi)
+        return out, f"{out['accuracy']:.4f} (l2 {out['l2']:g})"
+
+    def knn(y: list[torch.Tensor], multi: bool) -> tuple[dict[str, Any], str]:
+        out = knn_probe((pooled[0], y[0]), (pooled[2], y[2]), multilabel=multi, k=min(20, pooled[0].shape[0]))
+        return out, f"{out['accuracy']:.4f}"
+
+    def attentive(y: list[torch.Tensor], multi: bool) -> tuple[dict[str, Any], str]:
+        assert tok is not None  # patches are kept whenever a probe reads them
+        heads = _heads(tok[0].shape[-1])
+        out = attentive_probe(
+            (tok[0], y[0]), (tok[1], y[1]), (tok[2], y[2]), multilabel=multi, seed=seed, num_heads=heads
+        )
+        return out, f"{out['accuracy']:.4f}"
+
+    fits = {"linear": linear, "knn": knn, "attentive": attentive}
+    jobs = [(name, task) for task in tasks for name in fits if name in probes]
+    dense = "dense" in probes and feats.segmentation is not None
+    fitting = bar.add("probes", total=len(jobs) + dense)
+    for name, task in jobs:
+        bar.update(fitting, description=f"probe {name}/{task}")
+        out, line = fits[name](split(feats.labels[task]), TASKS[task] == "multilabel")
+        results.setdefault(name, {})[task] = out["accuracy"]
+        if name != "knn":
+            results["details"].setdefault(name, {})[task] = out
+        emit(f"{name}/{task}: {line}")
+        bar.advance(fitting)
+    if "dense" in probes and not dense:
+        emit("dense probe skipped: the data has no segmentation")
+    if dense:
+        assert tok is not None and feats.segmentation is not None
+        bar.update(fitting, description="probe dense")
+        out = dense_probe(
+            *zip(tok, split(feats.segmentation), strict=True), grid=feats.grid, num_classes=feats.num_seg_classes
+        )
+        results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
+        results["details"]["dense"] = out
+        emit(f"dense/miou: {out['miou']:.4f}")
+        bar.advance(fitting)
     return results
 
 
@@ -188,3 +220,29 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready part of ``evaluate``'s results (no tensors, no heads)."""
     out = {k: v for k, v in results.items() if k != "details"}
     return json.loads(json.dumps(out))
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """``evaluate``'s results as a rich table: one row per probe and task (test accuracy, or the
+    segmentation's mIoU), the hyper-parameter chosen on val, then the collapse monitors."""
+    from rich.table import Table
+
+    table = Table(title=f"probe results ({results['n']['test']} test images)")
+    for column, justify in (("probe", "left"), ("task", "left"), ("score", "right"), ("chosen on val", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    details = results["details"]
+    for probe in ("linear", "knn", "attentive"):
+        for task, accuracy in results.get(probe, {}).items():
+            chosen = details.get(probe, {}).get(task, {})
+            picked = ", ".join(f"{k} {chosen[k]:g}" for k in ("l2", "lr", "weight_decay") if k in chosen)
+            table.add_row(probe, task, f"{accuracy:.4f}", picked)
+    if "dense" in results:
+        table.add_row(
+            "dense", "segmentation (mIoU)", f"{results['dense']['miou']:.4f}", f"l2 {details['dense']['l2']:g}"
+        )
+    monitors = results["monitors"]
+    table.caption = (
+        f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
+        f"effective rank {monitors['effective_rank']:.2f}"
+    )
+    return table

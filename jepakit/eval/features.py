@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,11 +153,13 @@ def extract(
     device: str | torch.device = "cpu",
     cache: str | Path | None = None,
     cache_key: str = "",
+    on_batch: Callable[[int], None] | None = None,
 ) -> Features:
     """Features of ``dataset[i]`` for ``i`` in ``indices`` from ``encoder`` (in eval mode, no grad).
 
     ``cache``: a file; reused when it was written with the same ``cache_key`` (which should
     name the data set), encoder fingerprint, indices and options, else (re)written.
+    ``on_batch(n)``: called after each batch of ``n`` indices is done (for a progress bar).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be positive")
@@ -181,15 +183,14 @@ def extract(
     labels: dict[str, list[Any]] = {}
     skipped = 0
     grid: tuple[int, int] = (0, 0)
+    done = on_batch or (lambda n: None)
     for start in range(0, len(indices), batch_size):
-        samples = []
-        for i in indices[start : start + batch_size]:
-            s = dataset[int(i)]
-            if s is None:  # unreadable: the data set counted it; so do we
-                skipped += 1
-                continue
-            samples.append(s)
+        batch = indices[start : start + batch_size]
+        read = [dataset[int(i)] for i in batch]
+        samples = [s for s in read if s is not None]
+        skipped += len(read) - len(samples)  # unreadable: the data set counted them; so do we
         if not samples:
+            done(len(batch))
             continue
         images = torch.stack([s["image"] for s in samples]).to(device)
         grid = encoder.grid_of(images)
@@ -202,6 +203,7 @@ def extract(
                 labels.setdefault(k, []).append(v)
             if "segmentation" in s:
                 segs.append(s["segmentation"].to(torch.uint8))
+        done(len(batch))
     encoder.train(was_training)
     if not pooled:
         raise ValueError(f"no readable samples among the {len(indices)} requested ({skipped} unreadable)")

@@ -1,15 +1,19 @@
 """Probes on frozen features: how much of a label a representation makes easy to read.
 
-- ``linear_probe``: a linear classifier on standardised pooled features; learning rate
-  and weight decay chosen on a validation split, accuracy reported on test.
+- ``linear_probe``: a linear classifier on standardised pooled features, the logistic
+  loss minimised over the whole training split by L-BFGS for each L2 strength of a
+  grid (warm-started from the one before), the strength chosen on a validation split,
+  accuracy reported on test. Convex, so the solve reaches the optimum an SGD run
+  approaches, in a fraction of its time, and it needs no learning rate or seed.
 - ``knn_probe``: cosine k-nearest neighbours (k = 20) with votes weighted by
   exp(similarity / 0.07) (Wu et al. 2018; DINO's protocol). No training.
 - ``attentive_probe``: V-JEPA's attentive classifier: one learnable query
   cross-attends to all patch tokens (one block: attention + MLP, pre-norm), then a
-  linear head; the same sweep as the linear probe.
+  linear head; AdamW over mini-batches, learning rate and weight decay chosen on val.
 - ``dense_probe``: a linear classifier on each frozen patch token (the analogue of the
-  papers' linear segmentation on ADE20k/VOC), trained on each patch's class fractions,
-  evaluated at pixel resolution (logits upsampled bilinearly) as mean IoU.
+  papers' linear segmentation on ADE20k/VOC), fitted to each patch's class fractions
+  by L-BFGS as the linear probe is, evaluated at pixel resolution (logits upsampled
+  bilinearly) as mean IoU.
 
 Inputs of the linear and dense probes are standardised with the training split's
 per-feature mean and std, so one learning-rate grid fits every encoder.
@@ -27,6 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 __all__ = [
@@ -157,6 +162,52 @@ def _sweep(
     }
 
 
+def _lbfgs(
+    head: nn.Linear, x: Tensor, y: Tensor, loss_of: Callable[[Tensor, Tensor], Tensor], l2: float, max_iter: int
+) -> None:
+    """Minimise ``loss_of(head(x), y) + l2 / 2 * |W|^2`` in place: full-batch L-BFGS, strong Wolfe."""
+    opt = torch.optim.LBFGS(
+        head.parameters(), lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def objective() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(head(x), y) + 0.5 * l2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+
+
+def _l2_sweep(
+    make_head: Callable[[], nn.Linear],
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    loss_of: Callable[[Tensor, Tensor], Tensor],
+    score: Callable[[Tensor, Tensor], float],
+    l2s: Sequence[float],
+    max_iter: int,
+) -> dict[str, Any]:
+    """Minimise ``loss_of(head(x), y) + l2 / 2 * |W|^2`` over the whole training split for each
+    ``l2`` (strongest first, each solve warm-started from the last: a regularisation path), by
+    L-BFGS with a strong-Wolfe line search; keep the best on ``val``; its outputs on ``test``.
+    The head starts at zero, so the result depends on no seed."""
+    head = make_head()
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    x = train[0].float()
+    best: dict[str, Any] | None = None
+    for l2 in sorted(l2s, reverse=True):
+        _lbfgs(head, x, train[1], loss_of, l2, max_iter)
+        val_score = score(_apply(head, val[0]), val[1])
+        if best is None or val_score > best["val"]:
+            best = {"val": val_score, "l2": l2, "state": {k: v.clone() for k, v in head.state_dict().items()}}
+    assert best is not None
+    head.load_state_dict(best["state"])
+    return {"val": best["val"], "l2": best["l2"], "test_out": _apply(head, test[0])}
+
+
 def _check_splits(name: str, *splits: Split) -> None:
     for x, y in splits:
         if x.shape[0] != y.shape[0]:
@@ -195,10 +246,12 @@ def _classifier_probe(
     val: Split,
     test: Split,
     multilabel: bool,
+    fit: Callable[..., dict[str, Any]],
     standardise: bool = False,
     **sweep: Any,
 ) -> dict[str, Any]:
-    """Check the splits, build ``make_head(width, classes)`` per sweep point, report test accuracy."""
+    """Check the splits, ``fit`` (``_sweep`` or ``_l2_sweep``) heads ``make_head(width, classes)``,
+    report test accuracy and the hyper-parameters chosen."""
     _check_splits(name, train, val, test)
     if standardise:
         train, val, test = _standardise(train, val, test)
@@ -206,7 +259,7 @@ def _classifier_probe(
         _unseen_classes(name, train[1], val[1], test[1])
     classes = _num_classes(train[1], multilabel, val[1], test[1])
     loss_of = F.binary_cross_entropy_with_logits if multilabel else F.cross_entropy
-    out = _sweep(
+    out = fit(
         lambda: make_head(train[0].shape[-1], classes),
         train,
         val,
@@ -215,12 +268,8 @@ def _classifier_probe(
         lambda logits, y: _accuracy(logits, y, multilabel),
         **sweep,
     )
-    result = {
-        "accuracy": _accuracy(out["test_out"], test[1], multilabel),
-        "val_accuracy": out["val"],
-        "lr": out["lr"],
-        "weight_decay": out["weight_decay"],
-    }
+    chosen = {k: v for k, v in out.items() if k not in ("val", "test_out")}
+    result = {"accuracy": _accuracy(out["test_out"], test[1], multilabel), "val_accuracy": out["val"], **chosen}
     if multilabel:
         result["exact_match"] = _exact_match(out["test_out"], test[1])
     return result
@@ -232,26 +281,13 @@ def linear_probe(
     test: Split,
     *,
     multilabel: bool = False,
-    lrs: Sequence[float] = (1e-3, 1e-2, 1e-1),
-    weight_decays: Sequence[float] = (1e-4, 1e-2),
-    epochs: int = 100,
-    batch_size: int = 256,
-    seed: int = 0,
+    l2s: Sequence[float] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5),
+    max_iter: int = 100,
 ) -> dict[str, Any]:
-    """Test accuracy of a linear classifier on features [N, D], hyper-parameters chosen on ``val``."""
+    """Test accuracy of a linear classifier on features [N, D]; the L2 strength (``l2``) is
+    chosen on ``val``. Each strength is solved by at most ``max_iter`` L-BFGS iterations."""
     return _classifier_probe(
-        "linear probe",
-        nn.Linear,
-        train,
-        val,
-        test,
-        multilabel,
-        standardise=True,
-        lrs=lrs,
-        weight_decays=weight_decays,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        "linear probe", nn.Linear, train, val, test, multilabel, _l2_sweep, standardise=True, l2s=l2s, max_iter=max_iter
     )
 
 
@@ -292,7 +328,14 @@ def knn_probe(
 class AttentiveHead(nn.Module):
     """One learnable query cross-attends to the tokens (pre-norm attention + MLP, residual on the
     query), then a linear classifier: V-JEPA's attentive probe with one block. Invariant to the
-    order of the tokens."""
+    order of the tokens.
+
+    The attention is ``nn.MultiheadAttention``'s (its parameters and initialisation), computed
+    in another order: with one query, head h's score of token x is q_h . (W_k,h x + b_k,h),
+    which is x . (W_k,h^T q_h) plus a constant the softmax drops, and its output is W_v,h
+    applied to the attention-weighted mean of the tokens, plus b_v,h. So the keys and values
+    of the T tokens are never formed: O(T D H) per image instead of O(T D^2), the same values.
+    """
 
     def __init__(self, dim: int, num_classes: int, num_heads: int = 4, mlp_ratio: float = 4.0) -> None:
         super().__init__()
@@ -310,10 +353,17 @@ class AttentiveHead(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens [B, T, D] -> logits [B, classes]."""
         kv = self.norm_kv(tokens)
-        q = self.query.expand(tokens.shape[0], -1, -1)
-        x = q + self.attn(q, kv, kv, need_weights=False)[0]
+        heads, dim = self.attn.num_heads, tokens.shape[-1]
+        w_q, w_k, w_v = self.attn.in_proj_weight.chunk(3)
+        b_q, _, b_v = self.attn.in_proj_bias.chunk(3)
+        q = rearrange(F.linear(self.query[0, 0], w_q, b_q), "(h c) -> h c", h=heads)
+        keys = torch.einsum("hc,hcd->hd", q, rearrange(w_k, "(h c) d -> h c d", h=heads)) / math.sqrt(dim // heads)
+        weights = torch.einsum("btd,hd->bht", kv, keys).softmax(-1)
+        pooled = torch.einsum("bht,btd->bhd", weights, kv)  # each head's weighted mean of the tokens
+        values = torch.einsum("bhd,hcd->bhc", pooled, rearrange(w_v, "(h c) d -> h c d", h=heads))
+        x = self.query[:, 0] + self.attn.out_proj(rearrange(values + b_v.view(heads, -1), "b h c -> b (h c)"))
         x = x + self.mlp(self.norm_mlp(x))
-        return self.head(x[:, 0])
+        return self.head(x)
 
 
 def attentive_probe(
@@ -337,6 +387,7 @@ def attentive_probe(
         val,
         test,
         multilabel,
+        _sweep,
         lrs=lrs,
         weight_decays=weight_decays,
         epochs=epochs,
@@ -368,13 +419,11 @@ def dense_probe(
     *,
     grid: tuple[int, int],
     num_classes: int,
-    lrs: Sequence[float] = (1e-2, 1e-1),
-    weight_decays: Sequence[float] = (1e-4,),
-    epochs: int = 20,
-    batch_size: int = 64,
-    seed: int = 0,
+    l2s: Sequence[float] = (1e-2, 1e-3, 1e-4, 1e-5),
+    max_iter: int = 100,
 ) -> dict[str, Any]:
-    """Mean IoU at pixel resolution of a linear classifier on each patch token.
+    """Mean IoU at pixel resolution of a linear classifier on each patch token, the L2
+    strength chosen on ``val`` by mIoU.
 
     Splits are (patch tokens [N, h*w, D], pixel segmentation [N, H, W]). Returns ``miou``,
     per-class ``iou`` and ``prediction`` (test pixel classes, uint8 [N, H, W]).
@@ -396,18 +445,15 @@ def dense_probe(
     def score(out: Tensor, seg: Tensor) -> float:
         return mean_iou(pixels(out), seg, num_classes)[0]
 
-    out = _sweep(
+    out = _l2_sweep(
         lambda: nn.Linear(train[0].shape[-1], num_classes),
         (train[0], fractions),
         val,
         test,
         loss_of,
         score,
-        lrs,
-        weight_decays,
-        epochs,
-        batch_size,
-        seed,
+        l2s,
+        max_iter,
     )
     prediction = pixels(out["test_out"])
     miou, iou = mean_iou(prediction, test[1], num_classes)
@@ -415,7 +461,6 @@ def dense_probe(
         "miou": miou,
         "iou": iou,
         "val_miou": out["val"],
-        "lr": out["lr"],
-        "weight_decay": out["weight_decay"],
+        "l2": out["l2"],
         "prediction": prediction.to(torch.uint8),
     }

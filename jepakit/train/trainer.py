@@ -35,6 +35,7 @@ from ..checkpoint import (
     upgrade_checkpoint,
 )
 from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict, unknown
+from ..progress import Bars
 from ..registry import config_class, list_components, register, register_alias
 from ..sizing import FLOAT, check_fits
 from .loggers import Logger, read_jsonl
@@ -201,8 +202,8 @@ class Trainer:
             for logger in loggers:
                 logger.event(step, text)
 
-        bar = _progress(progress and rank == 0)
-        task = bar.add_task("train", total=cfg.steps, completed=start) if bar else None
+        bar = Bars(progress and rank == 0)
+        task = bar.add("train", total=cfg.steps, completed=start)
         history: list[float] = []
         skipped = 0
         amp: dict[str, Any] = dict(
@@ -237,8 +238,7 @@ class Trainer:
             for logger in loggers:
                 logger.open(out, to_dict(experiment), start)
                 cleanup.callback(logger.close)
-            if bar is not None:
-                cleanup.callback(bar.stop)
+            cleanup.callback(bar.stop)
             for step in range(start, stop):
                 lr = lr_at(
                     step,
@@ -306,9 +306,8 @@ class Trainer:
                     records.append({"step": done, **record})
                 for logger in loggers if record else ():
                     logger.log(done, record)
-                if bar is not None:
-                    shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
-                    bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
+                shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
+                bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
                 halt = signals.requested(world, device)
                 if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop) or halt:
                     checkpoint(done)
@@ -422,29 +421,6 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
         dist.all_reduce(value)
         value /= world
     return float(value)
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    bar.start()
-    return bar
 
 
 def _check_same_config(saved: dict[str, Any], current: Config, path: Path) -> None:
