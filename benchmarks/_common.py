@@ -61,6 +61,9 @@ class Step:
     inputs: tuple[Any, ...] = ()
     opt: Any = None
     masks: Any = None
+    #: The loss of the step's inputs at the current weights (no update): for checking that two
+    #: implementations timed side by side compute the same thing.
+    loss: Callable[[], torch.Tensor] | None = None
 
     def __call__(self) -> None:
         self.run()
@@ -89,7 +92,13 @@ def train_step(
         model.after_step(state["step"], 1000)
         state["step"] += 1
 
-    return Step(step, model=model, inputs=(images, masks, text), opt=opt)
+    return Step(
+        step,
+        model=model,
+        inputs=(images, masks, text),
+        opt=opt,
+        loss=lambda: model(images, masks, text)["loss"],
+    )
 
 
 def sync(device: str | torch.device) -> None:

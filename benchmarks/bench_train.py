@@ -26,12 +26,10 @@ Run: ``python benchmarks/bench_train.py [--parts compare mfu scaling optimisatio
 from __future__ import annotations
 
 import argparse
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from jepakit import build
 from jepakit.masks.base import Masks
@@ -79,6 +77,20 @@ def as_masks(enc: list, pred: list, grid: tuple[int, int]) -> Masks:
     return Masks(context=enc[0], targets=torch.stack(pred, dim=1), grid=grid)
 
 
+def tiny_model(image: int, pred_depth: int, seed: int, recipe: str = "ijepa-tiny", n: int = 0, s: int = 0):
+    """The benchmarked model: ``recipe`` at ViT-Ti width, its initial weights seeded by ``seed``."""
+    torch.manual_seed(seed)
+    over = {
+        "image_size": image,
+        "encoder": dict(TINY["encoder"]),
+        "predictor": {**TINY["predictor"], "depth": pred_depth},
+    }
+    if recipe.startswith("tc-jepa"):
+        over["tokenizer"] = {"max_length": max(s, 1), "max_captions": max(n, 1)}
+        over["text_encoder"] = {"trainable": False}
+    return build(recipe, **over)
+
+
 def jepakit_step(
     batch: int,
     image: int,
@@ -97,16 +109,7 @@ def jepakit_step(
     optimisation (a key of ``PLAIN``) to switch off; ``pack=False`` runs the blocks on the padding too."""
     from jepakit.text import TextFeatures
 
-    torch.manual_seed(seed)
-    over = {
-        "image_size": image,
-        "encoder": dict(TINY["encoder"]),
-        "predictor": {**TINY["predictor"], "depth": pred_depth},
-    }
-    if recipe.startswith("tc-jepa"):
-        over["tokenizer"] = {"max_length": max(s, 1), "max_captions": max(n, 1)}
-        over["text_encoder"] = {"trainable": False}
-    model = build(recipe, **over)
+    model = tiny_model(image, pred_depth, seed, recipe, n, s)
     model.encoder.pack_tokens = model.predictor.pack_tokens = pack
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, image, image, generator=g)
@@ -184,42 +187,31 @@ PLAIN = {
 
 
 def lightly_step(batch: int, image: int, pred_depth: int, seed: int = 0):
-    """The same step assembled from lightly's I-JEPA modules over timm (as lightly's example)."""
-    import timm
+    """The same step assembled from lightly's I-JEPA modules over timm (as lightly's example),
+    holding the weights jepakit's step starts from (same seed), fed the same images and masks."""
     from lightly.models import utils
-    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
-    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
 
-    torch.manual_seed(seed)
-    vit = timm.create_model(
-        "vit_tiny_patch16_224", img_size=image, class_token=False, global_pool="avg", num_classes=0, pretrained=False
-    )
-    encoder = MaskedVisionTransformerTIMM(vit=vit)
-    target = copy.deepcopy(encoder).requires_grad_(False)
-    predictor = IJEPAPredictorTIMM(
-        num_patches=(image // 16) ** 2, depth=pred_depth, mlp_dim=192, predictor_embed_dim=192, num_heads=3
-    )
+    from jepakit.peers import lightly_ijepa, lightly_ijepa_loss
+
+    encoder, target, predictor = lightly_ijepa(tiny_model(image, pred_depth, seed), image)
     params = list(encoder.parameters()) + list(predictor.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.04)
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, image, image, generator=g)
     enc, pred = lightly_masks(batch, image, 16, seed)
+    masks = as_masks(enc, pred, (image // 16,) * 2)
+
+    def loss() -> torch.Tensor:
+        return lightly_ijepa_loss(encoder, target, predictor, images, masks.context, masks.targets)
 
     def step() -> None:
-        with torch.no_grad():
-            h = target.encode(images)
-            h = F.layer_norm(h, (h.size(-1),))
-            h = utils.apply_masks(h, pred)
-            h = utils.repeat_interleave_batch(h, batch, repeat=len(enc))
-        z = encoder.encode(images, idx_keep=enc[0])
-        z = predictor(z, enc, pred)
-        loss = F.smooth_l1_loss(z, h)
+        out = loss()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        out.backward()
         opt.step()
         utils.update_momentum(encoder, target, m=0.996)
 
-    return Step(step, masks=(enc, pred))
+    return Step(step, masks=(enc, pred), loss=loss)
 
 
 def make_step(kind: str, *args: Any) -> Step:

@@ -281,6 +281,14 @@ MUTANTS = [
         "pad words are attended to",
     ),
     Mutant(
+        "xattn-centred-pads",
+        M + "conditioners/xattn.py",
+        "mean = (k * real_words).sum(2) / real_words.sum(2).clamp_min(1)  # [U, N, D]",
+        "mean = k.mean(2)  # [U, N, D]",
+        (T + "test_text.py",),
+        "centred keys: the mean over a caption's words counts its pad words",
+    ),
+    Mutant(
         "xattn-consistency",
         M + "conditioners/xattn.py",
         "consistency = ((o - o.mean(0, keepdim=True)).abs().sum(-1) * weight).sum() / denom",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepakit import get_config
+from jepakit.peers import lightly_ijepa, lightly_ijepa_loss
 
 
 def jepakit_model(seed: int, image: int, patch: int):
@@ -33,50 +33,8 @@ def jepakit_model(seed: int, image: int, patch: int):
     return model
 
 
-def lightly_twin(model, image: int, patch: int):
-    """lightly's encoder, target encoder and predictor holding jepakit's weights."""
-    import timm
-    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
-    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
-
-    name, kwargs = model.encoder.config.timm_args()
-
-    def encoder(ours):
-        wrapped = MaskedVisionTransformerTIMM(vit=timm.create_model(name, pretrained=False, **kwargs)).double()
-        wrapped.vit.load_state_dict(ours.timm_state_dict(), strict=True)  # after the wrapper's own init
-        return wrapped  # (our pixel normalisation is folded into its patch embedding)
-
-    pred = model.predictor
-    twin = IJEPAPredictorTIMM(
-        num_patches=(image // patch) ** 2,
-        depth=pred.config.depth,
-        mlp_dim=pred.config.encoder_dim,
-        predictor_embed_dim=pred.config.embed_dim,
-        num_heads=pred.config.num_heads,
-    ).double()
-    state = {"predictor_embed." + k: v for k, v in pred.predictor_embed.state_dict().items()}
-    state |= {"predictor_proj." + k: v for k, v in pred.predictor_proj.state_dict().items()}
-    state |= {"decoder.blocks." + k: v for k, v in pred.blocks.state_dict().items()}
-    state |= {"decoder.norm." + k: v for k, v in pred.predictor_norm.state_dict().items()}
-    state["decoder.mask_token"] = pred.mask_token.detach()
-    state["decoder.pos_embed"] = pred.pos_embed_for((image // patch,) * 2, torch.device("cpu")).double()
-    twin.load_state_dict(state, strict=True)
-    return encoder(model.encoder), encoder(model.target_encoder), twin
-
-
 def lightly_loss(encoder, target, predictor, images, masks):
-    """The I-JEPA step as lightly's example assembles it."""
-    from lightly.models import utils
-
-    enc = [masks.context]
-    pred = list(masks.targets.unbind(1))
-    with torch.no_grad():
-        h = target.encode(images)
-        h = F.layer_norm(h, (h.size(-1),))
-        h = utils.apply_masks(h, pred)
-        h = utils.repeat_interleave_batch(h, len(images), repeat=len(enc))
-    z = encoder.encode(images, idx_keep=enc[0])
-    return F.smooth_l1_loss(predictor(z, enc, pred), h)
+    return lightly_ijepa_loss(encoder, target, predictor, images, masks.context, masks.targets)
 
 
 @settings(max_examples=6)
@@ -84,7 +42,7 @@ def lightly_loss(encoder, target, predictor, images, masks):
 def test_ijepa_loss_and_gradients_equal_lightlys_assembly(seed, batch, size):
     image, patch = size
     model = jepakit_model(seed, image, patch)
-    encoder, target, predictor = lightly_twin(model, image, patch)
+    encoder, target, predictor = lightly_ijepa(model, image)
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, image, image, generator=g, dtype=torch.float64)
     masks = model.masker(batch, g)
@@ -109,7 +67,7 @@ def test_ijepa_loss_and_gradients_equal_lightlys_assembly(seed, batch, size):
 def test_the_twin_is_sensitive_to_what_it_checks():
     """Guard the oracle: a teacher equal to the student, or lightly's default final norm, changes its loss."""
     model = jepakit_model(0, 32, 4)
-    encoder, target, predictor = lightly_twin(model, 32, 4)
+    encoder, target, predictor = lightly_ijepa(model, 32)
     g = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
     masks = model.masker(2, g)

@@ -361,8 +361,9 @@ def test_o_lies_in_unit_interval_and_gradients_reach_wq_wk_wv(seed):
             assert w.grad is not None and w.grad.abs().sum() > 0
 
 
-def naive_sparse_layer(layer, x, text, words, captions):
-    """TC-JEPA's layer read plainly: one caption at a time, F.cosine_similarity, torch.max pooling."""
+def naive_sparse_layer(layer, x, text, words, captions, centred=False):
+    """TC-JEPA's layer read plainly: one caption at a time, F.cosine_similarity (against the keys, or
+    the keys minus their mean over the caption's real words), torch.max pooling."""
     u, length, d = x.shape
     h = layer.heads
     dh = d // h
@@ -376,21 +377,31 @@ def naive_sparse_layer(layer, x, text, words, captions):
         scores = (qh @ kh.transpose(-1, -2) * dh**-0.5).masked_fill(~keys[:, None, None, :], float("-inf"))
         read = (scores.softmax(-1) @ vh).transpose(1, 2).reshape(u, length, d)
         reads.append(read.masked_fill(~captions[:, c, None, None], float("-inf")))
-        cos.append(torch.nn.functional.cosine_similarity(q[:, :, None], k[:, c][:, None], dim=-1, eps=1e-12))
+        kc = k[:, c]
+        if centred:
+            real = words[:, c, :, None].float()
+            kc = kc - (kc * real).sum(1, keepdim=True) / real.sum(1, keepdim=True).clamp_min(1)
+        cos.append(torch.nn.functional.cosine_similarity(q[:, :, None], kc[:, None], dim=-1, eps=1e-12))
     pooled = torch.stack(reads, 1).max(1).values
     pooled = torch.where(captions.any(1)[:, None, None], pooled, 0.0)
     y = x + pooled
     return y + layer.mlp(layer.norm(y)), torch.stack(cos, 2).clamp_min(0) * words[:, None]
 
 
-@given(seed=st.integers(0, 2**31), heads=st.sampled_from([1, 2]), n=st.integers(1, 4), drop=st.booleans())
-def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop):
+@given(
+    seed=st.integers(0, 2**31),
+    heads=st.sampled_from([1, 2]),
+    n=st.integers(1, 4),
+    drop=st.booleans(),
+    cosine=st.sampled_from(["keys", "centred-keys"]),
+)
+def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop, cosine):
     """The batched layer (one matmul for every caption's keys, pooling in chunks in the heads layout,
     cosines from the attention's own dot products) against the plain loop."""
     from jepakit.conditioners.xattn import SparseXAttnConditioner
 
     torch.manual_seed(seed)
-    cond = create("conditioner", "sparse-xattn", dim=16, text_dim=12, depth=1, num_heads=heads)
+    cond = create("conditioner", "sparse-xattn", dim=16, text_dim=12, depth=1, num_heads=heads, cosine=cosine)
     assert isinstance(cond, SparseXAttnConditioner)
     layer = cond.layers["0"]
     g = torch.Generator().manual_seed(seed)
@@ -426,7 +437,9 @@ def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop
         cond.regularise(hook, q, k, dot, words)
         return out, hook.store["o"][0]
 
-    for a, b in zip(run(batched), run(lambda xi, ti: naive_sparse_layer(layer, xi, ti, words, captions)), strict=True):
+    centred = cosine == "centred-keys"
+    naive = run(lambda xi, ti: naive_sparse_layer(layer, xi, ti, words, captions, centred))
+    for a, b in zip(run(batched), naive, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
@@ -456,6 +469,30 @@ def test_dead_zone_is_reported_by_the_metric():
     _, hook = drive(cond, features())
     assert float(cond.losses(hook)["sparse"].detach()) == 0.0
     assert float(cond.metrics(hook)["metric/o_positive"]) == 0.0
+
+
+@given(seed=st.integers(0, 2**31))
+def test_centred_cosines_ignore_what_the_attention_ignores(seed):
+    """Adding one vector to every key of a caption changes no attention weight (the softmax does not see
+    it), so no prediction; it moves the literal cosines (the free way to drive them all negative) but not
+    the centred ones. The shift: the text's last feature is 1 for every word, so a change of W_K's last
+    column adds that column to every key."""
+    text = features(seed)
+    text = TextFeatures(torch.cat([text.tokens[..., :-1], torch.ones_like(text.tokens[..., :1])], -1), text.mask)
+    shift = 3 * torch.randn(16, generator=torch.Generator().manual_seed(seed))
+    for cosine in ("keys", "centred-keys"):
+        cond, _ = setup("sparse-xattn", seed, cosine=cosine)
+        with torch.no_grad():
+            out, hook = drive(cond, text, seed)
+            for layer in cond.layers.values():
+                layer.k.weight[:, -1] += shift
+            shifted, moved = drive(cond, text, seed)
+        torch.testing.assert_close(shifted, out, atol=1e-5, rtol=1e-5)
+        o, o_moved = torch.stack(hook.store["o"]), torch.stack(moved.store["o"])
+        if cosine == "keys":
+            assert (o - o_moved).abs().max() > 0.05
+        else:
+            torch.testing.assert_close(o_moved, o, atol=1e-4, rtol=1e-3)  # float32 cancellation
 
 
 def test_regulariser_warmup_ramps_lambda_and_beta():

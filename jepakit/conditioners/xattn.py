@@ -10,7 +10,8 @@ caption; the N results are pooled feature-wise (max by default), then a two-laye
 with a LayerNorm runs once (``per_caption_mlp`` runs it per caption before pooling).
 Keys and values are projected once per image and shared by all its target blocks.
 
-``sparse-xattn`` adds the paper's regularisers on O = relu(cos(W_Q q, W_K t)) in [0, 1]^S,
+``sparse-xattn`` adds the paper's regularisers on O = relu(cos(W_Q q, W_K t)) in [0, 1]^S
+(or, with ``cosine="centred-keys"``, against each caption's keys minus their mean over its words),
 per token i and layer l: L_sparse = mean_i mean_l ||O_i^l||_1 and
 L_consistency = mean_i mean_l ||O_i^l - mean_l O_i^l||_1 (averaged over captions too),
 weighted lambda = 0.1 and beta = 0.5, computed with batched matmuls.
@@ -19,6 +20,9 @@ Dead zone: the cheapest way to lower L_sparse is to make every cosine negative; 
 O = 0 and both regularisers and their gradients vanish (a prototype here went from 35%
 positive entries of O to 0 within 25 steps). The fraction of positive cosines is
 reported as ``metric/o_positive``; ``reg_warmup_steps`` ramps lambda and beta up from 0.
+The softmax over a caption's words is unchanged when the same vector is added to all its
+keys, so that move is free for prediction; centred keys remove it (the attention is the
+same, and the regularisers then constrain what the attention actually sees).
 
 ``global-xattn`` is the holistic baseline: the same layer reading t̄, the mean of each
 caption's word embeddings, as a single key (softmax weight 1, so the read-out is
@@ -28,7 +32,7 @@ W_V t̄ and the layer has no query or key projection); no regularisers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from einops import rearrange
@@ -73,12 +77,20 @@ class SparseXAttnConfig(GlobalXAttnConfig):
     sparse_weight: float = knob(0.1, "lambda, weight of L_sparse (TC-JEPA: 0.1)", valid=at_least(0))
     consistency_weight: float = knob(0.5, "beta, weight of L_consistency (TC-JEPA: 0.5)", valid=at_least(0))
     reg_warmup_steps: int = knob(0, "steps over which lambda and beta ramp up from 0 (0: none)", valid=at_least(0))
+    cosine: Cosine = knob(
+        "keys",
+        "what O's cosines compare each query with: keys (the paper's text, cos(q, K); W_K can turn every "
+        "cosine negative at no cost, which kills both terms) or centred-keys (cos(q, K - mean over the "
+        "caption's words of K), what the softmax sees: the same attention, no degenerate minimiser)",
+    )
 
     def validate(self) -> None:
         super().validate()
         if self.dim is not None and self.dim % self.num_heads:
             raise ConfigError(f"{self.type_id()}.dim={self.dim} is not divisible by num_heads={self.num_heads}")
 
+
+Cosine = Literal["keys", "centred-keys"]
 
 #: Elements of per-caption read-outs computed at once (about 8 MB of float32).
 _CHUNK = 2**21
@@ -231,9 +243,15 @@ class SparseXAttnConditioner(XAttnConditioner):
     def regularise(self, hook: TextHook, q: Tensor, k: Tensor, dot: Tensor, words: Tensor) -> None:
         # O = relu(cos(q, K)) [U, L, N, S] from the attention's own q.k products (never [U, L, S, D]).
         u, n, s, _ = k.shape
+        dots = dot.view(u, -1, n, s)
+        if self.config.cosine == "centred-keys":  # K - K̄ per caption: q.(K - K̄) = q.K - q.K̄
+            real_words = words[..., None].to(k.dtype)  # [U, N, S, 1]
+            mean = (k * real_words).sum(2) / real_words.sum(2).clamp_min(1)  # [U, N, D]
+            k = k - mean[:, :, None]
+            dots = dots - (q @ mean.transpose(1, 2))[..., None]
         eps = 1e-12  # as F.normalize
-        norms = q.norm(dim=-1).clamp_min(eps)[:, :, None] * k.norm(dim=-1).clamp_min(eps).view(u, 1, n * s)
-        cos = (dot / norms).view(u, -1, n, s)
+        norms = q.norm(dim=-1).clamp_min(eps)[:, :, None, None] * k.norm(dim=-1).clamp_min(eps)[:, None]
+        cos = dots / norms
         real = words[:, None]  # [U, 1, N, S]
         if hook.tokens is not None:  # padding (a context shorter than the batch's longest) is no token
             real = real & hook.tokens[:, :, None, None]
