@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jepakit import Masks, build
 
@@ -241,3 +243,36 @@ def test_a_given_teacher_module_becomes_the_frozen_target():
     model(x, m)["loss"].backward()
     assert model.target_encoder is teacher and not teacher.training
     assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+
+
+@given(available=st.integers(0, 12), n=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_pick_captions_draws_n_distinct_in_order_or_keeps_all(available, n, seed):
+    from jepakit.methods.jepa import pick_captions
+
+    captions = [f"caption {i}" for i in range(available)]
+    picked = pick_captions(captions, n, torch.Generator().manual_seed(seed))
+    if available <= n:
+        assert picked == captions
+    else:
+        assert len(picked) == n and len(set(picked)) == n
+        assert picked == sorted(picked, key=captions.index), "kept in the image's own order"
+
+
+def test_make_batch_samples_the_captions_per_epoch_and_sample():
+    """An image with more captions than N is conditioned on a seeded subset: the same for the same
+    (seed, epoch, index), another in another epoch, not always the first N."""
+    from jepakit.methods.base import Draw
+
+    model = tiny_config("tc-jepa", masker={"min_keep": 4}, tokenizer={"max_captions": 2}).build()
+    captions = ["a red circle", "a blue square", "two green stars", "one yellow heart", "three dots", "a big cross"]
+    model.tokenizer.fit(captions)
+    sample = {"image": torch.rand(3, 32, 32), "captions": captions}
+
+    def chosen(epoch: int, index: int) -> list[list[int]]:
+        draw = Draw(0, epoch, 0, 0, torch.tensor([index]), torch.tensor([0]), 1)
+        return model.make_batch([sample], draw)["text"].ids[0].tolist()
+
+    first = model.tokenizer([captions[:2]]).ids[0].tolist()
+    picks = [chosen(epoch, 3) for epoch in range(6)]
+    assert chosen(0, 3) == picks[0], "a pure function of (seed, epoch, index)"
+    assert len({str(p) for p in picks}) > 1 and any(p != first for p in picks)

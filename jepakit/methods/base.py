@@ -60,9 +60,11 @@ class Draw:
     rows: Tensor
     size: int
 
-    def sample(self, k: int) -> torch.Generator:
-        """The generator of the ``k``-th sample's own draws (augmentation): (seed, epoch, index)."""
-        return torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, int(self.indices[k])))
+    def sample(self, k: int, salt: int = 0) -> torch.Generator:
+        """The generator of the ``k``-th sample's own draws (augmentation): (seed, epoch, index),
+        and ``salt`` for a stream of its own (another kind of draw of the same sample)."""
+        key = (self.seed, self.epoch, int(self.indices[k])) + ((salt,) if salt else ())
+        return torch.Generator().manual_seed(mix_seed(*key))
 
     def batch(self, salt: int = 7) -> torch.Generator:
         """The generator of draws shared by the micro-batch (masks): (seed, step, micro, salt). Draw

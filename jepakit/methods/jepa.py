@@ -119,6 +119,15 @@ class JEPAConfig(MethodConfig):
         return size
 
 
+def pick_captions(captions: list[str], n: int, generator: torch.Generator) -> list[str]:
+    """``n`` of an image's captions drawn without replacement (in their order), or all when it has
+    no more than ``n``: each epoch conditions on another seeded subset, not always the first ``n``."""
+    if len(captions) <= n:
+        return captions
+    chosen = torch.randperm(len(captions), generator=generator)[:n].sort().values
+    return [captions[i] for i in chosen.tolist()]
+
+
 @register("method", "jepa", JEPAConfig)
 class JEPA(Method):
     """I-JEPA assembled from components; ``forward(images, masks, text)`` gives the losses."""
@@ -267,6 +276,9 @@ class JEPA(Method):
         batch: dict[str, Any] = {"images": images, "masks": masks}
         if self.conditioner.uses_text:
             captions = [list(s.get("captions", [])) for s in samples]
+            if self.tokenizer is not None:
+                n = self.tokenizer.config.max_captions
+                captions = [pick_captions(c, n, draw.sample(k, salt=1)) for k, c in enumerate(captions)]
             batch["text"] = self.tokenizer(captions) if self.tokenizer is not None else captions
         return batch
 
