@@ -601,3 +601,19 @@ def test_cache_refuses_a_trainable_encoder_and_reports_broken_files(tmp_path, to
         TextCache.open(tmp_path / "t")
     with pytest.raises(IndexError, match=r"outside"):
         TextCache.build(tmp_path / "u", [["a"]] * 2, ids, enc)[[5]]
+
+
+def test_adaln_modulates_the_final_norm_too_unless_asked_not_to():
+    """The paper's AdaLN baseline modulates every predictor LayerNorm, the final one included."""
+    text = features()
+    outs = {}
+    for final in (True, False):
+        cond, run = setup("adaln", final_norm=final)
+        with torch.no_grad():
+            before = run(text)
+            if cond.final is not None:
+                cond.final.bias.normal_(generator=torch.Generator().manual_seed(0))
+            outs[final] = (before, run(text))
+    assert not torch.allclose(*outs[True]), "a non-zero final modulation changes the predictions"
+    torch.testing.assert_close(*outs[False])
+    torch.testing.assert_close(outs[True][0], outs[False][0])  # zero-initialised: the same start

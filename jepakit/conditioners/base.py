@@ -18,7 +18,8 @@ __all__ = ["Conditioner", "PredictorHook"]
 
 
 class PredictorHook(Protocol):
-    """Called by the predictor: ``input`` once, then ``layer`` for every block.
+    """Called by the predictor: ``input`` once, then ``layer`` for every block, then (when the hook
+    has it) ``output`` for the final norm of the mask tokens' rows.
 
     x stays padded ([R, L, D]) at every call. A hook with a ``packing`` attribute is given
     the predictor's ``Packing`` of the padded sequence there (None when nothing is padded)
@@ -33,6 +34,9 @@ class PredictorHook(Protocol):
     def layer(self, index: int, block: nn.Module, x: Tensor, attn_bias: Tensor | None) -> Tensor:
         """Run block ``index`` on x (conditioned as the conditioner sees fit)."""
         ...
+
+    # Optional: ``output(norm, x)`` applies the predictor's final LayerNorm ``norm`` to the mask
+    # tokens' rows x [R, M*Kt, D]; a hook without it gets ``norm(x)``.
 
 
 class Conditioner(nn.Module):

@@ -5,7 +5,8 @@ pooled feature-wise first (max by default; ours: pooling before conditioning kee
 these baselines as cheap as the paper describes them), giving one vector per image.
 
 - ``adaln``: t̄ gives the scale and shift of both LayerNorms of each conditioned
-  predictor block (AdaLN, as in DiT), from a zero-initialised projection, so training
+  predictor block and of the predictor's final LayerNorm (AdaLN, as in DiT; the paper
+  modulates every predictor LayerNorm), from zero-initialised projections, so training
   starts as I-JEPA.
 - ``feature``: input level only: z <- z + MLP(LN([z, t̄])) for context and mask tokens.
 
@@ -36,11 +37,16 @@ def pooled_mean(cond: TextConditioner, hook: TextHook) -> Tensor:
 
 @dataclass(frozen=True)
 class AdaLNConfig(LayerwiseConfig):
+    final_norm: bool = knob(
+        True, "t̄ also modulates the predictor's final LayerNorm (the paper: every predictor LayerNorm)"
+    )
+
     def param_count(self) -> tuple[float, float]:
-        """A (d_t -> 4 d) modulation per conditioned layer."""
+        """A (d_t -> 4 d) modulation per conditioned layer, (d_t -> 2 d) for the final norm."""
         t = self.text_dim or 0
         pool = t + 1 if self.pooling == "attention" else 0
-        return len(self.conditioned) * 4 * (self.dim or 0) * (t + 1) + pool, 0.0
+        final = 2 * (self.dim or 0) * (t + 1) if self.final_norm else 0
+        return len(self.conditioned) * 4 * (self.dim or 0) * (t + 1) + final + pool, 0.0
 
 
 @register("conditioner", "adaln", AdaLNConfig)
@@ -54,16 +60,27 @@ class AdaLNConditioner(TextConditioner):
         dim, text_dim = resolved(cfg.dim, "conditioner.dim"), resolved(cfg.text_dim, "conditioner.text_dim")
         self.pool = CaptionPool(cfg.pooling, text_dim)
         layers = {str(i): nn.Linear(text_dim, 4 * dim) for i in cfg.conditioned}
-        for lin in layers.values():
+        self.final = nn.Linear(text_dim, 2 * dim) if cfg.final_norm else None
+        for lin in [*layers.values(), *([self.final] if self.final is not None else [])]:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
         self.modulation = nn.ModuleDict(layers)
 
+    def modulate(self, hook: TextHook, linear: nn.Module, chunks: int) -> tuple[Tensor, ...]:
+        """(scale, shift, ...) [units, 1, D] from t̄ (zero for images without a caption)."""
+        mod = linear(pooled_mean(self, hook)) * hook.has_text()[:, None]
+        return mod[:, None].chunk(chunks, dim=-1)
+
+    def condition_output(self, hook: TextHook, norm: nn.Module, x: Tensor) -> Tensor:
+        if self.final is None:
+            return norm(x)
+        scale, shift = self.modulate(hook, self.final, 2)
+        return hook.to_rows(hook.by_image(norm(x)) * (1 + scale) + shift, x)
+
     def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         if str(index) not in self.modulation:
             return block(x, attn_mask=bias, packing=hook.packing)
-        mod = self.modulation[str(index)](pooled_mean(self, hook)) * hook.has_text()[:, None]
-        scale1, shift1, scale2, shift2 = mod[:, None].chunk(4, dim=-1)  # each [units, 1, D]
+        scale1, shift1, scale2, shift2 = self.modulate(hook, self.modulation[str(index)], 4)
 
         def norm(ln: Any, y: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
             return hook.to_rows(hook.by_image(ln(y)) * (1 + scale) + shift, y)

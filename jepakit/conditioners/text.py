@@ -128,6 +128,9 @@ class TextHook:
             self.tokens = self.by_image(torch.isfinite(attn_bias[:, 0, 0])[..., None])[..., 0]
         return self.conditioner.condition_layer(self, index, block, x, attn_bias)
 
+    def output(self, norm: nn.Module, x: Tensor) -> Tensor:
+        return self.conditioner.condition_output(self, norm, x)
+
     # helpers for conditioners -----------------------------------------------------
 
     def per_unit(self, t: Tensor) -> Tensor:
@@ -176,3 +179,7 @@ class TextConditioner(Conditioner):
 
     def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         return block(x, attn_mask=bias, packing=hook.packing)
+
+    def condition_output(self, hook: TextHook, norm: nn.Module, x: Tensor) -> Tensor:
+        """The predictor's final norm on the mask tokens' rows x [R, M*Kt, D] (unconditioned here)."""
+        return norm(x)

@@ -130,13 +130,14 @@ class ViTPredictor(nn.Module):
             x = hook.input(x, sample_index)
             for i, blk in enumerate(self.blocks):
                 x = hook.layer(i, blk, x, bias)
-            x = x[:, kc:]
+            output = getattr(hook, "output", None)  # optional: a hook may condition the final norm
+            x = output(self.predictor_norm, x[:, kc:]) if output is not None else self.predictor_norm(x[:, kc:])
         else:  # the last layer computes the mask tokens only: nothing reads the context's outputs
             x, packing, bias = for_blocks(x, valid, self.pack_tokens, split=kc)
             for blk in self.blocks[:-1]:
                 x = blk(x, attn_mask=bias, packing=packing)
-            x = self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing)
-        x = self.predictor_proj(self.predictor_norm(x))
+            x = self.predictor_norm(self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing))
+        x = self.predictor_proj(x)
         if packing is not None:  # zeros at padded targets
             x = packing.unpack(x, rows_from=kc)
         return x.reshape(rows, m, kt, -1)
