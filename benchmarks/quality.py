@@ -72,7 +72,7 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
         (0,),
     ),
     "tc-jepa-reg-warmup": ("tc-jepa-cpu", {"text": True, "conditioner": {"reg_warmup_steps": 150}}, (0,)),
-    "adaln": ("tc-jepa-cpu", {"text": True, "conditioner": "adaln"}, (0,)),
+    "adaln": ("tc-jepa-cpu", {"text": True, "conditioner": {"type": "adaln", "final_norm": True}}, (0,)),
     "feature": ("tc-jepa-cpu", {"text": True, "conditioner": "feature"}, (0,)),
     "ijepa-equal-time": ("ijepa-cpu", {"train": {"steps": WALL_STEPS}}, (0,)),
     "ijepa-targets-small": ("ijepa-cpu", SMALL, (0,)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +40,11 @@ class JEPAConfig(MethodConfig):
     )
     crop_scale: tuple[float, float] = knob(
         (0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)", valid=ordered_pair(0, 1)
+    )
+    caption_choice: Literal["first", "sample"] = knob(
+        "first",
+        "which N captions an image with more than N is conditioned on: the first N, or a sample seeded by "
+        "(seed, epoch, index) (the TC-JEPA recipes; 'first' is the default so runs saved before it resume exactly)",
     )
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
@@ -276,7 +281,7 @@ class JEPA(Method):
         batch: dict[str, Any] = {"images": images, "masks": masks}
         if self.conditioner.uses_text:
             captions = [list(s.get("captions", [])) for s in samples]
-            if self.tokenizer is not None:
+            if self.tokenizer is not None and self.config.caption_choice == "sample":
                 n = self.tokenizer.config.max_captions
                 captions = [pick_captions(c, n, draw.sample(k, salt=1)) for k, c in enumerate(captions)]
             batch["text"] = self.tokenizer(captions) if self.tokenizer is not None else captions

@@ -28,6 +28,7 @@ def tcjepa_config(size: str = "base", conditioner: Config | None = None, **condi
         ijepa_config(size),
         {
             "conditioner": cond,
+            "caption_choice": "sample",
             "tokenizer": SentencePieceConfig(vocab_size=1000, max_length=32, max_captions=8),
             "text_encoder": TransformerTextConfig(),
         },
@@ -69,7 +70,7 @@ def tc_jepa_global_xattn() -> Experiment:
 
 @register_recipe("tc-jepa-adaln", help="ablation: holistic AdaLN, t̄ scales and shifts every predictor LayerNorm")
 def tc_jepa_adaln() -> Experiment:
-    return tcjepa_config("base", AdaLNConfig())
+    return tcjepa_config("base", AdaLNConfig(final_norm=True))
 
 
 @register_recipe("tc-jepa-feature", help="ablation: holistic input-level conditioning z + MLP(LN([z, t̄]))")
