@@ -617,3 +617,20 @@ def test_adaln_modulates_the_final_norm_too_unless_asked_not_to():
     assert not torch.allclose(*outs[True]), "a non-zero final modulation changes the predictions"
     torch.testing.assert_close(*outs[False])
     torch.testing.assert_close(outs[True][0], outs[False][0])  # zero-initialised: the same start
+
+
+def test_global_xattn_over_all_captions_reads_one_caption_as_the_per_caption_form_does():
+    """With one caption, attending over the captions' t̄ (a single key, weight 1) reads W_V t̄ as the
+    per-caption form does; with several, it weighs them instead of max-pooling their read-outs."""
+    outs = {}
+    for keys in ("each-caption", "all-captions"):
+        cond, run = setup("global-xattn", keys=keys)
+        if keys == "all-captions":  # the shared parts take the per-caption model's weights
+            shared = {k: v for k, v in outs["each-caption"][0].state_dict().items()}
+            missing = cond.load_state_dict(shared, strict=False).missing_keys
+            assert missing and all(k.endswith((".q.weight", ".k.weight")) for k in missing)
+            assert cond.config.param_count()[0] == sum(p.numel() for p in cond.parameters())
+        with torch.no_grad():
+            outs[keys] = (cond, run(features(n=1)), run(features(n=3)))
+    torch.testing.assert_close(outs["all-captions"][1], outs["each-caption"][1])
+    assert not torch.allclose(outs["all-captions"][2], outs["each-caption"][2])

@@ -26,7 +26,9 @@ same, and the regularisers then constrain what the attention actually sees).
 
 ``global-xattn`` is the holistic baseline: the same layer reading t̄, the mean of each
 caption's word embeddings, as a single key (softmax weight 1, so the read-out is
-W_V t̄ and the layer has no query or key projection); no regularisers.
+W_V t̄ and the layer has no query or key projection); no regularisers. With
+``keys="all-captions"`` it attends once over the N captions' t̄ instead (query and key
+projections, the captions as the words of one caption).
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ from ..registry import register
 from .base import PredictorHook
 from .text import CaptionPool, LayerwiseConfig, TextConditioner, TextHook
 
-__all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "sparse_regularisers"]
+__all__ = ["GlobalXAttnConfig", "SparseXAttnConfig", "XAttnConditioner", "XAttnConfig", "sparse_regularisers"]
 
 
 @dataclass(frozen=True)
-class GlobalXAttnConfig(LayerwiseConfig):
+class XAttnConfig(LayerwiseConfig):
+    """What the cross-attention conditioners share: the MLP after the read-out."""
+
     mlp_ratio: float = knob(
         1.0, "hidden width / dim of the two-layer MLP after the read-out (ours: light)", valid=positive()
     )
@@ -61,17 +65,34 @@ class GlobalXAttnConfig(LayerwiseConfig):
                 f"{self.type_id()}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim}"
             )
 
+    def attends(self) -> bool:
+        """Whether the layer attends over several keys (query and key projections exist); here
+        not: each caption is one key."""
+        return False
+
     def param_count(self) -> tuple[float, float]:
         """Per conditioned layer: the value projection (and query and key when it attends), MLP, norm."""
         d, t = self.dim or 0, self.text_dim or 0
-        qk = d * d + d * t if isinstance(self, SparseXAttnConfig) else 0
+        qk = d * d + d * t if self.attends() else 0
         hidden = d * self.mlp_ratio
         pool = d + 1 if self.pooling == "attention" else 0
         return len(self.conditioned) * (qk + d * t + 2 * d * hidden + hidden + 3 * d + pool), 0.0
 
 
 @dataclass(frozen=True)
-class SparseXAttnConfig(GlobalXAttnConfig):
+class GlobalXAttnConfig(XAttnConfig):
+    keys: Literal["each-caption", "all-captions"] = knob(
+        "each-caption",
+        "each-caption: each caption's t̄ is the one key of its own read-out, the N read-outs max-pooled (the "
+        "paper's baseline); all-captions: one attention over the N captions' t̄ (a stronger holistic reading)",
+    )
+
+    def attends(self) -> bool:
+        return self.keys == "all-captions"
+
+
+@dataclass(frozen=True)
+class SparseXAttnConfig(XAttnConfig):
     num_heads: int = knob(1, "cross-attention heads (the paper's equation: 1)", valid=at_least(1))
     scale: float | None = knob(None, "attention logit scale; None: 1/sqrt(head width) (ours)", valid=positive())
     sparse_weight: float = knob(0.1, "lambda, weight of L_sparse (TC-JEPA: 0.1)", valid=at_least(0))
@@ -83,6 +104,9 @@ class SparseXAttnConfig(GlobalXAttnConfig):
         "cosine negative at no cost, which kills both terms) or centred-keys (cos(q, K - mean over the "
         "caption's words of K), what the softmax sees: the same attention, no degenerate minimiser)",
     )
+
+    def attends(self) -> bool:
+        return True
 
     def validate(self) -> None:
         super().validate()
@@ -120,7 +144,7 @@ class XAttnLayer(nn.Module):
     W_V t̄ and no query or key projection exists.
     """
 
-    def __init__(self, cfg: GlobalXAttnConfig, attend: bool) -> None:
+    def __init__(self, cfg: XAttnConfig, attend: bool) -> None:
         super().__init__()
         self.heads = getattr(cfg, "num_heads", 1)
         self.scale = getattr(cfg, "scale", None)
@@ -194,13 +218,11 @@ class XAttnLayer(nn.Module):
 class XAttnConditioner(TextConditioner):
     """Cross-attention from every predictor token to the captions at the chosen layers."""
 
-    config: GlobalXAttnConfig
-    #: Whether each layer attends over words (sparse) or reads t̄ as one key (global).
-    attend: bool = True
+    config: XAttnConfig
 
-    def __init__(self, cfg: GlobalXAttnConfig) -> None:
+    def __init__(self, cfg: XAttnConfig) -> None:
         super().__init__(cfg)
-        self.layers = nn.ModuleDict({str(i): XAttnLayer(cfg, self.attend) for i in cfg.conditioned})
+        self.layers = nn.ModuleDict({str(i): XAttnLayer(cfg, cfg.attends()) for i in cfg.conditioned})
 
     def words(self, hook: TextHook) -> tuple[Tensor, Tensor]:
         """What the layers read: word embeddings and their mask (t̄ as one word for global)."""
@@ -226,11 +248,14 @@ class XAttnConditioner(TextConditioner):
 
 @register("conditioner", "global-xattn", GlobalXAttnConfig)
 class GlobalXAttnConditioner(XAttnConditioner):
-    """Holistic baseline: cross-attention to t̄ (one key per caption) at every layer."""
+    """Holistic baseline: cross-attention to t̄ at every layer, one key per caption (or, with
+    ``keys="all-captions"``, one attention over the N captions' t̄ as one caption of N words)."""
 
-    attend = False
+    config: GlobalXAttnConfig
 
     def words(self, hook: TextHook) -> tuple[Tensor, Tensor]:
+        if self.config.keys == "all-captions":
+            return hook.text.mean()[:, None], hook.text.caption_valid[:, None]
         return hook.text.mean()[:, :, None], hook.text.caption_valid[:, :, None]
 
 
