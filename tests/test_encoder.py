@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jepakit import create
+from jepakit import create, get_config
 from jepakit.encoders.vit import VIT_PRESETS, ViTConfig, ViTEncoder
 from jepakit.layers.pos_embed import sincos_2d
 
@@ -148,3 +150,19 @@ def test_bad_input_raises_before_the_forward(x, index, words):
         ENC(x, index)
     for w in words:
         assert w in str(e.value)
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_depth_rescale_divides_each_blocks_output_projections_by_sqrt_2i(rescale):
+    """I-JEPA's model code rescales block i's output projections by 1/sqrt(2 i); its training re-initialised
+    every Linear afterwards, so the recipes (as the released models) have none."""
+    torch.manual_seed(0)
+    enc = create("encoder", "vit", img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, depth_rescale=rescale)
+    for i, blk in enumerate(enc.blocks, start=1):
+        expected = 0.02 / math.sqrt(2 * i) if rescale else 0.02
+        for w in (blk.attn.proj.weight, blk.mlp.fc2.weight):
+            assert float(w.detach().std()) == pytest.approx(expected, rel=0.1)
+    assert (
+        not get_config("ijepa").method.encoder.depth_rescale
+        and not get_config("tc-jepa").method.predictor.depth_rescale
+    )

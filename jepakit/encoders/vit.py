@@ -178,7 +178,7 @@ class ViTEncoder(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
-        init_weights(self, self.blocks, cfg.init_std)
+        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         self._pos_cache: dict[tuple[int, int], Tensor] = {}
         #: run the blocks on the valid tokens only when given padding (see ``Packing``); False
         #: computes the padding too (the same outputs at the valid tokens; zeros at the padding

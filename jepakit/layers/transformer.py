@@ -2,7 +2,8 @@
 
 Init follows I-JEPA: trunc-normal(0.02) on Linear and Conv2d weights, zero biases,
 LayerNorm (1, 0); the output projections of attention and MLP in layer i (1-based)
-are divided by sqrt(2 i).
+are divided by sqrt(2 i) (``depth_rescale``; the official training undid it by
+re-initialising every Linear, so the recipes turn it off).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class TransformerConfig(Config):
         0.0, "stochastic depth, rising linearly to this rate in the last block", valid=in_range(0, 1, high_open=True)
     )
     init_std: float = knob(0.02, "std of the truncated-normal weight init", valid=positive())
+    depth_rescale: bool = knob(
+        True,
+        "divide block i's attention and MLP output projections by sqrt(2 i) at init (I-JEPA's model code; its "
+        "training re-initialised every Linear afterwards, so the released models had none: the I-JEPA and "
+        "TC-JEPA recipes set false; true by default so runs saved before the option rebuild as they were)",
+    )
 
     def validate(self) -> None:
         t = self.type_id()
@@ -318,8 +325,8 @@ class _GeluMlpFunction(torch.autograd.Function):
         return gx, gw1, gb1, gw2, gb2
 
 
-def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02) -> None:
-    """I-JEPA initialisation of ``module``, with the depth rescaling of ``blocks``."""
+def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02, rescale: bool = True) -> None:
+    """I-JEPA initialisation of ``module``, with the depth rescaling of ``blocks`` when ``rescale``."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.trunc_normal_(m.weight, std=std)
@@ -328,6 +335,8 @@ def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02) ->
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if not rescale:
+        return
     with torch.no_grad():
         for i, blk in enumerate(blocks, start=1):
             block = cast(Block, blk)

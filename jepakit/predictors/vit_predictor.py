@@ -63,7 +63,7 @@ class ViTPredictor(nn.Module):
         self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
         self.predictor_proj = nn.Linear(cfg.embed_dim, encoder_dim)
-        init_weights(self, self.blocks, cfg.init_std)
+        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
         #: run the blocks on the valid tokens only (see ``Packing``; with a hook, when it takes

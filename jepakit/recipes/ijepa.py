@@ -28,7 +28,7 @@ PREDICTOR_WIDTH = {"tiny": 192}
 
 def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: object) -> Experiment:
     """The I-JEPA experiment for a ViT ``size`` at ``image_size`` pixels (the embedded scenes as data)."""
-    encoder = ViTConfig.preset(size, **encoder_fields)
+    encoder = ViTConfig.preset(size, **{"depth_rescale": False, **encoder_fields})
     method = JEPAConfig(
         image_size=image_size,
         masker=MultiBlockConfig(),
@@ -37,6 +37,7 @@ def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: ob
             embed_dim=PREDICTOR_WIDTH.get(size, 384),
             depth=PREDICTOR_DEPTH[size],
             num_heads=encoder.num_heads,
+            depth_rescale=False,  # as the official training ran: its init re-ran trunc-normal on every Linear
         ),
         target_updater=EMAConfig(momentum_start=0.996, momentum_end=1.0),
         loss=SmoothL1Config(normalize_targets=True),

@@ -104,7 +104,7 @@ class TransformerTextEncoder(TextEncoder):
         self.register_buffer("pos_embed", sincos_1d(cfg.embed_dim, torch.arange(self.max_length)).float())
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
-        init_weights(self, self.blocks, cfg.init_std)
+        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         nn.init.trunc_normal_(self.token_embed.weight, std=cfg.init_std)
         if not cfg.trainable:
             self.freeze(cfg.memo)
