@@ -23,6 +23,11 @@ from jepakit.train import adamw, torch_groups
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
+#: lightly's ``IJEPAMaskCollator`` with I-JEPA's settings (besides the image and patch size).
+LIGHTLY_IJEPA_MASKS: dict[str, Any] = dict(
+    enc_mask_scale=(0.85, 1.0), pred_mask_scale=(0.15, 0.2), aspect_ratio=(0.75, 1.5), nenc=1, npred=4, min_keep=10
+)
+
 
 def machine() -> str:
     """One line: date, CPU, cores, torch version and thread count."""

@@ -19,7 +19,7 @@ import torch
 
 from jepakit import create
 
-from _common import alternate, median, record, table
+from _common import LIGHTLY_IJEPA_MASKS, alternate, median, record, table
 
 GRID = 14
 BATCH = 256
@@ -40,16 +40,7 @@ class RecordingCollator:
                     self.sampled.append(mask.reshape(-1))
                 return mask, complement
 
-        self.collator = Recording(
-            input_size=224,
-            patch_size=16,
-            enc_mask_scale=(0.85, 1.0),
-            pred_mask_scale=(0.15, 0.2),
-            aspect_ratio=(0.75, 1.5),
-            nenc=1,
-            npred=4,
-            min_keep=10,
-        )
+        self.collator = Recording(input_size=224, patch_size=16, **LIGHTLY_IJEPA_MASKS)
         self.items = [(torch.zeros(()),)] * BATCH  # near-free image collation: time the masks
 
     def __call__(self):

@@ -35,6 +35,7 @@ from jepakit import build
 from jepakit.masks.base import Masks
 
 from _common import (
+    LIGHTLY_IJEPA_MASKS,
     Step,
     alternate,
     closure_flops,
@@ -58,16 +59,7 @@ def lightly_masks(batch: int, image: int, patch: int, seed: int) -> tuple[list, 
     from lightly.data.ijepa_collate import IJEPAMaskCollator
 
     torch.manual_seed(seed)  # the collator draws positions from the global generator
-    collator = IJEPAMaskCollator(
-        input_size=image,
-        patch_size=patch,
-        enc_mask_scale=(0.85, 1.0),
-        pred_mask_scale=(0.15, 0.2),
-        aspect_ratio=(0.75, 1.5),
-        nenc=1,
-        npred=4,
-        min_keep=10,
-    )
+    collator = IJEPAMaskCollator(input_size=image, patch_size=patch, **LIGHTLY_IJEPA_MASKS)
     _, enc, pred = collator([torch.zeros(1)] * batch)
     return enc, pred
 

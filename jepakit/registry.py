@@ -99,8 +99,9 @@ def register_alias(kind: str, old: str, new: str) -> None:
     _aliases[kind][old] = new
 
 
-def config_class(kind: str, name: str) -> type[Config]:
-    """The config class registered as ``kind``/``name`` (a deprecated alias warns)."""
+def config_class(kind: str, name: str, where: str = "") -> type[Config]:
+    """The config class registered as ``kind``/``name`` (a deprecated alias warns); an unknown name
+    is an error naming the choices (and ``where``, the config path it was given at)."""
     _check_kind(kind)
     if name in _aliases[kind]:
         new = _aliases[kind][name]
@@ -109,7 +110,7 @@ def config_class(kind: str, name: str) -> type[Config]:
     try:
         return _configs[kind][name]
     except KeyError:
-        raise unknown(kind, name, _configs[kind]) from None
+        raise unknown(kind, name, _configs[kind], where) from None
 
 
 def register_root(cls: type[Config]) -> type[Config]:

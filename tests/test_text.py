@@ -130,28 +130,9 @@ def test_frozen_text_encoder_gets_no_gradient_and_is_not_optimised():
 def test_a_frozen_encoders_memo_gives_its_output_and_encodes_each_caption_once(seed):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    frozen = create(
-        "text_encoder",
-        "transformer",
-        vocab_size=64,
-        max_length=8,
-        embed_dim=16,
-        depth=1,
-        num_heads=2,
-        trainable=False,
-        memo=6,
-    )
-    plain = create(
-        "text_encoder",
-        "transformer",
-        vocab_size=64,
-        max_length=8,
-        embed_dim=16,
-        depth=1,
-        num_heads=2,
-        trainable=False,
-        memo=0,
-    )
+    tiny = dict(vocab_size=64, max_length=8, embed_dim=16, depth=1, num_heads=2, trainable=False)
+    frozen = create("text_encoder", "transformer", **tiny, memo=6)
+    plain = create("text_encoder", "transformer", **tiny, memo=0)
     plain.load_state_dict(frozen.state_dict())
     pool = torch.randint(0, 64, (5, 8), generator=g)  # 5 distinct captions, drawn with repeats
     lengths = torch.randint(0, 9, (5,), generator=g)  # 0: an absent caption

@@ -68,13 +68,17 @@ class ReportingDataset(torch.utils.data.Dataset):
         """One paragraph on what was skipped at construction ('' when nothing)."""
         return "\n".join(self.problems)
 
+    def _skip(self, problem: str) -> None:
+        """A sample that cannot be read: counted, or (``on_error="fail"``) an error naming ``problem``."""
+        if self.on_error == "fail":
+            raise ValueError(problem)
+        self.unreadable += 1
+
     def _decode(self, read: Any, size: int, where: str) -> torch.Tensor | None:
         try:
             return decode_image(read(), size, where)
         except Exception as e:  # a corrupt, truncated or unsupported file
-            if self.on_error == "fail":
-                raise ValueError(f"cannot decode image {where}: {e}") from e
-            self.unreadable += 1
+            self._skip(f"cannot decode image {where}: {e}")
             return None
 
 

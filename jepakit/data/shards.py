@@ -87,6 +87,13 @@ def _sample_key(name: str) -> str | None:
     return base_plus_ext(name)[0]
 
 
+def _caption_file(raw: dict[str, Any]) -> tuple[Any, bool] | None:
+    """A raw sample's caption file and whether it is JSON (``key.json`` before ``key.txt``), or None."""
+    if "json" in raw:
+        return raw["json"], True
+    return (raw["txt"], False) if "txt" in raw else None
+
+
 @register("dataset", "webdataset", WebDatasetConfig)
 class WebDataset(ReportingDataset):
     """Samples streamed out of tar shards, epoch by epoch (see the module docstring)."""
@@ -156,23 +163,18 @@ class WebDataset(ReportingDataset):
         """The sample of a raw one: ``{"image", "captions", "index"}``, or None (counted) when it
         has no image or caption, or its image cannot be decoded."""
         if raw is None:
-            self._lost("a sample of a truncated shard")
+            self._skip("a sample of a truncated shard: stopping (data.on_error=fail)")
             return None
         where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
         image = next((raw[e] for e in IMAGE_SUFFIXES if e in raw), None)
-        text, is_json = (raw["json"], True) if "json" in raw else (raw.get("txt"), False)
+        text = _caption_file(raw)
         if image is None or text is None:
-            self._lost(f"{where} has {'no image' if image is None else 'no caption'}")
+            self._skip(f"{where} has {'no image' if image is None else 'no caption'}: stopping (data.on_error=fail)")
             return None
         pixels = self._decode(lambda: image, resolved(self.config.image_size, "data.image_size"), where)
         if pixels is None:
             return None
-        return {"image": pixels, "captions": caption_list(text, is_json), "index": index}
-
-    def _lost(self, what: str) -> None:
-        if self.on_error == "fail":
-            raise ValueError(f"{what}: stopping (data.on_error=fail)")
-        self.unreadable += 1
+        return {"image": pixels, "captions": caption_list(*text), "index": index}
 
     def captions(self, index: int) -> list[str]:
         """The captions of the ``index``-th sample in shard order (unshuffled; for fitting a tokenizer)."""
@@ -182,8 +184,8 @@ class WebDataset(ReportingDataset):
             )
         while len(self._first_captions) <= index:
             raw = next(self._caption_stream)
-            text, is_json = (raw.get("json"), True) if raw and "json" in raw else ((raw or {}).get("txt"), False)
-            self._first_captions.append(caption_list(text, is_json) if text is not None else [])
+            text = _caption_file(raw) if raw is not None else None
+            self._first_captions.append(caption_list(*text) if text is not None else [])
         return self._first_captions[index]
 
 

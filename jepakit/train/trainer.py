@@ -34,9 +34,9 @@ from ..checkpoint import (
     load_checkpoint,
     upgrade_checkpoint,
 )
-from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict, unknown
+from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict
 from ..progress import Bars
-from ..registry import config_class, list_components, register, register_alias
+from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
 from .loggers import Logger, read_jsonl
 from .optim import adamw, torch_groups
@@ -95,8 +95,7 @@ class TrainConfig(Config):
         if self.warmup_steps > self.steps:
             raise ConfigError(f"{self.type_id()}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
         for name in self.loggers:
-            if name not in list_components("logger")["logger"]:
-                raise unknown("logger", name, list_components("logger")["logger"], f"{self.type_id()}.loggers")
+            config_class("logger", name, where=f"{self.type_id()}.loggers")
         if len(set(self.loggers)) != len(self.loggers):
             raise ConfigError(f"{self.type_id()}.loggers={list(self.loggers)} names a logger twice")
 
@@ -295,17 +294,16 @@ class Trainer:
                     with torch.no_grad():
                         pooled = method.embeddings(batch)
                     record.update(embedding_std=embedding_std(pooled), effective_rank=effective_rank(pooled))
-                if done % cfg.log_every == 0 or done == cfg.steps:
+                logging = done % cfg.log_every == 0 or done == cfg.steps
+                if logging:
                     elapsed = time.perf_counter() - tic
                     record["images_per_s"] = seen / elapsed
                     tic, seen = time.perf_counter(), 0
                     emit(" ".join(f"{k}={v:.4g}" for k, v in {"step": done, **record}.items()))
-                elif not monitored:
-                    record = {}
-                if record:
+                if logging or monitored:
                     records.append({"step": done, **record})
-                for logger in loggers if record else ():
-                    logger.log(done, record)
+                    for logger in loggers:
+                        logger.log(done, record)
                 shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
                 bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
                 halt = signals.requested(world, device)
