@@ -94,6 +94,10 @@ def test_webdataset_shards_by_brace_pattern_count_their_problems(tmp_path):
                 f"{shard}2.jpg": png((0, 0, 0), fmt="JPEG"),  # no caption
                 f"{shard}3.jpg": b"corrupt",
                 f"{shard}3.txt": b"broken",
+                f"{shard}4.png": png((10, 10, 200)),
+                f"{shard}4.json": b'{"caption": "blue',  # malformed JSON
+                f"{shard}5.png": png((10, 10, 200)),
+                f"{shard}5.json": b'["not", "an", "object"]',
             },
         )
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -105,13 +109,13 @@ def test_webdataset_shards_by_brace_pattern_count_their_problems(tmp_path):
         shuffle_shards=False,
         shuffle_buffer=0,
     )
-    assert len(data) == 8 and data.streams
+    assert len(data) == 12 and data.streams
     samples = stream(data)
     assert samples[0]["captions"] == ["a red square", "red"] and samples[0]["image"].shape == (3, 12, 12)
-    assert samples[1]["captions"] == ["green"] and samples[5]["captions"] == ["green"]
-    assert [s is None for s in samples] == [False, False, True, True] * 2
-    assert data.unreadable == 4, "two samples without caption and two corrupt images, counted"
-    assert data.captions(4) == ["a red square", "red"]
+    assert samples[1]["captions"] == ["green"] and samples[7]["captions"] == ["green"]
+    assert [s is None for s in samples] == [False, False, True, True, True, True] * 2
+    assert data.unreadable == 8, "no caption, a corrupt image, malformed and non-object JSON: counted, per shard"
+    assert data.captions(6) == ["a red square", "red"] and data.captions(4) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing was unpacked"
     strict = create(
         "dataset",
@@ -123,6 +127,8 @@ def test_webdataset_shards_by_brace_pattern_count_their_problems(tmp_path):
     )
     with pytest.raises(ValueError, match=r"shard-0.tar:02 has no caption"):
         stream(strict)
+    with pytest.raises(ValueError, match=r"shard-0.tar:04 has an unreadable caption file"):
+        [strict.decode(raw, i) for i, raw in enumerate(strict.epoch(0)) if raw["__key__"] not in ("02", "03")]
 
 
 @pytest.fixture

@@ -84,11 +84,14 @@ class ReportingDataset(torch.utils.data.Dataset):
 
 def caption_list(text: bytes | str | Any, is_json: bool) -> list[str]:
     """Captions from a caption file's content: JSON ``{"caption": ...}`` or ``{"captions": [...]}``
-    (bytes, text or already parsed), or text with one caption per non-empty line."""
+    (bytes, text or already parsed), or text with one caption per non-empty line; malformed JSON is a
+    ``ValueError``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if is_json:
         record = json.loads(text) if isinstance(text, str) else text
+        if not isinstance(record, dict):
+            raise ValueError(f"a caption JSON must be an object with caption or captions, not {type(record).__name__}")
         return [str(c) for c in (record.get("captions") or [record.get("caption", "")]) if c]
     return [line.strip() for line in str(text).splitlines() if line.strip()]
 

@@ -171,10 +171,15 @@ class WebDataset(ReportingDataset):
         if image is None or text is None:
             self._skip(f"{where} has {'no image' if image is None else 'no caption'}: stopping (data.on_error=fail)")
             return None
+        try:
+            captions = caption_list(*text)
+        except ValueError as e:
+            self._skip(f"{where} has an unreadable caption file: {e}")
+            return None
         pixels = self._decode(lambda: image, resolved(self.config.image_size, "data.image_size"), where)
         if pixels is None:
             return None
-        return {"image": pixels, "captions": caption_list(*text), "index": index}
+        return {"image": pixels, "captions": captions, "index": index}
 
     def captions(self, index: int) -> list[str]:
         """The captions of the ``index``-th sample in shard order (unshuffled; for fitting a tokenizer)."""
@@ -185,7 +190,10 @@ class WebDataset(ReportingDataset):
         while len(self._first_captions) <= index:
             raw = next(self._caption_stream)
             text = _caption_file(raw) if raw is not None else None
-            self._first_captions.append(caption_list(*text) if text is not None else [])
+            try:
+                self._first_captions.append(caption_list(*text) if text is not None else [])
+            except ValueError:  # counted when the sample is read for training
+                self._first_captions.append([])
         return self._first_captions[index]
 
 
