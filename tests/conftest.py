@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ settings.register_profile("dev", deadline=None, max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# The benchmarks' shared settings (e.g. lightly's I-JEPA collator arguments) are importable as ``_common``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 # No test reaches the network: Hugging Face libraries read local files only, W&B runs offline.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true")
 

@@ -17,9 +17,14 @@ from jepakit.registry import config_class
 MASKERS = list_components("masker")["masker"]
 
 
+#: Fields a masker needs to be valid on every grid the contract draws (from 4 x 4): capped at grid-1, a
+#: 4 x 4 grid's context block of 9 cannot keep the default min_keep=10 beside a target.
+SMALL_GRID = {"multiblock-paper-context": {"min_keep": 4}}
+
+
 def make(name: str, grid: int, frames: int = 4, **fields):
     """A masker on a grid x grid patch grid (patch 4), with ``frames`` time steps for video maskers."""
-    size = {"input_size": 4 * grid, "patch_size": 4}
+    size = {"input_size": 4 * grid, "patch_size": 4, **SMALL_GRID.get(name, {})}
     if issubclass(config_class("masker", name), VideoMaskerConfig):
         size.update(num_frames=2 * frames, tubelet_size=2)
     return create("masker", name, **{**size, **fields})
@@ -128,10 +133,12 @@ def test_every_cell_is_sometimes_target_and_sometimes_context(grid):
     assert seen_ctx.all() and seen_tgt.all(), "the reference never targets the last row and column"
 
 
-def _kept_and_sampled_by_row(mode: str, batches: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def _kept_and_sampled_by_row(
+    mode: str, batches: int = 10, name: str = "multiblock"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per grid row: context kept in ``mode`` and context sampled, same draws (14x14, batch 128)."""
-    pad = make("multiblock", 14, context="pad")
-    other = make("multiblock", 14, context=mode)
+    pad = make(name, 14, context="pad")
+    other = make(name, 14, context=mode)
     kept = torch.zeros(14)
     sampled = torch.zeros(14)
     for seed in range(batches):
@@ -339,3 +346,37 @@ def test_masks_move_between_devices():
     masks = make("multiblock", 8)(4, torch.Generator().manual_seed(0))
     moved = masks.to("cpu")
     assert torch.equal(moved.context, masks.context) and moved.stats == masks.stats
+
+
+@given(grid=st.integers(4, 20), batch=st.integers(1, 16), seed=st.integers(0, 2**31))
+def test_paper_context_caps_block_sides_at_grid_minus_one_and_equalises_lengths(grid, batch, seed):
+    masks = make("multiblock-paper-context", grid, min_keep=1)(batch, torch.Generator().manual_seed(seed))
+    for shape in (masks.stats["target_shape"], masks.stats["context_shape"]):
+        assert max(shape) <= grid - 1, "no block spans a full row or column (the official collator's cap)"
+    assert masks.context_valid is None, "every context of the batch has the batch's shortest length"
+    assert masks.context.shape[1] == masks.stats["context_min"]
+
+
+def test_paper_context_has_the_official_effective_context_and_multiblock_keeps_twice_it():
+    """At 224/16 and 128 images per batch (2048 over 16 GPUs), mean context length against lightly's
+    port of the official collator (which truncates in raster order: the same length, with a row bias)."""
+    from lightly.data.ijepa_collate import IJEPAMaskCollator
+
+    from _common import LIGHTLY_IJEPA_MASKS  # the official collator's settings, as bench_masks runs it
+
+    torch.manual_seed(0)
+    official = IJEPAMaskCollator(input_size=224, patch_size=16, **LIGHTLY_IJEPA_MASKS)
+    theirs = [official([(torch.zeros(()),)] * 128)[1][0].shape[1] for _ in range(30)]
+    g = torch.Generator().manual_seed(0)
+    paper = create("masker", "multiblock-paper-context", input_size=224, patch_size=16)
+    ours = [paper(128, g).context.shape[1] for _ in range(30)]
+    assert abs(sum(ours) / sum(theirs) - 1) < 0.1, (sum(ours) / 30, sum(theirs) / 30)
+    padded = create("masker", "multiblock", input_size=224, patch_size=16)
+    kept = [float(m.context_valid.sum(1).float().mean()) for m in (padded(128, g) for _ in range(30))]
+    assert sum(kept) / sum(ours) > 1.6, "padding at the full-grid cap keeps nearly twice the context"
+
+
+def test_paper_context_truncation_has_no_row_bias():
+    kept, sampled = _kept_and_sampled_by_row("random-truncate", name="multiblock-paper-context")
+    ratio = kept / sampled
+    assert ((ratio / (kept.sum() / sampled.sum()) - 1).abs() < 0.2).all(), ratio

@@ -15,12 +15,13 @@ from torch import Tensor
 __all__ = ["block_area_range", "block_shape", "box_indices", "box_union", "draw_block_shape", "draw_starts"]
 
 
-def block_shape(scale: float, aspect: float, grid_hw: tuple[int, ...]) -> tuple[int, int]:
-    """(h, w) of a block covering ``scale`` of the grid with h / w = ``aspect``, clamped to it."""
+def block_shape(scale: float, aspect: float, grid_hw: tuple[int, ...], margin: int = 0) -> tuple[int, int]:
+    """(h, w) of a block covering ``scale`` of the grid with h / w = ``aspect``, each side clamped to
+    the grid's less ``margin`` (1: the official I-JEPA collator's cap, no block spans a full row)."""
     gh, gw = grid_hw
     area = scale * gh * gw
-    h = min(max(round(math.sqrt(area * aspect)), 1), gh)
-    w = min(max(round(math.sqrt(area / aspect)), 1), gw)
+    h = min(max(round(math.sqrt(area * aspect)), 1), max(gh - margin, 1))
+    w = min(max(round(math.sqrt(area / aspect)), 1), max(gw - margin, 1))
     return h, w
 
 
@@ -33,22 +34,23 @@ def draw_block_shape(
     aspect: tuple[float, float],
     grid_hw: tuple[int, ...],
     generator: torch.Generator,
+    margin: int = 0,
 ) -> tuple[int, int]:
     """Draw scale and aspect ratio independently (uniform), and return the block shape."""
     s = _uniform(*scale, generator)
     a = _uniform(*aspect, generator)
-    return block_shape(s, a, grid_hw)
+    return block_shape(s, a, grid_hw, margin)
 
 
 def block_area_range(
-    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, ...], steps: int = 257
+    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, ...], steps: int = 257, margin: int = 0
 ) -> tuple[int, int]:
     """Smallest and largest block area the ranges can give (checked on a fine grid)."""
     areas = []
     for i in range(steps):
         a = aspect[0] + (aspect[1] - aspect[0]) * i / (steps - 1)
         for s in scale:
-            h, w = block_shape(s, a, grid_hw)
+            h, w = block_shape(s, a, grid_hw, margin)
             areas.append(h * w)
     return min(areas), max(areas)
 

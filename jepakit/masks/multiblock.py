@@ -16,6 +16,7 @@ counted in ``stats["relaxations"]``; nothing is printed and nothing loops foreve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ from .base import (
 )
 from .boxes import block_area_range, box_indices, box_union, draw_block_shape, draw_starts
 
-__all__ = ["MultiBlockConfig", "MultiBlockMasker"]
+__all__ = ["MultiBlockConfig", "MultiBlockMasker", "PaperContextConfig"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,15 @@ class MultiBlockConfig(MaskerConfig):
     allow_overlap: bool = knob(False, "keep target patches in the context (I-JEPA: False)")
     min_keep: int = knob(10, "fewest context patches an image may have", valid=at_least(1))
     context: Equalise = knob("pad", "equalise context lengths: pad | random-truncate | reference (biased, compat)")
+    block_cap: Literal["grid", "grid-1"] = knob(
+        "grid", "longest block side: the grid, or grid-1 as the official collator (no block spans a full row)"
+    )
     max_tries: int = knob(20, "rejection-sampling rounds before a row's target blocks are stacked", valid=at_least(1))
+
+    @property
+    def margin(self) -> int:
+        """Patches short of the grid a block side may reach."""
+        return 1 if self.block_cap == "grid-1" else 0
 
     def validate(self) -> None:
         super().validate()
@@ -63,8 +72,8 @@ class MultiBlockConfig(MaskerConfig):
                 raise ConfigError(
                     f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid"
                 )
-        ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid)
-        _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid)
+        ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid, margin=self.margin)
+        _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid, margin=self.margin)
         guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max
         if guaranteed < self.min_keep:
             raise ConfigError(
@@ -84,8 +93,8 @@ class MultiBlockMasker(Masker):
     def sample(self, batch_size: int, generator: torch.Generator) -> Masks:
         cfg = self.config
         grid = self.grid
-        t_shape = draw_block_shape(cfg.target_scale, cfg.target_aspect, grid, generator)
-        c_shape = draw_block_shape(cfg.context_scale, cfg.context_aspect, grid, generator)
+        t_shape = draw_block_shape(cfg.target_scale, cfg.target_aspect, grid, generator, cfg.margin)
+        c_shape = draw_block_shape(cfg.context_scale, cfg.context_aspect, grid, generator, cfg.margin)
 
         t_starts = torch.empty(batch_size, cfg.num_targets, 2, dtype=torch.long)
         context = torch.empty(batch_size, self.num_patches, dtype=torch.bool)
@@ -127,3 +136,22 @@ class MultiBlockMasker(Masker):
         t_starts[rows[ok]] = starts[ok]
         context[rows[ok]] = ctx[ok]
         return ok
+
+
+@dataclass(frozen=True)
+class PaperContextConfig(MultiBlockConfig):
+    """The context the paper's models were trained on, without the official code's row bias.
+
+    The official collator caps a block side at grid-1 and truncates every context of a batch to
+    the shortest one, keeping its first patches in raster order; at 224/16 that leaves about 49
+    context patches where ``multiblock`` (full-grid cap, padding) keeps about 93. This preset
+    keeps the cap and the equal length but truncates to a uniform random subset of each row.
+    """
+
+    context: Equalise = knob("random-truncate", "equalise context lengths: random-truncate (the paper's length)")
+    block_cap: Literal["grid", "grid-1"] = knob("grid-1", "longest block side: grid-1, as the official collator")
+
+
+@register("masker", "multiblock-paper-context", PaperContextConfig)
+class PaperContextMasker(MultiBlockMasker):
+    """I-JEPA multi-block masks with the official effective context length, drawn without raster bias."""
