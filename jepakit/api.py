@@ -60,19 +60,29 @@ def create(kind: str, name: str, **fields: Any) -> Any:
     return config_class(kind, name)().replace(**fields).build()
 
 
-def describe(recipe_or_config: str | Config, console: Any | None = None) -> None:
-    """Print a config tree with rich: each field, its value and its one-line doc."""
+def describe(
+    recipe_or_config: str | Config, console: Any | None = None, departures: Mapping[str, str] | None = None
+) -> None:
+    """Print a config tree with rich: each field, its value and its one-line doc; then where the recipe
+    departs from its paper and why (a recipe's own, or ``departures``)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.tree import Tree
 
+    departures = dict(departures or {})
     if isinstance(recipe_or_config, str):
         entry = recipe_entry(recipe_or_config)
         cfg = entry.fn()
-        root = Tree(f"[bold]{entry.name}[/bold] - {entry.help}")
+        root = Tree(f"[bold]{entry.name}[/bold] - {escape(entry.help)}")
+        departures = {**entry.departures, **departures}
     else:
         cfg = recipe_or_config
         root = Tree(f"[bold]{cfg.type_id()}[/bold]")
     _add_fields(root, cfg)
+    if departures:
+        branch = root.add("[yellow]departs from the paper[/yellow]")
+        for path, why in departures.items():
+            branch.add(f"[cyan]{escape(path)}[/cyan]: {escape(why)}")
     (console or Console()).print(root)
 
 

@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
     p_probe.add_argument("--out", help="folder for probe.json and segmentation.png (default: beside the source)")
+    p_probe.add_argument(
+        "--floor-seeds",
+        type=int,
+        default=3,
+        help="probe this many randomly initialised encoders of the same architecture too, and print each number "
+        "beside their mean ± spread (cached; 0: no floor)",
+    )
     p_probe.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -125,9 +132,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from . import describe, get_config
+    from . import describe, get_config, list_recipes
+    from .registry import recipe_entry
 
-    describe(get_config(args.recipe, *args.overrides))
+    departures = recipe_entry(args.recipe).departures if args.recipe in list_recipes() else {}
+    describe(get_config(args.recipe, *args.overrides), departures=departures)
     return 0
 
 
@@ -205,7 +214,8 @@ def _probe(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from . import get_config
-    from .eval import evaluate, probe_data, results_table, summary
+    from .config import ConfigError
+    from .eval import evaluate, probe_data, random_floor, results_table, summary
     from .experiment import Experiment
     from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
@@ -220,22 +230,35 @@ def _probe(args: argparse.Namespace) -> int:
         encoder, cfg = load_eval_encoder(args.source)
         src = Path(args.source)
         out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
-    data = probe_data(cfg, encoder, args.overrides).build()
-    results = evaluate(
-        encoder,
-        data,
+    if args.floor_seeds < 0:
+        raise ConfigError(f"--floor-seeds={args.floor_seeds} must be 0 (no floor) or more")
+    data_cfg = probe_data(cfg, encoder, args.overrides)
+    data = data_cfg.build()
+    settings = dict(
         train=args.train,
         val=args.val,
         test=args.test,
         layers=args.layers,
         probes=[p for p in args.probes.split(",") if p],
         seed=args.seed,
-        log=print,
-        progress=not args.quiet,
     )
-    Console().print(results_table(results))
+    results = evaluate(encoder, data, log=print, progress=not args.quiet, **settings)
+    floor = None
+    if args.floor_seeds and cfg is not None and not args.source.startswith("random:"):
+        floor = random_floor(
+            cfg.method.eval_encoder()[0],
+            data_cfg,
+            seeds=range(args.floor_seeds),
+            log=print,
+            progress=not args.quiet,
+            **settings,
+        )
+    Console(width=None if sys.stdout.isatty() else 120).print(results_table(results, floor))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "probe.json").write_text(json.dumps(summary(results), indent=2))
+    written = summary(results)
+    if floor is not None:
+        written["random_floor"] = {k: floor[k] for k in ("seeds", "mean", "std")}
+    (out / "probe.json").write_text(json.dumps(written, indent=2))
     print(f"wrote {out / 'probe.json'}")
     dense = results["details"].get("dense")
     if dense is not None:

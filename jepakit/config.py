@@ -587,6 +587,17 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = No
     return _construct(type(cfg), changes, where, base=base)
 
 
+def _defaults(cls: type[Config]) -> dict[str, Any]:
+    """The default of every field of ``cls`` that has one."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where: str) -> Config | None:
     """Override one component slot of ``kind``: swap by name, edit fields, or replace outright."""
     from .registry import config_class
@@ -606,14 +617,18 @@ def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where
         new_cls = config_class(kind, name)
         if current is None:
             current = new_cls()
-        elif type(current) is not new_cls:  # a swap keeps the values of the fields both configs have
+        elif type(current) is not new_cls:
+            # a swap keeps the fields both configs have, where the old one's value is not its class default:
+            # what a recipe or a user chose carries over, while a preset's own defaults (a path, a policy) win
             names = {f.name for f in dataclasses.fields(new_cls)}
             values = (
                 current.unwired()
                 if isinstance(current, Assembly)
                 else {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
             )
-            current = _construct(new_cls, {k: v for k, v in values.items() if k in names}, where)
+            defaults = _defaults(type(current))
+            kept = {k: v for k, v in values.items() if k in names and not (k in defaults and defaults[k] == v)}
+            current = _construct(new_cls, kept, where)
     if current is None:
         raise ConfigError(f"{where} is empty; name a component first ({where}=NAME)")
     return apply_overrides(current, value, where)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .config import Config, ConfigError, unknown
@@ -155,24 +155,29 @@ def list_components(kind: str | None = None, pattern: str = "*") -> dict[str, li
 
 @dataclass(frozen=True)
 class RecipeEntry:
-    """A registered recipe: a function returning the config tree, and one line of help."""
+    """A registered recipe: a function returning the config tree, one line of help, and where its
+    defaults depart from the paper it follows (config path -> the reason), which ``describe`` prints."""
 
     name: str
     fn: Callable[[], Config]
     help: str
+    departures: Mapping[str, str] = field(default_factory=dict)
 
 
 _recipes: dict[str, RecipeEntry] = {}
 _recipe_aliases: dict[str, str] = {}
 
 
-def register_recipe(name: str, help: str) -> Callable[[Callable[[], Config]], Callable[[], Config]]:
-    """Function decorator: register a recipe (a function returning a config tree)."""
+def register_recipe(
+    name: str, help: str, departures: Mapping[str, str] | None = None
+) -> Callable[[Callable[[], Config]], Callable[[], Config]]:
+    """Function decorator: register a recipe (a function returning a config tree); ``departures``: the
+    config paths whose values are not the paper's, each with the reason."""
 
     def deco(fn: Callable[[], Config]) -> Callable[[], Config]:
         if name in _recipes:
             raise ConfigError(f"recipe {name!r} is already registered")
-        _recipes[name] = RecipeEntry(name, fn, help)
+        _recipes[name] = RecipeEntry(name, fn, help, dict(departures or {}))
         return fn
 
     return deco

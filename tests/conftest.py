@@ -44,14 +44,30 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
         "image_size": patch * grid,
         "encoder": {**TINY["encoder"], "patch_size": patch},
         "predictor": dict(TINY["predictor"]),
+        # step counts at the trainer's defaults, not the paper-size recipes' epochs of batch 2048 in bf16
+        "train": {
+            "steps": 1000,
+            "warmup_steps": 100,
+            "epochs": None,
+            "warmup_epochs": None,
+            "batch_size": 64,
+            "precision": "fp32",
+        },
     }
     if get_config(recipe).text_encoder is not None:
-        merged["text_encoder"] = {"embed_dim": 16, "depth": 1, "num_heads": 2}
-        merged["tokenizer"] = {"vocab_size": 300, "max_length": 8, "max_captions": 3}
+        # a tiny text side trained here (the recipes' pretrained MiniLM is tested on its own)
+        merged["text_encoder"] = {"type": "transformer", "embed_dim": 16, "depth": 1, "num_heads": 2}
+        merged["tokenizer"] = {"type": "sentencepiece", "vocab_size": 300, "max_length": 8, "max_captions": 3}
     for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it
         mergeable = isinstance(value, dict) and "type" not in value and isinstance(merged.get(key), dict)
         merged[key] = {**merged[key], **value} if mergeable else value
     return get_config(recipe, **merged)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _jepakit_cache(tmp_path_factory):
+    """Caches jepakit keeps between commands (random-init floors) go to a temporary folder, not home."""
+    os.environ["JEPAKIT_CACHE"] = str(tmp_path_factory.mktemp("jepakit-cache"))
 
 
 @pytest.fixture
@@ -66,3 +82,24 @@ def png(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30), fmt: str
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, format=fmt)
     return buf.getvalue()
+
+
+#: Captions the tiny text models are fitted on.
+CAPTIONS = ["a red circle", "two blue squares", "a green triangle left of a yellow star", "three objects"] * 5
+
+
+def tiny_t5(path: Path):
+    """Save a T5 encoder with random weights, a SentencePiece vocabulary trained on ``CAPTIONS`` and its
+    Hugging Face tokenizer under ``path``; returns the jepakit tokenizer of the same vocabulary."""
+    import transformers
+
+    from jepakit import create
+
+    tok = create("tokenizer", "sentencepiece", vocab_size=300, max_length=8, max_captions=2).fit(CAPTIONS)
+    cfg = transformers.T5Config(vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    cfg.decoder_start_token_id = 0
+    torch.manual_seed(0)
+    transformers.T5EncoderModel(cfg).save_pretrained(path)
+    (path / "spiece.model").write_bytes(tok.to_bytes())
+    transformers.T5Tokenizer(vocab_file=str(path / "spiece.model"), extra_ids=0).save_pretrained(path)
+    return tok

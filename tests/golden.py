@@ -29,6 +29,9 @@ OVERRIDES = {
     "data": {"size": 64},
     "train": {
         "steps": 5,
+        "epochs": None,
+        "warmup_epochs": None,
+        "precision": "fp32",
         "batch_size": 8,
         "warmup_steps": 2,
         "log_every": 1,
@@ -38,10 +41,12 @@ OVERRIDES = {
         "prefetch": 0,
     },
 }
-TEXT_OVERRIDES = {
+#: A text side trained from scratch, shrunk; a pretrained one (the recipes' MiniLM) runs as it is.
+SCRATCH_TEXT = {
     "text_encoder": {"embed_dim": 96, "depth": 2, "num_heads": 2},
     "tokenizer": {"vocab_size": 500, "max_length": 16, "fit_samples": 64},
 }
+PRETRAINED_TEXT = {"tokenizer": {"max_length": 16}}
 NOT_GOLDEN = ("images_per_s", "step")
 
 
@@ -69,8 +74,9 @@ def config(recipe: str):
     from jepakit import get_config
 
     overrides = dict(OVERRIDES)
-    if get_config(recipe).text_encoder is not None:
-        overrides.update(TEXT_OVERRIDES)
+    text = get_config(recipe).text_encoder
+    if text is not None:
+        overrides.update(SCRATCH_TEXT if text.type_id() == "text_encoder/transformer" else PRETRAINED_TEXT)
     return get_config(recipe, **overrides)
 
 

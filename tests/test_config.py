@@ -95,8 +95,9 @@ def wired(cfg) -> dict:
     if m.text_encoder is not None:
         pairs["conditioner.dim"] = (m.conditioner.dim, m.predictor.embed_dim)
         pairs["conditioner.text_dim"] = (m.conditioner.text_dim, m.text_encoder.embed_dim)
-        pairs["text_encoder.vocab_size"] = (m.text_encoder.vocab_size, m.tokenizer.vocab_size)
-        pairs["text_encoder.max_length"] = (m.text_encoder.max_length, m.tokenizer.max_length)
+        if hasattr(m.text_encoder, "vocab_size"):  # an encoder trained here sizes its tables by the tokenizer
+            pairs["text_encoder.vocab_size"] = (m.text_encoder.vocab_size, m.tokenizer.vocab_size)
+            pairs["text_encoder.max_length"] = (m.text_encoder.max_length, m.tokenizer.max_length)
     return pairs
 
 
@@ -130,10 +131,11 @@ def test_wiring_holds_on_every_path(width, patch, size, recipe, path):
         "encoder": {"embed_dim": width, "patch_size": patch},
         "image_size": size,
         "predictor": {"embed_dim": 96, "num_heads": 3, "depth": 2},
-        "text_encoder": {"embed_dim": 48},
+        "text_encoder": {"type": "transformer", "embed_dim": 48},
+        "tokenizer": "sentencepiece",
     }
     if recipe == "ijepa-tiny":
-        del edits["text_encoder"]
+        del edits["text_encoder"], edits["tokenizer"]
     if path == "overrides":
         cfg = get_config(recipe, **edits)
     elif path == "replace":
@@ -147,7 +149,7 @@ def test_wiring_holds_on_every_path(width, patch, size, recipe, path):
 def test_the_issue_examples_follow_the_run():
     from jepakit.recipes.ijepa import ijepa_config
 
-    longer = ijepa_config("tiny").replace(train={"steps": 500})
+    longer = ijepa_config("tiny").replace(train={"steps": 500, "epochs": None})
     torch.manual_seed(0)
     method = longer.replace(encoder={"depth": 1}, predictor={"depth": 1}).build()
     assert method.after_step(250, longer.train.steps)["ema_momentum"] == pytest.approx(0.998), "the ramp spans the run"

