@@ -13,11 +13,14 @@ training, and the collapse monitors (std of normalised embeddings, effective ran
     python benchmarks/quality.py list                 # the plan, and what is done
     python benchmarks/quality.py run NAME [NAME ...]  # train + probe these runs
     python benchmarks/quality.py all [--parallel 2]   # every run not done yet (resumable), then the table
-    python benchmarks/quality.py table                # write the table into RESULTS.md
+    python benchmarks/quality.py table                # write the tables into RESULTS.md
+    python benchmarks/quality.py screen NAME RECIPE '{"train": {"lr": 2e-3}}'  # one tuning step
 
 Runs live in ``benchmarks/quality_runs/NAME`` (not committed); each finished run
 leaves ``quality.json`` there and a line in ``benchmarks/quality_results.jsonl``
-(committed), from which ``table`` is built.
+(committed), from which ``table`` is built. Screens (one seed, probes on 2,000 / 300 /
+2,000 images, linear and dense) are how the recipes were tuned; they go to
+``benchmarks/quality_screens.jsonl`` and a table of their own.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from _common import record, table
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "quality_runs"
 RESULTS = HERE / "quality_results.jsonl"
+SCREENS = HERE / "quality_screens.jsonl"
 
 #: What every pretraining run shares on top of the ``*-cpu`` recipes (nothing now: the recipes carry the
 #: gate runs' finding, an EMA teacher from 0.99).
@@ -64,9 +68,11 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # (a) the paper's effective context (grid-1 cap, equal length per batch, no raster bias) vs padded full
     "ijepa-paper-context": ("ijepa-cpu", PAPER_CONTEXT, SEEDS),
     "tc-jepa-paper-context": ("tc-jepa-cpu", PAPER_CONTEXT, SEEDS),
-    # (b) the regulariser: none, the literal cos(q, K), the alive form (the tc-jepa row)
+    # (b) the regulariser: none, the literal cos(q, K), the centred form training everything (the paper's
+    # gradient path), and the recipe's centred form training the attention only (the tc-jepa row)
     "tc-jepa-no-reg": ("tc-jepa-cpu", {"conditioner": {"sparse_weight": 0.0, "consistency_weight": 0.0}}, SEEDS),
-    "tc-jepa-literal-reg": ("tc-jepa-cpu", {"conditioner": {"cosine": "keys"}}, SEEDS),
+    "tc-jepa-literal-reg": ("tc-jepa-cpu", {"conditioner": {"cosine": "keys", "reg_grad": "all"}}, SEEDS),
+    "tc-jepa-centred-reg-all": ("tc-jepa-cpu", {"conditioner": {"reg_grad": "all"}}, SEEDS),
     # (c) the holistic baselines
     "global-xattn": ("tc-jepa-cpu", {"conditioner": "global-xattn"}, SEEDS),
     "adaln": ("tc-jepa-cpu", {"conditioner": {"type": "adaln", "final_norm": True}}, SEEDS),
@@ -81,9 +87,11 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "digits-random": ("ijepa-cpu", {"data": "digits"}, SEEDS),
     "digits-ijepa": ("ijepa-cpu", {"data": "digits"}, SEEDS),
 }
-#: Run order: the floor and the main comparison first, then (a) and (b), then the rest; seeds breadth-first.
-TIER = {"random": 0, "ijepa": 0, "tc-jepa": 0, "ijepa-paper-context": 1, "tc-jepa-paper-context": 1}
-TIER |= {"tc-jepa-no-reg": 1, "tc-jepa-literal-reg": 1, "digits-random": 1, "digits-ijepa": 1}
+#: Run order: the floor, the main job and the real images first, then I-JEPA, (a) and (b), then the rest;
+#: seeds breadth-first.
+TIER = {"random": 0, "tc-jepa": 0, "digits-random": 0, "digits-ijepa": 0, "ijepa": 1}
+TIER |= {"ijepa-paper-context": 1, "tc-jepa-paper-context": 1}
+TIER |= {"tc-jepa-no-reg": 1, "tc-jepa-literal-reg": 1, "tc-jepa-centred-reg-all": 1}
 
 #: scikit-learn's 1,797 digits (8 x 8 grayscale, 10 classes), seeded split: pretraining sees the first
 #: DIGITS_PRETRAIN; the probe trains on 1,000 of those and picks its regularisation on the other 297 (as
@@ -158,17 +166,38 @@ def _done() -> dict[str, dict[str, Any]]:
     return {r["run"]: r for r in rows}
 
 
-def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) -> dict[str, Any]:
-    """Train (unless the floor) and probe one run; append its results."""
+def run_one(name: str) -> dict[str, Any]:
+    """Train (unless the floor) and probe one planned run; append its results."""
+    recipe, overrides, seed = runs()[name]
+    return measure(name, config_of(recipe, overrides, seed), RUNS / name, RESULTS)
+
+
+def screen(name: str, recipe: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """One seed of a variant, probed on smaller splits (linear and dense): how the recipes were tuned."""
+    cfg = config_of(recipe, overrides, 0)
+    return measure(
+        name, cfg, RUNS / "screens" / name, SCREENS, (2000, 300, 2000), False, f"{recipe} {json.dumps(overrides)}"
+    )
+
+
+def measure(
+    name: str,
+    cfg: Any,
+    out: Path,
+    results_file: Path,
+    probe_sizes: tuple[int, int, int] = (3000, 500, 3000),
+    knn: bool = True,
+    overrides: str = "",
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out`` (a name starting with random: no training), probe its target encoder
+    on held-out data, append a row to ``results_file``."""
     from jepakit.eval import evaluate, summary, text_use
     from jepakit.runs import load_method
     from jepakit.train import train
 
-    recipe, overrides, seed = runs()[name]
-    cfg = config_of(recipe, overrides, seed)
-    out = RUNS / name
+    seed = cfg.train.seed
     tic = time.perf_counter()
-    if name.startswith(("random-", "digits-random-")):
+    if name.startswith(("random", "digits-random")):
         torch.manual_seed(seed)
         encoder, model, steps, minutes, log = cfg.method.eval_encoder()[0].build().eval(), None, 0, 0.0, []
     else:
@@ -183,9 +212,8 @@ def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) ->
     else:
         probe_data = cfg.data.replace(seed=cfg.data.seed + 1).build()
     train_n, val_n, test_n = probe_sizes
-    results = summary(
-        evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=("linear", "knn", "dense"), seed=0)
-    )
+    probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
+    results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0))
     row: dict[str, Any] = {
         "run": name,
         "method": name.rsplit("-s", 1)[0],
@@ -194,6 +222,8 @@ def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) ->
         "train_minutes": round(minutes, 2),
         "probe": results,
     }
+    if overrides:
+        row["overrides"] = overrides
     monitors = [(r["step"], r["embedding_std"], r["effective_rank"]) for r in log if "effective_rank" in r]
     row["monitors_over_training"] = monitors
     positive = [r["metric/o_positive"] for r in log if "metric/o_positive" in r]
@@ -203,7 +233,7 @@ def run_one(name: str, probe_sizes: tuple[int, int, int] = (3000, 500, 3000)) ->
         row["text_use"] = text_use(model, probe_data, batches=8, batch_size=32)
     (out / "quality.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "quality.json").write_text(json.dumps(row, indent=2))
-    with RESULTS.open("a") as f:
+    with results_file.open("a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{name}: {json.dumps(results)}", flush=True)
     return row
@@ -278,6 +308,31 @@ def make_table() -> str:
     return out
 
 
+def screen_table() -> str:
+    """One row per screen, in the order they ran, beside the random-init screen."""
+    if not SCREENS.is_file():
+        return ""
+    rows = []
+    for line in SCREENS.read_text().splitlines():
+        r = json.loads(line)
+        pos = r.get("o_positive")
+        rows.append(
+            (
+                r["run"],
+                r["overrides"],
+                f"{r['train_minutes']:.1f}",
+                f"{r['probe']['linear']['count']:.3f}",
+                f"{r['probe']['linear']['relation']:.3f}",
+                f"{r['probe']['linear']['shapes']:.3f}",
+                f"{r['probe']['dense']['miou']:.4f}",
+                f"{r['probe']['monitors']['effective_rank']:.2f}",
+                f"{pos['first']:.0%}→{pos['last']:.0%}" if pos else "-",
+            )
+        )
+    header = ("screen", "overrides", "train min", "count", "relation", "shapes", "dense mIoU", "eff. rank", "O>0")
+    return table(header, rows)
+
+
 def _dig(d: dict[str, Any], path: tuple[str, ...]) -> float:
     value: Any = d
     for k in path:
@@ -294,6 +349,10 @@ def main() -> None:
     p_all = sub.add_parser("all")
     p_all.add_argument("--parallel", type=int, default=2, help="runs at once, one thread each")
     sub.add_parser("table")
+    p_screen = sub.add_parser("screen", help="one seed of a variant, smaller probes: a tuning step")
+    p_screen.add_argument("name")
+    p_screen.add_argument("recipe")
+    p_screen.add_argument("overrides", nargs="?", default="{}", help="JSON overrides over the recipe")
     args = parser.parse_args()
     if args.command == "list":
         done = _done()
@@ -304,6 +363,8 @@ def main() -> None:
             if name not in runs():
                 raise SystemExit(f"unknown run {name!r}; planned: {', '.join(runs())}")
             run_one(name)
+    elif args.command == "screen":
+        screen(args.name, args.recipe, json.loads(args.overrides))
     elif args.command == "all":
         todo = [n for n in runs() if n not in _done()]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -328,6 +389,13 @@ def main() -> None:
             "then `python benchmarks/quality.py table`."
         )
         record("Quality: I-JEPA vs TC-JEPA and its ablations on the embedded scenes", note + "\n\n" + make_table())
+        if SCREENS.is_file():
+            note = (
+                "One seed (0) per variant of the *-cpu recipes, probes on 2,000 train / 300 val / 2,000 test "
+                "held-out scenes (linear and dense), one thread, two runs at a time. Command: "
+                "`python benchmarks/quality.py screen NAME RECIPE 'JSON overrides'`."
+            )
+            record("Quality screens: tuning the main job", note + "\n\n" + screen_table())
 
 
 if __name__ == "__main__":

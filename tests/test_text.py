@@ -415,7 +415,7 @@ def test_sparse_layer_equals_a_caption_by_caption_reference(seed, heads, n, drop
                 self.store.setdefault(name, []).append(value)
 
         hook = Hook()
-        cond.regularise(hook, q, k, dot, words)
+        cond.regularise(hook, layer, xi, q, k, dot, words)
         return out, hook.store["o"][0]
 
     centred = cosine == "centred-keys"
@@ -474,6 +474,34 @@ def test_centred_cosines_ignore_what_the_attention_ignores(seed):
             assert (o - o_moved).abs().max() > 0.05
         else:
             torch.testing.assert_close(o_moved, o, atol=1e-4, rtol=1e-3)  # float32 cancellation
+
+
+@pytest.mark.parametrize("cosine", ["keys", "centred-keys"])
+def test_attention_only_regularisers_have_the_same_terms_and_leave_the_features_alone(cosine):
+    """reg_grad=attention: the same L_sparse and L_consistency, whose gradient reaches the conditioner's
+    W_Q and W_K (equal to what they get with reg_grad=all, up to the paths through later layers) but
+    neither the encoder nor the predictor's blocks."""
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for mode in ("all", "attention"):
+        torch.manual_seed(0)
+        model = tiny_config("tc-jepa", masker={"min_keep": 4}, conditioner={"cosine": cosine, "reg_grad": mode})
+        model = model.build()
+        model.tokenizer.fit(CAPTIONS)
+        out = model(x, model.masker(2, torch.Generator().manual_seed(1)), [CAPTIONS[:3], CAPTIONS[3:5]])
+        (out["sparse"] + out["consistency"]).backward()
+        grads[mode] = (
+            out["sparse"].detach(),
+            out["consistency"].detach(),
+            [p.grad for p in model.encoder.parameters()],
+            [p.grad for p in model.predictor.blocks.parameters()],
+            model.conditioner.layers["0"].q.weight.grad,
+        )
+    every, attention = grads["all"], grads["attention"]
+    torch.testing.assert_close(attention[:2], every[:2], atol=0, rtol=0)
+    assert all(g is None for g in attention[2] + attention[3]), "no regulariser gradient in the features"
+    assert any(g is not None and g.abs().sum() > 0 for g in every[2]), "the paper's form trains the encoder too"
+    assert attention[4].abs().sum() > 0
 
 
 def test_regulariser_warmup_ramps_lambda_and_beta():

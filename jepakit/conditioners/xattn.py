@@ -34,7 +34,7 @@ projections, the captions as the words of one caption).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from einops import rearrange
@@ -103,6 +103,13 @@ class SparseXAttnConfig(XAttnConfig):
         "what O's cosines compare each query with: keys (the paper's text, cos(q, K); W_K can turn every "
         "cosine negative at no cost, which kills both terms) or centred-keys (cos(q, K - mean over the "
         "caption's words of K), what the softmax sees: the same attention, no degenerate minimiser)",
+    )
+
+    reg_grad: Literal["all", "attention"] = knob(
+        "all",
+        "what the regularisers train: all (the paper: through the queries into predictor and encoder too) or "
+        "attention (W_Q and W_K only: the queries' inputs are detached, so the terms shape the attention, not "
+        "the features)",
     )
 
     def attends(self) -> bool:
@@ -230,7 +237,7 @@ class XAttnConditioner(TextConditioner):
 
     def condition_layer(self, hook: TextHook, index: int, block: Any, x: Tensor, bias: Tensor | None) -> Tensor:
         x = block(x, attn_mask=bias, packing=hook.packing)
-        layer = self.layers[str(index)] if str(index) in self.layers else None
+        layer = cast(XAttnLayer, self.layers[str(index)]) if str(index) in self.layers else None
         if layer is None:
             return x
         text, words = self.words(hook)
@@ -238,12 +245,15 @@ class XAttnConditioner(TextConditioner):
         units = hook.by_image(x)
         out, q, k, dot = layer(units, text, words, words.any(-1))
         if q is not None and k is not None and dot is not None:
-            self.regularise(hook, q, k, dot, words)
+            self.regularise(hook, layer, units, q, k, dot, words)
         out = hook.keep_uncaptioned(out, units)
         return hook.to_rows(out, x)
 
-    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, dot: Tensor, words: Tensor) -> None:
-        """Record what the regularisers need (nothing for the holistic baseline)."""
+    def regularise(
+        self, hook: TextHook, layer: XAttnLayer, x: Tensor, q: Tensor, k: Tensor, dot: Tensor, words: Tensor
+    ) -> None:
+        """Record what the regularisers need from ``layer``'s queries q = W_Q x [U, L, D], keys
+        [U, N, S, D] and their products [U, L, N*S] (nothing for the holistic baseline)."""
 
 
 @register("conditioner", "global-xattn", GlobalXAttnConfig)
@@ -265,9 +275,15 @@ class SparseXAttnConditioner(XAttnConditioner):
 
     config: SparseXAttnConfig
 
-    def regularise(self, hook: TextHook, q: Tensor, k: Tensor, dot: Tensor, words: Tensor) -> None:
+    def regularise(
+        self, hook: TextHook, layer: XAttnLayer, x: Tensor, q: Tensor, k: Tensor, dot: Tensor, words: Tensor
+    ) -> None:
         # O = relu(cos(q, K)) [U, L, N, S] from the attention's own q.k products (never [U, L, S, D]).
         u, n, s, _ = k.shape
+        if self.config.reg_grad == "attention":  # the same O, whose gradient reaches W_Q and W_K only
+            assert layer.q is not None  # a sparse-xattn layer attends
+            q = layer.q(x.detach())
+            dot = q @ k.flatten(1, 2).transpose(1, 2)
         dots = dot.view(u, -1, n, s)
         if self.config.cosine == "centred-keys":  # K - K̄ per caption: q.(K - K̄) = q.K - q.K̄
             real_words = words[..., None].to(k.dtype)  # [U, N, S, 1]

@@ -40,13 +40,16 @@ TEXT_DEPARTURES = {
     "conditioner.cosine": "centred-keys: cosines against each caption's keys minus their mean over its words; "
     "the literal cos(q, K) has a minimiser that makes every cosine negative at no cost to the attention "
     "(positive O 44% -> 0.3% after one step), after which both regularisers are 0 (tc-jepa-literal-reg)",
+    "conditioner.reg_grad": "attention: the regularisers train the conditioner's W_Q and W_K only; through the "
+    "queries into predictor and encoder (the paper's path, reg_grad=all) the alive terms erased what the "
+    "main job learnt (quality screens in benchmarks/RESULTS.md)",
 }
 DEPARTURES = {**CONTEXT_DEPARTURES, **TEXT_DEPARTURES}
 
 
 def tcjepa_config(size: str = "base", conditioner: Config | None = None, **conditioner_fields: object) -> Experiment:
     """TC-JEPA for a ViT ``size``: I-JEPA plus a frozen pretrained text side and a conditioner."""
-    cond = conditioner if conditioner is not None else SparseXAttnConfig(cosine="centred-keys")
+    cond = conditioner if conditioner is not None else SparseXAttnConfig(cosine="centred-keys", reg_grad="attention")
     return apply_overrides(
         ijepa_config(size),
         {
