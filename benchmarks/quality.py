@@ -384,7 +384,7 @@ def main() -> None:
         print(make_table())
     else:
         note = (
-            f"Pretraining: {json.dumps(BASE)} over the *-cpu recipes; probes on 3,000 train / 500 val / "
+            f"Pretraining: the *-cpu recipes with {json.dumps(BASE)}; probes on 3,000 train / 500 val / "
             "3,000 test held-out scenes; mean ± std over seeds. Commands: `python benchmarks/quality.py all`, "
             "then `python benchmarks/quality.py table`."
         )
