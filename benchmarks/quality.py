@@ -191,15 +191,14 @@ def measure(
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (a name starting with random: no training), probe its target encoder
     on held-out data, append a row to ``results_file``."""
-    from jepakit.eval import evaluate, summary, text_use
+    from jepakit.eval import evaluate, random_encoder, summary, text_use
     from jepakit.runs import load_method
     from jepakit.train import train
 
     seed = cfg.train.seed
     tic = time.perf_counter()
     if name.startswith(("random", "digits-random")):
-        torch.manual_seed(seed)
-        encoder, model, steps, minutes, log = cfg.method.eval_encoder()[0].build().eval(), None, 0, 0.0, []
+        encoder, model, steps, minutes, log = random_encoder(cfg.method.eval_encoder()[0], seed), None, 0, 0.0, []
     else:
         result = train(cfg, out, progress=False, resume=(out / "checkpoints").is_dir())
         minutes = (time.perf_counter() - tic) / 60

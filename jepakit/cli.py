@@ -215,7 +215,7 @@ def _probe(args: argparse.Namespace) -> int:
 
     from . import get_config
     from .config import ConfigError
-    from .eval import evaluate, probe_data, random_floor, results_table, summary
+    from .eval import evaluate, probe_data, random_encoder, random_floor, results_table, summary
     from .experiment import Experiment
     from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
@@ -223,8 +223,7 @@ def _probe(args: argparse.Namespace) -> int:
     cfg: Experiment | None
     if args.source.startswith("random:"):
         cfg = get_config(args.source.split(":", 1)[1])
-        torch.manual_seed(args.seed)
-        encoder = cfg.method.eval_encoder()[0].build().eval()
+        encoder = random_encoder(cfg.method.eval_encoder()[0], args.seed)
         out = Path(args.out or f"runs/{args.source.replace(':', '-')}")
     else:
         encoder, cfg = load_eval_encoder(args.source)
@@ -249,6 +248,7 @@ def _probe(args: argparse.Namespace) -> int:
             cfg.method.eval_encoder()[0],
             data_cfg,
             seeds=range(args.floor_seeds),
+            built=data,
             log=print,
             progress=not args.quiet,
             **settings,

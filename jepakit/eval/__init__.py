@@ -3,7 +3,7 @@
 from .diagnostics import text_use
 from .evaluate import PROBES, evaluate, probe_data, results_table, summary
 from .features import Features, extract
-from .floor import random_floor
+from .floor import random_encoder, random_floor
 from .monitors import effective_rank, embedding_std
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
 
@@ -20,6 +20,7 @@ __all__ = [
     "linear_probe",
     "mean_iou",
     "probe_data",
+    "random_encoder",
     "random_floor",
     "results_table",
     "summary",

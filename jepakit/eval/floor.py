@@ -24,8 +24,9 @@ import torch
 from ..checkpoint import atomic_path
 from ..config import Config, to_dict
 from .evaluate import evaluate, summary
+from .features import Encoder
 
-__all__ = ["beats", "cache_dir", "flatten", "random_floor"]
+__all__ = ["beats", "cache_dir", "flatten", "random_encoder", "random_floor"]
 
 _VERSION = 1
 
@@ -49,6 +50,12 @@ def flatten(results: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+def random_encoder(encoder: Config, seed: int) -> Encoder:
+    """``encoder`` built after ``torch.manual_seed(seed)``, in eval mode: an untrained encoder of a floor."""
+    torch.manual_seed(seed)
+    return encoder.build().eval()
+
+
 def beats(score: float, mean: float, std: float) -> bool:
     """Whether ``score`` exceeds the floor's ``mean`` by more than twice its seed spread ``std``."""
     return score - mean > 2 * std
@@ -60,6 +67,7 @@ def random_floor(
     *,
     seeds: Sequence[int] = (0, 1, 2),
     cache: Path | None = None,
+    built: Any | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
     **probe: Any,
@@ -67,7 +75,8 @@ def random_floor(
     """Probe randomly initialised ``encoder``s (init seed per ``seeds``) on ``data`` with ``evaluate``'s
     ``probe`` settings; returns ``{"seeds", "runs": [summary...], "mean": {path: v}, "std": {path: v}}``.
 
-    ``std`` is the sample standard deviation over the seeds (0 with one seed)."""
+    ``std`` is the sample standard deviation over the seeds (0 with one seed); ``built``: ``data`` already
+    built by the caller (it is built here otherwise)."""
     emit = log or (lambda line: None)
     spec = {
         "version": _VERSION,
@@ -86,13 +95,11 @@ def random_floor(
             return floor
         except ValueError:
             emit(f"random-init floor: {path} is unreadable; computing it again")
-    built = data.build()
+    built = built if built is not None else data.build()
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         emit(f"random-init floor: init seed {seed} ({len(runs) + 1} of {len(seeds)})")
-        torch.manual_seed(seed)
-        model = encoder.build().eval()
-        runs.append(summary(evaluate(model, built, progress=progress, **probe)))
+        runs.append(summary(evaluate(random_encoder(encoder, seed), built, progress=progress, **probe)))
     flat = [flatten(r) for r in runs]
     paths = [p for p in flat[0] if all(p in f for f in flat)]
     floor = {
