@@ -253,11 +253,19 @@ def _probe(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             **settings,
         )
-    Console(width=None if sys.stdout.isatty() else 120).print(results_table(results, floor))
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(results_table(results, floor))
     out.mkdir(parents=True, exist_ok=True)
     written = summary(results)
     if floor is not None:
         written["random_floor"] = {k: floor[k] for k in ("seeds", "mean", "std")}
+    if cfg is not None and cfg.method.joint_embedding() and not args.source.startswith("random:"):
+        from .eval.image_text import image_text, image_text_table
+        from .runs import load_method
+
+        first = args.train + args.val
+        written["image_text"] = image_text(load_method(args.source), data, range(first, first + args.test))
+        console.print(image_text_table(written["image_text"]))
     (out / "probe.json").write_text(json.dumps(written, indent=2))
     print(f"wrote {out / 'probe.json'}")
     dense = results["details"].get("dense")

@@ -53,6 +53,19 @@ class Experiment(Assembly):
     def provides(self) -> dict[str, tuple[Any, str]]:
         return self.method.provides()
 
+    def check(self) -> None:
+        least = self.method.min_batch_size()
+        if self.train.batch_size < least:
+            raise ConfigError(
+                f"train.batch_size={self.train.batch_size}: method {self.method.name!r} needs at least {least} "
+                "samples per step (a contrastive loss has no negative in a batch of one)"
+            )
+        missing = getattr(self.data, "captions_missing", lambda: None)()
+        if self.method.needs_captions() and missing:
+            raise ConfigError(
+                f"method {self.method.name!r} pairs images with captions, and data {self.data.name!r} has none: {missing}"
+            )
+
     def __getattr__(self, name: str) -> Any:
         """Read a method field from the root, as overrides name it: ``cfg.predictor`` is ``cfg.method.predictor``."""
         method = self.__dict__.get("method")

@@ -21,7 +21,8 @@ import torch
 
 FILE = Path(__file__).parent / "data" / "golden.json"
 
-#: The CPU preset's sizes (``ijepa-cpu``), applied to every recipe; a short, small-batch run.
+#: The CPU preset's sizes (``ijepa-cpu``), applied to every recipe (the predictor to those that have one);
+#: a short, small-batch run.
 OVERRIDES = {
     "image_size": 64,
     "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8},
@@ -73,8 +74,9 @@ def machine() -> dict[str, str]:
 def config(recipe: str):
     from jepakit import get_config
 
-    overrides = dict(OVERRIDES)
-    text = get_config(recipe).text_encoder
+    base = get_config(recipe)
+    overrides = {k: v for k, v in OVERRIDES.items() if k != "predictor" or hasattr(base.method, "predictor")}
+    text = base.text_encoder
     if text is not None:
         overrides.update(SCRATCH_TEXT if text.type_id() == "text_encoder/transformer" else PRETRAINED_TEXT)
     return get_config(recipe, **overrides)

@@ -87,17 +87,18 @@ def wired(cfg) -> dict:
     m = cfg.method
     pairs = {
         "encoder.img_size": (m.encoder.img_size, m.image_size),
-        "masker.input_size": (m.masker.input_size, m.image_size),
-        "masker.patch_size": (m.masker.patch_size, m.encoder.patch_size),
-        "predictor.encoder_dim": (m.predictor.encoder_dim, m.encoder.embed_dim),
         "data.image_size": (cfg.data.image_size, m.image_size),
     }
-    if m.text_encoder is not None:
+    if hasattr(m, "masker"):  # the JEPA family
+        pairs["masker.input_size"] = (m.masker.input_size, m.image_size)
+        pairs["masker.patch_size"] = (m.masker.patch_size, m.encoder.patch_size)
+        pairs["predictor.encoder_dim"] = (m.predictor.encoder_dim, m.encoder.embed_dim)
+    if m.text_encoder is not None and hasattr(m, "conditioner"):
         pairs["conditioner.dim"] = (m.conditioner.dim, m.predictor.embed_dim)
         pairs["conditioner.text_dim"] = (m.conditioner.text_dim, m.text_encoder.embed_dim)
-        if hasattr(m.text_encoder, "vocab_size"):  # an encoder trained here sizes its tables by the tokenizer
-            pairs["text_encoder.vocab_size"] = (m.text_encoder.vocab_size, m.tokenizer.vocab_size)
-            pairs["text_encoder.max_length"] = (m.text_encoder.max_length, m.tokenizer.max_length)
+    if hasattr(m.text_encoder, "vocab_size"):  # a text encoder trained here sizes its tables by the tokenizer
+        pairs["text_encoder.vocab_size"] = (m.text_encoder.vocab_size, m.tokenizer.vocab_size)
+        pairs["text_encoder.max_length"] = (m.text_encoder.max_length, m.tokenizer.max_length)
     return pairs
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from jepakit import ConfigError, create
 from jepakit.data import COLOURS, RELATIONS, SHAPES, SyntheticScenes
+from jepakit.data.scenes import _by_size, _relation
 
 SCENES = SyntheticScenes(image_size=48, size=10**9)
 
@@ -46,8 +47,30 @@ def test_every_caption_is_true_of_its_image(index):
     assert words & set(SHAPES) <= set(labels["shapes"])
     n = labels["count"]
     assert captions[1] == ("there is one object" if n == 1 else f"there are {['two', 'three', 'four'][n - 2]} objects")
-    if labels["relation"] != "alone":
-        assert any(f" {labels['relation']} " in c for c in captions)
+    stated = [r for c in captions for r in RELATIONS[1:] if f" {r} " in c]
+    assert len(stated) == (labels["relation"] != "alone"), "two or more objects: one relation is stated"
+
+
+@given(
+    objects=st.lists(
+        st.fixed_dictionaries(
+            {"x": st.floats(0, 1), "y": st.floats(0, 1), "area": st.integers(1, 4096)},
+        ),
+        min_size=2,
+        max_size=4,
+        unique_by=lambda o: o["area"],
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_relation_names_the_two_largest_objects_whatever_the_drawing_order(objects, order):
+    """The drawing order is not visible in the image, so the label must not depend on it: it is the
+    largest object's place relative to the second largest, along the larger offset."""
+    shuffled = objects[:]
+    order.shuffle(shuffled)
+    a, b = sorted(objects, key=lambda o: -o["area"])[:2]
+    dx, dy = a["x"] - b["x"], a["y"] - b["y"]
+    expected = ("left of" if dx < 0 else "right of") if abs(dx) >= abs(dy) else ("above" if dy < 0 else "below")
+    assert _relation(_by_size(shuffled)) == expected
 
 
 def test_segmentation_usually_shows_every_labelled_shape():

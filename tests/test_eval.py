@@ -476,4 +476,10 @@ def test_the_random_floor_is_the_seeds_mean_and_spread_and_is_cached(encoder, sc
     monkeypatch.setattr(floor_module, "evaluate", lambda *a, **k: pytest.fail("the cached floor was recomputed"))
     assert random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, **settings) == floor
     assert len(list(tmp_path.iterdir())) == 1
+    changed = data_cfg.build()  # the same config, other samples: a data generator changed between versions
+    changed.__class__ = type(
+        "Regenerated", (type(changed),), {"__getitem__": lambda self, i: {"image": torch.zeros(1)}}
+    )
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, built=changed, **settings)
     assert beats(0.6, 0.5, 0.04) and not beats(0.58, 0.5, 0.04) and not beats(0.4, 0.5, 0.0)

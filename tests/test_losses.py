@@ -9,8 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jepakit import create, list_components
+from jepakit.losses import RegressionLossConfig
+from jepakit.registry import config_class
 
-LOSSES = list_components("loss")["loss"]
+#: The regression losses (the image-text ones are tested in test_contrastive.py).
+LOSSES = [n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), RegressionLossConfig)]
 
 
 @st.composite

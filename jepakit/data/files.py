@@ -199,6 +199,10 @@ class ImageFolderConfig(Config):
     )
     on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
 
+    def captions_missing(self) -> str | None:
+        """Why this data has no captions (None when it has them): an image folder has class labels only."""
+        return "it has no caption field: class folders give images and labels only"
+
     def check_files(self) -> None:
         if not self.root or not Path(self.root).is_dir():
             raise MissingFileError(f"data.root={self.root!r} is not a folder")

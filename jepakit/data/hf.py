@@ -40,6 +40,10 @@ class HFDatasetConfig(Config):
     )
     on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
 
+    def captions_missing(self) -> str | None:
+        """Why this data has no captions (None when it has them)."""
+        return "data.caption_column is '' (no caption field)" if not self.caption_column else None
+
     def saved(self) -> bool:
         """Whether ``path`` is a folder written by ``save_to_disk`` (a Dataset or a DatasetDict)."""
         folder = Path(self.path)

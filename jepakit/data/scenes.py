@@ -103,18 +103,19 @@ class SyntheticScenes(torch.utils.data.Dataset):
             mask = self._mask(obj)
             image[:, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
             seg[mask] = 1 + SHAPES.index(obj["shape"])
-            objects.append(obj)
+            objects.append(obj | {"area": int(mask.sum())})
         image = (image + cfg.noise * torch.randn(image.shape, generator=g)).clamp_(0, 1)
-        relation = _relation(objects)
         labels = {
             "count": count,
             "colours": sorted({o["colour"] for o in objects}),
             "shapes": sorted({o["shape"] for o in objects}),
-            "relation": relation,
+            # the largest object relative to the second largest: the image decides it (the drawing order the
+            # captions follow does not show, so a label by drawing order was a coin flip between left/right)
+            "relation": _relation(_by_size(objects)),
         }
         return {
             "image": image,
-            "captions": _captions(objects, relation, cfg.max_captions),
+            "captions": _captions(objects, _relation(objects), cfg.max_captions),
             "labels": labels,
             "segmentation": seg,
             "index": index,
@@ -169,6 +170,13 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if shape == "diamond":
             return dx.abs() + dy.abs() <= r
         return (dy <= r * 0.8) & (dy >= -r) & (dx.abs() <= (dy + r) * 0.6)  # triangle, apex up
+
+
+def _by_size(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects largest first (drawn area in pixels; ties in drawing order): the order the relation
+    label names them in, so that it is a function of the image alone. The captions keep the drawing
+    order (each of their statements is true either way)."""
+    return sorted(objects, key=lambda o: -o["area"])
 
 
 def _relation(objects: list[dict[str, Any]]) -> str:

@@ -4,7 +4,8 @@ A probe number means little alone: on small data a random ViT's features already
 part of every task. ``random_floor`` probes encoders built from the same config with
 init seeds 0..k-1, on the same data and splits, and keeps the mean and the seed spread
 of every number. The result is cached on disk (keyed by the encoder config, the data
-config, the probe settings, the seeds and the torch version), so a floor is computed
+config and the content of its first samples, the probe settings, the seeds and the torch
+version: a data generator that changes between versions makes a new floor), so a floor is computed
 once per architecture and data. A trained number beats the floor when it exceeds its
 mean by more than twice its spread.
 """
@@ -56,6 +57,25 @@ def random_encoder(encoder: Config, seed: int) -> Encoder:
     return encoder.build().eval()
 
 
+def _fingerprint(data: Any, samples: int = 4) -> str:
+    """A hash of the first ``samples`` samples (tensors' bytes, other fields' text): what the data is, beyond its config."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(value, dict):
+            for k in sorted(value):
+                digest.update(str(k).encode())
+                feed(value[k])
+        else:
+            digest.update(repr(value).encode())
+
+    for i in range(min(samples, len(data))):
+        feed(data[i])
+    return digest.hexdigest()[:20]
+
+
 def beats(score: float, mean: float, std: float) -> bool:
     """Whether ``score`` exceeds the floor's ``mean`` by more than twice its seed spread ``std``."""
     return score - mean > 2 * std
@@ -78,10 +98,12 @@ def random_floor(
     ``std`` is the sample standard deviation over the seeds (0 with one seed); ``built``: ``data`` already
     built by the caller (it is built here otherwise)."""
     emit = log or (lambda line: None)
+    built = built if built is not None else data.build()
     spec = {
         "version": _VERSION,
         "encoder": to_dict(encoder),
         "data": to_dict(data),
+        "samples": _fingerprint(built),
         "probe": probe,
         "seeds": list(seeds),
         "torch": torch.__version__.split("+")[0],
@@ -95,7 +117,6 @@ def random_floor(
             return floor
         except ValueError:
             emit(f"random-init floor: {path} is unreadable; computing it again")
-    built = built if built is not None else data.build()
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         emit(f"random-init floor: init seed {seed} ({len(runs) + 1} of {len(seeds)})")

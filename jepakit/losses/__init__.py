@@ -1,6 +1,7 @@
-"""Losses between predicted and target tokens."""
+"""Losses: regression between predicted and target tokens; contrastive between image and text embeddings."""
 
-from . import regression  # noqa: F401  (registers)
+from . import contrastive, regression  # noqa: F401  (registers)
+from .contrastive import ContrastiveLoss, ContrastiveLossConfig
 from .regression import RegressionLoss, RegressionLossConfig
 
-__all__ = ["RegressionLoss", "RegressionLossConfig"]
+__all__ = ["ContrastiveLoss", "ContrastiveLossConfig", "RegressionLoss", "RegressionLossConfig"]

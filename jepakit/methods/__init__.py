@@ -1,7 +1,8 @@
 """SSL methods: the ``Method`` contract the engine talks to, and the methods built on it."""
 
-from . import jepa  # noqa: F401  (registers)
+from . import contrastive, jepa  # noqa: F401  (registers)
 from .base import Draw, Method, MethodConfig, ParamGroup
+from .contrastive import Contrastive, ContrastiveConfig
 from .jepa import JEPA, JEPAConfig
 
-__all__ = ["JEPA", "Draw", "JEPAConfig", "Method", "MethodConfig", "ParamGroup"]
+__all__ = ["JEPA", "Contrastive", "ContrastiveConfig", "Draw", "JEPAConfig", "Method", "MethodConfig", "ParamGroup"]

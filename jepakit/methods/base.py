@@ -19,17 +19,28 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..config import Assembly, Config
+from ..config import Assembly, Config, ConfigError
 from ..sizing import Size, size_fields
 
-__all__ = ["Draw", "Method", "MethodConfig", "ParamGroup", "mix_seed"]
+__all__ = [
+    "Draw",
+    "Method",
+    "MethodConfig",
+    "ParamGroup",
+    "blocks_then_modules",
+    "check_patches",
+    "mix_seed",
+    "prepare_tokenizer",
+    "tokenizer_state",
+    "weight_decay_groups",
+]
 
 
 def mix_seed(*parts: int) -> int:
@@ -100,6 +111,19 @@ class MethodConfig(Assembly, abc.ABC):
         """The config of the encoder probes and export read, and the state-dict prefixes its
         weights may lie under in a checkpoint of this method (the first one present is used)."""
 
+    def joint_embedding(self) -> bool:
+        """Whether the method embeds images and text in one space (``encode_image``, ``encode_text``):
+        ``jepakit probe`` then adds retrieval and zero-shot classification."""
+        return False
+
+    def min_batch_size(self) -> int:
+        """The smallest global batch the method's loss is defined on (a contrastive loss needs a negative)."""
+        return 1
+
+    def needs_captions(self) -> bool:
+        """Whether the method trains on captions (the experiment then refuses data that has none)."""
+        return False
+
     def size(self, batch: int) -> Size:
         """What building and training it holds, estimated from the config alone (``jepakit.sizing``):
         here the parameters of every slot whose config can count them, all trained; a method
@@ -162,3 +186,54 @@ class Method(nn.Module, abc.ABC):
         for t in self.parameters():
             return t.device
         return torch.device("cpu")
+
+
+def prepare_tokenizer(tokenizer: Any, config: Any, data: Any, saved: Mapping[str, Any] | None) -> None:
+    """Fit a ``tokenizer`` that has no model (SentencePiece) on the captions of ``data``'s first
+    ``config.fit_samples`` samples, or restore the one a resumed checkpoint ``saved``; a
+    pretrained tokenizer (or none) needs nothing."""
+    if tokenizer is None or getattr(tokenizer, "ready", True):
+        return
+    if saved and saved.get("tokenizer") is not None:
+        tokenizer.load_bytes(saved["tokenizer"])
+        return
+    if not hasattr(data, "captions"):
+        raise ConfigError(
+            f"tokenizer {config.name!r} must be fitted on captions, and the data set {type(data).__name__} has none"
+        )
+    count = min(config.fit_samples, len(data))
+    tokenizer.fit(c for i in range(count) for c in data.captions(i))
+
+
+def tokenizer_state(tokenizer: Any) -> dict[str, Any]:
+    """What a checkpoint keeps of a fitted tokenizer (its model bytes), so a resumed run reads the same ids."""
+    return {"tokenizer": tokenizer.to_bytes()} if hasattr(tokenizer, "to_bytes") else {}
+
+
+def weight_decay_groups(modules: Iterable[nn.Module]) -> list[ParamGroup]:
+    """The trainable parameters of ``modules`` in two groups: matrices decay; biases and 1-D
+    parameters (norms, gains, temperatures) do not (I-JEPA, CLIP)."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    return [ParamGroup("decay", decay), ParamGroup("no_decay", no_decay, weight_decay_scale=0.0)]
+
+
+def blocks_then_modules(modules: Iterable[nn.Module | None]) -> list[nn.Module]:
+    """FSDP2 shard units: each module's transformer ``blocks``, then the module; absent and
+    parameter-free modules are skipped."""
+    units: list[nn.Module] = []
+    for module in modules:
+        if module is None or not any(True for _ in module.parameters()):
+            continue
+        units += [*getattr(module, "blocks", []), module]
+    return units
+
+
+def check_patches(image_size: int, patch_size: int) -> None:
+    """Raise ``ConfigError`` unless ``image_size`` is a whole number of ``patch_size`` patches."""
+    if image_size % patch_size:
+        raise ConfigError(f"image_size={image_size} is not divisible by encoder.patch_size={patch_size}")

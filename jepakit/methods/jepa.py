@@ -19,16 +19,26 @@ from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, at_least, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens
-from ..losses.regression import SmoothL1Config
+from ..losses.regression import RegressionLossConfig, SmoothL1Config
 from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
-from ..registry import register
+from ..registry import config_class, list_components, register
 from ..sizing import Size, transformer_activations
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
 from ..transforms import random_resized_crop
-from .base import Draw, Method, MethodConfig, ParamGroup
+from .base import (
+    Draw,
+    Method,
+    MethodConfig,
+    ParamGroup,
+    blocks_then_modules,
+    check_patches,
+    prepare_tokenizer,
+    tokenizer_state,
+    weight_decay_groups,
+)
 
 __all__ = ["JEPA", "JEPAConfig"]
 
@@ -74,11 +84,16 @@ class JEPAConfig(MethodConfig):
         }
 
     def check_sources(self) -> None:
-        patch = self.provides()["patch_size"][0]
-        if self.image_size % patch:
-            raise ConfigError(f"image_size={self.image_size} is not divisible by encoder.patch_size={patch}")
+        check_patches(self.image_size, self.provides()["patch_size"][0])
 
     def check(self) -> None:
+        if not isinstance(self.loss, RegressionLossConfig):
+            choices = [
+                n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), RegressionLossConfig)
+            ]
+            raise ConfigError(
+                f"loss {self.loss.name!r} is not a regression loss; jepa regresses target tokens with {choices}"
+            )
         mask = self.masker
         if len(mask.grid) != 2:
             raise ConfigError(
@@ -252,23 +267,10 @@ class JEPA(Method):
     def prepare(self, data: Any, saved: Mapping[str, Any] | None = None) -> None:
         """Fit a tokenizer that has no model on the captions of the first samples (or restore
         the one a resumed checkpoint saved)."""
-        tok = self.tokenizer
-        if tok is None or getattr(tok, "ready", True):
-            return
-        if saved and saved.get("tokenizer") is not None:
-            tok.load_bytes(saved["tokenizer"])
-            return
-        tok_cfg: Any = self.config.tokenizer
-        if not hasattr(data, "captions"):
-            raise ConfigError(
-                f"tokenizer {tok_cfg.name!r} must be fitted on captions, and the data set {type(data).__name__} has none"
-            )
-        count = min(tok_cfg.fit_samples, len(data))
-        tok.fit(c for i in range(count) for c in data.captions(i))
+        prepare_tokenizer(self.tokenizer, self.config.tokenizer, data, saved)
 
     def extra_state(self) -> dict[str, Any]:
-        tok: Any = self.tokenizer
-        return {"tokenizer": tok.to_bytes()} if hasattr(tok, "to_bytes") else {}
+        return tokenizer_state(self.tokenizer)
 
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Cropped images [B, C, H, W], masks drawn for the global micro-batch (this share's
@@ -296,14 +298,7 @@ class JEPA(Method):
 
     def param_groups(self) -> list[ParamGroup]:
         """Weight decay on matrices, none on biases and 1-D parameters (I-JEPA)."""
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
-        for module in self.trainable_modules().values():
-            for name, p in module.named_parameters():
-                if not p.requires_grad:
-                    continue
-                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-        return [ParamGroup("decay", decay), ParamGroup("no_decay", no_decay, weight_decay_scale=0.0)]
+        return weight_decay_groups(self.trainable_modules().values())
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> dict[str, float]:
@@ -316,12 +311,7 @@ class JEPA(Method):
         """Each transformer block, then the module holding it: the encoders, the predictor, the
         conditioner and a trainable text encoder (a frozen one stays whole on every rank)."""
         text = self.trainable_modules().get("text_encoder")
-        units: list[nn.Module] = []
-        for module in (self.encoder, self.target_encoder, self.predictor, self.conditioner, text):
-            if module is None or not any(True for _ in module.parameters()):
-                continue
-            units += [*getattr(module, "blocks", []), module]
-        return units
+        return blocks_then_modules([self.encoder, self.target_encoder, self.predictor, self.conditioner, text])
 
     def eval_encoder(self) -> nn.Module:
         return self.target_encoder if self.target_encoder is not None else self.encoder

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import at_least, knob, resolved
+from ..config import at_least, knob, positive, resolved
 from ..layers.pos_embed import sincos_1d
 from ..layers.transformer import TransformerConfig, init_weights, layer_norm, padding_bias
 from ..registry import register
@@ -76,6 +76,13 @@ class TransformerTextConfig(TransformerConfig):
     num_heads: int = knob(4, "attention heads", valid=at_least(1))
     vocab_size: int | None = knob(None, "token-embedding rows", follows="tokenizer.vocab_size", valid=at_least(1))
     max_length: int | None = knob(None, "longest caption S", follows="tokenizer.max_length", valid=at_least(1))
+    pos_scale: float = knob(
+        1.0,
+        "multiplier on the fixed sin-cos positions (rms 0.71 at 1, beside word embeddings of std init_std): "
+        "pooled over a caption, positions that loud make every caption nearly the same vector (cos 0.9998 "
+        "at init); CLIP's learnt positions start at std 0.01, which 0.014 matches (the contrastive recipes)",
+        valid=positive(),
+    )
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
     memo: int = knob(
         4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read", valid=at_least(0)
@@ -101,7 +108,9 @@ class TransformerTextEncoder(TextEncoder):
         self.vocab_size = resolved(cfg.vocab_size, "text_encoder.vocab_size")
         self.max_length = resolved(cfg.max_length, "text_encoder.max_length")
         self.token_embed = nn.Embedding(self.vocab_size, cfg.embed_dim)
-        self.register_buffer("pos_embed", sincos_1d(cfg.embed_dim, torch.arange(self.max_length)).float())
+        self.register_buffer(
+            "pos_embed", cfg.pos_scale * sincos_1d(cfg.embed_dim, torch.arange(self.max_length)).float()
+        )
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)

@@ -34,7 +34,7 @@ from ..checkpoint import (
     load_checkpoint,
     upgrade_checkpoint,
 )
-from ..config import Config, ConfigError, at_least, config_diff, knob, positive, to_dict
+from ..config import Config, ConfigError, at_least, config_diff, knob, ordered_pair, positive, to_dict
 from ..progress import Bars
 from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
@@ -74,6 +74,10 @@ class TrainConfig(Config):
     )
     weight_decay: float = knob(0.04, "weight decay at step 0 (I-JEPA: 0.04)", valid=at_least(0))
     final_weight_decay: float = knob(0.4, "weight decay at the last step (I-JEPA: 0.4)", valid=at_least(0))
+    betas: tuple[float, float] = knob(
+        (0.9, 0.999), "AdamW's moment decays (torch's default; CLIP: (0.9, 0.98))", valid=ordered_pair(0, 1)
+    )
+    eps: float = knob(1e-8, "AdamW's epsilon (torch's default; CLIP: 1e-6)", valid=positive())
     clip_grad: float = knob(0.0, "clip the gradient norm to this (0: off)", valid=at_least(0))
     precision: Literal["fp32", "bf16", "fp16"] = knob("fp32", "autocast precision (bf16/fp16 on a GPU)")
     device: str = knob("auto", "cpu, cuda, cuda:1, ...; auto: cuda when available")
@@ -198,7 +202,9 @@ class Trainer:
         method.prepare(data, state["method_state"] if state is not None else None)
         spread = _Parallel(method, device, world, cfg.fsdp)
         groups = method.param_groups()
-        opt = adamw(torch_groups(groups, cfg.weight_decay), cfg.start_lr)  # sharded (DTensor) parameters: not fused
+        opt = adamw(
+            torch_groups(groups, cfg.weight_decay), cfg.start_lr, betas=cfg.betas, eps=cfg.eps
+        )  # sharded (DTensor) parameters: not fused
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         start = 0
         if state is not None:
