@@ -509,6 +509,31 @@ MUTANTS = [
         (T + "test_config.py", T + "test_versions.py"),
         "a config read back from a dict stops following",
     ),
+    # ---------------------------------------------------------------- contrastive losses
+    Mutant(
+        "clip-local-batch",
+        M + "losses/contrastive.py",
+        "        rank, world = _world()",
+        "        rank, world = 0, 1",
+        (T + "test_distributed.py", T + "test_contrastive.py"),
+        "under torchrun each rank contrasts its own pairs only, not the global batch",
+    ),
+    Mutant(
+        "siglip-bias-sign",
+        M + "losses/contrastive.py",
+        "return impl(image, text, self.logit_scale.exp(), self.logit_bias)",
+        "return impl(image, text, self.logit_scale.exp(), -self.logit_bias)",
+        (T + "test_contrastive.py",),
+        "SigLIP's logit bias enters with the wrong sign",
+    ),
+    Mutant(
+        "text-pool-padding",
+        M + "methods/contrastive.py",
+        "F.normalize(self.text_proj(features.mean()[:, 0]), dim=-1)",
+        "F.normalize(self.text_proj(features.tokens.mean(2)[:, 0]), dim=-1)",
+        (T + "test_contrastive.py",),
+        "the text tower's pooling averages pad tokens too",
+    ),
 ]
 
 

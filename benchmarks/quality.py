@@ -94,6 +94,9 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "clip": ("clip-cpu", {}, SEEDS),
     "siglip": ("siglip-cpu", {}, SEEDS),
     "contrastive-frozen-text": ("contrastive-frozen-text-cpu", {}, SEEDS),
+    # equal wall-clock: the fastest method (clip, about 1 s a step at one thread) for as long as the slowest
+    # (tc-jepa, about 3 s) takes for its 300 steps
+    "clip-equal-time": ("clip-cpu", {"train": {"steps": 900}}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
     "digits-random": ("ijepa-cpu", {"data": "digits"}, SEEDS),
     "digits-ijepa": ("ijepa-cpu", {"data": "digits"}, SEEDS),
@@ -279,7 +282,9 @@ def make_table() -> str:
         def get(*path: str) -> list[float]:
             return [_dig(r["probe"], path) for r in rs]
 
-        head = (method, len(rs), rs[0]["steps"], f"{statistics.mean(r['train_minutes'] for r in rs):.1f}")
+        minutes = statistics.mean(r["train_minutes"] for r in rs)
+        per_step = f"{60 * minutes / rs[0]['steps']:.2f}" if rs[0]["steps"] else "-"
+        head = (method, len(rs), rs[0]["steps"], f"{minutes:.1f}", per_step)
         return rs, head, get
 
     rows = []
@@ -304,7 +309,7 @@ def make_table() -> str:
                 else "-",
             )
         )
-    header: tuple[str, ...] = ("method", "seeds", "steps", "train min", "count (linear)", "count (kNN)")
+    header: tuple[str, ...] = ("method", "seeds", "steps", "train min", "s/step", "count (linear)", "count (kNN)")
     header += ("shapes (linear)", "relation (linear)", "dense mIoU", "eff. rank", "text gap", "O>0 first→mid→last")
     out = table(header, rows)
     if digits:
@@ -320,7 +325,8 @@ def make_table() -> str:
                     _mean_std(get("monitors", "embedding_std")),
                 )
             )
-        header = ("method", "seeds", "steps", "train min", "digit (linear)", "digit (kNN)", "eff. rank", "emb. std")
+        header = ("method", "seeds", "steps", "train min", "s/step", "digit (linear)", "digit (kNN)", "eff. rank")
+        header += ("emb. std",)
         out += "\n\nReal images: scikit-learn's digits (held-out test)\n\n" + table(header, rows)
     joint = [m for m in scenes if all("image_text" in r for r in methods[m])]
     if joint:
@@ -342,7 +348,7 @@ def make_table() -> str:
                     it("zero_shot", "shapes_auc"),
                 )
             )
-        header = ("method", "seeds", "steps", "train min", "image→text R@1", "R@5", "text→image R@1", "R@5")
+        header = ("method", "seeds", "steps", "train min", "s/step", "image→text R@1", "R@5", "text→image R@1", "R@5")
         header += ("zero-shot count", "zero-shot shapes (AUC)")
         out += "\n\nImage-text: retrieval and zero-shot classification on the held-out scenes\n\n" + table(header, rows)
     return out

@@ -268,3 +268,18 @@ def test_probe_on_a_contrastive_run_adds_retrieval_and_zero_shot(tmp_path):
     retrieval, zero = written["image_text"]["retrieval"], written["image_text"]["zero_shot"]
     assert retrieval["images"] == 16 and set(retrieval["image_to_text"]) == {"R@1", "R@5"}
     assert 0 <= zero["count"] <= 1 and 0 <= zero["shapes_auc"] <= 1
+
+
+def test_a_caption_embeds_the_same_whatever_its_padding_holds():
+    from jepakit.text import TokenBatch
+
+    model = tiny().method.build().eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 300, (4, 1, 8), generator=g)
+    mask = torch.zeros(4, 1, 8, dtype=torch.bool)
+    mask[..., :3] = True
+    other = torch.where(mask, ids, torch.randint(3, 300, ids.shape, generator=g))  # other ids under the padding
+    with torch.no_grad():
+        a, b = model.encode_text(TokenBatch(ids, mask)), model.encode_text(TokenBatch(other, mask))
+    torch.testing.assert_close(a, b)
+    assert torch.allclose(a.norm(dim=-1), torch.ones(4)), "embeddings are L2-normalised"

@@ -15,7 +15,18 @@ from jepakit import get_config
 from jepakit.train import adamw, load_checkpoint, train
 
 
-def experiment(fsdp: bool = False):
+def experiment(fsdp: bool = False, method: str = "jepa"):
+    if method == "contrastive":  # clip-cpu shrunk: the loss must see the global batch (gathered with gradients)
+        return get_config(
+            "clip-cpu",
+            image_size=32,
+            embed_dim=16,
+            encoder={"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8},
+            text_encoder={"embed_dim": 16, "depth": 1, "num_heads": 2},
+            tokenizer={"vocab_size": 300, "max_length": 8, "fit_samples": 32},
+            data={"size": 32},
+            train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "fsdp": fsdp},
+        )
     return get_config(
         "ijepa",
         image_size=32,
@@ -28,11 +39,13 @@ def experiment(fsdp: bool = False):
     )
 
 
-def _worker(rank: int, world: int, init_file: str, out: str, fsdp: bool, until: int | None, resume: bool) -> None:
+def _worker(
+    rank: int, world: int, init_file: str, out: str, fsdp: bool, until: int | None, resume: bool, method: str
+) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = train(experiment(fsdp), out, progress=False, until=until, resume=resume)["model"]
+        model = train(experiment(fsdp, method), out, progress=False, until=until, resume=resume)["model"]
         sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
         assert sharded == fsdp, f"fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
         fused = bool(adamw([{"params": g.params} for g in model.param_groups()], 1e-3).defaults["fused"])
@@ -41,19 +54,21 @@ def _worker(rank: int, world: int, init_file: str, out: str, fsdp: bool, until: 
         dist.destroy_process_group()
 
 
-def run_pair(tmp_path, name: str, fsdp: bool, until: int | None = None, resume: bool = False) -> dict:
+def run_pair(
+    tmp_path, name: str, fsdp: bool, until: int | None = None, resume: bool = False, method: str = "jepa"
+) -> dict:
     """Train on 2 gloo processes; return the full model state of the newest checkpoint."""
     init = tmp_path / f"init-{name}-{until}-{resume}"
-    mp.spawn(_worker, args=(2, str(init), str(tmp_path / name), fsdp, until, resume), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(init), str(tmp_path / name), fsdp, until, resume, method), nprocs=2, join=True)
     checkpoints = sorted((tmp_path / name / "checkpoints").iterdir())
     return load_checkpoint(checkpoints[-1])["model"]
 
 
-def single(tmp_path) -> dict:
+def single(tmp_path, method: str = "jepa") -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank
     try:
-        return train(experiment(), tmp_path / "single", progress=False)["model"].state_dict()
+        return train(experiment(method=method), tmp_path / "single", progress=False)["model"].state_dict()
     finally:
         torch.set_num_threads(threads)
 
@@ -82,6 +97,18 @@ def test_fsdp2_on_two_processes_matches_one_process_and_resumes(tmp_path):
     run_pair(tmp_path, "fsdp-resumed", fsdp=True, until=1)
     resumed = run_pair(tmp_path, "fsdp-resumed", fsdp=True, resume=True)
     assert_same(resumed, straight, atol=1e-6)
+
+
+@pytest.mark.distributed
+def test_ddp_contrastive_training_on_two_processes_matches_one_process(tmp_path):
+    """Each rank holds half the pairs; the loss gathers the other half (with gradients), so two steps
+    of DDP equal two steps of one process on the whole batch: towers, projections and temperature."""
+    ddp = run_pair(tmp_path, "ddp-clip", fsdp=False, method="contrastive")
+    reference = single(tmp_path, method="contrastive")
+    assert_same(ddp, reference)
+    torch.manual_seed(experiment(method="contrastive").train.seed)
+    initial = experiment(method="contrastive").build().state_dict()
+    assert not torch.equal(reference["loss_fn.logit_scale"], initial["loss_fn.logit_scale"]), "the temperature learns"
 
 
 @pytest.mark.distributed
