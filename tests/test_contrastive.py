@@ -247,12 +247,12 @@ def test_retrieval_is_perfect_for_a_model_that_reads_the_colour_and_counts_ident
     images = torch.zeros(4, 3, 2, 2)
     images[:, 0, 0, 0] = torch.tensor([0.0, 1.0, 2.0, 0.0])
     captions = [["a red thing"], ["a green thing", ""], ["a blue thing"], ["a red thing"]]
-    out = retrieval(_Reader(), images, captions)
+    out = retrieval(_Reader(), _Reader().encode_image(images), captions)
     assert out["distinct_captions"] == 3 and out["images"] == 4
     assert out["image_to_text"] == {"R@1": 1.0, "R@5": 1.0}
     assert out["text_to_image"] == {"R@1": 1.0, "R@5": 1.0}, "either red image is a hit for 'a red thing'"
     wrong = [["a green thing"], ["a blue thing"], ["a red thing"], ["a green thing"]]
-    assert retrieval(_Reader(), images, wrong)["image_to_text"]["R@1"] == 0.0
+    assert retrieval(_Reader(), _Reader().encode_image(images), wrong)["image_to_text"]["R@1"] == 0.0
 
 
 def test_probe_on_a_contrastive_run_adds_retrieval_and_zero_shot(tmp_path):

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jepakit import create, list_components
+from jepakit import create
 from jepakit.losses import RegressionLossConfig
-from jepakit.registry import config_class
+from jepakit.methods.base import loss_names
 
 #: The regression losses (the image-text ones are tested in test_contrastive.py).
-LOSSES = [n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), RegressionLossConfig)]
+LOSSES = loss_names(RegressionLossConfig)
 
 
 @st.composite

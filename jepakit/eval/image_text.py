@@ -15,7 +15,7 @@ has no single argmax).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import Tensor
 
-__all__ = ["image_text", "image_text_table", "recall_at", "retrieval", "roc_auc", "zero_shot"]
+__all__ = ["embed", "image_text", "image_text_table", "recall_at", "retrieval", "roc_auc", "zero_shot"]
 
 
 def recall_at(scores: Tensor, hits: Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
@@ -44,34 +44,27 @@ def roc_auc(scores: Tensor, positive: Tensor) -> float:
 
 
 @torch.no_grad()
-def _embed_images(method: Any, images: Tensor, batch_size: int) -> Tensor:
-    return torch.cat(
-        [method.encode_image(images[i : i + batch_size]).float().cpu() for i in range(0, len(images), batch_size)]
-    )
+def embed(encode: Callable[[Any], Tensor], items: Sequence[Any] | Tensor, batch_size: int = 128) -> Tensor:
+    """``encode`` (a method's ``encode_image`` or ``encode_text``) over ``items`` in batches -> float [N, E] on the CPU."""
+    return torch.cat([encode(items[i : i + batch_size]).float().cpu() for i in range(0, len(items), batch_size)])
 
 
-@torch.no_grad()
-def _embed_texts(method: Any, texts: Sequence[str], batch_size: int) -> Tensor:
-    return torch.cat(
-        [method.encode_text(list(texts[i : i + batch_size])).float().cpu() for i in range(0, len(texts), batch_size)]
-    )
-
-
-def retrieval(method: Any, images: Tensor, captions: Sequence[Sequence[str]], batch_size: int = 128) -> dict[str, Any]:
-    """Image <-> text recall@1/@5 of ``method`` (``encode_image``, ``encode_text``) on ``images``
-    [N, C, H, W] with their ``captions`` (a list per image; empty captions are left out)."""
+def retrieval(method: Any, image: Tensor, captions: Sequence[Sequence[str]], batch_size: int = 128) -> dict[str, Any]:
+    """Image <-> text recall@1/@5 of ``method`` (its ``encode_text``) for images embedded as ``image``
+    [N, E] (``embed(method.encode_image, images)``) with their ``captions`` (a list per image; empty
+    captions are left out)."""
     texts = sorted({c for caps in captions for c in caps if c.strip()})
     if not texts:
         raise ValueError("retrieval needs captions; these images have none")
     index = {t: j for j, t in enumerate(texts)}
-    truth = torch.zeros(len(images), len(texts), dtype=torch.bool)
+    truth = torch.zeros(len(image), len(texts), dtype=torch.bool)
     for i, caps in enumerate(captions):
         truth[i, [index[c] for c in caps if c.strip()]] = True
-    similarity = _embed_images(method, images, batch_size) @ _embed_texts(method, texts, batch_size).T
+    similarity = image @ embed(method.encode_text, texts, batch_size).T
     return {
         "image_to_text": recall_at(similarity, truth),
         "text_to_image": recall_at(similarity.T, truth.T),
-        "images": len(images),
+        "images": len(image),
         "distinct_captions": len(texts),
     }
 
@@ -85,19 +78,19 @@ COUNT_TEMPLATES = {
 }
 
 
-def zero_shot(method: Any, images: Tensor, labels: Sequence[dict[str, Any]], batch_size: int = 128) -> dict[str, float]:
-    """Zero-shot count accuracy and mean per-shape ROC AUC on the scenes (``labels``: their dicts)."""
+def zero_shot(method: Any, image: Tensor, labels: Sequence[dict[str, Any]], batch_size: int = 128) -> dict[str, float]:
+    """Zero-shot count accuracy and mean per-shape ROC AUC on the scenes for images embedded as ``image``
+    [N, E] (``labels``: their dicts)."""
     from ..data.scenes import COLOURS, SHAPES
 
-    image = _embed_images(method, images, batch_size)
     counts = sorted(COUNT_TEMPLATES)
-    prompts = F.normalize(_embed_texts(method, [COUNT_TEMPLATES[c] for c in counts], batch_size), dim=-1)
+    prompts = F.normalize(embed(method.encode_text, [COUNT_TEMPLATES[c] for c in counts], batch_size), dim=-1)
     guess = torch.tensor(counts)[(image @ prompts.T).argmax(1)]
     truth = torch.tensor([lab["count"] for lab in labels])
     out = {"count": float((guess == truth).float().mean())}
     aucs = []
     for shape in SHAPES:
-        prompt = F.normalize(_embed_texts(method, [f"a {c} {shape}" for c in COLOURS], batch_size).mean(0), dim=-1)
+        prompt = F.normalize(embed(method.encode_text, [f"a {c} {shape}" for c in COLOURS], batch_size).mean(0), dim=-1)
         present = torch.tensor([shape in lab["shapes"] for lab in labels])
         aucs.append(roc_auc(image @ prompt, present))
     out["shapes_auc"] = sum(aucs) / len(aucs)
@@ -109,13 +102,13 @@ def image_text(method: Any, data: Any, indices: Sequence[int], batch_size: int =
     shapes when the samples carry the scenes' labels."""
     samples = [data[int(i)] for i in indices]
     samples = [s for s in samples if s is not None]
-    images = torch.stack([s["image"] for s in samples])
+    image = embed(method.encode_image, torch.stack([s["image"] for s in samples]), batch_size)  # once, for both
     out: dict[str, Any] = {
-        "retrieval": retrieval(method, images, [list(s.get("captions", [])) for s in samples], batch_size)
+        "retrieval": retrieval(method, image, [list(s.get("captions", [])) for s in samples], batch_size)
     }
     labels = [s.get("labels") for s in samples]
     if all(isinstance(lab, dict) and {"count", "shapes"} <= set(lab) for lab in labels):
-        out["zero_shot"] = zero_shot(method, images, labels, batch_size)
+        out["zero_shot"] = zero_shot(method, image, labels, batch_size)
     return out
 
 

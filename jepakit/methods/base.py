@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Assembly, Config, ConfigError
-from ..sizing import Size, size_fields
+from ..sizing import Size, size_fields, transformer_activations
 
 __all__ = [
     "Draw",
@@ -36,8 +36,11 @@ __all__ = [
     "ParamGroup",
     "blocks_then_modules",
     "check_patches",
+    "image_tower_size",
+    "loss_names",
     "mix_seed",
     "prepare_tokenizer",
+    "text_tower_fixed",
     "tokenizer_state",
     "weight_decay_groups",
 ]
@@ -237,3 +240,29 @@ def check_patches(image_size: int, patch_size: int) -> None:
     """Raise ``ConfigError`` unless ``image_size`` is a whole number of ``patch_size`` patches."""
     if image_size % patch_size:
         raise ConfigError(f"image_size={image_size} is not divisible by encoder.patch_size={patch_size}")
+
+
+def loss_names(family: type[Config]) -> list[str]:
+    """The registered losses whose config is a ``family`` (regression, contrastive): a slot's valid choices."""
+    from ..registry import config_class, list_components
+
+    return [n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), family)]
+
+
+def image_tower_size(size: Size, batch: int, image_size: int, encoder: Any) -> int:
+    """Add to ``size`` the activations a step keeps of ``batch`` images of ``image_size`` px and of the ViT
+    ``encoder`` on all their patches; returns the patches per image."""
+    tokens = (image_size // encoder.patch_size) ** 2
+    size.activations["images"] = 3.0 * batch * encoder.in_chans * image_size**2
+    size.activations["encoder"] = transformer_activations(
+        batch, tokens, encoder.embed_dim, encoder.depth, encoder.mlp_ratio, encoder.num_heads
+    )
+    size.drivers["images"] = [f"image_size={image_size}"]
+    size.drivers["encoder"] = size.drivers["encoder"] + [f"image_size={image_size}"]
+    return tokens
+
+
+def text_tower_fixed(size: Size, text_encoder: Any) -> None:
+    """Count a frozen text encoder's parameters as fixed (held, never trained); a trainable one stays."""
+    if text_encoder is not None and not getattr(text_encoder, "trainable", False):
+        size.fixed["text_encoder"] = size.fixed.get("text_encoder", 0.0) + size.params.pop("text_encoder", 0.0)

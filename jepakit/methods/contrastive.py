@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..config import Config, ConfigError, at_least, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..losses.contrastive import ClipLossConfig, ContrastiveLoss, ContrastiveLossConfig
-from ..registry import config_class, list_components, register
+from ..registry import register
 from ..sizing import Size, transformer_activations
 from ..text.batch import TokenBatch
 from ..text.spm_tokenizer import SentencePieceConfig
@@ -36,7 +36,10 @@ from .base import (
     ParamGroup,
     blocks_then_modules,
     check_patches,
+    image_tower_size,
+    loss_names,
     prepare_tokenizer,
+    text_tower_fixed,
     tokenizer_state,
     weight_decay_groups,
 )
@@ -75,11 +78,9 @@ class ContrastiveConfig(MethodConfig):
 
     def check(self) -> None:
         if not isinstance(self.loss, ContrastiveLossConfig):
-            choices = [
-                n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), ContrastiveLossConfig)
-            ]
             raise ConfigError(
-                f"loss {self.loss.name!r} is not an image-text loss; a contrastive method takes {choices}"
+                f"loss {self.loss.name!r} is not an image-text loss; a contrastive method takes "
+                f"{loss_names(ContrastiveLossConfig)}"
             )
 
     def needs_captions(self) -> bool:
@@ -103,18 +104,12 @@ class ContrastiveConfig(MethodConfig):
         tok: Any = self.tokenizer
         size.params["projections"] = float((enc.embed_dim + (text.embed_dim or 0)) * self.embed_dim)
         size.drivers["projections"] = [f"embed_dim={self.embed_dim}"]
-        if not getattr(text, "trainable", False):
-            size.fixed["text_encoder"] = size.fixed.get("text_encoder", 0.0) + size.params.pop("text_encoder", 0.0)
-        tokens = (self.image_size // enc.patch_size) ** 2
-        size.activations["images"] = 3.0 * batch * enc.in_chans * self.image_size**2
-        size.activations["encoder"] = transformer_activations(
-            batch, tokens, enc.embed_dim, enc.depth, enc.mlp_ratio, enc.num_heads
-        )
+        text_tower_fixed(size, text)
+        image_tower_size(size, batch, self.image_size, enc)
         if getattr(text, "trainable", False):
             size.activations["text_encoder"] = transformer_activations(
                 batch, tok.max_length, text.embed_dim, text.depth, text.mlp_ratio, text.num_heads
             )
-        size.drivers["images"] = [f"image_size={self.image_size}"]
         return size
 
 

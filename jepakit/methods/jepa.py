@@ -23,7 +23,7 @@ from ..losses.regression import RegressionLossConfig, SmoothL1Config
 from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
-from ..registry import config_class, list_components, register
+from ..registry import register
 from ..sizing import Size, transformer_activations
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
@@ -35,7 +35,10 @@ from .base import (
     ParamGroup,
     blocks_then_modules,
     check_patches,
+    image_tower_size,
+    loss_names,
     prepare_tokenizer,
+    text_tower_fixed,
     tokenizer_state,
     weight_decay_groups,
 )
@@ -88,11 +91,9 @@ class JEPAConfig(MethodConfig):
 
     def check(self) -> None:
         if not isinstance(self.loss, RegressionLossConfig):
-            choices = [
-                n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), RegressionLossConfig)
-            ]
             raise ConfigError(
-                f"loss {self.loss.name!r} is not a regression loss; jepa regresses target tokens with {choices}"
+                f"loss {self.loss.name!r} is not a regression loss; jepa regresses target tokens with "
+                f"{loss_names(RegressionLossConfig)}"
             )
         mask = self.masker
         if len(mask.grid) != 2:
@@ -109,20 +110,14 @@ class JEPAConfig(MethodConfig):
         a step keeps: the images, the context encoder's and the predictor's activations (every target
         block is a sequence of at most all patches)."""
         size = super().size(batch)
-        enc: Any = self.encoder
         pred: Any = self.predictor
         tok: Any = self.tokenizer
         if self.target_updater.name != "copy":
             size.fixed["target_encoder"] = size.params["encoder"]
             size.drivers["target_encoder"] = size.drivers["encoder"]
-        if self.text_encoder is not None and not getattr(self.text_encoder, "trainable", False):
-            size.fixed["text_encoder"] = size.fixed.get("text_encoder", 0.0) + size.params.pop("text_encoder", 0.0)
-        tokens = (self.image_size // enc.patch_size) ** 2
+        text_tower_fixed(size, self.text_encoder)
+        tokens = image_tower_size(size, batch, self.image_size, self.encoder)
         blocks = getattr(self.masker, "num_targets", 1)
-        size.activations["images"] = 3.0 * batch * enc.in_chans * self.image_size**2
-        size.activations["encoder"] = transformer_activations(
-            batch, tokens, enc.embed_dim, enc.depth, enc.mlp_ratio, enc.num_heads
-        )
         size.activations["predictor"] = transformer_activations(
             batch * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
         )
@@ -134,8 +129,6 @@ class JEPAConfig(MethodConfig):
                 f"tokenizer.max_captions={tok.max_captions}",
                 f"tokenizer.max_length={tok.max_length}",
             ]
-        size.drivers["images"] = [f"image_size={self.image_size}"]
-        size.drivers["encoder"] = size.drivers["encoder"] + [f"image_size={self.image_size}"]
         return size
 
 

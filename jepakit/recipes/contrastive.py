@@ -159,10 +159,6 @@ for _name, (_make, _help) in _SPECS.items():
     departures=FROZEN_TEXT_DEPARTURES,
 )
 def contrastive_frozen_text() -> Experiment:
-    return _frozen_text_base()
-
-
-def _frozen_text_base() -> Experiment:  # undecorated, so its type stays Experiment
     return frozen_text(clip_config())
 
 
@@ -172,4 +168,4 @@ def _frozen_text_base() -> Experiment:  # undecorated, so its type stays Experim
     departures={**FROZEN_TEXT_DEPARTURES, **CPU_DEPARTURES},
 )
 def contrastive_frozen_text_cpu() -> Experiment:
-    return cpu_of(_frozen_text_base)
+    return cpu(frozen_text(clip_config()))
