@@ -534,6 +534,48 @@ MUTANTS = [
         (T + "test_contrastive.py",),
         "the text tower's pooling averages pad tokens too",
     ),
+    # ---------------------------------------------------------------- pixel targets (MAE)
+    Mutant(
+        "pixels-channel-order",
+        M + "targets/pixels.py",
+        '"b c (h p) (w q) -> b (h w) (p q c)"',
+        '"b c (h p) (w q) -> b (h w) (c p q)"',
+        (T + "test_mae.py",),
+        "a patch's values are flattened channels first, not as MAE's patchify",
+    ),
+    Mutant(
+        "pixels-biased-variance",
+        M + "targets/pixels.py",
+        "(x.var(-1, keepdim=True) + self.eps).sqrt()",
+        "(x.var(-1, keepdim=True, unbiased=False) + self.eps).sqrt()",
+        (T + "test_mae.py",),
+        "norm_pix divides by the biased variance (MAE uses the unbiased one)",
+    ),
+    Mutant(
+        "pixels-evaluates-nothing",
+        M + "methods/jepa.py",
+        "        if self.target_encoder is not None and self.config.teacher_is_encoder():",
+        "        if self.target_encoder is not None:",
+        (T + "test_mae.py",),
+        "an MAE run probes and exports its pixel cutter instead of its encoder",
+    ),
+    # ---------------------------------------------------------------- C-JEPA's VICReg terms
+    Mutant(
+        "vicreg-local-batch",
+        M + "losses/embedding.py",
+        "        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:",
+        "        if False:",
+        (T + "test_cjepa.py",),
+        "under torchrun each rank takes the variance and covariance of its own share, not the global batch",
+    ),
+    Mutant(
+        "vicreg-pool-padding",
+        M + "methods/jepa.py",
+        "parts.update(self.embedding_loss(masked_mean(z, masks.context_valid)))",
+        "parts.update(self.embedding_loss(z.mean(1)))",
+        (T + "test_cjepa.py",),
+        "C-JEPA's pooled context averages the padding tokens too",
+    ),
 ]
 
 

@@ -44,9 +44,9 @@ RUNS = HERE / "quality_runs"
 RESULTS = HERE / "quality_results.jsonl"
 SCREENS = HERE / "quality_screens.jsonl"
 
-#: What every pretraining run shares on top of the ``*-cpu`` recipes (nothing now: the recipes carry the
-#: gate runs' finding, an EMA teacher from 0.99).
-BASE: dict[str, Any] = {}
+#: What every pretraining run shares on top of the ``*-cpu`` recipes: 300 steps of 32, so that every row
+#: has seen the same images (the main job, ``tc-jepa-cpu``, trains 400; a row's own steps override this).
+BASE: dict[str, Any] = {"train": {"steps": 300}}
 
 #: Steps of the equal-wall-clock I-JEPA run: TC-JEPA's 300 steps take about as long.
 WALL_STEPS = 500
@@ -56,6 +56,8 @@ SEEDS = (0, 1, 2)
 #: Rows without it were measured when the label followed the drawing order, which the image does not show
 #: (left of / right of of two objects was a coin flip): their relation numbers are not comparable.
 RELATION_LABEL = "largest-first"
+#: LiDAR's surrogate classes: this many test images, each seen through this many RandomResizedCrops (0.3-1)
+LIDAR_IMAGES, LIDAR_VIEWS = 256, 8
 
 
 def _lr(scale: float) -> dict[str, Any]:
@@ -97,6 +99,10 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # equal wall-clock: the fastest method (clip, about 1 s a step at one thread) for as long as the slowest
     # (tc-jepa, about 3 s) takes for its 300 steps
     "clip-equal-time": ("clip-cpu", {"train": {"steps": 900}}, SEEDS),
+    # issue 19: the JEPA family from the same parts: pixel targets (MAE), I-JEPA plus VICReg's variance and
+    # covariance terms (C-JEPA)
+    "mae": ("mae-cpu", {}, SEEDS),
+    "c-jepa": ("c-jepa-cpu", {}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
     "digits-random": ("ijepa-cpu", {"data": "digits"}, SEEDS),
     "digits-ijepa": ("ijepa-cpu", {"data": "digits"}, SEEDS),
@@ -206,7 +212,7 @@ def measure(
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (a name starting with random: no training), probe its target encoder
     on held-out data, append a row to ``results_file``."""
-    from jepakit.eval import evaluate, random_encoder, summary, text_use
+    from jepakit.eval import evaluate, lidar, random_encoder, summary, text_use, view_embeddings
     from jepakit.eval.image_text import image_text
     from jepakit.runs import load_method
     from jepakit.train import train
@@ -229,6 +235,9 @@ def measure(
     train_n, val_n, test_n = probe_sizes
     probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
     results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0))
+    first = train_n + val_n
+    views = view_embeddings(encoder, probe_data, range(first, first + LIDAR_IMAGES), views=LIDAR_VIEWS)
+    results["monitors"]["lidar"] = lidar(views)
     row: dict[str, Any] = {
         "run": name,
         "method": name.rsplit("-s", 1)[0],
@@ -248,7 +257,6 @@ def measure(
     if model is not None and getattr(model, "conditioner", None) is not None and model.conditioner.uses_text:
         row["text_use"] = text_use(model, probe_data, batches=8, batch_size=32)
     if model is not None and cfg.method.joint_embedding():
-        first = train_n + val_n
         row["image_text"] = image_text(model, probe_data, range(first, first + test_n))
     (out / "quality.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "quality.json").write_text(json.dumps(row, indent=2))
@@ -302,6 +310,7 @@ def make_table() -> str:
                 + ("" if all(r.get("relation_label") == RELATION_LABEL for r in rs) else " †"),
                 _mean_std(get("dense", "miou")),
                 _mean_std(get("monitors", "effective_rank")),
+                _mean_std([r["probe"]["monitors"]["lidar"] for r in rs if "lidar" in r["probe"]["monitors"]]),
                 f"{statistics.mean(gap):+.1%}" if gap else "-",
                 f"{statistics.mean(p['first'] for p in pos):.0%}→{statistics.mean(p['mid'] for p in pos):.0%}"
                 f"→{statistics.mean(p['last'] for p in pos):.0%}"
@@ -310,7 +319,8 @@ def make_table() -> str:
             )
         )
     header: tuple[str, ...] = ("method", "seeds", "steps", "train min", "s/step", "count (linear)", "count (kNN)")
-    header += ("shapes (linear)", "relation (linear)", "dense mIoU", "eff. rank", "text gap", "O>0 first→mid→last")
+    header += ("shapes (linear)", "relation (linear)", "dense mIoU", "eff. rank", "LiDAR", "text gap")
+    header += ("O>0 first→mid→last",)
     out = table(header, rows)
     if digits:
         rows = []

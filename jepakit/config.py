@@ -171,17 +171,23 @@ def resolved(value: V | None, where: str) -> V:
     return value
 
 
-def knob(default: Any, doc: str, *, follows: str | None = None, valid: Valid | None = None) -> Any:
+def knob(
+    default: Any, doc: str, *, follows: str | None = None, valid: Valid | None = None, required: bool = True
+) -> Any:
     """A config field with a default and a one-line doc (shown by ``describe``).
 
     ``follows`` names the quantity an enclosing :class:`Assembly` provides for this
     field (e.g. ``"encoder.width"``); such a field defaults to None, "follow it".
+    ``required=False``: an assembly that does not provide the quantity leaves the field
+    None, which the component reads as its own default (the predictor's output width is
+    its input width unless the method says otherwise).
     ``valid`` says what its value must satisfy; it is checked whenever a config is made
     (None, an unset or optional value, is not checked).
     """
     metadata: dict[str, Any] = {"doc": doc}
     if follows is not None:
         metadata["follows"] = follows
+        metadata["required"] = required
     if valid is not None:
         metadata["valid"] = valid
     return dataclasses.field(default=default, metadata=metadata)
@@ -234,7 +240,7 @@ class Config:
         """Raise ``ConfigError`` naming a following field that is still unset (built outside an assembly)."""
         for f in dataclasses.fields(self):
             follows = f.metadata.get("follows")
-            if follows is not None and getattr(self, f.name) is None:
+            if follows is not None and f.metadata.get("required", True) and getattr(self, f.name) is None:
                 raise ConfigError(
                     f"{self.type_id()}.{f.name} is unset: inside a method it follows {follows}; "
                     f"set it to build {self.type_id()} on its own"
@@ -301,7 +307,7 @@ class Assembly(Config):
                     continue
                 path, value = f"{f.name}.{pf.name}", getattr(part, pf.name)
                 if name not in provided:
-                    if value is None:
+                    if value is None and pf.metadata.get("required", True):
                         raise ConfigError(f"{path} follows {name}, which {self.type_id()} does not provide: set {path}")
                     continue
                 source, source_path = provided[name]

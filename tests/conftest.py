@@ -66,6 +66,13 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
     return get_config(recipe, **merged)
 
 
+def batch(model: Any, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, Any]:
+    """Seeded random images [b, 3, H, W] at the method's size and its masker's masks for them."""
+    size = model.config.image_size
+    x = torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return x, model.masker(b, torch.Generator().manual_seed(seed))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _jepakit_cache(tmp_path_factory):
     """Caches jepakit keeps between commands (random-init floors) go to a temporary folder, not home."""
@@ -105,3 +112,29 @@ def tiny_t5(path: Path):
     (path / "spiece.model").write_bytes(tok.to_bytes())
     transformers.T5Tokenizer(vocab_file=str(path / "spiece.model"), extra_ids=0).save_pretrained(path)
     return tok
+
+
+def _mean_over_ranks(rank: int, world: int, init_file: str, compute: Any, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        results = compute(rank, world)
+        for t in results:  # what DDP does with the gradients: their mean over ranks
+            dist.all_reduce(t)
+            t /= world
+        if rank == 0:
+            torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def ddp_mean(compute: Any, tmp_path: Path, world: int = 2) -> list[torch.Tensor]:
+    """Run ``compute(rank, world) -> [tensors]`` (picklable: a module-level function or a partial of one) on
+    ``world`` gloo processes and return its tensors averaged over the ranks, as DDP averages gradients."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "ranks.pt"
+    mp.spawn(_mean_over_ranks, args=(world, str(tmp_path / "init"), compute, str(out)), nprocs=world, join=True)
+    return torch.load(out, weights_only=True)

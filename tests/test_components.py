@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from jepakit import create, get_config, list_components, list_recipes
-from jepakit.losses import ContrastiveLoss
+from jepakit.losses import ContrastiveLoss, EmbeddingLoss
 from jepakit.registry import config_class
 from jepakit.text import TextFeatures, TokenBatch
 
@@ -153,6 +153,11 @@ def run_loss(name):
     if isinstance(loss_fn, ContrastiveLoss):  # L2-normalised image and text embeddings [B, E]
         pred = torch.randn(4, 32, generator=g, requires_grad=True)
         loss = loss_fn(F.normalize(pred, dim=-1), F.normalize(torch.randn(4, 32, generator=g), dim=-1))
+    elif isinstance(loss_fn, EmbeddingLoss):  # a batch of per-image embeddings [B, D]: named terms
+        pred = torch.randn(6, 32, generator=g, requires_grad=True)
+        terms = loss_fn(0.1 * pred)  # std 0.1: the variance hinge is active
+        assert terms and all(t.ndim == 0 for t in terms.values())
+        loss = torch.stack(list(terms.values())).sum()
     else:  # predicted and target tokens
         pred = torch.randn(2, 4, 6, 32, generator=g, requires_grad=True)
         loss = loss_fn(pred, torch.randn(2, 4, 6, 32, generator=g))

@@ -3,12 +3,11 @@ batch under torchrun, the method's batches and configs, and a short run of each 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +17,7 @@ from jepakit.losses.contrastive import ClipLossConfig, SigLipLossConfig
 from jepakit.methods.base import Draw
 from jepakit.train import load_checkpoint, train
 
-from conftest import CAPTIONS
+from conftest import CAPTIONS, ddp_mean
 
 
 def tiny(recipe: str = "clip-cpu", **overrides):
@@ -108,27 +107,16 @@ def _loss_and_grads(name: str, rows: slice) -> tuple[torch.Tensor, list[torch.Te
     return loss.detach(), [w.grad, *(p.grad for p in loss_fn.parameters())]
 
 
-def _rank(rank: int, world: int, init_file: str, name: str, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        share = 8 // world
-        loss, grads = _loss_and_grads(name, slice(rank * share, (rank + 1) * share))
-        for t in [loss, *grads]:  # what DDP does with the gradients: their mean over ranks
-            dist.all_reduce(t)
-            t /= world
-        if rank == 0:
-            torch.save([loss, *grads], out)
-    finally:
-        dist.destroy_process_group()
+def _share(name: str, rank: int, world: int) -> list[torch.Tensor]:
+    share = 8 // world
+    loss, grads = _loss_and_grads(name, slice(rank * share, (rank + 1) * share))
+    return [loss, *grads]
 
 
 @pytest.mark.distributed
 @pytest.mark.parametrize("name", ["clip", "siglip"])
 def test_two_processes_see_the_global_batch_as_one_process_does(tmp_path, name):
-    out = tmp_path / "ranks.pt"
-    mp.spawn(_rank, args=(2, str(tmp_path / "init"), name, str(out)), nprocs=2, join=True)
-    ranks = torch.load(out, weights_only=True)
+    ranks = ddp_mean(functools.partial(_share, name), tmp_path)
     loss, grads = _loss_and_grads(name, slice(None))
     for got, want in zip(ranks, [loss, *grads], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

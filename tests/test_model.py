@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jepakit import Masks, build
+from jepakit import ConfigError, Masks, build
 
-from conftest import tiny_config
-
-
-def batch(model, b: int = 4, seed: int = 0):
-    size = model.config.image_size
-    x = torch.randn(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    return x, model.masker(b, torch.Generator().manual_seed(seed))
+from conftest import batch, tiny_config
 
 
 @pytest.fixture
@@ -276,3 +270,31 @@ def test_make_batch_samples_the_captions_per_epoch_and_sample():
     picks = [chosen(epoch, 3) for epoch in range(6)]
     assert chosen(0, 3) == picks[0], "a pure function of (seed, epoch, index)"
     assert len({str(p) for p in picks}) > 1 and any(p != first for p in picks)
+
+
+@given(p=st.sampled_from([0.25, 0.5, 0.75]), seed=st.integers(0, 2**16))
+@settings(max_examples=10, deadline=None)
+def test_caption_dropout_hides_every_caption_of_a_seeded_share_of_images(p, seed):
+    """With caption_dropout p, about p of the images have no caption (their targets are predicted
+    unconditioned); which ones is a pure function of (seed, epoch, index); the rest keep theirs."""
+    from jepakit.methods.base import Draw
+
+    model = tiny_config("tc-jepa", masker={"min_keep": 4}, caption_dropout=p).build()
+    captions = ["a red circle", "a blue square"]
+    model.tokenizer.fit(captions)
+    n = 200
+    samples = [{"image": torch.rand(3, 32, 32), "captions": captions}] * n
+    draw = Draw(seed, 0, 0, 0, torch.arange(n), torch.arange(n), n)
+    shown = model.make_batch(samples, draw)["text"].mask.any(-1)  # [B, N]
+    hidden = ~shown.any(1)
+    assert torch.equal(shown[~hidden], shown[~hidden][:1].expand_as(shown[~hidden])), "the rest keep every caption"
+    assert abs(hidden.float().mean().item() - p) < 4 * (p * (1 - p) / n) ** 0.5
+    again = model.make_batch(samples, draw)["text"].mask.any(-1)
+    assert torch.equal(shown, again)
+    other = Draw(seed, 1, 0, 0, torch.arange(n), torch.arange(n), n)
+    assert not torch.equal(shown, model.make_batch(samples, other)["text"].mask.any(-1)), "another epoch, another draw"
+
+
+def test_caption_dropout_must_be_a_probability_below_one():
+    with pytest.raises(ConfigError, match="caption_dropout"):
+        tiny_config("tc-jepa", caption_dropout=1.0)

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jepakit.eval import effective_rank, embedding_std
+from jepakit.eval import effective_rank, embedding_std, lidar, view_embeddings
 
 
 @given(d=st.integers(2, 64))
@@ -38,3 +38,60 @@ def test_token_batches_and_bad_shapes():
     assert embedding_std(z) == pytest.approx(embedding_std(z.reshape(40, 8)))
     with pytest.raises(ValueError, match=r"\[N, D\]"):
         effective_rank(torch.ones(5))
+
+
+def lidar_oracle(z: torch.Tensor, delta: float = 1e-4, eps: float = 1e-7) -> float:
+    """LiDAR from the generalised eigenvalues of (Sigma_b, Sigma_w) (scipy), the same spectrum as
+    Sigma_w^-1/2 Sigma_b Sigma_w^-1/2, with the paper's unbiased class statistics."""
+    import numpy as np
+    from scipy.linalg import eigh
+
+    x = z.double().numpy()
+    n, q, d = x.shape
+    mu = x.mean(1)
+    between = np.cov(mu.T, ddof=1).reshape(d, d)
+    dev = (x - mu[:, None]).reshape(-1, d)
+    within = dev.T @ dev / (n * (q - 1)) + delta * np.eye(d)
+    lam = np.clip(eigh(between, within, eigvals_only=True), 0, None)
+    p = lam / lam.sum() + eps
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 12), q=st.integers(2, 5), d=st.integers(1, 8), seed=st.integers(0, 10**6))
+def test_lidar_equals_the_generalised_eigenvalue_formula(n, q, d, seed):
+    z = torch.randn(n, q, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert lidar(z) == pytest.approx(lidar_oracle(z), rel=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.integers(1, 6), seed=st.integers(0, 10**6))
+def test_lidar_counts_the_directions_that_separate_images_beyond_their_views(k, seed):
+    """Image means spread equally along k orthonormal directions of 16, views isotropic: LiDAR near k;
+    the count does not change under an invertible linear map of the embeddings."""
+    g = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    codes = torch.linalg.qr(torch.randn(400, k, generator=g, dtype=torch.float64))[0] * 400**0.5  # white
+    means = codes @ basis[:k]
+    z = means[:, None] + 0.01 * torch.randn(400, 6, 16, generator=g, dtype=torch.float64)
+    assert lidar(z) == pytest.approx(k, rel=0.05)
+    a = torch.randn(16, 16, generator=g, dtype=torch.float64) + 4 * torch.eye(16, dtype=torch.float64)
+    assert lidar(z @ a, delta=1e-12) == pytest.approx(lidar(z, delta=1e-12), rel=1e-4)
+
+
+def test_lidar_is_one_when_images_do_not_differ_and_needs_two_views():
+    views = torch.randn(1, 5, 8, generator=torch.Generator().manual_seed(0))
+    assert lidar(views.expand(6, 5, 8).clone()) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="views >= 2"):
+        lidar(torch.randn(6, 1, 8))
+
+
+def test_view_embeddings_are_seeded_crops_of_each_image():
+    from jepakit import get_config
+
+    cfg = get_config("ijepa-cpu", encoder={"embed_dim": 32, "depth": 1, "num_heads": 2}, data={"size": 8})
+    encoder, data = cfg.method.encoder.build(), cfg.data.build()
+    z = view_embeddings(encoder, data, range(4), views=3, seed=1)
+    assert z.shape == (4, 3, 32)
+    torch.testing.assert_close(z, view_embeddings(encoder, data, range(4), views=3, seed=1), rtol=0, atol=0)
+    assert not torch.allclose(z[:, 0], z[:, 1]), "the views are different crops"

@@ -2,9 +2,9 @@
 
 from .diagnostics import text_use
 from .evaluate import PROBES, evaluate, probe_data, results_table, summary
-from .features import Features, extract
+from .features import Features, extract, view_embeddings
 from .floor import random_encoder, random_floor
-from .monitors import effective_rank, embedding_std
+from .monitors import effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "evaluate",
     "extract",
     "knn_probe",
+    "lidar",
     "linear_probe",
     "mean_iou",
     "probe_data",
@@ -25,4 +26,5 @@ __all__ = [
     "results_table",
     "summary",
     "text_use",
+    "view_embeddings",
 ]

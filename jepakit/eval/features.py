@@ -32,6 +32,7 @@ __all__ = [
     "Features",
     "encoder_fingerprint",
     "extract",
+    "view_embeddings",
 ]
 
 
@@ -225,3 +226,34 @@ def extract(
     if cache is not None:  # atomic_path makes the folder
         feats.save(cache, key)
     return feats
+
+
+@torch.no_grad()
+def view_embeddings(
+    encoder: Encoder,
+    dataset: Any,
+    indices: Sequence[int],
+    *,
+    views: int = 8,
+    crop_scale: tuple[float, float] = (0.3, 1.0),
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Average-pooled tokens [n, views, D] of ``views`` RandomResizedCrops of each readable ``dataset[i]``,
+    drawn per (seed, index): the surrogate classes of LiDAR (the views of one image form a class)."""
+    from ..transforms import random_resized_crop
+
+    was_training = encoder.training
+    encoder.eval().to(device)
+    out = []
+    for i in indices:
+        sample = dataset[int(i)]
+        if sample is None:
+            continue
+        g = torch.Generator().manual_seed(seed * 1_000_003 + int(i))
+        crops = torch.stack([random_resized_crop(sample["image"], crop_scale, g) for _ in range(views)])
+        out.append(encoder(crops.to(device)).mean(1).float().cpu())
+    encoder.train(was_training)
+    if len(out) < 2:
+        raise ValueError(f"LiDAR needs at least 2 readable images; {len(out)} of {len(indices)} were")
+    return torch.stack(out)

@@ -5,6 +5,10 @@
   when they spread over the sphere.
 - ``effective_rank``: RankMe (Garrido et al., ICML 2023), exp of the entropy of the
   normalised singular values; 1 for embeddings on one line, D at most.
+- ``lidar``: LiDAR (Thilak et al., ICLR 2024), the same entropy rank of the linear
+  discriminant matrix Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 of surrogate classes (the views of one
+  image form a class): how many directions separate images beyond how much their own views
+  vary. Between 1 and min(D, images - 1).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["effective_rank", "embedding_std"]
+__all__ = ["effective_rank", "embedding_std", "lidar"]
 
 
 def _flat(z: Tensor) -> Tensor:
@@ -29,6 +33,33 @@ def embedding_std(z: Tensor) -> float:
 
 def effective_rank(z: Tensor, eps: float = 1e-7) -> float:
     """RankMe: exp(-sum p log p), p the singular values of ``z`` [N, D] over their sum."""
-    s = torch.linalg.svdvals(_flat(z).double())
-    p = s / s.sum() + eps
+    return _entropy_rank(torch.linalg.svdvals(_flat(z).double()), eps)
+
+
+def _entropy_rank(values: Tensor, eps: float) -> float:
+    """exp(-sum p log p) of p = values / their sum + eps (RankMe's and LiDAR's smoothing)."""
+    p = values / values.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+def lidar(z: Tensor, delta: float = 1e-4, eps: float = 1e-7) -> float:
+    """LiDAR of ``z`` [n, q, D]: ``q`` views of each of ``n`` images (n >= 2, q >= 2).
+
+    Sigma_b is the (unbiased) covariance of the n image means, Sigma_w the pooled (unbiased)
+    covariance of the views around their image's mean plus ``delta`` I; the result is the entropy rank of the
+    eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 (1 when the image means do not differ)."""
+    if z.ndim != 3 or z.shape[0] < 2 or z.shape[1] < 2:
+        raise ValueError(f"LiDAR needs embeddings [images >= 2, views >= 2, D]; got shape {tuple(z.shape)}")
+    z = z.detach().double()
+    n, q, d = z.shape
+    means = z.mean(1)  # [n, D]
+    centred = means - means.mean(0)
+    between = centred.T @ centred / (n - 1)
+    views = (z - means[:, None]).reshape(-1, d)
+    within = views.T @ views / (n * (q - 1)) + delta * torch.eye(d, dtype=z.dtype)
+    w_vals, w_vecs = torch.linalg.eigh(within)
+    inv_sqrt = w_vecs @ torch.diag(w_vals.rsqrt()) @ w_vecs.T
+    values = torch.linalg.eigvalsh(inv_sqrt @ between @ inv_sqrt).clamp_min(0)
+    if float(values.sum()) <= 0:
+        return 1.0
+    return _entropy_rank(values, eps)

@@ -16,9 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioners.none import NoConditionerConfig
-from ..config import Config, ConfigError, at_least, knob, ordered_pair, slot
+from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens
+from ..losses.embedding import EmbeddingLossConfig
 from ..losses.regression import RegressionLossConfig, SmoothL1Config
 from ..masks.base import MaskerConfig, Masks
 from ..masks.multiblock import MultiBlockConfig
@@ -59,12 +60,24 @@ class JEPAConfig(MethodConfig):
         "which N captions an image with more than N is conditioned on: the first N, or a sample seeded by "
         "(seed, epoch, index) (the TC-JEPA recipes; 'first' is the default so runs saved before it resume exactly)",
     )
+    caption_dropout: float = knob(
+        0.0,
+        "chance that an image is shown no caption in a step, so its targets are predicted as I-JEPA's are "
+        "(ours; 0: the paper, every image conditioned), drawn per (seed, epoch, index)",
+        valid=in_range(0, 1, high_open=True),
+    )
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
     conditioner: Config = slot(NoConditionerConfig(), "conditioner", "acts on every predictor layer (none: I-JEPA)")
     target_updater: Config = slot(EMAConfig(), "target_updater", "where targets come from: ema | frozen | copy")
     loss: Config = slot(SmoothL1Config(), "loss", "regression loss on the predicted target tokens")
+    embedding_loss: Config | None = slot(
+        None,
+        "loss",
+        "regulariser of the context encoder's tokens averaged over each image's context patches (C-JEPA: "
+        "vicreg; none: I-JEPA)",
+    )
     tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
@@ -80,6 +93,7 @@ class JEPAConfig(MethodConfig):
             "patch_size": (enc.patch_size, "encoder.patch_size"),
             "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
             "predictor.width": (pred.embed_dim, "predictor.embed_dim"),
+            "target.width": self.target_width(),
             "predictor.depth": (pred.depth, "predictor.depth"),
             "text.width": (text.embed_dim, "text_encoder.embed_dim") if text is not None else (None, no_text),
             "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
@@ -95,6 +109,11 @@ class JEPAConfig(MethodConfig):
                 f"loss {self.loss.name!r} is not a regression loss; jepa regresses target tokens with "
                 f"{loss_names(RegressionLossConfig)}"
             )
+        if self.embedding_loss is not None and not isinstance(self.embedding_loss, EmbeddingLossConfig):
+            raise ConfigError(
+                f"embedding_loss {self.embedding_loss.name!r} is not a regulariser of embeddings; choose from "
+                f"{loss_names(EmbeddingLossConfig)}"
+            )
         mask = self.masker
         if len(mask.grid) != 2:
             raise ConfigError(
@@ -103,7 +122,20 @@ class JEPAConfig(MethodConfig):
             )
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
-        return self.encoder, ("target_encoder", "encoder")
+        return self.encoder, ("target_encoder", "encoder") if self.teacher_is_encoder() else ("encoder",)
+
+    def teacher_is_encoder(self) -> bool:
+        """Whether the targets come from a second copy of the encoder (EMA, frozen) that is also the
+        evaluated encoder, rather than from the online encoder (copy) or the pixels (pixels)."""
+        return getattr(self.target_updater, "holds_encoder", True)
+
+    def target_width(self) -> tuple[int, str]:
+        """The width of a target patch and where it comes from: the encoder's tokens, or with pixel
+        targets a patch's pixel values (patch_size**2 x channels)."""
+        enc: Any = self.encoder
+        if getattr(self.target_updater, "pixel_targets", False):
+            return enc.patch_size**2 * enc.in_chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
+        return enc.embed_dim, "encoder.embed_dim"
 
     def size(self, batch: int) -> Size:
         """The parts, the target encoder (a frozen copy unless ``copy``), a frozen text encoder, and what
@@ -112,7 +144,7 @@ class JEPAConfig(MethodConfig):
         size = super().size(batch)
         pred: Any = self.predictor
         tok: Any = self.tokenizer
-        if self.target_updater.name != "copy":
+        if self.teacher_is_encoder():
             size.fixed["target_encoder"] = size.params["encoder"]
             size.drivers["target_encoder"] = size.drivers["encoder"]
         text_tower_fixed(size, self.text_encoder)
@@ -130,6 +162,14 @@ class JEPAConfig(MethodConfig):
                 f"tokenizer.max_length={tok.max_length}",
             ]
         return size
+
+
+def masked_mean(tokens: Tensor, valid: Tensor | None) -> Tensor:
+    """Tokens [R, K, D] averaged over their valid positions (``valid`` bool [R, K]; None: all) -> [R, D]."""
+    if valid is None:
+        return tokens.mean(1)
+    w = valid.to(tokens.dtype)[..., None]
+    return (tokens * w).sum(1) / w.sum(1).clamp_min(1.0)
 
 
 def pick_captions(captions: list[str], n: int, generator: torch.Generator) -> list[str]:
@@ -158,6 +198,7 @@ class JEPA(Method):
         self.target_encoder = self.target_updater.make_target(self.encoder)
         self.loss_fn = cfg.loss.build()
         # text last, so the image side initialises exactly as I-JEPA's for the same seed
+        self.embedding_loss = cfg.embedding_loss.build() if cfg.embedding_loss is not None else None
         self.tokenizer = cfg.tokenizer.build() if cfg.tokenizer is not None else None
         self.text_encoder = cfg.text_encoder.build() if cfg.text_encoder is not None else None
         text_dim = getattr(cfg.conditioner, "text_dim", None)
@@ -197,6 +238,8 @@ class JEPA(Method):
         )
         parts = {"predict": self.loss_fn(pred, targets, masks.targets_valid)}
         parts.update(self.conditioner.losses(hook))
+        if self.embedding_loss is not None:
+            parts.update(self.embedding_loss(masked_mean(z, masks.context_valid)))
         return {"loss": torch.stack(list(parts.values())).sum(), **parts, **self.conditioner.metrics(hook)}
 
     def encode_text(self, text: Any, batch: int, device: torch.device) -> TextFeatures | None:
@@ -219,8 +262,9 @@ class JEPA(Method):
 
     @torch.no_grad()
     def forward_target(self, images: Tensor, masks: Masks) -> Tensor:
-        """Target tokens [R, M, Kt, D]: the target encoder on whole images, gathered at the targets."""
-        h = self.eval_encoder()(images)
+        """Target tokens [R, M, Kt, D]: the target encoder (or the patches' pixels) on whole images,
+        gathered at the targets."""
+        h = (self.target_encoder if self.target_encoder is not None else self.encoder)(images)
         if masks.repeats > 1:
             h = h.repeat(masks.repeats, 1, 1)
         return gather_tokens(h, masks.targets)
@@ -279,6 +323,12 @@ class JEPA(Method):
             if self.tokenizer is not None and self.config.caption_choice == "sample":
                 n = self.tokenizer.config.max_captions
                 captions = [pick_captions(c, n, draw.sample(k, salt=1)) for k, c in enumerate(captions)]
+            if self.config.caption_dropout > 0:
+                p = self.config.caption_dropout
+                captions = [
+                    [] if float(torch.rand((), generator=draw.sample(k, salt=2))) < p else c
+                    for k, c in enumerate(captions)
+                ]
             batch["text"] = self.tokenizer(captions) if self.tokenizer is not None else captions
         return batch
 
@@ -307,7 +357,11 @@ class JEPA(Method):
         return blocks_then_modules([self.encoder, self.target_encoder, self.predictor, self.conditioner, text])
 
     def eval_encoder(self) -> nn.Module:
-        return self.target_encoder if self.target_encoder is not None else self.encoder
+        """The encoder probed and exported: the teacher when it is a copy of the encoder (I-JEPA's target
+        encoder), else the online encoder (copy, pixel targets)."""
+        if self.target_encoder is not None and self.config.teacher_is_encoder():
+            return self.target_encoder
+        return self.encoder
 
     def embeddings(self, batch: Mapping[str, Any]) -> Tensor:
         """The evaluated encoder's average-pooled tokens of the batch's images [B, D]."""

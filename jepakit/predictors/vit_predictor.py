@@ -6,7 +6,8 @@ Context tokens are projected to the predictor width and given their sin-cos
 positions; each target block contributes one learnable mask token per target patch
 plus that patch's position. The context is repeated once per target block and
 concatenated with the block's mask tokens; after the blocks, a LayerNorm and a
-projection back to the encoder width give the predictions at the mask tokens.
+projection back to the encoder width (or to ``out_dim``: a patch's pixels as an MAE decoder) give
+the predictions at the mask tokens.
 """
 
 from __future__ import annotations
@@ -42,12 +43,20 @@ class ViTPredictorConfig(TransformerConfig):
     encoder_dim: int | None = knob(
         None, "width of the encoder tokens read and predicted", follows="encoder.width", valid=at_least(1)
     )
+    out_dim: int | None = knob(
+        None,
+        "width of the predictions: the targets' (encoder tokens: encoder_dim; pixel targets: patch_size**2 x channels)",
+        follows="target.width",
+        valid=at_least(1),
+        required=False,
+    )
 
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the input and output projections, the mask token."""
         params, _ = super().param_count()
         width, enc = self.embed_dim, self.encoder_dim or self.embed_dim
-        return params + 2 * enc * width + enc + 2 * width, 0.0
+        out = self.out_dim or enc
+        return params + enc * width + width + out * width + out + width, 0.0
 
 
 @register("predictor", "vit-predictor", ViTPredictorConfig)
@@ -62,7 +71,7 @@ class ViTPredictor(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
-        self.predictor_proj = nn.Linear(cfg.embed_dim, encoder_dim)
+        self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.out_dim or encoder_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
@@ -99,7 +108,7 @@ class ViTPredictor(nn.Module):
             hook: a conditioner's hook, called on the input and at every layer.
 
         Returns:
-            predictions [R, M, Kt, encoder_dim].
+            predictions [R, M, Kt, out_dim or encoder_dim].
         """
         rows, kc, _ = z.shape
         if z.shape[-1] != self.config.encoder_dim:

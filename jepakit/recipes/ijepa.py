@@ -144,22 +144,20 @@ CPU_TRAIN = dict(
 )
 
 
-def cpu_config(cfg: Experiment) -> Experiment:
+def cpu_config(cfg: Experiment, ema: bool = True) -> Experiment:
     """``cfg`` shrunk to the CPU preset: 64 px, ViT 192/6 with 8 px patches, predictor 192/3, 300 steps.
 
     The EMA teacher starts at momentum 0.99 (time constant 100 steps) instead of 0.996 (250 steps,
     most of a 300-step run): a teacher that barely moves teaches little in a short run (quality gate
-    in benchmarks/RESULTS.md: count 0.59 -> 0.65; 0.999 gives 0.51)."""
-    return apply_overrides(
-        cfg,
-        {
-            "image_size": 64,
-            "encoder": CPU_SIZE,
-            "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
-            "target_updater": {"momentum_start": 0.99},
-            "train": CPU_TRAIN,
-        },
-    )
+    in benchmarks/RESULTS.md: count 0.59 -> 0.65; 0.999 gives 0.51); ``ema=False`` leaves a target
+    updater without momentum (pixel targets) as it is."""
+    fields = {
+        "image_size": 64,
+        "encoder": CPU_SIZE,
+        "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
+        "train": CPU_TRAIN,
+    }
+    return apply_overrides(cfg, {**fields, "target_updater": {"momentum_start": 0.99}} if ema else fields)
 
 
 @register_recipe(

@@ -1,6 +1,6 @@
-"""Target updaters: EMA, frozen teacher, stop-gradient copy."""
+"""Target updaters: EMA, frozen teacher, stop-gradient copy, the image's own pixels."""
 
-from . import copy, ema, frozen  # noqa: F401  (registers)
+from . import copy, ema, frozen, pixels  # noqa: F401  (registers)
 from .base import TargetUpdater
 
 __all__ = ["TargetUpdater"]

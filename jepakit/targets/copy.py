@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -15,7 +16,8 @@ __all__ = ["CopyConfig", "CopyUpdater"]
 
 @dataclass(frozen=True)
 class CopyConfig(Config):
-    pass
+    #: no second copy of the encoder's weights (the online encoder gives the targets)
+    holds_encoder: ClassVar[bool] = False
 
 
 @register("target_updater", "copy", CopyConfig)

@@ -1,0 +1,68 @@
+"""Pixel targets (MAE; SALT's stage 1): the regression targets are the image's own patches.
+
+No teacher network: the "target module" cuts the image, normalised as the encoder sees it,
+into patches of ``patch_size`` px flattened to ``patch_size**2 * channels`` values (pixel rows,
+then columns, then channels, as MAE's ``patchify``), and by default normalises each patch's
+values to zero mean and unit variance (MAE's ``norm_pix_loss``: the unbiased variance, eps 1e-6).
+The predictor's output width is then the patch's value count (``predictor.out_dim``), and the
+method evaluates its online encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..config import Config, knob
+from ..registry import register
+from .base import TargetUpdater
+
+__all__ = ["PatchPixels", "PixelsConfig", "PixelsUpdater"]
+
+
+@dataclass(frozen=True)
+class PixelsConfig(Config):
+    norm_pix: bool = knob(True, "normalise each patch's values to zero mean and unit variance (MAE's norm_pix_loss)")
+    #: the target is no copy of the encoder: nothing to evaluate, shard or count but the online encoder
+    holds_encoder: ClassVar[bool] = False
+    #: a target patch is its pixel values: the predictor's output width follows the patch
+    pixel_targets: ClassVar[bool] = True
+
+
+class PatchPixels(nn.Module):
+    """Images [B, C, H, W] in [0, 1] -> per-patch pixel values [B, N, p * p * C] (raster order of patches)."""
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, patch_size: int, mean: Tensor, std: Tensor, norm_pix: bool, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.patch_size, self.norm_pix, self.eps = patch_size, norm_pix, eps
+        self.register_buffer("mean", mean.detach().clone().view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.detach().clone().view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        p = self.patch_size
+        if images.shape[-2] % p or images.shape[-1] % p:
+            raise ValueError(f"images {tuple(images.shape[-2:])} are not divisible into {p} px patches")
+        x = rearrange((images - self.mean) / self.std, "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)
+        if not self.norm_pix:
+            return x
+        return (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + self.eps).sqrt()
+
+
+@register("target_updater", "pixels", PixelsConfig)
+class PixelsUpdater(TargetUpdater):
+    """The targets are the image's patches (normalised as the encoder normalises its input); nothing moves."""
+
+    config: PixelsConfig
+
+    def make_target(self, online: nn.Module) -> nn.Module:
+        for name in ("patch_size", "pixel_mean", "pixel_std"):
+            if not hasattr(online, name):
+                raise TypeError(f"pixel targets need an encoder with {name} (a ViT); got {type(online).__name__}")
+        patch: int = online.patch_size  # type: ignore[assignment]
+        return PatchPixels(patch, online.pixel_mean, online.pixel_std, self.config.norm_pix)  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""C-JEPA: VICReg's variance and covariance terms against their formulas, over the global batch under
+torchrun, on the context encoder's pooled tokens (padding never counts), and in the JEPA method's loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jepakit import ConfigError, get_config
+from jepakit.losses.embedding import VICRegTermsConfig
+from jepakit.methods.jepa import masked_mean
+
+from conftest import batch, ddp_mean, tiny_config
+
+
+def textbook(z: torch.Tensor, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """VICReg (Bardes et al., 2022, eq. 1 and 4): mean over dimensions of max(0, 1 - sqrt(Var + eps)),
+    and the squared off-diagonal entries of the covariance matrix summed and divided by D."""
+    b, d = z.shape
+    zc = z - z.mean(0)
+    cov = zc.T @ zc / (b - 1)
+    variance = torch.clamp(1 - torch.sqrt(torch.diagonal(cov) + eps), min=0).mean()
+    off = cov - torch.diag(torch.diagonal(cov))
+    return variance, off.square().sum() / d
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(2, 16), d=st.integers(1, 12), scale=st.floats(0.01, 3.0), seed=st.integers(0, 10**6))
+def test_vicreg_terms_equal_their_formulas_times_their_weights(b, d, scale, seed):
+    z = scale * torch.randn(b, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    terms = VICRegTermsConfig(variance_weight=2.0, covariance_weight=0.5).build()(z)
+    variance, covariance = textbook(z.float())
+    torch.testing.assert_close(terms["variance"], 2.0 * variance)
+    torch.testing.assert_close(terms["covariance"], 0.5 * covariance)
+
+
+def test_vicreg_is_zero_on_whitened_data_and_large_on_collapsed_data():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4096, 8, generator=g)
+    z = (z - z.mean(0)) @ torch.linalg.inv(torch.linalg.cholesky(torch.cov(z.T)).T)  # exactly identity covariance
+    terms = VICRegTermsConfig().build()(z)
+    assert terms["variance"] < 1e-3 and terms["covariance"] < 1e-8
+    collapsed = VICRegTermsConfig().build()(torch.ones(64, 8) + 1e-3 * torch.randn(64, 8, generator=g))
+    assert collapsed["variance"] > 0.95
+
+
+def test_a_batch_of_one_is_an_error_not_a_zero_variance():
+    with pytest.raises(ValueError, match="at least 2"):
+        VICRegTermsConfig().build()(torch.randn(1, 8))
+
+
+def _terms_and_grads(rows: slice) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(8, 6, generator=g), torch.randn(6, 5, generator=g).requires_grad_(True)
+    terms = VICRegTermsConfig().build()(0.3 * x[rows] @ w)  # std below 1: the hinge is active
+    torch.stack(list(terms.values())).sum().backward()
+    return [terms["variance"].detach(), terms["covariance"].detach(), w.grad]
+
+
+def _share(rank: int, world: int) -> list[torch.Tensor]:
+    share = 8 // world
+    return _terms_and_grads(slice(rank * share, (rank + 1) * share))
+
+
+@pytest.mark.distributed
+def test_two_processes_take_the_statistics_of_the_global_batch(tmp_path):
+    ranks = ddp_mean(_share, tmp_path)
+    for got, want in zip(ranks, _terms_and_grads(slice(None)), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(_terms_and_grads(slice(0, 4))[0], ranks[0]), "half the batch alone differs"
+
+
+@settings(max_examples=20, deadline=None)
+@given(r=st.integers(1, 5), k=st.integers(1, 7), seed=st.integers(0, 10**6))
+def test_pooling_averages_the_real_context_tokens_and_ignores_padding(r, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(r, k, 4, generator=g, dtype=torch.float64)
+    valid = torch.rand(r, k, generator=g) < 0.6
+    valid[:, 0] = True  # every row has a context patch
+    pooled = masked_mean(tokens, valid)
+    for i in range(r):
+        torch.testing.assert_close(pooled[i], tokens[i, valid[i]].mean(0))
+    noisy = torch.where(valid[..., None], tokens, torch.randn(r, k, 4, generator=g, dtype=torch.float64))
+    torch.testing.assert_close(masked_mean(noisy, valid), pooled, rtol=0, atol=0)
+    torch.testing.assert_close(masked_mean(tokens, None), tokens.mean(1))
+
+
+def test_the_jepa_loss_adds_the_terms_of_the_pooled_context():
+    torch.manual_seed(0)
+    model = tiny_config("ijepa", masker={"min_keep": 4}, embedding_loss="vicreg").build()
+    x, m = batch(model)
+    out = model(x, m)
+    assert set(out) >= {"loss", "predict", "variance", "covariance"}
+    torch.testing.assert_close(out["loss"], out["predict"] + out["variance"] + out["covariance"])
+    want = model.embedding_loss(masked_mean(model.forward_context(x, m), m.context_valid))
+    torch.testing.assert_close(out["variance"], want["variance"])
+    out["variance"].backward()
+    assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0, "the terms train the context encoder"
+    assert all(p.grad is None for p in model.predictor.parameters()), "and not the predictor"
+
+
+def test_the_regulariser_slot_takes_only_an_embedding_loss():
+    with pytest.raises(ConfigError, match=r"not a regulariser of embeddings.*vicreg"):
+        get_config("ijepa-cpu", embedding_loss="smooth-l1")
+    with pytest.raises(ConfigError, match="not a regression loss"):
+        get_config("ijepa-cpu", loss="vicreg")
+    assert get_config("c-jepa-cpu").method.embedding_loss.name == "vicreg"
+    assert get_config("ijepa-cpu").method.embedding_loss is None
