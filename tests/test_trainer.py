@@ -266,3 +266,34 @@ def test_paper_size_recipes_carry_the_papers_schedule_in_epochs():
         assert (t.epochs, t.warmup_epochs, t.steps, t.batch_size, t.precision) == (epochs, 40, None, 2048, "bf16")
         assert (t.start_lr, t.lr, t.final_lr, t.weight_decay, t.final_weight_decay) == (2e-4, 1e-3, 1e-6, 0.04, 0.4)
     assert get_config("ijepa-cpu").train.steps == 300 and get_config("tc-jepa-cpu").train.epochs is None
+
+
+def test_online_probes_log_linear_and_knn_accuracies_of_the_evaluated_encoder(tmp_path):
+    """Every online_probe_every steps (and the last), probe/<probe>/<task> for each of the data's labels,
+    equal to probing the saved run's evaluated encoder on the same slice; off by default."""
+    from jepakit.eval import online_probe
+    from jepakit.runs import load_method
+
+    probe = {"online_probe_every": 4, "online_probe_images": [16, 8, 16]}
+    cfg = experiment(data={"size": 48}, train={**TRAIN, **probe})
+    train(cfg, tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    probed = [r for r in records if "probe/linear/count" in r]
+    assert [r["step"] for r in probed] == [4, 6]
+    keys = {f"probe/{p}/{t}" for p in ("linear", "knn") for t in ("count", "relation", "shapes")}
+    assert keys <= set(probed[-1]) and all(0 <= probed[-1][k] <= 1 for k in keys)
+    again = online_probe(load_method(tmp_path).eval_encoder(), cfg.data.build(), (16, 8, 16), cfg.train.seed)
+    assert all(again[k] == pytest.approx(probed[-1][k]) for k in keys)
+    off = tmp_path / "off"
+    train(experiment(), off, progress=False)
+    assert not any(
+        k.startswith("probe/") for line in (off / "log.jsonl").read_text().splitlines() for k in json.loads(line)
+    )
+
+
+def test_online_probes_refuse_too_little_data_and_fsdp():
+    with pytest.raises(ConfigError, match=r"online_probe_every=2 with train.fsdp=true"):
+        experiment(train={**TRAIN, "online_probe_every": 2, "fsdp": True})
+    cfg = experiment(train={**TRAIN, "online_probe_every": 2, "online_probe_images": [16, 8, 16]})
+    with pytest.raises(ConfigError, match=r"online_probe_images=\[16, 8, 16\] need 40 images; data 'scenes' has 16"):
+        train(cfg, "/tmp/never-written", progress=False)

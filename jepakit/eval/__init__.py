@@ -1,7 +1,7 @@
 """Evaluation: frozen-feature probes (linear, kNN, attentive, dense) and collapse monitors."""
 
 from .diagnostics import text_use
-from .evaluate import PROBES, evaluate, probe_data, results_table, summary
+from .evaluate import PROBES, evaluate, online_probe, probe_data, results_table, summary
 from .features import Features, extract, view_embeddings
 from .floor import random_encoder, random_floor
 from .monitors import effective_rank, embedding_std, lidar
@@ -20,6 +20,7 @@ __all__ = [
     "lidar",
     "linear_probe",
     "mean_iou",
+    "online_probe",
     "probe_data",
     "random_encoder",
     "random_floor",

@@ -34,7 +34,7 @@ from ..checkpoint import (
     load_checkpoint,
     upgrade_checkpoint,
 )
-from ..config import Config, ConfigError, at_least, config_diff, knob, ordered_pair, positive, to_dict
+from ..config import Config, ConfigError, at_least, config_diff, each, knob, ordered_pair, positive, to_dict
 from ..progress import Bars
 from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
@@ -93,6 +93,17 @@ class TrainConfig(Config):
         "at least 4x this many images; 0: never)",
         valid=at_least(0),
     )
+    online_probe_every: int = knob(
+        0,
+        "steps between online probes (0: off): linear and kNN on the evaluated encoder's average-pooled tokens "
+        "of the data's last images, logged as probe/<probe>/<task> (labelled data only)",
+        valid=at_least(0),
+    )
+    online_probe_images: tuple[int, int, int] = knob(
+        (512, 128, 512),
+        "the online probes' train, val and test images, the last of the training data in that order",
+        valid=each(at_least(1)),
+    )
     checkpoint_every: int = knob(200, "steps between checkpoints (and one at the end)", valid=at_least(1))
     keep_checkpoints: int = knob(3, "newest checkpoints kept", valid=at_least(1))
     nonfinite: Literal["stop", "skip"] = knob("stop", "on a NaN/inf loss: stop naming the step, or skip the step")
@@ -124,6 +135,11 @@ class TrainConfig(Config):
             raise ConfigError(f"{t}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
         if self.epochs is not None and self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
             raise ConfigError(f"{t}.warmup_epochs={self.warmup_epochs} must lie in [0, epochs={self.epochs}]")
+        if self.fsdp and self.online_probe_every:
+            raise ConfigError(
+                f"{t}.online_probe_every={self.online_probe_every} with {t}.fsdp=true: the online probes run the "
+                "encoder on rank 0 alone, which a sharded encoder cannot; probe the checkpoints with jepakit probe"
+            )
         for name in self.loggers:
             config_class("logger", name, where=f"{self.type_id()}.loggers")
         if len(set(self.loggers)) != len(self.loggers):
@@ -166,6 +182,7 @@ class Trainer:
         schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
         (``StopSignals``): the result's ``stopped`` then names the signal.
         """
+        from ..eval.evaluate import online_probe
         from ..eval.monitors import effective_rank, embedding_std
 
         cfg = self.config
@@ -199,6 +216,11 @@ class Trainer:
         method = experiment.build().to(device)
         data = experiment.data.build()
         steps, warmup_steps = run_length(cfg, len(data))
+        if cfg.online_probe_every and sum(cfg.online_probe_images) > len(data):
+            raise ConfigError(
+                f"train.online_probe_images={list(cfg.online_probe_images)} need {sum(cfg.online_probe_images)} "
+                f"images; data {experiment.data.name!r} has {len(data)}"
+            )
         method.prepare(data, state["method_state"] if state is not None else None)
         spread = _Parallel(method, device, world, cfg.fsdp)
         groups = method.param_groups()
@@ -358,13 +380,16 @@ class Trainer:
                             "direction; lower the learning rate, start the EMA lower, or check the input normalisation",
                         )
                     collapsed = collapsing
+                probed = bool(cfg.online_probe_every) and (done % cfg.online_probe_every == 0 or done == steps)
+                if probed and rank == 0:  # the evaluated encoder is whole on rank 0 (DDP's replica)
+                    record.update(online_probe(method.eval_encoder(), data, cfg.online_probe_images, cfg.seed))
                 logging = done % cfg.log_every == 0 or done == steps
                 if logging:
                     elapsed = time.perf_counter() - tic
                     record["images_per_s"] = seen / elapsed
                     tic, seen = time.perf_counter(), 0
                     emit(" ".join(f"{k}={v:.4g}" for k, v in {"step": done, **record}.items()))
-                if logging or monitored:
+                if logging or monitored or probed:
                     records.append({"step": done, **record})
                     for logger in loggers:
                         logger.log(done, record)
