@@ -138,3 +138,29 @@ def ddp_mean(compute: Any, tmp_path: Path, world: int = 2) -> list[torch.Tensor]
     out = tmp_path / "ranks.pt"
     mp.spawn(_mean_over_ranks, args=(world, str(tmp_path / "init"), compute, str(out)), nprocs=world, join=True)
     return torch.load(out, weights_only=True)
+
+
+def embedding_terms_and_grads(cfg: Any, rows: slice) -> list[torch.Tensor]:
+    """An embedding loss's terms, and the gradient of their sum, on ``rows`` of 8 fixed inputs [8, 6] through
+    a projection [6, 5] (scaled so that a std hinge is active)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(8, 6, generator=g), torch.randn(6, 5, generator=g).requires_grad_(True)
+    terms = cfg.build()(0.3 * x[rows] @ w, step=7)
+    torch.stack(list(terms.values())).sum().backward()
+    return [*(t.detach() for t in terms.values()), w.grad]
+
+
+def embedding_share(cfg: Any, rank: int, world: int) -> list[torch.Tensor]:
+    """``embedding_terms_and_grads`` on this rank's share of the 8 inputs (for ``ddp_mean``)."""
+    share = 8 // world
+    return embedding_terms_and_grads(cfg, slice(rank * share, (rank + 1) * share))
+
+
+def check_global_batch(cfg: Any, tmp_path: Path) -> None:
+    """2 gloo processes holding half the batch each give one process's terms and gradients of the whole."""
+    import functools
+
+    ranks = ddp_mean(functools.partial(embedding_share, cfg), tmp_path)
+    for got, want in zip(ranks, embedding_terms_and_grads(cfg, slice(None)), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(embedding_terms_and_grads(cfg, slice(0, 4))[0], ranks[0]), "half the batch differs"

@@ -1,4 +1,4 @@
-"""Regularisers on a batch of embeddings [B, D], against collapse (C-JEPA's VICReg terms).
+"""Regularisers on a batch of embeddings [B, D], against collapse: C-JEPA's VICReg terms, LeJEPA's SIGReg.
 
 They read one embedding per image (the method decides which: for ``jepa``, the context
 encoder's tokens averaged over the context patches) and return named, weighted terms that the
@@ -20,7 +20,15 @@ from torch import Tensor, nn
 from ..config import Config, at_least, knob, positive
 from ..registry import register
 
-__all__ = ["EmbeddingLoss", "EmbeddingLossConfig", "VICRegTerms", "VICRegTermsConfig"]
+__all__ = [
+    "EmbeddingLoss",
+    "EmbeddingLossConfig",
+    "SIGReg",
+    "SIGRegConfig",
+    "VICRegTerms",
+    "VICRegTermsConfig",
+    "epps_pulley",
+]
 
 
 @dataclass(frozen=True)
@@ -32,11 +40,12 @@ class EmbeddingLoss(nn.Module, abc.ABC):
     """Named, weighted terms of a batch of embeddings [B, D] (B >= 2: they are batch statistics)."""
 
     @abc.abstractmethod
-    def terms(self, z: Tensor) -> dict[str, Tensor]:
-        """The weighted terms of the global batch ``z`` [B, D]."""
+    def terms(self, z: Tensor, step: int) -> dict[str, Tensor]:
+        """The weighted terms of the global batch ``z`` [B, D] at optimiser step ``step``."""
 
-    def forward(self, z: Tensor) -> dict[str, Tensor]:
-        """The weighted terms of ``z`` [B, D], this rank's share of the batch under torchrun."""
+    def forward(self, z: Tensor, step: int | None = None) -> dict[str, Tensor]:
+        """The weighted terms of ``z`` [B, D], this rank's share of the batch under torchrun; ``step``
+        seeds what a term draws afresh each step (the same on every rank)."""
         if z.ndim != 2:
             raise ValueError(f"{type(self).__name__} takes embeddings [B, D]; got shape {tuple(z.shape)}")
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -48,7 +57,7 @@ class EmbeddingLoss(nn.Module, abc.ABC):
                 f"{type(self).__name__} needs a batch of at least 2 embeddings (a variance and a covariance "
                 f"are batch statistics); got {z.shape[0]}"
             )
-        return self.terms(z)
+        return self.terms(z, step or 0)
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class VICRegTerms(EmbeddingLoss):
         super().__init__()
         self.config = cfg
 
-    def terms(self, z: Tensor) -> dict[str, Tensor]:
+    def terms(self, z: Tensor, step: int) -> dict[str, Tensor]:
         from lightly.loss.vicreg_loss import covariance_loss, variance_loss
 
         z = z.float()
@@ -88,3 +97,56 @@ class VICRegTerms(EmbeddingLoss):
             "variance": cfg.variance_weight * variance_loss(z, eps=cfg.eps),
             "covariance": cfg.covariance_weight * covariance_loss(z),
         }
+
+
+def epps_pulley(x: Tensor, t_max: float = 3.0, points: int = 17) -> Tensor:
+    """Epps-Pulley statistic of each column of ``x`` [N, M] against the standard normal:
+    N * integral over [-t_max, t_max] of |ecf(t) - exp(-t^2/2)|^2 exp(-t^2/2) dt, where ecf is the
+    empirical characteristic function; the integrand is even, so the trapezoid rule runs on
+    ``points`` nodes of [0, t_max] with doubled weights. Returns [M]."""
+    t = torch.linspace(0.0, t_max, points, device=x.device, dtype=x.dtype)
+    phi = torch.exp(-0.5 * t.square())
+    dt = t_max / (points - 1)
+    weights = torch.full_like(t, 2 * dt)
+    weights[[0, -1]] = dt
+    xt = x[..., None] * t  # [N, M, T]
+    err = (xt.cos().mean(0) - phi).square() + xt.sin().mean(0).square()  # [M, T]: |ecf - phi|^2
+    return x.shape[0] * (err @ (weights * phi))
+
+
+@dataclass(frozen=True)
+class SIGRegConfig(EmbeddingLossConfig):
+    weight: float = knob(
+        0.05,
+        "weight of the statistic (LeJEPA: lambda = 0.05, its prediction loss weighted 1 - lambda)",
+        valid=at_least(0),
+    )
+    num_slices: int = knob(
+        1024, "random unit directions the embeddings are projected on, redrawn each step", valid=at_least(1)
+    )
+    t_max: float = knob(3.0, "the quadrature's range [0, t_max] (the integrand is even)", valid=positive())
+    points: int = knob(17, "trapezoid nodes on [0, t_max]", valid=at_least(2))
+    seed: int = knob(0, "seed of the directions, with the step: the same directions on every rank", valid=at_least(0))
+
+
+@register("loss", "sigreg", SIGRegConfig)
+class SIGReg(EmbeddingLoss):
+    """LeJEPA's sketched isotropic Gaussian regulariser: the mean over ``num_slices`` random unit
+    directions of the Epps-Pulley statistic of the embeddings' projections against N(0, 1)."""
+
+    config: SIGRegConfig
+
+    def __init__(self, cfg: SIGRegConfig) -> None:
+        super().__init__()
+        self.config = cfg
+
+    def directions(self, dim: int, step: int) -> Tensor:
+        """[dim, num_slices] unit columns, a function of (seed, step) alone."""
+        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        a = torch.randn(dim, self.config.num_slices, generator=g, dtype=torch.float64)
+        return a / a.norm(dim=0)
+
+    def terms(self, z: Tensor, step: int) -> dict[str, Tensor]:
+        cfg = self.config
+        x = z.float() @ self.directions(z.shape[1], step).to(device=z.device, dtype=torch.float32)
+        return {"sigreg": cfg.weight * epps_pulley(x, cfg.t_max, cfg.points).mean()}

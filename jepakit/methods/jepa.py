@@ -239,7 +239,7 @@ class JEPA(Method):
         parts = {"predict": self.loss_fn(pred, targets, masks.targets_valid)}
         parts.update(self.conditioner.losses(hook))
         if self.embedding_loss is not None:
-            parts.update(self.embedding_loss(masked_mean(z, masks.context_valid)))
+            parts.update(self.embedding_loss(masked_mean(z, masks.context_valid), step))
         return {"loss": torch.stack(list(parts.values())).sum(), **parts, **self.conditioner.metrics(hook)}
 
     def encode_text(self, text: Any, batch: int, device: torch.device) -> TextFeatures | None:
