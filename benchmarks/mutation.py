@@ -587,7 +587,7 @@ MUTANTS = [
     Mutant(
         "vicreg-pool-padding",
         M + "methods/jepa.py",
-        "parts.update(self.embedding_loss(masked_mean(z, masks.context_valid), step))",
+        "parts.update(self.embedding_loss(pooled_context(z, masks.context_valid), step))",
         "parts.update(self.embedding_loss(z.mean(1), step))",
         (T + "test_cjepa.py",),
         "C-JEPA's pooled context averages the padding tokens too",

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from jepakit import ConfigError, get_config
 from jepakit.losses.embedding import VICRegTermsConfig
-from jepakit.methods.jepa import masked_mean
+from jepakit.methods.jepa import pooled_context
 
 from conftest import batch, check_global_batch, tiny_config
 
@@ -63,12 +63,12 @@ def test_pooling_averages_the_real_context_tokens_and_ignores_padding(r, k, seed
     tokens = torch.randn(r, k, 4, generator=g, dtype=torch.float64)
     valid = torch.rand(r, k, generator=g) < 0.6
     valid[:, 0] = True  # every row has a context patch
-    pooled = masked_mean(tokens, valid)
+    pooled = pooled_context(tokens, valid)
     for i in range(r):
         torch.testing.assert_close(pooled[i], tokens[i, valid[i]].mean(0))
     noisy = torch.where(valid[..., None], tokens, torch.randn(r, k, 4, generator=g, dtype=torch.float64))
-    torch.testing.assert_close(masked_mean(noisy, valid), pooled, rtol=0, atol=0)
-    torch.testing.assert_close(masked_mean(tokens, None), tokens.mean(1))
+    torch.testing.assert_close(pooled_context(noisy, valid), pooled, rtol=0, atol=0)
+    torch.testing.assert_close(pooled_context(tokens, None), tokens.mean(1))
 
 
 def test_the_jepa_loss_adds_the_terms_of_the_pooled_context():
@@ -78,7 +78,7 @@ def test_the_jepa_loss_adds_the_terms_of_the_pooled_context():
     out = model(x, m)
     assert set(out) >= {"loss", "predict", "variance", "covariance"}
     torch.testing.assert_close(out["loss"], out["predict"] + out["variance"] + out["covariance"])
-    want = model.embedding_loss(masked_mean(model.forward_context(x, m), m.context_valid))
+    want = model.embedding_loss(pooled_context(model.forward_context(x, m), m.context_valid))
     torch.testing.assert_close(out["variance"], want["variance"])
     out["variance"].backward()
     assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0, "the terms train the context encoder"

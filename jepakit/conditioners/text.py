@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config, ConfigError, Valid, at_least, knob, resolved
-from ..layers.transformer import Packing
+from ..layers.transformer import Packing, masked_mean
 from ..text.batch import TextFeatures
 from .base import Conditioner
 
@@ -89,8 +89,7 @@ class CaptionPool(nn.Module):
         if self.mode == "mean":
             if everywhere:
                 return x.mean(dim)
-            w = v.to(x.dtype)
-            return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)
+            return masked_mean(x, v, dim)
         assert self.score is not None and dim == 1
         logits = self.score(x).masked_fill(~v, float("-inf"))  # [B, N, L, 1]
         weights = torch.nan_to_num(logits.softmax(1))  # a row with no caption: all zero

@@ -216,19 +216,6 @@ def _heads(dim: int) -> int:
     return next(h for h in (4, 3, 2, 1) if dim % h == 0)
 
 
-class _Tail:
-    """The last ``n`` samples of ``data``, indexed from 0 (the online probes' slice)."""
-
-    def __init__(self, data: Any, n: int) -> None:
-        self.data, self.start, self.n = data, len(data) - n, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> Any:
-        return self.data[self.start + index]
-
-
 def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed: int = 0) -> dict[str, float]:
     """Linear and kNN probes of ``encoder``'s average-pooled tokens on the last ``sum(sizes)`` samples of
     ``data`` (train, val, test in that order), as flat records: ``{"probe/linear/count": accuracy, ...}``.
@@ -238,9 +225,8 @@ def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed:
     need = sum(sizes)
     if need > len(data):
         raise ValueError(f"online probes need {need} images (train, val, test {sizes}); the data has {len(data)}")
-    results = evaluate(
-        encoder, _Tail(data, need), train=sizes[0], val=sizes[1], test=sizes[2], probes=("linear", "knn"), seed=seed
-    )
+    tail = torch.utils.data.Subset(data, range(len(data) - need, len(data)))
+    results = evaluate(encoder, tail, train=sizes[0], val=sizes[1], test=sizes[2], probes=("linear", "knn"), seed=seed)
     flat = {
         f"probe/{probe}/{task}": float(accuracy)
         for probe in ("linear", "knn")

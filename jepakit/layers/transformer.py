@@ -29,6 +29,7 @@ __all__ = [
     "init_weights",
     "layer_norm",
     "make_blocks",
+    "masked_mean",
     "padding_bias",
 ]
 
@@ -358,3 +359,10 @@ def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
     flat = index.reshape(b, -1)
     out = torch.gather(x, 1, flat[..., None].expand(-1, -1, d))
     return out.reshape(*index.shape, d)
+
+
+def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
+    """``x`` averaged over ``dim`` where ``mask`` (bool, broadcastable to ``x``) is True; zero where no
+    entry is (a row of padding only)."""
+    w = mask.to(x.dtype)
+    return (x * w).sum(dim) / w.sum(dim).clamp_min(1.0)

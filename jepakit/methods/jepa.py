@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
-from ..layers.transformer import gather_tokens
+from ..layers.transformer import gather_tokens, masked_mean
 from ..losses.embedding import EmbeddingLossConfig
 from ..losses.regression import RegressionLossConfig, SmoothL1Config
 from ..masks.base import MaskerConfig, Masks
@@ -164,12 +164,9 @@ class JEPAConfig(MethodConfig):
         return size
 
 
-def masked_mean(tokens: Tensor, valid: Tensor | None) -> Tensor:
-    """Tokens [R, K, D] averaged over their valid positions (``valid`` bool [R, K]; None: all) -> [R, D]."""
-    if valid is None:
-        return tokens.mean(1)
-    w = valid.to(tokens.dtype)[..., None]
-    return (tokens * w).sum(1) / w.sum(1).clamp_min(1.0)
+def pooled_context(tokens: Tensor, valid: Tensor | None) -> Tensor:
+    """Context tokens [R, K, D] averaged over the real ones (``valid`` bool [R, K]; None: all) -> [R, D]."""
+    return tokens.mean(1) if valid is None else masked_mean(tokens, valid[..., None], 1)
 
 
 def pick_captions(captions: list[str], n: int, generator: torch.Generator) -> list[str]:
@@ -239,7 +236,7 @@ class JEPA(Method):
         parts = {"predict": self.loss_fn(pred, targets, masks.targets_valid)}
         parts.update(self.conditioner.losses(hook))
         if self.embedding_loss is not None:
-            parts.update(self.embedding_loss(masked_mean(z, masks.context_valid), step))
+            parts.update(self.embedding_loss(pooled_context(z, masks.context_valid), step))
         return {"loss": torch.stack(list(parts.values())).sum(), **parts, **self.conditioner.metrics(hook)}
 
     def encode_text(self, text: Any, batch: int, device: torch.device) -> TextFeatures | None:

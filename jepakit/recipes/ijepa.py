@@ -19,7 +19,7 @@ from ..registry import register_recipe
 from ..targets.ema import EMAConfig
 from ..train.trainer import TrainConfig
 
-__all__ = ["CONTEXT_DEPARTURES", "CPU_DEPARTURES", "cpu_config", "ijepa_config", "paper_schedule"]
+__all__ = ["CONTEXT_DEPARTURES", "CPU_DEPARTURES", "cpu_config", "cpu_preset", "ijepa_config", "paper_schedule"]
 
 #: Predictor depth by encoder size (I-JEPA); tiny and small are ours (the ViT-B value).
 PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "giant": 16}
@@ -38,10 +38,19 @@ CONTEXT_DEPARTURES = {
     "masker.block_cap": "grid: a block may span the whole grid, so every cell can be masked; the official "
     "collator caps a side at grid-1 (multiblock-paper-context keeps that cap)",
 }
+
+
 #: Where the CPU presets depart from the papers' training, and why.
+def cpu_preset(steps: int = 300) -> str:
+    """What the CPU presets' size and training are (a departure: ours)."""
+    return (
+        f"a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches, predictor 192/3, {steps} steps of 32 on "
+        "the embedded scenes"
+    )
+
+
 CPU_DEPARTURES = {
-    "image_size, encoder, predictor, train": "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches, "
-    "predictor 192/3, 300 steps of 32 on the embedded scenes",
+    "image_size, encoder, predictor, train": cpu_preset(),
     "target_updater.momentum_start": "0.99, not 0.996: in a 300-step run a teacher with a 250-step time "
     "constant barely moves (quality gate in benchmarks/RESULTS.md: count 0.59 -> 0.65)",
 }
@@ -144,20 +153,22 @@ CPU_TRAIN = dict(
 )
 
 
-def cpu_config(cfg: Experiment, ema: bool = True) -> Experiment:
+def cpu_config(cfg: Experiment) -> Experiment:
     """``cfg`` shrunk to the CPU preset: 64 px, ViT 192/6 with 8 px patches, predictor 192/3, 300 steps.
 
     The EMA teacher starts at momentum 0.99 (time constant 100 steps) instead of 0.996 (250 steps,
     most of a 300-step run): a teacher that barely moves teaches little in a short run (quality gate
-    in benchmarks/RESULTS.md: count 0.59 -> 0.65; 0.999 gives 0.51); ``ema=False`` leaves a target
-    updater without momentum (pixel targets) as it is."""
-    fields = {
+    in benchmarks/RESULTS.md: count 0.59 -> 0.65; 0.999 gives 0.51); a target updater without a
+    momentum (pixel targets, a frozen teacher) is left as it is."""
+    fields: dict[str, object] = {
         "image_size": 64,
         "encoder": CPU_SIZE,
         "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
         "train": CPU_TRAIN,
     }
-    return apply_overrides(cfg, {**fields, "target_updater": {"momentum_start": 0.99}} if ema else fields)
+    if hasattr(getattr(cfg.method, "target_updater", None), "momentum_start"):
+        fields["target_updater"] = {"momentum_start": 0.99}
+    return apply_overrides(cfg, fields)
 
 
 @register_recipe(

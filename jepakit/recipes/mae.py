@@ -18,7 +18,7 @@ from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.pixels import PixelsConfig
 from ..train.trainer import TrainConfig
-from .ijepa import CPU_DEPARTURES, cpu_config
+from .ijepa import cpu_config, cpu_preset
 
 __all__ = ["MAE_DEPARTURES", "mae_config"]
 
@@ -71,9 +71,9 @@ def mae() -> Experiment:
     help="MAE on the embedded scenes at 64 px, ViT 192/6, decoder 192/3: minutes on a laptop CPU",
     departures={
         **MAE_DEPARTURES,
-        "image_size, encoder, predictor, train": CPU_DEPARTURES["image_size, encoder, predictor, train"]
+        "image_size, encoder, predictor, train": cpu_preset()
         + "; the JEPA presets' LR (1e-3 from 2e-4, 30 warm-up steps) and weight decay",
     },
 )
 def mae_cpu() -> Experiment:
-    return cpu_config(mae_config("tiny"), ema=False)
+    return cpu_config(mae_config("tiny"))

@@ -28,7 +28,7 @@ from ..registry import register_recipe
 from ..text.hf import MiniLMTextConfig, MiniLMTokenizerConfig
 from ..text.spm_tokenizer import SentencePieceConfig
 from ..text.transformer_encoder import TransformerTextConfig
-from .ijepa import CONTEXT_DEPARTURES, CPU_DEPARTURES, cpu_config, ijepa_config
+from .ijepa import CONTEXT_DEPARTURES, CPU_DEPARTURES, cpu_config, cpu_preset, ijepa_config
 
 __all__ = ["tcjepa_config"]
 
@@ -135,9 +135,8 @@ def tc_jepa_scratch_text() -> Experiment:
     help="TC-JEPA on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU",
     departures={
         **DEPARTURES,
-        "image_size, encoder, predictor, train": "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches, "
-        f"predictor 192/3, {TC_CPU_STEPS} steps of 32 on the embedded scenes (at the I-JEPA preset's 300 the "
-        "relation probe stayed within the random-init floor's noise)",
+        "image_size, encoder, predictor, train": cpu_preset(TC_CPU_STEPS)
+        + " (at the I-JEPA preset's 300 the relation probe stayed within the random-init floor's noise)",
     },
 )
 def tc_jepa_cpu() -> Experiment:

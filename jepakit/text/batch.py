@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..layers.transformer import masked_mean
+
 __all__ = ["TextFeatures", "TokenBatch"]
 
 
@@ -53,8 +55,7 @@ class TextFeatures:
 
     def mean(self) -> Tensor:
         """[B, N, d_t]: the mean of each caption's real word embeddings (t̄; zero for absent captions)."""
-        w = self.mask.to(self.tokens.dtype)[..., None]
-        return (self.tokens * w).sum(-2) / w.sum(-2).clamp_min(1.0)
+        return masked_mean(self.tokens, self.mask[..., None], -2)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TextFeatures:
         return dataclasses.replace(
