@@ -51,6 +51,8 @@ BASE: dict[str, Any] = {"train": {"steps": 300}}
 #: Steps of the equal-wall-clock I-JEPA run: TC-JEPA's 300 steps take about as long.
 WALL_STEPS = 500
 PAPER_CONTEXT = {"masker": {"type": "multiblock-paper-context"}}
+#: The main job's EMA start (tc-jepa-cpu 0.996, ijepa-cpu 0.99): I-JEPA rows compared with TC-JEPA rows use it
+EMA996 = {"target_updater": {"momentum_start": 0.996}}
 SEEDS = (0, 1, 2)
 #: The scenes' relation label rows were measured with: the largest object relative to the second largest.
 #: Rows without it were measured when the label followed the drawing order, which the image does not show
@@ -60,21 +62,20 @@ RELATION_LABEL = "largest-first"
 LIDAR_IMAGES, LIDAR_VIEWS = 256, 8
 
 
-def _lr(scale: float) -> dict[str, Any]:
-    """The CPU recipes' learning rates times ``scale`` (peak 1e-3 and start 2e-4)."""
-    return {"train": {"lr": 1e-3 * scale, "start_lr": 2e-4 * scale}}
+def _lr(scale: float, **more: Any) -> dict[str, Any]:
+    """The CPU recipes' learning rates times ``scale`` (peak 1e-3 and start 2e-4), beside ``more``."""
+    return {"train": {"lr": 1e-3 * scale, "start_lr": 2e-4 * scale}, **more}
 
 
 #: name -> (recipe, overrides beyond BASE, seeds); TC-JEPA runs read captions through the recipe's frozen
 #: pretrained MiniLM, with the alive (centred-keys) regulariser unless the row says otherwise.
 PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "random": ("ijepa-cpu", {}, SEEDS),  # no training: the floor
-    "ijepa": ("ijepa-cpu", {}, SEEDS),
-    # I-JEPA with the main job's EMA (tc-jepa-cpu starts it at 0.996, ijepa-cpu at 0.99): captions vs none
-    "ijepa-ema996": ("ijepa-cpu", {"target_updater": {"momentum_start": 0.996}}, SEEDS),
+    # I-JEPA with the main job's EMA: captions vs none; every I-JEPA row below shares its EMA
+    "ijepa-ema996": ("ijepa-cpu", EMA996, SEEDS),
     "tc-jepa": ("tc-jepa-cpu", {}, SEEDS),
     # (a) the paper's effective context (grid-1 cap, equal length per batch, no raster bias) vs padded full
-    "ijepa-paper-context": ("ijepa-cpu", PAPER_CONTEXT, SEEDS),
+    "ijepa-paper-context": ("ijepa-cpu", PAPER_CONTEXT | EMA996, SEEDS),
     "tc-jepa-paper-context": ("tc-jepa-cpu", PAPER_CONTEXT, SEEDS),
     # (b) the regulariser: none, the literal cos(q, K), the centred form training everything (the paper's
     # gradient path), and the recipe's centred form training the attention only (the tc-jepa row)
@@ -85,10 +86,10 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "global-xattn": ("tc-jepa-cpu", {"conditioner": "global-xattn"}, SEEDS),
     "adaln": ("tc-jepa-cpu", {"conditioner": {"type": "adaln", "final_norm": True}}, SEEDS),
     "feature": ("tc-jepa-cpu", {"conditioner": "feature"}, SEEDS),
-    "ijepa-equal-time": ("ijepa-cpu", {"train": {"steps": WALL_STEPS}}, SEEDS),
+    "ijepa-equal-time": ("ijepa-cpu", {"train": {"steps": WALL_STEPS}} | EMA996, SEEDS),
     # (d) stability: 2x and 4x the learning rate
-    "ijepa-lr2x": ("ijepa-cpu", _lr(2), SEEDS),
-    "ijepa-lr4x": ("ijepa-cpu", _lr(4), SEEDS),
+    "ijepa-lr2x": ("ijepa-cpu", _lr(2, **EMA996), SEEDS),
+    "ijepa-lr4x": ("ijepa-cpu", _lr(4, **EMA996), SEEDS),
     "tc-jepa-lr2x": ("tc-jepa-cpu", _lr(2), SEEDS),
     "tc-jepa-lr4x": ("tc-jepa-cpu", _lr(4), SEEDS),
     # issue 18: contrast instead of prediction, from the same parts (the towers' image encoder is the
@@ -109,7 +110,7 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
 }
 #: Run order: the floor, the main job and the real images first, then I-JEPA, (a) and (b), then the rest;
 #: seeds breadth-first.
-TIER = {"random": 0, "tc-jepa": 0, "digits-random": 0, "digits-ijepa": 0, "ijepa": 1}
+TIER = {"random": 0, "tc-jepa": 0, "digits-random": 0, "digits-ijepa": 0, "ijepa-ema996": 1}
 TIER |= {"ijepa-paper-context": 1, "tc-jepa-paper-context": 1}
 TIER |= {"tc-jepa-no-reg": 1, "tc-jepa-literal-reg": 1, "tc-jepa-centred-reg-all": 1}
 
