@@ -104,6 +104,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # covariance terms (C-JEPA)
     "mae": ("mae-cpu", {}, SEEDS),
     "c-jepa": ("c-jepa-cpu", {}, SEEDS),
+    # LeJEPA: one encoder, 2 global + 6 local views, SIGReg; no teacher, no predictor
+    "lejepa": ("lejepa-cpu", {}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
     "digits-random": ("ijepa-cpu", {"data": "digits"}, SEEDS),
     "digits-ijepa": ("ijepa-cpu", {"data": "digits"}, SEEDS),

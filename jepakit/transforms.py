@@ -6,11 +6,14 @@ import math
 
 import torch
 
-__all__ = ["random_resized_crop"]
+__all__ = ["random_flip", "random_resized_crop"]
 
 
-def random_resized_crop(image: torch.Tensor, scale: tuple[float, float], g: torch.Generator) -> torch.Tensor:
-    """RandomResizedCrop (area ``scale``, aspect 3/4..4/3) of ``image`` [C, H, W] back to [C, H, W], drawn from ``g``."""
+def random_resized_crop(
+    image: torch.Tensor, scale: tuple[float, float], g: torch.Generator, size: int | None = None
+) -> torch.Tensor:
+    """RandomResizedCrop (area ``scale``, aspect 3/4..4/3) of ``image`` [C, H, W], drawn from ``g``, resized
+    to [C, size, size] (default: back to [C, H, W])."""
     _, h, w = image.shape
     area = h * w
     for _ in range(10):
@@ -24,4 +27,10 @@ def random_resized_crop(image: torch.Tensor, scale: tuple[float, float], g: torc
     else:  # the centre crop, as torchvision does
         ch, cw, top, left = h, w, 0, 0
     crop = image[None, :, top : top + ch, left : left + cw]
-    return torch.nn.functional.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
+    out = (h, w) if size is None else (size, size)
+    return torch.nn.functional.interpolate(crop, size=out, mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def random_flip(image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """``image`` [C, H, W] mirrored left-right with probability 1/2, drawn from ``g``."""
+    return image.flip(-1) if float(torch.rand((), generator=g)) < 0.5 else image

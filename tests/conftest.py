@@ -56,7 +56,7 @@ def tiny_config(recipe: str = "ijepa", patch: int = 4, grid: int = 8, **override
     }
     if hasattr(base.method, "predictor"):
         merged["predictor"] = dict(TINY["predictor"])
-    if base.text_encoder is not None:
+    if getattr(base.method, "text_encoder", None) is not None:
         # a tiny text side trained here (the recipes' pretrained MiniLM is tested on its own)
         merged["text_encoder"] = {"type": "transformer", "embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"type": "sentencepiece", "vocab_size": 300, "max_length": 8, "max_captions": 3}

@@ -431,6 +431,8 @@ class _Parallel:
     """How the model is spread over the ranks: one process, DDP, or FSDP2 shards."""
 
     def __init__(self, method: Any, device: torch.device, world: int, fsdp: bool) -> None:
+        if world > 1 and device.type == "cuda":  # BatchNorm over the global batch (torch has none on CPU)
+            method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
         self.model = method
         self.sharded: list[Any] = []
         if world > 1 and fsdp:
