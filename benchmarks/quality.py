@@ -104,6 +104,9 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # covariance terms (C-JEPA)
     "mae": ("mae-cpu", {}, SEEDS),
     "c-jepa": ("c-jepa-cpu", {}, SEEDS),
+    # SALT: 100 teacher steps (pixel targets), then 200 student steps regressing the frozen teacher: 300 in
+    # all; online probes every 20 student steps, for the claim that the student's loss tracks its accuracy
+    "salt": ("salt-cpu", {"train": {"steps": 200, "online_probe_every": 20}}, SEEDS),
     # LeJEPA: one encoder, 2 global + 6 local views, SIGReg; no teacher, no predictor
     "lejepa": ("lejepa-cpu", {}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
@@ -254,6 +257,9 @@ def measure(
         row["overrides"] = overrides
     monitors = [(r["step"], r["embedding_std"], r["effective_rank"]) for r in log if "effective_rank" in r]
     row["monitors_over_training"] = monitors
+    tracked = loss_tracks_probes(log)
+    if tracked:
+        row["loss_vs_probe"] = tracked
     positive = [r["metric/o_positive"] for r in log if "metric/o_positive" in r]
     if positive:
         row["o_positive"] = {"first": positive[0], "mid": positive[len(positive) // 2], "last": positive[-1]}
@@ -267,6 +273,20 @@ def measure(
         f.write(json.dumps(row) + "\n")
     print(f"{name}: {json.dumps(results)}", flush=True)
     return row
+
+
+def loss_tracks_probes(log: list[dict[str, Any]]) -> dict[str, float]:
+    """Spearman's rank correlation, over the steps with an online probe, between the training loss and
+    each probe's accuracy (negative: a lower loss goes with a better probe); {} with fewer than 3 probes."""
+    from scipy.stats import spearmanr
+
+    probed = [r for r in log if "loss" in r and any(k.startswith("probe/") for k in r)]
+    if len(probed) < 3:
+        return {}
+    keys = [k for k in probed[0] if k.startswith("probe/")]
+    return {
+        k.removeprefix("probe/"): float(spearmanr([r["loss"] for r in probed], [r[k] for r in probed])[0]) for k in keys
+    }
 
 
 def _mean_std(xs: list[float]) -> str:

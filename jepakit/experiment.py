@@ -33,7 +33,9 @@ __all__ = ["SCHEMA_VERSION", "Experiment"]
 #: The layout of stored experiment dicts (``config.json``, checkpoints).
 SCHEMA_VERSION = 2
 
-_PARTS = ("method", "data", "train")
+_PARTS = ("method", "data", "train", "teacher_run")
+#: Encoder fields that do not change its weights' shapes (a teacher trained with other values still fits).
+_TRAINING_ONLY = ("drop_path_rate", "init_std", "depth_rescale")
 
 
 @register_root
@@ -45,6 +47,12 @@ class Experiment(Assembly):
     method: MethodConfig = slot(JEPAConfig(), "method", "the SSL method: its parts and their settings")
     data: Config = slot(SceneConfig(), "dataset", "training data (default: the embedded captioned scenes)")
     train: TrainConfig = slot(TrainConfig(), "trainer", "optimisation, schedules, logging and checkpoints")
+    teacher_run: Experiment | None = slot(
+        None,
+        "experiment",
+        "a first stage trained before this one, into OUT/teacher; its final encoder becomes this method's "
+        "frozen teacher (SALT); None: one stage",
+    )
 
     @classmethod
     def type_id(cls) -> str:
@@ -54,6 +62,8 @@ class Experiment(Assembly):
         return self.method.provides()
 
     def check(self) -> None:
+        if self.teacher_run is not None:
+            self._check_teacher_run(self.teacher_run)
         least = self.method.min_batch_size()
         if self.train.batch_size < least:
             raise ConfigError(
@@ -65,6 +75,36 @@ class Experiment(Assembly):
             raise ConfigError(
                 f"method {self.method.name!r} pairs images with captions, and data {self.data.name!r} has none: {missing}"
             )
+
+    def _check_teacher_run(self, first: Experiment) -> None:
+        """A first stage needs a frozen teacher to feed, of the architecture its evaluated encoder has."""
+        updater = getattr(self.method, "target_updater", None)
+        if updater is None or updater.name != "frozen":
+            found = "none" if updater is None else repr(updater.name)
+            raise ConfigError(
+                f"teacher_run is set, so the method needs target_updater=frozen to read its encoder; it has {found}"
+            )
+        if updater.timm is not None:
+            raise ConfigError(f"teacher_run is set, so target_updater.timm={updater.timm!r} has no weights to read")
+        from .config import config_diff
+
+        teacher, _ = first.method.eval_encoder()
+        encoder: Config = getattr(self.method, "encoder", teacher)
+        diff = [d for d in config_diff(teacher, encoder) if d not in _TRAINING_ONLY]
+        if diff:
+            raise ConfigError(
+                f"teacher_run's evaluated encoder differs from this method's encoder in {', '.join(diff)}: "
+                "the teacher's weights would not fit"
+            )
+
+    def teacher_weights(self, checkpoint: str) -> Experiment:
+        """This stage with its frozen teacher read from the first stage's training ``checkpoint``."""
+        from .config import apply_overrides
+
+        assert self.teacher_run is not None
+        prefix = self.teacher_run.method.eval_encoder()[1][0]
+        where = {"checkpoint": checkpoint, "key": "model", "prefix": f"{prefix}."}
+        return apply_overrides(self, {"method": {"target_updater": where}})
 
     def __getattr__(self, name: str) -> Any:
         """Read a method field from the root, as overrides name it: ``cfg.predictor`` is ``cfg.method.predictor``."""

@@ -114,6 +114,12 @@ class JEPAConfig(MethodConfig):
                 f"embedding_loss {self.embedding_loss.name!r} is not a regulariser of embeddings; choose from "
                 f"{loss_names(EmbeddingLossConfig)}"
             )
+        teacher = getattr(self.target_updater, "teacher_shape", lambda: None)()
+        if teacher is not None and teacher[1] != self.provides()["patch_size"][0]:
+            raise ConfigError(
+                f"the teacher (target_updater.checkpoint, target_updater.timm) cuts {teacher[1]} px patches and "
+                f"encoder.patch_size={self.provides()['patch_size'][0]}: its tokens would not be the student's patches"
+            )
         mask = self.masker
         if len(mask.grid) != 2:
             raise ConfigError(
@@ -122,12 +128,17 @@ class JEPAConfig(MethodConfig):
             )
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
-        return self.encoder, ("target_encoder", "encoder") if self.teacher_is_encoder() else ("encoder",)
+        return self.encoder, ("target_encoder", "encoder") if self.teacher_evaluated() else ("encoder",)
 
     def teacher_is_encoder(self) -> bool:
-        """Whether the targets come from a second copy of the encoder (EMA, frozen) that is also the
-        evaluated encoder, rather than from the online encoder (copy) or the pixels (pixels)."""
+        """Whether the targets come from a second copy of the encoder (EMA, frozen), held beside it,
+        rather than from the online encoder (copy) or the pixels (pixels)."""
         return getattr(self.target_updater, "holds_encoder", True)
+
+    def teacher_evaluated(self) -> bool:
+        """Whether probes and export read the teacher (I-JEPA's EMA target encoder) rather than the online
+        encoder (copy, pixels, and a frozen teacher, whose student is what the method trains)."""
+        return self.teacher_is_encoder() and getattr(self.target_updater, "teacher_evaluated", True)
 
     def target_width(self) -> tuple[int, str]:
         """The width of a target patch and where it comes from: the encoder's tokens, or with pixel
@@ -135,6 +146,9 @@ class JEPAConfig(MethodConfig):
         enc: Any = self.encoder
         if getattr(self.target_updater, "pixel_targets", False):
             return enc.patch_size**2 * enc.in_chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
+        teacher = getattr(self.target_updater, "teacher_shape", lambda: None)()
+        if teacher is not None:
+            return teacher[0], "the teacher's width (target_updater.checkpoint, target_updater.timm)"
         return enc.embed_dim, "encoder.embed_dim"
 
     def size(self, batch: int) -> Size:
@@ -354,9 +368,9 @@ class JEPA(Method):
         return blocks_then_modules([self.encoder, self.target_encoder, self.predictor, self.conditioner, text])
 
     def eval_encoder(self) -> nn.Module:
-        """The encoder probed and exported: the teacher when it is a copy of the encoder (I-JEPA's target
-        encoder), else the online encoder (copy, pixel targets)."""
-        if self.target_encoder is not None and self.config.teacher_is_encoder():
+        """The encoder probed and exported: the teacher when it is I-JEPA's target encoder, else the online
+        encoder (copy, pixel targets, the student of a frozen teacher)."""
+        if self.target_encoder is not None and self.config.teacher_evaluated():
             return self.target_encoder
         return self.encoder
 

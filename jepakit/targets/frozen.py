@@ -1,18 +1,30 @@
 """A fixed teacher (SALT, "Rethinking JEPA", ICLR 2026): targets from frozen weights, no EMA.
 
-The teacher has the online encoder's architecture and its weights come from a
-checkpoint (safetensors, or a torch file read with ``weights_only=True``), or it is the
-online encoder frozen at initialisation (a random teacher) when no checkpoint is given.
-A ready module can be installed with ``JEPA.set_target_encoder``.
+Where the teacher comes from (``checkpoint``):
+
+- a weights file (safetensors, or a torch file read with ``weights_only=True``) for an encoder of
+  the online encoder's architecture; ``key`` picks an entry of a checkpoint dict and ``prefix``
+  the entries under it (a jepakit training checkpoint: ``key='model', prefix='encoder.'``);
+- a folder written by ``jepakit export``: the encoder config and weights it holds (any width);
+- with ``timm=NAME``: that timm architecture with the weights of the file (any width; its
+  prefix tokens are dropped and images are normalised with the model's own statistics);
+- nothing: the online encoder frozen at initialisation (a random teacher).
+
+A ready module can be installed with ``JEPA.set_target_encoder``. The method evaluates and
+exports its online encoder (the student), not the teacher.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ..config import Config, ConfigError, MissingFileError, knob
 from ..registry import register
@@ -23,12 +35,54 @@ __all__ = ["FrozenConfig", "FrozenUpdater", "load_state_dict_file"]
 
 @dataclass(frozen=True)
 class FrozenConfig(Config):
-    checkpoint: str | None = knob(None, "teacher weights (.safetensors or torch file); None: frozen at init")
-    key: str | None = knob(None, "entry of a checkpoint dict that holds the encoder weights, e.g. 'target_encoder'")
+    checkpoint: str | None = knob(
+        None, "teacher weights (.safetensors or torch file) or a jepakit export folder; None: frozen at init"
+    )
+    key: str | None = knob(None, "entry of a checkpoint dict that holds the encoder weights, e.g. 'model'")
+    prefix: str | None = knob(None, "keep the weights under this prefix, stripped (a training checkpoint: 'encoder.')")
+    timm: str | None = knob(None, "a timm architecture the weights file is for (e.g. 'vit_small_patch16_224')")
+    #: the student is what the method is for: probes and export read the online encoder
+    teacher_evaluated: ClassVar[bool] = False
 
     def check_files(self) -> None:
-        if self.checkpoint is not None and not os.path.isfile(self.checkpoint):
+        if self.checkpoint is None:
+            if self.timm is not None:
+                raise ConfigError(f"target_updater.timm={self.timm!r} needs its weights: set target_updater.checkpoint")
+            return
+        if os.path.isdir(self.checkpoint):
+            if self.timm is not None or not (Path(self.checkpoint) / "model.safetensors").is_file():
+                raise MissingFileError(
+                    f"teacher checkpoint {self.checkpoint!r} is a folder but not a jepakit export "
+                    "(model.safetensors + config.json; with timm=NAME give the weights file)"
+                )
+        elif not os.path.isfile(self.checkpoint):
             raise MissingFileError(f"teacher checkpoint {self.checkpoint!r} does not exist (target_updater.checkpoint)")
+
+    def teacher_shape(self) -> tuple[int, int] | None:
+        """(token width, patch size) of a teacher that is not the online encoder's architecture (an export,
+        a timm model), read from the export's config or a weightless timm model; None: the encoder's."""
+        if self.timm is not None:
+            return _timm_shape(self.timm)
+        if self.checkpoint is not None and os.path.isdir(self.checkpoint):
+            enc = _export_config(self.checkpoint)["encoder"]
+            return int(enc["embed_dim"]), int(enc["patch_size"])
+        return None
+
+
+def _export_config(folder: str) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise MissingFileError(f"teacher export {folder!r} has no config.json (write it with jepakit export)")
+    return json.loads(path.read_text())
+
+
+@functools.cache
+def _timm_shape(name: str) -> tuple[int, int]:
+    import timm
+
+    with torch.device("meta"):
+        model: Any = timm.create_model(name, pretrained=False, num_classes=0)
+    return int(model.num_features), int(model.patch_embed.patch_size[0])
 
 
 def load_state_dict_file(path: str, key: str | None = None) -> dict:
@@ -53,6 +107,26 @@ def load_state_dict_file(path: str, key: str | None = None) -> dict:
     return state
 
 
+class TimmTeacher(nn.Module):
+    """A timm ViT as a teacher: images [B, C, H, W] in [0, 1] -> patch tokens [B, N, D] after its final
+    norm (class and register tokens dropped), normalised with the model's own pixel statistics."""
+
+    model: Any  # a timm VisionTransformer (forward_features, num_prefix_tokens)
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        tokens = self.model.forward_features((images - self.mean) / self.std)
+        return tokens[:, getattr(self.model, "num_prefix_tokens", 0) :]
+
+
 @register("target_updater", "frozen", FrozenConfig)
 class FrozenUpdater(TargetUpdater):
     """The target encoder is fixed: loaded once, never updated."""
@@ -60,14 +134,37 @@ class FrozenUpdater(TargetUpdater):
     config: FrozenConfig
 
     def make_target(self, online: nn.Module) -> nn.Module | None:
-        self.config.check_files()
-        target = frozen_copy(online)
-        if self.config.checkpoint is not None:
-            state = load_state_dict_file(self.config.checkpoint, self.config.key)
-            missing, unexpected = target.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise ConfigError(
-                    f"teacher checkpoint {self.config.checkpoint!r} does not fit the encoder: "
-                    f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
-                )
+        cfg = self.config
+        cfg.check_files()
+        if cfg.timm is not None:
+            import timm
+
+            size = getattr(getattr(online, "config", None), "img_size", None)
+            model = timm.create_model(
+                cfg.timm,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": cfg.checkpoint},
+                num_classes=0,
+                **({"img_size": size} if size else {}),
+            )
+            return frozen_copy(TimmTeacher(model))
+        if cfg.checkpoint is not None and os.path.isdir(cfg.checkpoint):
+            from ..config import from_dict
+
+            encoder_cfg = from_dict(_export_config(cfg.checkpoint)["encoder"])
+            target = frozen_copy(encoder_cfg.build())
+            state = load_state_dict_file(str(Path(cfg.checkpoint) / "model.safetensors"))
+        else:
+            target = frozen_copy(online)
+            if cfg.checkpoint is None:
+                return target
+            state = load_state_dict_file(cfg.checkpoint, cfg.key)
+            if cfg.prefix:
+                state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
+        missing, unexpected = target.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ConfigError(
+                f"teacher checkpoint {cfg.checkpoint!r} does not fit the encoder: "
+                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+            )
         return target

@@ -526,5 +526,32 @@ def _check_same_config(saved: dict[str, Any], current: Config, path: Path) -> No
 
 
 def train(experiment: Any, out_dir: str | Path, resume: bool = False, **kwargs: Any) -> dict[str, Any]:
-    """Train ``experiment`` (an ``Experiment``) with the trainer its ``train`` field describes."""
-    return experiment.train.build().fit(experiment, out_dir, resume=resume, **kwargs)
+    """Train ``experiment`` (an ``Experiment``) with the trainer its ``train`` field describes.
+
+    With a ``teacher_run`` (SALT's two stages) that run is trained first into ``OUT/teacher`` and its
+    final checkpoint becomes the frozen teacher of this one, whose ``config.json`` records the file.
+    ``resume`` continues whichever stage was interrupted; ``until`` ends each stage trained at that
+    step, and a stop signal the stage being trained (the result's ``stage``: ``"teacher"`` or ``"student"``)."""
+    out = Path(out_dir)
+    first = experiment.teacher_run
+    if first is None:
+        return experiment.train.build().fit(experiment, out, resume=resume, **kwargs)
+    started = [CheckpointManager(d / "checkpoints").latest() is not None for d in (out / "teacher", out)]
+    if resume and not any(started):
+        raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'teacher' / 'checkpoints')!r}")
+    done = _finished(first, out / "teacher")
+    if not (resume and started[1] and done):  # the teacher's stage: train it, resume it, or confirm it finished
+        result = train(first, out / "teacher", resume=resume and started[0], **kwargs)
+        done = _finished(first, out / "teacher")
+        if result["stopped"] or not done:
+            return {**result, "stage": "teacher"}
+    assert done is not None
+    student = experiment.teacher_weights(str(done))
+    return {**student.train.build().fit(student, out, resume=resume and started[1], **kwargs), "stage": "student"}
+
+
+def _finished(experiment: Any, out: Path) -> Path | None:
+    """The final checkpoint of ``experiment``'s run in ``out`` (its step is the run's length), or None."""
+    found = CheckpointManager(out / "checkpoints").checkpoints()
+    steps = run_length(experiment.train, len(experiment.data.build()))[0]
+    return found[-1][1] if found and found[-1][0] >= steps else None

@@ -1,0 +1,97 @@
+"""SALT recipes: a pixel-reconstruction teacher, frozen, then a student that regresses its tokens.
+
+Reference: "Rethinking JEPA: Compute-Efficient Video SSL with Frozen Teachers" (SALT), ICLR 2026,
+and ``docs/methods.md``. Stage 1 ("V-Pixel") is the ``jepa`` method with pixel targets under
+I-JEPA's multi-block masks; stage 2 is I-JEPA with the stage-1 encoder as a frozen teacher
+(``target_updater=frozen``, no EMA) and an L1 loss on the teacher's final-norm patch tokens.
+The experiment's ``teacher_run`` holds stage 1, so one command trains both
+(``jepakit train salt-cpu``; ``--resume`` continues either stage).
+"""
+
+from __future__ import annotations
+
+from ..config import apply_overrides
+from ..experiment import Experiment
+from ..losses.regression import L1Config, L2Config
+from ..masks.multiblock import MultiBlockConfig
+from ..registry import register_recipe
+from ..targets.frozen import FrozenConfig
+from ..targets.pixels import PixelsConfig
+from .ijepa import CONTEXT_DEPARTURES, EPOCHS, cpu_config, cpu_preset, ijepa_config
+
+__all__ = ["SALT_DEPARTURES", "salt_config", "salt_stages"]
+
+#: The teacher's share of the training (ours: SALT spends most of its compute on the student).
+TEACHER_SHARE = 0.2
+
+#: Where the SALT recipes depart from the paper, and why.
+SALT_DEPARTURES = {
+    "teacher_run": "images, not video: SALT's stage 1 is V-Pixel on clips; here pixel targets under I-JEPA's "
+    "image multi-block masks, regressing the target blocks (one public implementation regresses every patch "
+    "outside the context), the I-JEPA predictor as decoder",
+    "train, teacher_run.train": f"I-JEPA's schedule split {TEACHER_SHARE:.0%} teacher / {1 - TEACHER_SHARE:.0%} "
+    "student of its epochs (ours; the paper's video budgets do not carry over to images)",
+}
+
+
+def salt_stages(size: str = "base") -> tuple[Experiment, Experiment]:
+    """SALT's (teacher, student) for a ViT ``size``: stage 1 pixel targets (normalised per patch, squared
+    error) under multi-block masks, stage 2 a fresh student and predictor regressing the frozen stage-1
+    encoder's tokens with L1; I-JEPA's encoder, predictor, masks and optimiser in both."""
+    base = ijepa_config(size)
+    epochs = EPOCHS[size]
+    teacher = apply_overrides(
+        base,
+        {
+            "masker": MultiBlockConfig(),
+            "target_updater": PixelsConfig(norm_pix=True),
+            "loss": L2Config(normalize_targets=False),
+            "train": {"epochs": round(epochs * TEACHER_SHARE)},
+        },
+    )
+    student = apply_overrides(
+        base,
+        {
+            "target_updater": FrozenConfig(),
+            "loss": L1Config(normalize_targets=False),
+            "train": {"epochs": epochs - round(epochs * TEACHER_SHARE)},
+        },
+    )
+    return teacher, student
+
+
+def salt_config(size: str = "base") -> Experiment:
+    """SALT for a ViT ``size`` as one experiment: the student's, with the teacher's as its ``teacher_run``."""
+    teacher, student = salt_stages(size)
+    return student.replace(teacher_run=teacher)
+
+
+@register_recipe(
+    "salt",
+    help="SALT, ViT-B/16: a pixel-target teacher (multi-block masks), frozen, then an L1 student; both in one run",
+    departures={**CONTEXT_DEPARTURES, **SALT_DEPARTURES},
+)
+def salt() -> Experiment:
+    return salt_config("base")
+
+
+#: The CPU preset's steps: teacher, then student (300 in all, the quality rows' budget).
+CPU_STEPS = (100, 200)
+
+
+@register_recipe(
+    "salt-cpu",
+    help="SALT on the embedded scenes at 64 px, ViT 192/6: 100 teacher steps, then 200 student steps",
+    departures={
+        **CONTEXT_DEPARTURES,
+        **SALT_DEPARTURES,
+        "image_size, encoder, predictor, train": cpu_preset(CPU_STEPS[1])
+        + f" (student), after {CPU_STEPS[0]} teacher steps: 300 in all, the quality rows' budget",
+    },
+)
+def salt_cpu() -> Experiment:
+    teacher, student = (
+        apply_overrides(cpu_config(stage), {"train": {"steps": steps}})
+        for stage, steps in zip(salt_stages("tiny"), CPU_STEPS, strict=True)
+    )
+    return student.replace(teacher_run=teacher)
