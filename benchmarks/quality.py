@@ -104,6 +104,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # covariance terms (C-JEPA)
     "mae": ("mae-cpu", {}, SEEDS),
     "c-jepa": ("c-jepa-cpu", {}, SEEDS),
+    # data2vec 2.0: averaged instance-normed teacher blocks, 4 inverse-block masks per image
+    "data2vec": ("data2vec-cpu", {}, SEEDS),
     # SALT: 100 teacher steps (pixel targets), then 200 student steps regressing the frozen teacher: 300 in
     # all; online probes every 20 student steps, for the claim that the student's loss tracks its accuracy
     "salt": ("salt-cpu", {"train": {"steps": 200, "online_probe_every": 20}}, SEEDS),

@@ -60,6 +60,8 @@ def tiny_config(recipe: Any = "ijepa", patch: int = 4, grid: int = 8, **override
         # a tiny text side trained here (the recipes' pretrained MiniLM is tested on its own)
         merged["text_encoder"] = {"type": "transformer", "embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"type": "sentencepiece", "vocab_size": 300, "max_length": 8, "max_captions": 3}
+    if getattr(base.method, "target_blocks", 1) > 1:  # targets averaging blocks: as many as the tiny depth has
+        merged["target_blocks"] = TINY["encoder"]["depth"]
     if base.teacher_run is not None:  # a first stage (SALT's teacher) shrinks alike, so its encoder still fits
         merged["teacher_run"] = tiny_config(base.teacher_run, patch, grid)
     for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it

@@ -243,10 +243,16 @@ class ViTEncoder(nn.Module):
         return self.layer_outputs(images, index, valid, last=1)[0]
 
     def layer_outputs(
-        self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None, last: int = 1
+        self,
+        images: Tensor,
+        index: Tensor | None = None,
+        valid: Tensor | None = None,
+        last: int = 1,
+        norm: bool = True,
     ) -> list[Tensor]:
-        """The tokens after each of the ``last`` blocks, each through the final norm (I-JEPA's
-        evaluation concatenates the last 4); ``forward`` is ``last=1``."""
+        """The tokens after each of the ``last`` blocks, each through the final norm unless ``norm`` is
+        False (I-JEPA's evaluation concatenates the last 4; data2vec 2.0 averages raw block outputs);
+        ``forward`` is ``last=1``."""
         if not 1 <= last <= len(self.blocks):
             raise ValueError(f"last={last} must lie in [1, depth={len(self.blocks)}]")
         grid = self.grid_of(images)
@@ -258,5 +264,6 @@ class ViTEncoder(nn.Module):
         for i, blk in enumerate(self.blocks):
             x = blk(x, attn_mask=bias, packing=packing)
             if i >= len(self.blocks) - last:
-                outs.append(self.norm(x) if packing is None else packing.unpack(self.norm(x)))
+                out = self.norm(x) if norm else x
+                outs.append(out if packing is None else packing.unpack(out))
         return outs

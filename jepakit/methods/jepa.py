@@ -47,6 +47,10 @@ from .base import (
 __all__ = ["JEPA", "JEPAConfig"]
 
 
+#: How each averaged teacher block output is normalised (``target_block_norm``).
+TargetBlockNorm = Literal["final", "instance", "layer"]
+
+
 @dataclass(frozen=True)
 class JEPAConfig(MethodConfig):
     image_size: int = knob(
@@ -65,6 +69,16 @@ class JEPAConfig(MethodConfig):
         "chance that an image is shown no caption in a step, so its targets are predicted as I-JEPA's are "
         "(ours; 0: the paper, every image conditioned), drawn per (seed, epoch, index)",
         valid=in_range(0, 1, high_open=True),
+    )
+    target_blocks: int = knob(
+        1,
+        "targets average the teacher's last K block outputs (data2vec 2.0: 10 of ViT-B's 12); 1: its output",
+        valid=at_least(1),
+    )
+    target_block_norm: TargetBlockNorm = knob(
+        "final",
+        "each of those block outputs through the teacher's final norm (I-JEPA), an instance norm over the "
+        "tokens (data2vec 2.0) or a parameter-free layer norm, before the average",
     )
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
@@ -120,6 +134,16 @@ class JEPAConfig(MethodConfig):
                 f"the teacher (target_updater.checkpoint, target_updater.timm) cuts {teacher[1]} px patches and "
                 f"encoder.patch_size={self.provides()['patch_size'][0]}: its tokens would not be the student's patches"
             )
+        if self.target_blocks > 1 or self.target_block_norm != "final":
+            updater = self.target_updater
+            if getattr(updater, "pixel_targets", False) or getattr(updater, "timm", None) is not None:
+                raise ConfigError(
+                    f"target_blocks={self.target_blocks}, target_block_norm={self.target_block_norm!r} read the "
+                    f"teacher's blocks, and target_updater {updater.name!r} has none jepakit can read"
+                )
+            depth = getattr(self.encoder, "depth", self.target_blocks)
+            if self.target_blocks > depth:
+                raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
         mask = self.masker
         if len(mask.grid) != 2:
             raise ConfigError(
@@ -176,6 +200,17 @@ class JEPAConfig(MethodConfig):
                 f"tokenizer.max_length={tok.max_length}",
             ]
         return size
+
+
+def normalise_block(tokens: Tensor, how: TargetBlockNorm, eps: float = 1e-6) -> Tensor:
+    """A block output [B, N, D] for averaging into targets: as given (``final``: already through the
+    encoder's final norm), each channel normalised over the tokens (``instance``), or each token over its
+    channels without affine parameters (``layer``)."""
+    if how == "instance":
+        return torch.nn.functional.instance_norm(tokens.transpose(1, 2), eps=eps).transpose(1, 2)
+    if how == "layer":
+        return torch.nn.functional.layer_norm(tokens, tokens.shape[-1:], eps=eps)
+    return tokens
 
 
 def pooled_context(tokens: Tensor, valid: Tensor | None) -> Tensor:
@@ -273,9 +308,16 @@ class JEPA(Method):
 
     @torch.no_grad()
     def forward_target(self, images: Tensor, masks: Masks) -> Tensor:
-        """Target tokens [R, M, Kt, D]: the target encoder (or the patches' pixels) on whole images,
+        """Target tokens [R, M, Kt, D]: the target encoder (or the patches' pixels) on whole images, or
+        the average of its last ``target_blocks`` block outputs, each normalised (data2vec 2.0),
         gathered at the targets."""
-        h = (self.target_encoder if self.target_encoder is not None else self.encoder)(images)
+        teacher = self.target_encoder if self.target_encoder is not None else self.encoder
+        cfg = self.config
+        if cfg.target_blocks == 1 and cfg.target_block_norm == "final":
+            h = teacher(images)
+        else:
+            blocks = teacher.layer_outputs(images, last=cfg.target_blocks, norm=cfg.target_block_norm == "final")
+            h = torch.stack([normalise_block(x, cfg.target_block_norm) for x in blocks]).mean(0)
         if masks.repeats > 1:
             h = h.repeat(masks.repeats, 1, 1)
         return gather_tokens(h, masks.targets)
