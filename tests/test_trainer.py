@@ -269,8 +269,8 @@ def test_paper_size_recipes_carry_the_papers_schedule_in_epochs():
 
 
 def test_online_probes_log_linear_and_knn_accuracies_of_the_evaluated_encoder(tmp_path):
-    """Every online_probe_every steps (and the last), probe/<probe>/<task> for each of the data's labels,
-    equal to probing the saved run's evaluated encoder on the same slice; off by default."""
+    """Every online_probe_every steps (and the last), probe/<probe>/<task> for each of the data's labels
+    and LiDAR, equal to probing the saved run's evaluated encoder on the same slice; off by default."""
     from jepakit.eval import online_probe
     from jepakit.runs import load_method
 
@@ -282,6 +282,8 @@ def test_online_probes_log_linear_and_knn_accuracies_of_the_evaluated_encoder(tm
     assert [r["step"] for r in probed] == [4, 6]
     keys = {f"probe/{p}/{t}" for p in ("linear", "knn") for t in ("count", "relation", "shapes")}
     assert keys <= set(probed[-1]) and all(0 <= probed[-1][k] <= 1 for k in keys)
+    assert probed[-1]["probe/lidar"] >= 1, "LiDAR beside the probes (an entropy rank: at least 1)"
+    keys.add("probe/lidar")
     again = online_probe(load_method(tmp_path).eval_encoder(), cfg.data.build(), (16, 8, 16), cfg.train.seed)
     assert all(again[k] == pytest.approx(probed[-1][k]) for k in keys)
     off = tmp_path / "off"

@@ -18,8 +18,8 @@ import torch
 
 from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
 from ..progress import Bars
-from .features import TASKS, Encoder, extract
-from .monitors import effective_rank, embedding_std
+from .features import TASKS, Encoder, extract, view_embeddings
+from .monitors import effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
 if TYPE_CHECKING:
@@ -216,9 +216,14 @@ def _heads(dim: int) -> int:
     return next(h for h in (4, 3, 2, 1) if dim % h == 0)
 
 
+#: The online probes' LiDAR: at most this many of the test images, each through this many crops (a class).
+ONLINE_LIDAR = (64, 8)
+
+
 def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed: int = 0) -> dict[str, float]:
     """Linear and kNN probes of ``encoder``'s average-pooled tokens on the last ``sum(sizes)`` samples of
-    ``data`` (train, val, test in that order), as flat records: ``{"probe/linear/count": accuracy, ...}``.
+    ``data`` (train, val, test in that order), as flat records: ``{"probe/linear/count": accuracy, ...}``,
+    and LiDAR (``probe/lidar``) on crops of the first test images (each image's crops a class).
 
     The slice's labels are never seen by pretraining (self-supervised), and the probe's test images are
     never seen by its classifier. Raises ``ValueError`` when the data is shorter or carries no labels."""
@@ -234,6 +239,10 @@ def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed:
     }
     if not flat:
         raise ValueError(f"online probes: {type(data).__name__} samples carry no labels to probe")
+    first, (images, views) = sizes[0] + sizes[1], ONLINE_LIDAR
+    if sizes[2] >= 2:
+        crops = view_embeddings(encoder, tail, range(first, first + min(images, sizes[2])), views=views, seed=seed)
+        flat["probe/lidar"] = lidar(crops)
     return flat
 
 

@@ -96,7 +96,8 @@ class TrainConfig(Config):
     online_probe_every: int = knob(
         0,
         "steps between online probes (0: off): linear and kNN on the evaluated encoder's average-pooled tokens "
-        "of the data's last images, logged as probe/<probe>/<task> (labelled data only)",
+        "of the data's last images, logged as probe/<probe>/<task> (labelled data only), and LiDAR on crops of "
+        "64 of the test images (probe/lidar)",
         valid=at_least(0),
     )
     online_probe_images: tuple[int, int, int] = knob(
