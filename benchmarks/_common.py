@@ -270,6 +270,19 @@ def record(title: str, body: str) -> None:
     RESULTS.write_text(text[: start + 1] + section + (text[end:] if end >= 0 else ""))
 
 
+def section_notes(title: str) -> str:
+    """The text of RESULTS.md's section ``title`` after its last table row (its status and reading,
+    written by hand), so that re-recording the tables keeps it; "" when there is none."""
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    start = text.find(f"\n## {title}\n")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    lines = text[start + 1 : end if end >= 0 else len(text)].rstrip("\n").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.startswith("|")), default=len(lines) - 1)
+    return "\n".join(lines[last + 1 :]).strip("\n")
+
+
 def publish(title: str, text: str, to_results: bool) -> None:
     """Record ``text`` in RESULTS.md under ``title`` (which also prints it), or only print it."""
     if to_results:

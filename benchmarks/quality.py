@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from _common import record, table
+from _common import record, section_notes, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "quality_runs"
@@ -493,14 +493,22 @@ def main() -> None:
             "3,000 test held-out scenes; mean ± std over seeds. Commands: `python benchmarks/quality.py all`, "
             "then `python benchmarks/quality.py table`."
         )
-        record("Quality: I-JEPA vs TC-JEPA and its ablations on the embedded scenes", note + "\n\n" + make_table())
+        title = "Quality: I-JEPA vs TC-JEPA and its ablations on the embedded scenes"
+        record(title, _with_notes(title, note + "\n\n" + make_table()))
         if SCREENS.is_file():
             note = (
                 "One seed (0) per variant of the *-cpu recipes, probes on 2,000 train / 300 val / 2,000 test "
                 "held-out scenes (linear and dense), one thread, two runs at a time. Command: "
                 "`python benchmarks/quality.py screen NAME RECIPE 'JSON overrides'`."
             )
-            record("Quality screens: tuning the main job", note + "\n\n" + screen_table())
+            title = "Quality screens: tuning the main job"
+            record(title, _with_notes(title, note + "\n\n" + screen_table()))
+
+
+def _with_notes(title: str, body: str) -> str:
+    """``body`` followed by the hand-written status and reading the section has now (kept across re-records)."""
+    notes = section_notes(title)
+    return body + ("\n\n" + notes if notes else "")
 
 
 if __name__ == "__main__":

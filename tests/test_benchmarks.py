@@ -19,3 +19,20 @@ def test_the_train_step_benchmark_times_equal_losses_on_equal_weights_and_masks(
     assert theirs.loss is not None and ours.loss is not None
     with torch.no_grad():
         torch.testing.assert_close(theirs.loss(), ours.loss(), rtol=1e-5, atol=1e-6)
+
+
+def test_rerecording_a_section_keeps_its_hand_written_reading(tmp_path, monkeypatch):
+    common = pytest.importorskip("_common")
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "RESULTS.md")
+    common.record("Other", "| x |\n|---|\n| 1 |")
+    common.record("Rows", "note\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nStatus: two seeds.\n\nReading: kept.")
+    assert common.section_notes("Rows") == "Status: two seeds.\n\nReading: kept."
+    assert common.section_notes("Other") == "" and common.section_notes("Missing") == ""
+
+
+def test_the_student_loss_against_its_online_probes_is_a_rank_correlation():
+    quality = pytest.importorskip("quality")
+    log = [{"step": s, "loss": 1.0 / s, "probe/linear/count": 0.1 * s, "probe/lidar": 5.0 - s} for s in range(1, 6)]
+    log.insert(2, {"step": 2.5, "loss": 0.3})  # a step without probes does not count
+    assert quality.loss_tracks_probes(log) == pytest.approx({"linear/count": -1.0, "lidar": 1.0})
+    assert quality.loss_tracks_probes(log[:2]) == {}
