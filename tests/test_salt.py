@@ -119,3 +119,12 @@ def test_a_timm_vit_with_local_weights_is_a_teacher(tmp_path):
         tiny_config("ijepa", target_updater={"type": "frozen", "timm": "vit_tiny_patch16_224", "checkpoint": str(path)})
     with pytest.raises(ConfigError, match=r"needs its weights"):
         tiny_config("ijepa", patch=16, grid=4, target_updater={"type": "frozen", "timm": "vit_tiny_patch16_224"})
+
+
+def test_a_teacher_file_of_another_width_is_refused_naming_the_shapes(tmp_path):
+    wide = tiny_config("ijepa", encoder={"embed_dim": 48, "num_heads": 3}).encoder.build()
+    path = tmp_path / "wide.pt"
+    torch.save(wide.state_dict(), path)
+    cfg = tiny_config("ijepa", masker={"min_keep": 4}, target_updater={"type": "frozen", "checkpoint": str(path)})
+    with pytest.raises(ConfigError, match=r"another encoder size: .*\(48,.*the encoder's \(32,"):
+        cfg.build()

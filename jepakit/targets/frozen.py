@@ -161,6 +161,18 @@ class FrozenUpdater(TargetUpdater):
             state = load_state_dict_file(cfg.checkpoint, cfg.key)
             if cfg.prefix:
                 state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
+        own = target.state_dict()
+        wrong = [
+            f"{k} {tuple(v.shape)} (the encoder's {tuple(own[k].shape)})"
+            for k, v in state.items()
+            if k in own and v.shape != own[k].shape
+        ]
+        if wrong:
+            raise ConfigError(
+                f"teacher checkpoint {cfg.checkpoint!r} is for another encoder size: {', '.join(wrong[:3])}; "
+                "give the student the teacher's encoder fields (embed_dim, depth, patch_size), or export the "
+                "teacher (jepakit export) so that its own config is read"
+            )
         missing, unexpected = target.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ConfigError(
