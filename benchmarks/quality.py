@@ -58,8 +58,6 @@ SEEDS = (0, 1, 2)
 #: Rows without it were measured when the label followed the drawing order, which the image does not show
 #: (left of / right of of two objects was a coin flip): their relation numbers are not comparable.
 RELATION_LABEL = "largest-first"
-#: LiDAR's surrogate classes: this many test images, each seen through this many RandomResizedCrops (0.3-1)
-LIDAR_IMAGES, LIDAR_VIEWS = 256, 8
 
 
 def _lr(scale: float, **more: Any) -> dict[str, Any]:
@@ -220,7 +218,7 @@ def measure(
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out`` (a name starting with random: no training), probe its target encoder
     on held-out data, append a row to ``results_file``."""
-    from jepakit.eval import evaluate, lidar, random_encoder, summary, text_use, view_embeddings
+    from jepakit.eval import evaluate, random_encoder, summary, text_use
     from jepakit.eval.image_text import image_text
     from jepakit.runs import load_method
     from jepakit.train import train
@@ -244,8 +242,6 @@ def measure(
     probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
     results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0))
     first = train_n + val_n
-    views = view_embeddings(encoder, probe_data, range(first, first + LIDAR_IMAGES), views=LIDAR_VIEWS)
-    results["monitors"]["lidar"] = lidar(views)
     row: dict[str, Any] = {
         "run": name,
         "method": name.rsplit("-s", 1)[0],

@@ -288,6 +288,18 @@ def test_evaluate_runs_every_probe_on_every_label(encoder, scenes):
     assert out["monitors"]["effective_rank"] >= 1
 
 
+def test_evaluate_reads_lidar_on_crops_of_the_test_images(encoder, scenes):
+    from jepakit.eval import lidar, view_embeddings
+
+    out = evaluate(encoder, scenes, train=20, val=6, test=12, probes=("linear",), lidar_views=(8, 3), seed=4)
+    want = lidar(view_embeddings(encoder, scenes, range(26, 34), views=3, seed=4))
+    assert out["monitors"]["lidar"] == pytest.approx(want)
+    assert (
+        "lidar"
+        not in evaluate(encoder, scenes, train=20, val=6, test=12, probes=("linear",), lidar_views=None)["monitors"]
+    )
+
+
 def test_evaluate_names_what_does_not_fit(encoder, scenes, tmp_path):
     with pytest.raises(ValueError, match=r"unknown probes \['lineer'\]"):
         evaluate(encoder, scenes, probes=("lineer",))

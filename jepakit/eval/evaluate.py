@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["PROBES", "evaluate", "online_probe", "probe_data", "results_table", "summary"]
 
 PROBES = ("linear", "knn", "attentive", "dense")
+#: LiDAR's surrogate classes in ``evaluate``: at most this many test images, each through this many crops;
+#: the online probes read fewer (they run every few steps).
+LIDAR_VIEWS = (256, 8)
+ONLINE_LIDAR = (64, 8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +93,12 @@ def evaluate(
     cache: str | Path | None = None,
     cache_key: str = "",
     seed: int = 0,
+    lidar_views: tuple[int, int] | None = LIDAR_VIEWS,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Probe ``encoder`` on ``data`` (images ``[0, train)`` train, then ``val``, then ``test``);
+    ``lidar_views``: (images, crops) of the test images LiDAR reads (None: no LiDAR);
     ``progress``: rich bars for the extraction and the probes; ``log``: a line per result.
 
     Returns ``{"linear": {task: accuracy}, "knn": ..., "attentive": ..., "dense": {"miou",
@@ -115,9 +121,15 @@ def evaluate(
         )
     _check_fits(encoder, data)
     with Bars(progress) as bar:
-        return _run_probes(
+        results = _run_probes(
             encoder, data, (train, val, test), tasks, probes, layers, batch_size, cache, cache_key, seed, emit, bar
         )
+    if lidar_views is not None and test >= 2:
+        images, views = lidar_views
+        first = train + val
+        crops = view_embeddings(encoder, data, range(first, first + min(images, test)), views=views, seed=seed)
+        results["monitors"]["lidar"] = lidar(crops)
+    return results
 
 
 def _run_probes(
@@ -216,10 +228,6 @@ def _heads(dim: int) -> int:
     return next(h for h in (4, 3, 2, 1) if dim % h == 0)
 
 
-#: The online probes' LiDAR: at most this many of the test images, each through this many crops (a class).
-ONLINE_LIDAR = (64, 8)
-
-
 def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed: int = 0) -> dict[str, float]:
     """Linear and kNN probes of ``encoder``'s average-pooled tokens on the last ``sum(sizes)`` samples of
     ``data`` (train, val, test in that order), as flat records: ``{"probe/linear/count": accuracy, ...}``,
@@ -231,7 +239,16 @@ def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed:
     if need > len(data):
         raise ValueError(f"online probes need {need} images (train, val, test {sizes}); the data has {len(data)}")
     tail = torch.utils.data.Subset(data, range(len(data) - need, len(data)))
-    results = evaluate(encoder, tail, train=sizes[0], val=sizes[1], test=sizes[2], probes=("linear", "knn"), seed=seed)
+    results = evaluate(
+        encoder,
+        tail,
+        train=sizes[0],
+        val=sizes[1],
+        test=sizes[2],
+        probes=("linear", "knn"),
+        seed=seed,
+        lidar_views=ONLINE_LIDAR,
+    )
     flat = {
         f"probe/{probe}/{task}": float(accuracy)
         for probe in ("linear", "knn")
@@ -239,10 +256,8 @@ def online_probe(encoder: Encoder, data: Any, sizes: tuple[int, int, int], seed:
     }
     if not flat:
         raise ValueError(f"online probes: {type(data).__name__} samples carry no labels to probe")
-    first, (images, views) = sizes[0] + sizes[1], ONLINE_LIDAR
-    if sizes[2] >= 2:
-        crops = view_embeddings(encoder, tail, range(first, first + min(images, sizes[2])), views=views, seed=seed)
-        flat["probe/lidar"] = lidar(crops)
+    if "lidar" in results["monitors"]:
+        flat["probe/lidar"] = results["monitors"]["lidar"]
     return flat
 
 
@@ -290,14 +305,16 @@ def results_table(results: dict[str, Any], floor: dict[str, Any] | None = None) 
     if "dense" in results:
         row("dense", "mIoU", "dense/miou", results["dense"]["miou"], f"l2 {details['dense']['l2']:g}")
     monitors = results["monitors"]
+    lidar_now = f", LiDAR {monitors['lidar']:.2f}" if "lidar" in monitors else ""
     table.caption = (
         f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
-        f"effective rank {monitors['effective_rank']:.2f}"
+        f"effective rank {monitors['effective_rank']:.2f}{lidar_now}"
     )
     if floor is not None:
+        mean = floor["mean"]
+        lidar_then = f", {mean['monitors/lidar']:.2f}" if lidar_now and "monitors/lidar" in mean else ""
         table.caption += (
-            f" (random init: {floor['mean']['monitors/embedding_std']:.4f}, "
-            f"{floor['mean']['monitors/effective_rank']:.2f}); "
+            f" (random init: {mean['monitors/embedding_std']:.4f}, {mean['monitors/effective_rank']:.2f}{lidar_then}); "
             "beats: above the random-init mean by more than twice its seed spread; noise: within it"
         )
     return table
