@@ -16,6 +16,7 @@ has timm's key names, so it loads strictly into ``timm.create_model(*timm_args()
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,11 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..config import ConfigError, at_least, each, in_range, knob, positive, resolved
-from ..layers.pos_embed import sincos_2d
+from ..layers.pos_embed import sincos_grid
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VIT_PRESETS", "ViTConfig", "ViTEncoder", "check_index"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VIT_PRESETS", "TubeletEmbed", "ViTConfig", "ViTEncoder", "check_index"]
 
 #: The per-channel pixel statistics I-JEPA normalises its inputs with (images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -94,10 +95,26 @@ class ViTConfig(TransformerConfig):
     pixel_std: tuple[float, ...] = knob(
         IMAGENET_STD, "per-channel std the images are divided by (I-JEPA)", valid=each(positive())
     )
+    num_frames: int | None = knob(
+        None,
+        "frames of the clips [B, C, T, H, W] the stored position table is built for (V-JEPA: 16); None: an "
+        "image encoder",
+        valid=at_least(1),
+    )
+    tubelet_size: int = knob(
+        2, "frames per token of a clip (V-JEPA: 2); an image is a clip of one tubelet", valid=at_least(1)
+    )
 
     def validate(self) -> None:
         super().validate()
         t = self.type_id()
+        if self.num_frames is not None:
+            if self.num_frames % self.tubelet_size:
+                raise ConfigError(
+                    f"{t}.num_frames={self.num_frames} is not divisible by {t}.tubelet_size={self.tubelet_size}"
+                )
+            if self.embed_dim % 8:
+                raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 8 (3-D sin-cos positions)")
         for name in ("pixel_mean", "pixel_std"):
             if len(getattr(self, name)) != self.in_chans:
                 raise ConfigError(
@@ -115,20 +132,35 @@ class ViTConfig(TransformerConfig):
             raise unknown("ViT size", size, VIT_PRESETS)
         return cls().replace(**{**VIT_PRESETS[size], **fields})
 
+    @property
+    def video(self) -> bool:
+        """Whether this encoder takes clips (``num_frames`` set): tubelet embedding, 3-D positions."""
+        return self.num_frames is not None
+
     def param_count(self) -> tuple[float, float]:
-        """Blocks and norm, the patch projection; the position table is a buffer."""
+        """Blocks and norm, the patch (or tubelet) projection; the position table is a buffer."""
         params, _ = super().param_count()
-        grid = (self.img_size or 224) // self.patch_size
-        patch = self.in_chans * self.patch_size**2 * self.embed_dim + self.embed_dim
-        return params + patch, float(grid * grid * self.embed_dim)
+        side = (self.img_size or 224) // self.patch_size
+        cells = side * side * ((self.num_frames or 0) // self.tubelet_size if self.video else 1)
+        depth = self.tubelet_size if self.video else 1
+        patch = self.in_chans * depth * self.patch_size**2 * self.embed_dim + self.embed_dim
+        return params + patch, float(cells * self.embed_dim)
 
     @property
-    def grid(self) -> tuple[int, int]:
-        """The patch grid of ``img_size``."""
-        return (resolved(self.img_size, f"{self.type_id()}.img_size") // self.patch_size,) * 2
+    def grid(self) -> tuple[int, ...]:
+        """The patch grid of ``img_size``: (H, W), or (T, H, W) for clips of ``num_frames``."""
+        side = resolved(self.img_size, f"{self.type_id()}.img_size") // self.patch_size
+        if self.num_frames is not None:
+            return (self.num_frames // self.tubelet_size, side, side)
+        return (side, side)
 
     def timm_args(self) -> tuple[str, dict[str, Any]]:
         """``(name, kwargs)`` for the ``timm.create_model`` model this encoder's weights load into."""
+        if self.video:
+            raise ConfigError(
+                f"{self.type_id()}.num_frames={self.num_frames}: a video encoder (tubelet embedding, 3-D positions) "
+                "has no timm architecture to load into; timm's ViTs take images"
+            )
         name = "vit_base_patch16_224"
         for size, preset in VIT_PRESETS.items():
             if all(getattr(self, k) == v for k, v in preset.items()):
@@ -150,10 +182,24 @@ class ViTConfig(TransformerConfig):
         return name, kwargs
 
 
+class TubeletEmbed(nn.Module):
+    """Clips [B, C, T, H, W] -> tokens [B, T' * H' * W', D]: a 3-D convolution over tubelets of ``tubelet``
+    frames x ``patch`` x ``patch`` pixels (V-JEPA), in (time, row, column) raster order."""
+
+    def __init__(self, in_chans: int, dim: int, tubelet: int, patch: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv3d(in_chans, dim, kernel_size=(tubelet, patch, patch), stride=(tubelet, patch, patch))
+        self.norm = nn.Identity()  # as timm's PatchEmbed without a norm layer: the encoder reads both
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return self.proj(clips).flatten(2).transpose(1, 2)
+
+
 @register("encoder", "vit", ViTConfig)
 class ViTEncoder(nn.Module):
     """ViT over the patches of an image, optionally only those in a patch-index mask."""
 
+    patch_embed: Any  # timm's PatchEmbed, or TubeletEmbed for clips: both have .proj and .norm
     pos_embed: Tensor
     pixel_mean: Tensor
     pixel_std: Tensor
@@ -165,21 +211,25 @@ class ViTEncoder(nn.Module):
         self.config = cfg
         self.patch_size = cfg.patch_size
         self.embed_dim = cfg.embed_dim
-        self.patch_embed = PatchEmbed(
-            img_size=cfg.img_size,
-            patch_size=cfg.patch_size,
-            in_chans=cfg.in_chans,
-            embed_dim=cfg.embed_dim,
-            strict_img_size=False,
-        )
-        self.register_buffer("pos_embed", sincos_2d(cfg.embed_dim, cfg.grid)[None])
+        self.tubelet = cfg.tubelet_size if cfg.video else 1
+        if cfg.video:
+            self.patch_embed = TubeletEmbed(cfg.in_chans, cfg.embed_dim, cfg.tubelet_size, cfg.patch_size)
+        else:
+            self.patch_embed = PatchEmbed(
+                img_size=cfg.img_size,
+                patch_size=cfg.patch_size,
+                in_chans=cfg.in_chans,
+                embed_dim=cfg.embed_dim,
+                strict_img_size=False,
+            )
+        self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid)[None])
         # not in the state dict (timm's keys stay exact); export folds them into the patch embedding
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
-        self._pos_cache: dict[tuple[int, int], Tensor] = {}
+        self._pos_cache: dict[tuple[int, ...], Tensor] = {}
         #: run the blocks on the valid tokens only when given padding (see ``Packing``); False
         #: computes the padding too (the same outputs at the valid tokens; zeros at the padding
         #: when packed), for comparison
@@ -188,6 +238,7 @@ class ViTEncoder(nn.Module):
     def timm_state_dict(self) -> dict[str, Tensor]:
         """The weights with the pixel normalisation folded into the patch embedding, so that timm's
         model gives this encoder's features on the same [0, 1] images: W/s and b - sum(W m/s)."""
+        self.config.timm_args()  # a video encoder has no timm model: the error says so
         state = {k: v.detach().clone() for k, v in self.state_dict().items()}
         w, b = state["patch_embed.proj.weight"], state["patch_embed.proj.bias"]
         scaled = w / self.pixel_std.view(1, -1, 1, 1)
@@ -195,28 +246,45 @@ class ViTEncoder(nn.Module):
         state["patch_embed.proj.bias"] = b - (scaled * self.pixel_mean.view(1, -1, 1, 1)).sum((1, 2, 3))
         return state
 
-    def grid_of(self, images: Tensor) -> tuple[int, int]:
-        """The patch grid of ``images`` [B, C, H, W], after checking shape, channels and dtype."""
-        c = self.config.in_chans
-        if images.ndim != 4 or images.shape[1] != c:
-            raise ValueError(f"images must be [B, {c}, H, W]; got shape {tuple(images.shape)}")
+    def as_clip(self, images: Tensor) -> Tensor:
+        """Images [B, C, H, W] for a video encoder: clips of one tubelet (the frame repeated); else as given."""
+        if self.config.video and images.ndim == 4:
+            return images.unsqueeze(2).expand(-1, -1, self.tubelet, -1, -1)
+        return images
+
+    def grid_of(self, images: Tensor) -> tuple[int, ...]:
+        """The patch grid of ``images`` [B, C, H, W], (H', W'), or of clips [B, C, T, H, W] for a video
+        encoder, (T', H', W') (an image: T' = 1), after checking shape, channels and dtype."""
+        c, video = self.config.in_chans, self.config.video
+        shape = f"[B, {c}, T, H, W] or [B, {c}, H, W]" if video else f"[B, {c}, H, W]"
+        if images.ndim not in ((4, 5) if video else (4,)) or images.shape[1] != c:
+            raise ValueError(f"images must be {shape}; got shape {tuple(images.shape)}")
         if not images.is_floating_point():
             raise ValueError(f"images must be a floating-point tensor; got {images.dtype}")
         h, w = images.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image size {h}x{w} is not divisible by patch_size={self.patch_size}")
-        return h // self.patch_size, w // self.patch_size
+        if images.ndim == 4:
+            return (
+                (1, h // self.patch_size, w // self.patch_size)
+                if video
+                else (h // self.patch_size, w // self.patch_size)
+            )
+        t = images.shape[2]
+        if t % self.tubelet:
+            raise ValueError(f"a clip of {t} frames is not divisible by tubelet_size={self.tubelet}")
+        return (t // self.tubelet, h // self.patch_size, w // self.patch_size)
 
-    def pos_embed_for(self, grid: tuple[int, int]) -> Tensor:
-        """[1, H*W, D] positions for ``grid`` (the stored table for the default grid)."""
+    def pos_embed_for(self, grid: tuple[int, ...]) -> Tensor:
+        """[1, prod(grid), D] positions for ``grid`` (the stored table for the default grid)."""
         if grid == self.config.grid:
             return self.pos_embed
         pos = self._pos_cache.get(grid)
         if pos is None or pos.device != self.pos_embed.device:
-            pos = self._pos_cache[grid] = sincos_2d(self.embed_dim, grid)[None].to(self.pos_embed.device)
+            pos = self._pos_cache[grid] = sincos_grid(self.embed_dim, grid)[None].to(self.pos_embed.device)
         return pos
 
-    def embed(self, images: Tensor, grid: tuple[int, int], index: Tensor | None) -> Tensor:
+    def embed(self, images: Tensor, grid: tuple[int, ...], index: Tensor | None) -> Tensor:
         """Patch embeddings plus positions [B, K, D] of the patches at ``index`` (all if None).
 
         With an index only the kept patches are projected (the patch embedding is a linear
@@ -228,7 +296,10 @@ class ViTEncoder(nn.Module):
             return self.patch_embed(images).contiguous() + pos
         b = images.shape[0]
         p, proj = self.patch_size, self.patch_embed.proj
-        patches = rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # the conv's weight order
+        if images.ndim == 5:  # tubelets, in the 3-D conv's weight order
+            patches = rearrange(images, "b c (t u) (h p) (w q) -> b (t h w) (c u p q)", u=self.tubelet, p=p, q=p)
+        else:
+            patches = rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # the conv's weight order
         x = F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias)
         return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)
 
@@ -255,10 +326,12 @@ class ViTEncoder(nn.Module):
         ``forward`` is ``last=1``."""
         if not 1 <= last <= len(self.blocks):
             raise ValueError(f"last={last} must lie in [1, depth={len(self.blocks)}]")
+        images = self.as_clip(images)
         grid = self.grid_of(images)
         if index is not None:
-            check_index("encoder", index, valid, images.shape[0], grid[0] * grid[1])
-        x = self.embed((images - self.pixel_mean) / self.pixel_std, grid, index)
+            check_index("encoder", index, valid, images.shape[0], math.prod(grid))
+        stats = (1, -1) + (1,) * (images.ndim - 2)
+        x = self.embed((images - self.pixel_mean.view(stats)) / self.pixel_std.view(stats), grid, index)
         x, packing, bias = for_blocks(x, valid, self.pack_tokens)
         outs = []
         for i, blk in enumerate(self.blocks):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["sincos_1d", "sincos_2d"]
+__all__ = ["sincos_1d", "sincos_2d", "sincos_3d", "sincos_grid"]
 
 
 def sincos_1d(dim: int, positions: Tensor) -> Tensor:
@@ -24,3 +24,21 @@ def sincos_2d(dim: int, grid_hw: tuple[int, int]) -> Tensor:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     emb = torch.cat([sincos_1d(dim // 2, cols), sincos_1d(dim // 2, rows)], dim=1)
     return emb.float()
+
+
+def sincos_3d(dim: int, grid_thw: tuple[int, int, int]) -> Tensor:
+    """[T * H * W, dim] float32 in raster order (time, row, column): the first quarter encodes the column,
+    the second the row, the second half the time (V-JEPA's split of the width). ``dim`` divisible by 8."""
+    t, h, w = grid_thw
+    times, rows, cols = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    emb = torch.cat([sincos_1d(dim // 4, cols), sincos_1d(dim // 4, rows), sincos_1d(dim // 2, times)], dim=1)
+    return emb.float()
+
+
+def sincos_grid(dim: int, grid: tuple[int, ...]) -> Tensor:
+    """The sin-cos positions of a 2-D (H, W) or 3-D (T, H, W) patch grid: [prod(grid), dim]."""
+    if len(grid) == 2:
+        return sincos_2d(dim, (grid[0], grid[1]))
+    if len(grid) == 3:
+        return sincos_3d(dim, (grid[0], grid[1], grid[2]))
+    raise ValueError(f"positions are built for 2-D or 3-D patch grids; got {grid}")

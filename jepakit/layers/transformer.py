@@ -329,7 +329,7 @@ class _GeluMlpFunction(torch.autograd.Function):
 def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02, rescale: bool = True) -> None:
     """I-JEPA initialisation of ``module``, with the depth rescaling of ``blocks`` when ``rescale``."""
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             nn.init.trunc_normal_(m.weight, std=std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

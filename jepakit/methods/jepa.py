@@ -145,6 +145,11 @@ class JEPAConfig(MethodConfig):
             if self.target_blocks > depth:
                 raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
         mask = self.masker
+        if getattr(self.encoder, "video", False):
+            raise ConfigError(
+                f"encoder.num_frames={getattr(self.encoder, 'num_frames', None)} makes a video encoder, and the jepa "
+                "method trains on images (its batches, masks and probes are 2-D); unset encoder.num_frames"
+            )
         if len(mask.grid) != 2:
             raise ConfigError(
                 f"masker {mask.name!r} draws {len(mask.grid)}-D masks (grid {mask.grid}); "

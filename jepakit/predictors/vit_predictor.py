@@ -12,6 +12,7 @@ the predictions at the mask tokens.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from ..conditioners.base import PredictorHook
 from ..config import at_least, knob, resolved
 from ..encoders.vit import check_index
-from ..layers.pos_embed import sincos_2d
+from ..layers.pos_embed import sincos_grid
 from ..layers.transformer import (
     Packing,
     TransformerConfig,
@@ -74,16 +75,16 @@ class ViTPredictor(nn.Module):
         self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.out_dim or encoder_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
-        self._pos_cache: dict[tuple[tuple[int, int], torch.device], Tensor] = {}
+        self._pos_cache: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
         #: run the blocks on the valid tokens only (see ``Packing``; with a hook, when it takes
         #: a ``packing``); False computes the padding too (the same predictions), for comparison
         self.pack_tokens = True
 
-    def pos_embed_for(self, grid: tuple[int, int], device: torch.device) -> Tensor:
-        """[1, H*W, width] sin-cos positions of ``grid`` (cached)."""
-        key = (grid, device)
+    def pos_embed_for(self, grid: tuple[int, ...], device: torch.device) -> Tensor:
+        """[1, prod(grid), width] sin-cos positions of a 2-D or 3-D ``grid`` (cached)."""
+        key = (tuple(grid), device)
         if key not in self._pos_cache:
-            self._pos_cache[key] = sincos_2d(self.config.embed_dim, grid)[None].to(device)
+            self._pos_cache[key] = sincos_grid(self.config.embed_dim, tuple(grid))[None].to(device)
         return self._pos_cache[key]
 
     def forward(
@@ -91,7 +92,7 @@ class ViTPredictor(nn.Module):
         z: Tensor,
         context: Tensor,
         targets: Tensor,
-        grid: tuple[int, int],
+        grid: tuple[int, ...],
         context_valid: Tensor | None = None,
         targets_valid: Tensor | None = None,
         repeats: int = 1,
@@ -103,7 +104,7 @@ class ViTPredictor(nn.Module):
             z: context tokens [R, Kc, encoder_dim] from the encoder.
             context: long [R, Kc], their patch indices; ``context_valid`` marks padding.
             targets: long [R, M, Kt], patch indices of M target blocks; ``targets_valid``.
-            grid: the patch grid (H, W) the indices refer to.
+            grid: the patch grid, (H, W) or (T, H, W) for clips, the indices refer to.
             repeats: rows per image (row r belongs to image r % (R / repeats)).
             hook: a conditioner's hook, called on the input and at every layer.
 
@@ -117,11 +118,11 @@ class ViTPredictor(nn.Module):
             )
         if targets.ndim != 3 or targets.shape[0] != rows:
             raise ValueError(f"targets must be long [R={rows}, M, Kt]; got {tuple(targets.shape)}")
-        n = grid[0] * grid[1]
+        n = math.prod(grid)
         check_index("predictor context", context, context_valid, rows, n)
         check_index("predictor targets", targets.reshape(rows, -1), None, rows, n)
         m, kt = targets.shape[1:]
-        pos = self.pos_embed_for((grid[0], grid[1]), z.device).expand(rows, -1, -1)
+        pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
 
         x = self.predictor_embed(z) + gather_tokens(pos, context)  # [R, Kc, w]
         x = x.repeat_interleave(m, dim=0)  # [R*M, Kc, w]: one copy per target block
