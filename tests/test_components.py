@@ -272,6 +272,9 @@ def run_contract(cfg):
 def run_dataset(name):
     data = tiny("dataset", name)
     sample = data.decode(next(data.epoch(0)), 0) if getattr(data, "streams", False) else data[0]
+    if "video" in sample:  # clips [C, T, H, W]
+        assert sample["video"].ndim == 4
+        return sample["video"]
     assert sample["image"].ndim == 3
     return sample["image"]
 

@@ -3,6 +3,7 @@ WebDataset shards, Hugging Face datasets)."""
 
 from .files import CaptionedImages, ImageFolder, caption_list, decode_image
 from .hf import HFDataset
+from .moving import MovingScenes, MovingScenesConfig
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
 from .shards import WebDataset
 
@@ -13,6 +14,8 @@ __all__ = [
     "CaptionedImages",
     "HFDataset",
     "ImageFolder",
+    "MovingScenes",
+    "MovingScenesConfig",
     "SceneConfig",
     "SyntheticScenes",
     "WebDataset",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -22,7 +22,17 @@ from torch import Tensor
 from ..config import Config, ConfigError, at_least, in_range, knob, resolved
 from ..registry import register
 
-__all__ = ["COLOURS", "RELATIONS", "SHAPES", "SceneConfig", "SyntheticScenes"]
+__all__ = [
+    "COLOURS",
+    "RELATIONS",
+    "SHAPES",
+    "SceneConfig",
+    "SyntheticScenes",
+    "check_ranges",
+    "pixel_grid",
+    "shape_mask",
+    "texture",
+]
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.9, 0.1, 0.1),
@@ -66,34 +76,47 @@ class SceneConfig(Config):
     size: int = knob(50_000, "number of images (any number works)", valid=at_least(1))
 
     def validate(self) -> None:
-        t = self.type_id()
-        if self.min_objects > self.max_objects:
-            raise ConfigError(f"{t}: min_objects={self.min_objects} exceeds max_objects={self.max_objects}")
-        if self.min_radius > self.max_radius:
-            raise ConfigError(f"{t}: min_radius={self.min_radius} exceeds max_radius={self.max_radius}")
+        check_ranges(self)
 
 
-@register("dataset", "scenes", SceneConfig)
-class SyntheticScenes(torch.utils.data.Dataset):
-    """``scenes[i]`` -> {"image": float [3, H, W] in [0, 1], "captions": [str], "labels": {...},
-    "segmentation": long [H, W] (0 background, 1 + shape index)}."""
+class Generated(torch.utils.data.Dataset):
+    """Base of the embedded data sets: sample i is drawn from a generator seeded by (config.seed, i) on
+    the pixel-centre grid of ``config.image_size``; any number of samples, any order, any worker."""
 
-    def __init__(self, cfg: SceneConfig | None = None, **fields: Any) -> None:
-        self.config = (cfg or SceneConfig()).replace(**fields)
+    config_class: ClassVar[type[Config]]
+    config: Any  # the subclass's config: seed, size, image_size and its own fields
+
+    def __init__(self, cfg: Any = None, **fields: Any) -> None:
+        self.config = (cfg or self.config_class()).replace(**fields)
         self.config.check_complete()
         self.side = resolved(self.config.image_size, "data.image_size")
-        n = self.side
-        coords = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-        self._y, self._x = torch.meshgrid(coords, coords, indexing="ij")
+        self._x, self._y = pixel_grid(self.side)
 
     def __len__(self) -> int:
         return self.config.size
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def generator(self, index: int) -> torch.Generator:
+        """The generator of sample ``index`` (an ``IndexError`` outside the data set)."""
         if not 0 <= index < len(self):
-            raise IndexError(f"scene index {index} outside [0, {len(self)})")
+            raise IndexError(f"sample index {index} outside [0, {len(self)})")
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + index)
+
+    def captions(self, index: int) -> list[str]:
+        """The captions of sample ``index``."""
+        return self[index]["captions"]
+
+
+@register("dataset", "scenes", SceneConfig)
+class SyntheticScenes(Generated):
+    """``scenes[i]`` -> {"image": float [3, H, W] in [0, 1], "captions": [str], "labels": {...},
+    "segmentation": long [H, W] (0 background, 1 + shape index)}."""
+
+    config_class = SceneConfig
+    config: SceneConfig
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        g = self.generator(index)
         cfg = self.config
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
         image = self._background(g)
         seg = torch.zeros(self.side, self.side, dtype=torch.long)
         count = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (), generator=g))
@@ -121,26 +144,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
             "index": index,
         }
 
-    def captions(self, index: int) -> list[str]:
-        """The captions of scene ``index``."""
-        return self[index]["captions"]
-
     # ------------------------------------------------------------------ drawing
 
     def _background(self, g: torch.Generator) -> Tensor:
-        """Two random mid/high-frequency gratings per channel around a random grey level."""
-        x, y = self._x, self._y
-        out = torch.empty(3, *x.shape)
-        base = 0.3 + 0.4 * torch.rand((), generator=g)
-        for c in range(3):
-            value = base.expand_as(x).clone()
-            for _ in range(2):
-                angle = float(torch.rand((), generator=g)) * math.pi
-                freq = 6 + 10 * float(torch.rand((), generator=g))
-                phase = float(torch.rand((), generator=g)) * 2 * math.pi
-                value += 0.12 * torch.sin(2 * math.pi * freq * (x * math.cos(angle) + y * math.sin(angle)) + phase)
-            out[c] = value
-        return out
+        return texture(self._x, self._y, g)
 
     def _draw_object(self, g: torch.Generator, others: list[dict[str, Any]]) -> dict[str, Any]:
         """A random object whose centre keeps ``separation`` from the others' (the last of 50 tries
@@ -161,15 +168,55 @@ class SyntheticScenes(torch.utils.data.Dataset):
         }
 
     def _mask(self, obj: dict[str, Any]) -> Tensor:
-        dx, dy, r = self._x - obj["x"], self._y - obj["y"], obj["r"]
-        shape = obj["shape"]
-        if shape == "circle":
-            return dx.square() + dy.square() <= r * r
-        if shape == "square":
-            return (dx.abs() <= r * 0.85) & (dy.abs() <= r * 0.85)
-        if shape == "diamond":
-            return dx.abs() + dy.abs() <= r
-        return (dy <= r * 0.8) & (dy >= -r) & (dx.abs() <= (dy + r) * 0.6)  # triangle, apex up
+        return shape_mask(self._x, self._y, obj)
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ``ConfigError`` unless a scene config's object count and size ranges are ordered."""
+    t = cfg.type_id()
+    if cfg.min_objects > cfg.max_objects:
+        raise ConfigError(f"{t}: min_objects={cfg.min_objects} exceeds max_objects={cfg.max_objects}")
+    if cfg.min_radius > cfg.max_radius:
+        raise ConfigError(f"{t}: min_radius={cfg.min_radius} exceeds max_radius={cfg.max_radius}")
+
+
+def pixel_grid(side: int) -> tuple[Tensor, Tensor]:
+    """(x, y) [side, side]: each pixel's centre as a fraction of the side."""
+    coords = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    return x, y
+
+
+def texture(x: Tensor, y: Tensor, g: torch.Generator) -> Tensor:
+    """[3, H, W] background on the pixel-centre grid ``x``, ``y`` (fractions of the side): two random
+    mid/high-frequency gratings per channel around a random grey level."""
+    out = torch.empty(3, *x.shape)
+    base = 0.3 + 0.4 * torch.rand((), generator=g)
+    for c in range(3):
+        value = base.expand_as(x).clone()
+        for _ in range(2):
+            angle = float(torch.rand((), generator=g)) * math.pi
+            freq = 6 + 10 * float(torch.rand((), generator=g))
+            phase = float(torch.rand((), generator=g)) * 2 * math.pi
+            value += 0.12 * torch.sin(2 * math.pi * freq * (x * math.cos(angle) + y * math.sin(angle)) + phase)
+        out[c] = value
+    return out
+
+
+def shape_mask(x: Tensor, y: Tensor, obj: dict[str, Any], angle: float = 0.0) -> Tensor:
+    """bool [H, W]: the pixels of ``obj`` (shape, centre x/y, half-size r), turned by ``angle`` radians."""
+    dx, dy, r = x - obj["x"], y - obj["y"], obj["r"]
+    if angle:
+        c, s = math.cos(angle), math.sin(angle)
+        dx, dy = c * dx + s * dy, -s * dx + c * dy
+    shape = obj["shape"]
+    if shape == "circle":
+        return dx.square() + dy.square() <= r * r
+    if shape == "square":
+        return (dx.abs() <= r * 0.85) & (dy.abs() <= r * 0.85)
+    if shape == "diamond":
+        return dx.abs() + dy.abs() <= r
+    return (dy <= r * 0.8) & (dy >= -r) & (dx.abs() <= (dy + r) * 0.6)  # triangle, apex up
 
 
 def _by_size(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
