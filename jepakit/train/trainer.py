@@ -543,6 +543,8 @@ def train(experiment: Any, out_dir: str | Path, resume: bool = False, **kwargs: 
     done = _finished(first, out / "teacher")
     if not (resume and started[1] and done):  # the teacher's stage: train it, resume it, or confirm it finished
         result = train(first, out / "teacher", resume=resume and started[0], **kwargs)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # rank 0 wrote the teacher's last checkpoint: every rank reads it
         done = _finished(first, out / "teacher")
         if result["stopped"] or not done:
             return {**result, "stage": "teacher"}
