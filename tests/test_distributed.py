@@ -27,8 +27,7 @@ def experiment(fsdp: bool = False, method: str = "jepa"):
             data={"size": 32},
             train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "fsdp": fsdp},
         )
-    return get_config(
-        "ijepa",
+    small = dict(
         image_size=32,
         encoder={"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8},
         predictor={"embed_dim": 16, "depth": 2, "num_heads": 2},
@@ -37,6 +36,11 @@ def experiment(fsdp: bool = False, method: str = "jepa"):
         train={"steps": 2, "batch_size": 8, "warmup_steps": 1, "lr": 1e-3, "fsdp": fsdp}
         | {"epochs": None, "warmup_epochs": None, "precision": "fp32"},
     )
+    if method == "salt":  # both stages shrunk alike: the teacher's stage, then the student's reading it
+        salt = get_config("salt-cpu")
+        first = get_config(salt.teacher_run, **small)
+        return get_config(salt.replace(teacher_run=None), **small).replace(teacher_run=first)
+    return get_config("ijepa", **small)
 
 
 def _worker(
@@ -109,6 +113,13 @@ def test_ddp_contrastive_training_on_two_processes_matches_one_process(tmp_path)
     torch.manual_seed(experiment(method="contrastive").train.seed)
     initial = experiment(method="contrastive").build().state_dict()
     assert not torch.equal(reference["loss_fn.logit_scale"], initial["loss_fn.logit_scale"]), "the temperature learns"
+
+
+@pytest.mark.distributed
+def test_salt_two_stages_on_two_processes_match_one_process(tmp_path):
+    """Both stages under DDP: every rank waits for the teacher's last checkpoint and reads the same file."""
+    ddp = run_pair(tmp_path, "ddp-salt", fsdp=False, method="salt")
+    assert_same(ddp, single(tmp_path, method="salt"))
 
 
 @pytest.mark.distributed
