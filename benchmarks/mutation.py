@@ -592,6 +592,55 @@ MUTANTS = [
         (T + "test_cjepa.py",),
         "C-JEPA's pooled context averages the padding tokens too",
     ),
+    # ---------------------------------------------------------------- issues 19, 20: the JEPA family
+    Mutant(
+        "lejepa-centre-all-views",
+        M + "methods/lejepa.py",
+        "prediction = (z - z[:vg].mean(0)).square().mean()",
+        "prediction = (z - z.mean(0)).square().mean()",
+        (T + "test_lejepa.py",),
+        "the centre averages every view, not the global ones",
+    ),
+    Mutant(
+        "lejepa-stop-gradient",
+        M + "methods/lejepa.py",
+        "prediction = (z - z[:vg].mean(0)).square().mean()",
+        "prediction = (z - z[:vg].mean(0).detach()).square().mean()",
+        (T + "test_lejepa.py",),
+        "a stop-gradient on the centre (LeJEPA has none)",
+    ),
+    Mutant(
+        "data2vec-norm-after-average",
+        M + "methods/jepa.py",
+        "h = torch.stack([normalise_block(x, cfg.target_block_norm) for x in blocks]).mean(0)",
+        "h = normalise_block(torch.stack(blocks).mean(0), cfg.target_block_norm)",
+        (T + "test_data2vec.py",),
+        "the blocks averaged before their norm (a peer's data2vec)",
+    ),
+    Mutant(
+        "inverse-block-edge-bias",
+        M + "masks/inverse_block.py",
+        "top = int(torch.randint(1 - b, h, (), generator=generator))",
+        "top = int(torch.randint(0, h - b + 1, (), generator=generator))",
+        (T + "test_data2vec.py",),
+        "blocks start inside the grid: the edge rows are seen less often",
+    ),
+    Mutant(
+        "salt-first-teacher-checkpoint",
+        M + "train/trainer.py",
+        "return found[-1][1] if found and found[-1][0] >= steps else None",
+        "return found[0][1] if found and found[-1][0] >= steps else None",
+        (T + "test_salt.py",),
+        "the student reads an early teacher checkpoint, not the final one",
+    ),
+    Mutant(
+        "frozen-prefix-kept",
+        M + "targets/frozen.py",
+        "state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}",
+        "state = {k: v for k, v in state.items() if k.startswith(cfg.prefix)}",
+        (T + "test_salt.py",),
+        "a training checkpoint's prefix is not stripped",
+    ),
 ]
 
 
