@@ -70,6 +70,18 @@ class Experiment(Assembly):
                 f"train.batch_size={self.train.batch_size}: method {self.method.name!r} needs at least {least} "
                 "samples per step (a contrastive loss has no negative in a batch of one)"
             )
+        clips = bool(getattr(self.data, "clips", False))
+        if clips != self.method.takes_clips():
+            wants = "clips (num_frames is set)" if self.method.takes_clips() else "images"
+            gives = "clips" if clips else "images"
+            raise ConfigError(
+                f"method {self.method.name!r} trains on {wants}, and data {self.data.name!r} gives {gives}; "
+                + (
+                    "choose video data (data=moving-scenes)"
+                    if self.method.takes_clips()
+                    else "unset data's frames or choose image data"
+                )
+            )
         missing = getattr(self.data, "captions_missing", lambda: None)()
         if self.method.needs_captions() and missing:
             raise ConfigError(

@@ -13,8 +13,9 @@ def random_resized_crop(
     image: torch.Tensor, scale: tuple[float, float], g: torch.Generator, size: int | None = None
 ) -> torch.Tensor:
     """RandomResizedCrop (area ``scale``, aspect 3/4..4/3) of ``image`` [C, H, W], drawn from ``g``, resized
-    to [C, size, size] (default: back to [C, H, W])."""
-    _, h, w = image.shape
+    to [C, size, size] (default: back to [C, H, W]). A clip [C, T, H, W] gets one crop for every frame."""
+    lead, (h, w) = image.shape[:-2], image.shape[-2:]
+    image = image.reshape(-1, h, w)
     area = h * w
     for _ in range(10):
         target = area * (scale[0] + (scale[1] - scale[0]) * float(torch.rand((), generator=g)))
@@ -28,7 +29,8 @@ def random_resized_crop(
         ch, cw, top, left = h, w, 0, 0
     crop = image[None, :, top : top + ch, left : left + cw]
     out = (h, w) if size is None else (size, size)
-    return torch.nn.functional.interpolate(crop, size=out, mode="bilinear", antialias=True, align_corners=False)[0]
+    resized = torch.nn.functional.interpolate(crop, size=out, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].reshape(*lead, *out)
 
 
 def random_flip(image: torch.Tensor, g: torch.Generator) -> torch.Tensor:

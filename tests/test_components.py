@@ -30,8 +30,8 @@ TINY_FIELDS = {
     "conditioner": dict(dim=16, depth=2, text_dim=12),
     "text_encoder": dict(embed_dim=12, depth=1, num_heads=2, vocab_size=50, max_length=6),
     "tokenizer": dict(vocab_size=300, max_length=6, max_captions=3),
-    "dataset": dict(image_size=32),
-    "masker": dict(input_size=224, patch_size=16),
+    "dataset": dict(image_size=32, num_frames=4),
+    "masker": dict(input_size=224, patch_size=16, num_frames=16, tubelet_size=2),  # the last two: video maskers
 }
 CAPTIONS = ["a red circle", "there are three objects", "a small blue square left of a green triangle"]
 IMAGES = (2, 3, 32, 32)  # 4 x 4 grid of 8-px patches
@@ -341,7 +341,8 @@ def test_recipe_builds_trains_and_is_deterministic(recipe):
     for _ in range(2):
         torch.manual_seed(0)
         model = cfg.build()
-        x = torch.randn(2, 3, 4 * patch, 4 * patch, generator=torch.Generator().manual_seed(0))
+        frames = (cfg.method.num_frames,) if cfg.method.num_frames else ()  # clips for a video method
+        x = torch.randn(2, 3, *frames, 4 * patch, 4 * patch, generator=torch.Generator().manual_seed(0))
         text = None
         if cfg.text_encoder is not None:
             ids = torch.randint(0, cfg.text_encoder.vocab_size, (2, 3, 5), generator=torch.Generator().manual_seed(0))

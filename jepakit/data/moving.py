@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from ..config import Config, at_least, in_range, knob
+from ..config import Config, at_least, in_range, knob, resolved
 from ..registry import register
 from .scenes import _NUMBERS, COLOURS, SHAPES, Generated, check_ranges, shape_mask, texture
 
@@ -34,7 +34,7 @@ TURN = math.pi / 4
 @dataclass(frozen=True)
 class MovingScenesConfig(Config):
     image_size: int | None = knob(None, "frame side in pixels", follows="image_size", valid=at_least(8))
-    num_frames: int = knob(8, "frames per clip", valid=at_least(2))
+    num_frames: int | None = knob(None, "frames per clip", follows="num_frames", valid=at_least(2))
     min_objects: int = knob(1, "fewest objects per clip", valid=in_range(1, 3))
     max_objects: int = knob(3, "most objects per clip (at least min_objects)", valid=in_range(1, 3))
     min_radius: float = knob(
@@ -47,6 +47,9 @@ class MovingScenesConfig(Config):
     noise: float = knob(0.08, "std of the per-pixel noise, drawn afresh each frame", valid=in_range(0, 1))
     seed: int = knob(0, "the data set's seed: clip i is a pure function of (seed, i)", valid=at_least(0))
     size: int = knob(20_000, "number of clips (any number works)", valid=at_least(1))
+
+    #: samples are clips ("video" [C, T, H, W]): only a method that trains on clips reads them
+    clips: ClassVar[bool] = True
 
     def validate(self) -> None:
         check_ranges(self)
@@ -67,10 +70,11 @@ class MovingScenes(Generated):
         background = texture(self._x, self._y, g)
         count = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (), generator=g))
         objects = [self._draw_object(g) for _ in range(count)]
-        t_max = cfg.num_frames - 1
-        video = background[:, None].repeat(1, cfg.num_frames, 1, 1)
-        seg = torch.zeros(cfg.num_frames, self.side, self.side, dtype=torch.long)
-        for t in range(cfg.num_frames):
+        frames = resolved(cfg.num_frames, "data.num_frames")
+        t_max = frames - 1
+        video = background[:, None].repeat(1, frames, 1, 1)
+        seg = torch.zeros(frames, self.side, self.side, dtype=torch.long)
+        for t in range(frames):
             for obj in objects:
                 travel, (ux, uy) = SPEEDS[obj["speed"]] * t / t_max, DIRECTIONS[obj["direction"]]
                 at = obj | {"x": obj["x"] + ux * travel, "y": obj["y"] + uy * travel}

@@ -99,19 +99,25 @@ class ViTConfig(TransformerConfig):
         None,
         "frames of the clips [B, C, T, H, W] the stored position table is built for (V-JEPA: 16); None: an "
         "image encoder",
+        follows="num_frames",
         valid=at_least(1),
+        required=False,
     )
-    tubelet_size: int = knob(
-        2, "frames per token of a clip (V-JEPA: 2); an image is a clip of one tubelet", valid=at_least(1)
+    tubelet_size: int | None = knob(
+        None,
+        "frames per token of a clip (V-JEPA: 2; None: 2); an image is a clip of one tubelet",
+        follows="tubelet_size",
+        valid=at_least(1),
+        required=False,
     )
 
     def validate(self) -> None:
         super().validate()
         t = self.type_id()
         if self.num_frames is not None:
-            if self.num_frames % self.tubelet_size:
+            if self.num_frames % self.tubelet:
                 raise ConfigError(
-                    f"{t}.num_frames={self.num_frames} is not divisible by {t}.tubelet_size={self.tubelet_size}"
+                    f"{t}.num_frames={self.num_frames} is not divisible by {t}.tubelet_size={self.tubelet}"
                 )
             if self.embed_dim % 8:
                 raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 8 (3-D sin-cos positions)")
@@ -133,6 +139,11 @@ class ViTConfig(TransformerConfig):
         return cls().replace(**{**VIT_PRESETS[size], **fields})
 
     @property
+    def tubelet(self) -> int:
+        """Frames per token of a clip (``tubelet_size``, 2 when unset)."""
+        return self.tubelet_size or 2
+
+    @property
     def video(self) -> bool:
         """Whether this encoder takes clips (``num_frames`` set): tubelet embedding, 3-D positions."""
         return self.num_frames is not None
@@ -141,8 +152,8 @@ class ViTConfig(TransformerConfig):
         """Blocks and norm, the patch (or tubelet) projection; the position table is a buffer."""
         params, _ = super().param_count()
         side = (self.img_size or 224) // self.patch_size
-        cells = side * side * ((self.num_frames or 0) // self.tubelet_size if self.video else 1)
-        depth = self.tubelet_size if self.video else 1
+        cells = side * side * ((self.num_frames or 0) // self.tubelet if self.video else 1)
+        depth = self.tubelet if self.video else 1
         patch = self.in_chans * depth * self.patch_size**2 * self.embed_dim + self.embed_dim
         return params + patch, float(cells * self.embed_dim)
 
@@ -151,7 +162,7 @@ class ViTConfig(TransformerConfig):
         """The patch grid of ``img_size``: (H, W), or (T, H, W) for clips of ``num_frames``."""
         side = resolved(self.img_size, f"{self.type_id()}.img_size") // self.patch_size
         if self.num_frames is not None:
-            return (self.num_frames // self.tubelet_size, side, side)
+            return (self.num_frames // self.tubelet, side, side)
         return (side, side)
 
     def timm_args(self) -> tuple[str, dict[str, Any]]:
@@ -211,9 +222,9 @@ class ViTEncoder(nn.Module):
         self.config = cfg
         self.patch_size = cfg.patch_size
         self.embed_dim = cfg.embed_dim
-        self.tubelet = cfg.tubelet_size if cfg.video else 1
+        self.tubelet = cfg.tubelet if cfg.video else 1
         if cfg.video:
-            self.patch_embed = TubeletEmbed(cfg.in_chans, cfg.embed_dim, cfg.tubelet_size, cfg.patch_size)
+            self.patch_embed = TubeletEmbed(cfg.in_chans, cfg.embed_dim, cfg.tubelet, cfg.patch_size)
         else:
             self.patch_embed = PatchEmbed(
                 img_size=cfg.img_size,

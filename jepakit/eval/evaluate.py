@@ -111,6 +111,11 @@ def evaluate(
             f"probe data: {type(data).__name__} streams its samples; probes read labelled images by index: "
             "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"
         )
+    if getattr(getattr(data, "config", None), "clips", False):
+        raise ConfigError(
+            f"probe data: {type(data).__name__} gives clips, and the probes read images; probes on video "
+            "tokens are not available yet: probe a video run's encoder on image data (data=scenes)"
+        )
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
         raise ValueError(f"unknown probes {unknown}; choose from {list(PROBES)}")

@@ -180,11 +180,15 @@ class MaskerConfig(Config):
 class VideoMaskerConfig(MaskerConfig):
     """A masker on a 3-D (time, height, width) patch grid of tubelets."""
 
-    num_frames: int = knob(16, "frames per clip", valid=at_least(1))
-    tubelet_size: int = knob(2, "frames per tubelet (temporal patch size)", valid=at_least(1))
+    num_frames: int | None = knob(None, "frames per clip", follows="num_frames", valid=at_least(1), required=False)
+    tubelet_size: int | None = knob(
+        None, "frames per tubelet (temporal patch size)", follows="tubelet_size", valid=at_least(1), required=False
+    )
 
     def validate(self) -> None:
         super().validate()
+        if self.num_frames is None or self.tubelet_size is None:
+            return  # unset: the method fills them in, then the checks run again
         if self.num_frames % self.tubelet_size:
             raise ConfigError(
                 f"{self.type_id()}.num_frames={self.num_frames} is not divisible by "
@@ -192,9 +196,15 @@ class VideoMaskerConfig(MaskerConfig):
             )
 
     @property
+    def has_grid(self) -> bool:
+        return super().has_grid and self.num_frames is not None and self.tubelet_size is not None
+
+    @property
     def grid(self) -> tuple[int, ...]:
         """The patch grid, (T, H, W)."""
-        return (self.num_frames // self.tubelet_size, *super().grid)
+        t = self.type_id()
+        frames = resolved(self.num_frames, f"{t}.num_frames") // resolved(self.tubelet_size, f"{t}.tubelet_size")
+        return (frames, *super().grid)
 
 
 class Masker(abc.ABC):

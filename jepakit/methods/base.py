@@ -123,6 +123,10 @@ class MethodConfig(Assembly, abc.ABC):
         """The smallest global batch the method's loss is defined on (a contrastive loss needs a negative)."""
         return 1
 
+    def takes_clips(self) -> bool:
+        """Whether the method trains on clips ([C, T, H, W] samples of video data) rather than images."""
+        return False
+
     def needs_captions(self) -> bool:
         """Whether the method trains on captions (the experiment then refuses data that has none)."""
         return False
@@ -249,11 +253,11 @@ def loss_names(family: type[Config]) -> list[str]:
     return [n for n in list_components("loss")["loss"] if issubclass(config_class("loss", n), family)]
 
 
-def image_tower_size(size: Size, batch: int, image_size: int, encoder: Any) -> int:
-    """Add to ``size`` the activations a step keeps of ``batch`` images of ``image_size`` px and of the ViT
-    ``encoder`` on all their patches; returns the patches per image."""
-    tokens = (image_size // encoder.patch_size) ** 2
-    size.activations["images"] = 3.0 * batch * encoder.in_chans * image_size**2
+def image_tower_size(size: Size, batch: int, image_size: int, encoder: Any, frames: int = 1) -> int:
+    """Add to ``size`` the activations a step keeps of ``batch`` images (clips of ``frames``) of ``image_size``
+    px and of the ViT ``encoder`` on all their patches (tubelets); returns the tokens per image (clip)."""
+    tokens = (image_size // encoder.patch_size) ** 2 * (frames // encoder.tubelet if frames > 1 else 1)
+    size.activations["images"] = 3.0 * batch * encoder.in_chans * image_size**2 * frames
     size.activations["encoder"] = transformer_activations(
         batch, tokens, encoder.embed_dim, encoder.depth, encoder.mlp_ratio, encoder.num_heads
     )

@@ -8,6 +8,7 @@ side are used is the config's business; the method knows only their contracts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens, masked_mean
 from ..losses.embedding import EmbeddingLossConfig
 from ..losses.regression import RegressionLossConfig, SmoothL1Config
-from ..masks.base import MaskerConfig, Masks
+from ..masks.base import MaskerConfig, Masks, VideoMaskerConfig
 from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
@@ -80,6 +81,13 @@ class JEPAConfig(MethodConfig):
         "each of those block outputs through the teacher's final norm (I-JEPA), an instance norm over the "
         "tokens (data2vec 2.0) or a parameter-free layer norm, before the average",
     )
+    num_frames: int | None = knob(
+        None,
+        "frames per clip: the method trains on clips [C, T, H, W] of video data (V-JEPA: 16); the encoder, the "
+        "masker and the data follow it; None: images",
+        valid=at_least(1),
+    )
+    tubelet_size: int = knob(2, "frames per token of a clip (V-JEPA: 2)", valid=at_least(1))
     masker: MaskerConfig = slot(MultiBlockConfig(), "masker", "which patches are context and which are targets")
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
@@ -102,7 +110,10 @@ class JEPAConfig(MethodConfig):
         text: Any = self.text_encoder
         tok = self.tokenizer
         no_text = "text_encoder.embed_dim (there is no text_encoder: a text conditioner needs one, e.g. text_encoder=transformer)"
-        return {
+        clips = {}
+        if self.num_frames is not None:  # only a video method provides them: image parts never follow them
+            clips = {"num_frames": (self.num_frames, "num_frames"), "tubelet_size": (self.tubelet_size, "tubelet_size")}
+        return clips | {
             "image_size": (self.image_size, "image_size"),
             "patch_size": (enc.patch_size, "encoder.patch_size"),
             "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
@@ -145,19 +156,28 @@ class JEPAConfig(MethodConfig):
             if self.target_blocks > depth:
                 raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
         mask = self.masker
-        if getattr(self.encoder, "video", False):
+        clips = isinstance(mask, VideoMaskerConfig)
+        if self.num_frames is None and getattr(self.encoder, "video", False):
             raise ConfigError(
-                f"encoder.num_frames={getattr(self.encoder, 'num_frames', None)} makes a video encoder, and the jepa "
-                "method trains on images (its batches, masks and probes are 2-D); unset encoder.num_frames"
+                f"encoder.num_frames={getattr(self.encoder, 'num_frames', None)} makes a video encoder on an image "
+                "method: set num_frames (the method's; the encoder, masker and data follow it) instead"
             )
-        if len(mask.grid) != 2:
+        if self.num_frames is None and clips:
             raise ConfigError(
-                f"masker {mask.name!r} draws {len(mask.grid)}-D masks (grid {mask.grid}); "
-                f"encoder {self.encoder.name!r} is 2-D"
+                f"masker {mask.name!r} draws 3-D masks for clips, and this method trains on images (2-D): set "
+                "num_frames to train on clips, or choose a 2-D masker (multiblock, random, block, inverse-block)"
+            )
+        if self.num_frames is not None and not clips:
+            raise ConfigError(
+                f"num_frames={self.num_frames}: the method trains on clips, and masker {mask.name!r} draws 2-D masks; "
+                "choose a 3-D masker (multiblock3d, tube)"
             )
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:
         return self.encoder, ("target_encoder", "encoder") if self.teacher_evaluated() else ("encoder",)
+
+    def takes_clips(self) -> bool:
+        return self.num_frames is not None
 
     def teacher_is_encoder(self) -> bool:
         """Whether the targets come from a second copy of the encoder (EMA, frozen), held beside it,
@@ -191,7 +211,7 @@ class JEPAConfig(MethodConfig):
             size.fixed["target_encoder"] = size.params["encoder"]
             size.drivers["target_encoder"] = size.drivers["encoder"]
         text_tower_fixed(size, self.text_encoder)
-        tokens = image_tower_size(size, batch, self.image_size, self.encoder)
+        tokens = image_tower_size(size, batch, self.image_size, self.encoder, self.num_frames or 1)
         blocks = getattr(self.masker, "num_targets", 1)
         size.activations["predictor"] = transformer_activations(
             batch * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
@@ -269,7 +289,8 @@ class JEPA(Method):
         detached diagnostics.
 
         Args:
-            images: float [B, C, H, W] in [0, 1] (any device; moved to the method's).
+            images: float [B, C, H, W] in [0, 1], or clips [B, C, T, H, W] when ``num_frames`` is set (any
+                device; moved to the method's).
             masks: the masker's output for this batch (any device; moved likewise).
             text: for a text conditioner: captions (a list of lists of strings), a
                 ``TokenBatch`` or precomputed ``TextFeatures``; ignored by ``none``.
@@ -330,11 +351,11 @@ class JEPA(Method):
     def forward_context(self, images: Tensor, masks: Masks) -> Tensor:
         """Context tokens [R, Kc, D]: the online encoder on the context patches only."""
         if masks.repeats > 1:
-            images = images.repeat(masks.repeats, 1, 1, 1)
+            images = images.repeat(masks.repeats, *([1] * (images.ndim - 1)))
         return self.encoder(images, masks.context, masks.context_valid)
 
     @torch.compiler.disable  # eager under torch.compile: the range checks read values
-    def _check_masks(self, masks: Masks, batch: int, grid: tuple[int, int]) -> None:
+    def _check_masks(self, masks: Masks, batch: int, grid: tuple[int, ...]) -> None:
         if not isinstance(masks, Masks):
             raise TypeError(f"masks must be a jepakit Masks (from model.masker); got {type(masks).__name__}")
         if tuple(masks.grid) != tuple(grid):
@@ -342,7 +363,7 @@ class JEPA(Method):
         rows = masks.context.shape[0]
         if rows != batch * masks.repeats:
             raise ValueError(f"masks have {rows} rows for {batch} images with repeats={masks.repeats}")
-        n = grid[0] * grid[1]
+        n = math.prod(grid)
         check_index("masks.context", masks.context, masks.context_valid, rows, n)
         check_index("masks.targets", masks.targets.reshape(rows, -1), None, rows, n)
 
@@ -371,7 +392,8 @@ class JEPA(Method):
         """Cropped images [B, C, H, W], masks drawn for the global micro-batch (this share's
         rows), and the tokenised captions when the conditioner reads text."""
         scale = self.config.crop_scale
-        images = torch.stack([random_resized_crop(s["image"], scale, draw.sample(k)) for k, s in enumerate(samples)])
+        key = "image" if self.config.num_frames is None else "video"  # clips: one crop for all their frames
+        images = torch.stack([random_resized_crop(s[key], scale, draw.sample(k)) for k, s in enumerate(samples)])
         masks = self.masker(draw.size, draw.batch())
         if draw.partial:
             masks = masks.take(draw.rows)
