@@ -76,9 +76,14 @@ def config(recipe: str):
 
     base = get_config(recipe)
     overrides = {k: v for k, v in OVERRIDES.items() if k != "predictor" or hasattr(base.method, "predictor")}
-    text = base.text_encoder
+    text = getattr(base.method, "text_encoder", None)
     if text is not None:
         overrides.update(SCRATCH_TEXT if text.type_id() == "text_encoder/transformer" else PRETRAINED_TEXT)
+    depth = OVERRIDES["encoder"]["depth"]
+    if getattr(base.method, "target_blocks", 1) > depth:  # data2vec's 10 of 12 blocks: 5 of the preset's 6
+        overrides["target_blocks"] = depth - 1
+    if base.teacher_run is not None:  # a first stage (SALT's teacher) is shrunk alike
+        overrides["teacher_run"] = get_config(base.teacher_run, **overrides)
     return get_config(recipe, **overrides)
 
 
