@@ -232,6 +232,8 @@ def measure(
         encoder, model, steps, minutes, log = random_encoder(cfg.method.eval_encoder()[0], seed), None, 0, 0.0, []
     else:
         result = train(cfg, out, progress=False, resume=(out / "checkpoints").is_dir())
+        if result["stopped"]:  # a signal stopped training: no row for a partly trained encoder
+            raise SystemExit(f"{name}: stopped by {result['stopped']}; run it again to resume")
         minutes = (time.perf_counter() - tic) / 60
         model = load_method(out)
         encoder, steps = model.eval_encoder(), cfg.train.steps
