@@ -23,9 +23,10 @@ FILE = Path(__file__).parent / "data" / "golden.json"
 
 #: The CPU preset's sizes (``ijepa-cpu``), applied to every recipe (the predictor to those that have one);
 #: a short, small-batch run.
+ENCODER = {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8}
 OVERRIDES = {
     "image_size": 64,
-    "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8},
+    "encoder": ENCODER,
     "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
     "data": {"size": 64},
     "train": {
@@ -79,7 +80,7 @@ def config(recipe: str):
     text = getattr(base.method, "text_encoder", None)
     if text is not None:
         overrides.update(SCRATCH_TEXT if text.type_id() == "text_encoder/transformer" else PRETRAINED_TEXT)
-    depth = OVERRIDES["encoder"]["depth"]
+    depth = ENCODER["depth"]
     if getattr(base.method, "target_blocks", 1) > depth:  # data2vec's 10 of 12 blocks: 5 of the preset's 6
         overrides["target_blocks"] = depth - 1
     if base.teacher_run is not None:  # a first stage (SALT's teacher) is shrunk alike

@@ -38,6 +38,7 @@ def experiment(fsdp: bool = False, method: str = "jepa"):
     )
     if method == "salt":  # both stages shrunk alike: the teacher's stage, then the student's reading it
         salt = get_config("salt-cpu")
+        assert salt.teacher_run is not None
         first = get_config(salt.teacher_run, **small)
         return get_config(salt.replace(teacher_run=None), **small).replace(teacher_run=first)
     return get_config("ijepa", **small)

@@ -80,7 +80,7 @@ def centre_grads(local_views: int) -> tuple[torch.Tensor, torch.Tensor]:
     model(g, loc)["loss"].backward()
     grads = [model.encoder.patch_embed.proj.weight.grad.clone()]
     model.zero_grad()
-    pooled = [model.pooled(g.flatten(0, 1))] + ([model.pooled(loc.flatten(0, 1))] if local_views else [])
+    pooled = [model.pooled(g.flatten(0, 1))] + ([model.pooled(loc.flatten(0, 1))] if loc is not None else [])
     z = model.projector(torch.cat(pooled)).view(-1, 4, 16)
     ((z - z[:2].mean(0).detach()) ** 2).mean().backward()
     return grads[0], model.encoder.patch_embed.proj.weight.grad

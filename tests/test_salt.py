@@ -20,9 +20,10 @@ STAGE = {"batch_size": 4, "warmup_steps": 1, "log_every": 1, "monitor_every": 2,
 
 def salt(teacher_steps: int = 2, student_steps: int = 3):
     """salt-cpu with both stages on an 8 x 8 grid of 4 px patches, tiny widths."""
-    tiny = {"masker": {"min_keep": 4}, "data": {"size": 16}}
-    cfg = tiny_config("salt-cpu", **tiny, train={**STAGE, "steps": student_steps})
-    return cfg.replace(teacher_run=tiny_config(cfg.teacher_run, **tiny, train={**STAGE, "steps": teacher_steps}))
+    masker, data = {"min_keep": 4}, {"size": 16}
+    cfg = tiny_config("salt-cpu", masker=masker, data=data, train={**STAGE, "steps": student_steps})
+    first = tiny_config(cfg.teacher_run, masker=masker, data=data, train={**STAGE, "steps": teacher_steps})
+    return cfg.replace(teacher_run=first)
 
 
 def test_the_recipe_is_pixels_then_a_frozen_teacher_with_l1():
