@@ -185,6 +185,7 @@ def _viz(args: argparse.Namespace) -> int:
 
     from . import get_config
     from .config import ConfigError
+    from .eval.features import sample_input
     from .methods.base import Draw
     from .viz import mask_overlay, save_png
 
@@ -198,10 +199,12 @@ def _viz(args: argparse.Namespace) -> int:
     batch = method.make_batch(samples, draw)
     if "masks" not in batch:
         raise ConfigError(f"method {cfg.method.name!r} draws no masks")
-    images = torch.stack([s["image"] for s in samples])  # uncropped, so the masks show on the whole image
+    images = torch.stack([sample_input(s) for s in samples])  # uncropped: the masks show on the whole image
     patch = cfg.method.provides()["patch_size"][0]
-    path = save_png(mask_overlay(images, batch["masks"], patch), args.out)
-    print(f"wrote {path} ({batch['masks'].targets.shape[1]} target blocks; dimmed: outside the context)")
+    columns = images.shape[2] if images.ndim == 5 else 4  # a clip: one row of its frames
+    path = save_png(mask_overlay(images, batch["masks"], patch), args.out, columns=columns)
+    rows = "; a row per clip, frame by frame" if images.ndim == 5 else ""
+    print(f"wrote {path} ({batch['masks'].targets.shape[1]} target blocks; dimmed: outside the context{rows})")
     return 0
 
 
@@ -210,12 +213,12 @@ def _probe(args: argparse.Namespace) -> int:
     unless the overrides say otherwise; writes probe.json and a segmentation overlay."""
     from pathlib import Path
 
-    import torch
     from rich.console import Console
 
     from . import get_config
     from .config import ConfigError
     from .eval import evaluate, probe_data, random_encoder, random_floor, results_table, summary
+    from .eval.features import first_frames
     from .experiment import Experiment
     from .runs import load_eval_encoder
     from .viz import save_png, segmentation_overlay
@@ -270,10 +273,8 @@ def _probe(args: argparse.Namespace) -> int:
     print(f"wrote {out / 'probe.json'}")
     dense = results["details"].get("dense")
     if dense is not None:
-        first = args.train + args.val
-        images = torch.stack([data[first + i]["image"] for i in range(8)])
-        target = torch.stack([data[first + i]["segmentation"] for i in range(8)])
-        pictures = segmentation_overlay(images, target, dense["prediction"][:8].long())
+        images, target = first_frames(data, args.train + args.val, 8)
+        pictures = segmentation_overlay(images, target, dense["prediction"][: len(images)].long())
         print(f"wrote {save_png(pictures, out / 'segmentation.png', columns=6)} (image, truth, prediction)")
     return 0
 

@@ -3,15 +3,17 @@ with matplotlib).
 
 Context patches keep their pixels; patches outside the context are dimmed; each target
 block gets its own colour, blended over its patches and outlined. ``jepakit viz masks
-RECIPE`` renders the recipe's masker on its data set.
+RECIPE`` renders the recipe's masker on its data set (a clip as a row of its frames).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 from .masks.base import Masks
@@ -28,21 +30,30 @@ TARGET_COLOURS = torch.tensor(
 
 
 def mask_overlay(images: Tensor, masks: Masks, patch: int, alpha: float = 0.45) -> Tensor:
-    """Images [B, 3, H, W] in [0, 1] with the masks drawn over them; returns [B, 3, H, W]."""
-    b, _, h, w = images.shape
-    gh, gw = h // patch, w // patch
-    if (gh, gw) != tuple(masks.grid):
-        raise ValueError(f"masks are on a {masks.grid} grid but the images give {(gh, gw)} patches")
-    out = images.clone()
+    """Images [B, 3, H, W] in [0, 1] with the masks drawn over them; returns [B, 3, H, W]. Clips
+    [B, 3, T, H, W] (masks on a (T', H', W') tubelet grid) come back frame by frame, [B * T, 3, H, W]:
+    a tubelet's mask shows on each of its frames."""
+    clips = images if images.ndim == 5 else images[:, :, None]
+    b, _, t, h, w = clips.shape
+    cells = tuple(masks.grid) if len(masks.grid) == 3 else (1, *masks.grid)
+    if cells[1:] != (h // patch, w // patch) or t % cells[0]:
+        shape = f"{t} frames of {h}x{w}" if images.ndim == 5 else f"{h}x{w} images"
+        raise ValueError(f"masks are on a {tuple(masks.grid)} grid, which {shape} in patches of {patch} do not give")
+    tubelet = t // cells[0]
+    out = rearrange(clips, "b c t h w -> (b t) c h w").clone()
+
+    def up(m: Tensor) -> Tensor:  # token mask [b, T' * H' * W'] -> pixel mask [b * T, 1, H, W]
+        m = m.reshape(-1, *cells).repeat_interleave(tubelet, 1)
+        return m.repeat_interleave(patch, 2).repeat_interleave(patch, 3).flatten(0, 1)[:, None]
+
     context, _ = masks.dense()  # rows are generator-major: the first b rows are the first mask set
-    up = lambda m: m.view(-1, gh, gw).repeat_interleave(patch, 1).repeat_interleave(patch, 2)  # noqa: E731
-    out = torch.where(up(context[:b])[:, None], out, out * 0.35)
+    out = torch.where(up(context[:b]), out, out * 0.35)
     for m in range(masks.targets.shape[1]):
-        block = torch.zeros(b, gh * gw, dtype=torch.bool)
+        block = torch.zeros(b, math.prod(cells), dtype=torch.bool)
         block.scatter_(1, masks.targets[:b, m], True)
         if masks.targets_valid is not None:
             block &= torch.zeros_like(block).scatter_(1, masks.targets[:b, m], masks.targets_valid[:b, m])
-        pixels = up(block)[:, None]
+        pixels = up(block)
         colour = TARGET_COLOURS[m % len(TARGET_COLOURS)].view(1, 3, 1, 1)
         out = torch.where(pixels, (1 - alpha) * out + alpha * colour, out)
         edge = pixels & ~_eroded(pixels)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from jepakit import ConfigError, get_config
-from jepakit.eval import evaluate
 from jepakit.methods.base import Draw
 from jepakit.train import train
 
@@ -70,6 +69,3 @@ def test_clips_and_images_do_not_mix():
         get_config("ijepa-cpu", data="moving-scenes")
     with pytest.raises(ConfigError, match=r"num_frames=7 is not divisible by .*tubelet_size=2"):
         get_config("vjepa-cpu", num_frames=7)
-    cfg = tiny()
-    with pytest.raises(ConfigError, match=r"gives clips, and the probes read images"):
-        evaluate(cfg.method.build().encoder, cfg.data.build(), train=4, val=2, test=4)

@@ -3,7 +3,7 @@ WebDataset shards, Hugging Face datasets)."""
 
 from .files import CaptionedImages, ImageFolder, caption_list, decode_image
 from .hf import HFDataset
-from .moving import MovingScenes, MovingScenesConfig
+from .moving import MovingFrames, MovingFramesConfig, MovingScenes, MovingScenesConfig
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
 from .shards import WebDataset
 
@@ -14,6 +14,8 @@ __all__ = [
     "CaptionedImages",
     "HFDataset",
     "ImageFolder",
+    "MovingFrames",
+    "MovingFramesConfig",
     "MovingScenes",
     "MovingScenesConfig",
     "SceneConfig",

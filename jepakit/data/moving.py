@@ -8,6 +8,10 @@ motion are labels no single frame gives; the count and the shapes are labels any
 gives (the frame-only baseline's). Captions describe the motion ("a red circle moves left",
 "a small blue square moves up fast"). Per-frame segmentation of the shapes is the dense
 probe's target. A clip is a pure function of (seed, index), as a scene is.
+
+``moving-frames`` gives single frames of the same clips as images, for image methods: the
+per-frame baseline trains on them (frame ``index % num_frames`` of clip ``index``), and its
+labels are those a frame gives (count, shapes, colours, segmentation).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ..config import Config, at_least, in_range, knob, resolved
 from ..registry import register
 from .scenes import _NUMBERS, COLOURS, SHAPES, Generated, check_ranges, shape_mask, texture
 
-__all__ = ["DIRECTIONS", "SPEEDS", "MovingScenes", "MovingScenesConfig"]
+__all__ = ["DIRECTIONS", "SPEEDS", "MovingFrames", "MovingFramesConfig", "MovingScenes", "MovingScenesConfig"]
 
 #: Motion directions (x, y steps in image coordinates, y downwards) and the speeds' travel over a clip.
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -122,6 +126,36 @@ class MovingScenes(Generated):
             "x": start[0],
             "y": start[1],
             "r": r,
+        }
+
+
+@dataclass(frozen=True)
+class MovingFramesConfig(MovingScenesConfig):
+    num_frames: int | None = knob(8, "frames of the clip a frame is taken from", valid=at_least(2))
+
+    #: samples are images (a frame of a clip): image methods read them
+    clips: ClassVar[bool] = False
+
+
+@register("dataset", "moving-frames", MovingFramesConfig)
+class MovingFrames(MovingScenes):
+    """``frames[i]`` -> frame ``i % num_frames`` of clip ``i`` of the moving scenes as an image: {"image": float
+    [3, H, W], "captions" (the clip's, which tell its motion), "labels": {"count", "shapes", "colours"},
+    "segmentation": long [H, W]}; no direction or speed, which no single frame gives."""
+
+    config_class = MovingFramesConfig
+    config: MovingFramesConfig
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        clip = super().__getitem__(index)
+        t = index % resolved(self.config.num_frames, "data.num_frames")
+        labels = {k: v for k, v in clip["labels"].items() if k not in ("direction", "speed")}
+        return {
+            "image": clip["video"][:, t],
+            "captions": clip["captions"],
+            "labels": labels,
+            "segmentation": clip["segmentation"][t],
+            "index": index,
         }
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
 from ..progress import Bars
-from .features import TASKS, Encoder, extract, view_embeddings
+from .features import TASKS, Encoder, extract, sample_input, view_embeddings
 from .monitors import effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 
@@ -67,7 +67,8 @@ def _check_fits(encoder: Encoder, data: Any) -> None:
     sample = next((s for s in map(data.__getitem__, range(min(len(data), 16))) if s is not None), None)
     if sample is None:
         raise ValueError("the probe data has no readable sample among its first 16")
-    h, w = sample["image"].shape[-2:]
+    x = sample_input(sample)
+    h, w = x.shape[-2:]
     p = encoder.patch_size
     if h % p or w % p:
         raise ValueError(
@@ -75,8 +76,14 @@ def _check_fits(encoder: Encoder, data: Any) -> None:
             f"set data.image_size to a multiple of {p}"
         )
     c = encoder.config.in_chans
-    if sample["image"].shape[0] != c:
-        raise ValueError(f"probe data: images have {sample['image'].shape[0]} channels; the encoder takes {c}")
+    if x.shape[0] != c:
+        raise ValueError(f"probe data: images have {x.shape[0]} channels; the encoder takes {c}")
+    tubelet = encoder.config.tubelet if getattr(encoder.config, "video", False) else 1
+    if x.ndim == 4 and x.shape[1] % tubelet:
+        raise ValueError(
+            f"probe data: clips of {x.shape[1]} frames are not divisible by the encoder's tubelet_size={tubelet}; "
+            f"set data.num_frames to a multiple of {tubelet}"
+        )
 
 
 def evaluate(
@@ -110,11 +117,6 @@ def evaluate(
         raise ConfigError(
             f"probe data: {type(data).__name__} streams its samples; probes read labelled images by index: "
             "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"
-        )
-    if getattr(getattr(data, "config", None), "clips", False):
-        raise ConfigError(
-            f"probe data: {type(data).__name__} gives clips, and the probes read images; probes on video "
-            "tokens are not available yet: probe a video run's encoder on image data (data=scenes)"
         )
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
@@ -184,7 +186,8 @@ def _run_probes(
     test_pooled = feats.pooled[parts["test"]]
     results["monitors"] = {"embedding_std": embedding_std(test_pooled), "effective_rank": effective_rank(test_pooled)}
     pooled = split(feats.pooled)
-    tok = split(feats.patches) if feats.patches is not None else None
+    clip_tokens = feats.clip_tokens()
+    tok = split(clip_tokens) if clip_tokens is not None else None
 
     def linear(y: list[torch.Tensor], multi: bool) -> tuple[dict[str, Any], str]:
         out = linear_probe((pooled[0], y[0]), (pooled[1], y[1]), (pooled[2], y[2]), multilabel=multi)
@@ -217,10 +220,13 @@ def _run_probes(
     if "dense" in probes and not dense:
         emit("dense probe skipped: the data has no segmentation")
     if dense:
-        assert tok is not None and feats.segmentation is not None
+        assert feats.patches is not None and feats.segmentation is not None
         bar.update(fitting, description="probe dense")
+        per_frame = [
+            feats.frame_tokens(*pair) for pair in zip(split(feats.patches), split(feats.segmentation), strict=True)
+        ]
         out = dense_probe(
-            *zip(tok, split(feats.segmentation), strict=True), grid=feats.grid, num_classes=feats.num_seg_classes
+            *((x, seg) for x, seg, _ in per_frame), grid=per_frame[0][2], num_classes=feats.num_seg_classes
         )
         results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
         results["details"]["dense"] = out

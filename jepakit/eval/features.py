@@ -7,7 +7,14 @@ block's patch tokens (float16), and the labels the data set provides:
 
 - the embedded scenes: ``count`` (1..6 -> class), ``shapes`` (multi-hot over the 4
   shapes), ``relation`` (one of 5), and the per-pixel shape ``segmentation``;
+- the moving scenes (clips): ``count``, ``shapes``, the motion's ``direction`` (one of
+  4) and ``speed`` (one of 2), and the segmentation of every frame;
 - an ImageFolder: ``label`` (the class folder).
+
+Clips [C, T, H, W] go whole through a video encoder (tokens over the (T', H', W')
+tubelet grid). An image encoder reads them frame by frame (``encode``): the frame-only
+baseline, whose probes see each frame's tokens averaged over time, so that a label it
+reads cannot have come from the order of the frames.
 
 ``Features.save``/``load`` use safetensors (no pickle), so a cache written by one run
 is safe to read in another; ``extract(cache=...)`` reuses it when the encoder weights,
@@ -24,14 +31,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 __all__ = [
     "TASKS",
     "Encoder",
     "Features",
+    "encode",
     "encoder_fingerprint",
     "extract",
+    "first_frames",
+    "sample_input",
     "view_embeddings",
 ]
 
@@ -61,23 +72,50 @@ class Encoder(Protocol):
 
 
 #: What each label is: a single class per image, or a set of classes (multi-hot).
-TASKS: dict[str, str] = {"count": "multiclass", "shapes": "multilabel", "relation": "multiclass", "label": "multiclass"}
+TASKS: dict[str, str] = {
+    "count": "multiclass",
+    "shapes": "multilabel",
+    "relation": "multiclass",
+    "direction": "multiclass",
+    "speed": "multiclass",
+    "label": "multiclass",
+}
 
 
 @dataclass
 class Features:
-    """Pooled features [N, D*layers], patch tokens [N, T, D] (float16) or None, labels and segmentation."""
+    """Pooled features [N, D*layers], patch tokens [N, K, D] (float16) or None, labels and segmentation.
+
+    ``grid``: the tokens' grid, (H', W') for images, (T', H', W') for clips (time first); ``per_frame``:
+    the clips went frame by frame through an image encoder (T' = T, the frame-only baseline)."""
 
     pooled: Tensor
     patches: Tensor | None
-    grid: tuple[int, int]
+    grid: tuple[int, ...]
     labels: dict[str, Tensor] = field(default_factory=dict)
-    segmentation: Tensor | None = None  # uint8 [N, H, W], 0 background
+    segmentation: Tensor | None = None  # uint8 [N, H, W], or [N, T, H, W] for clips; 0 background
     num_seg_classes: int = 0
     skipped: int = 0  # samples the data set could not read
+    per_frame: bool = False
 
     def __len__(self) -> int:
         return self.pooled.shape[0]
+
+    def clip_tokens(self) -> Tensor | None:
+        """The tokens a clip-level probe (attentive) reads: ``patches``, or for the frame-only baseline each
+        position's tokens averaged over the frames [N, H' * W', D]."""
+        if self.patches is None or not self.per_frame:
+            return self.patches
+        return rearrange(self.patches, "n (t k) d -> n t k d", t=self.grid[0]).float().mean(1).to(self.patches.dtype)
+
+    def frame_tokens(self, tokens: Tensor, segmentation: Tensor) -> tuple[Tensor, Tensor, tuple[int, int]]:
+        """The dense probe's samples: one per image, or per frame of a clip, whose tokens are those of the
+        time slot (tubelet or frame) that holds it: ([M, H' * W', D], [M, H, W], (H', W'))."""
+        if len(self.grid) == 2:
+            return tokens, segmentation, (self.grid[0], self.grid[1])
+        slots, frames = self.grid[0], segmentation.shape[1]
+        per_slot = rearrange(tokens, "n (s k) d -> n s k d", s=slots).repeat_interleave(frames // slots, dim=1)
+        return per_slot.flatten(0, 1), segmentation.flatten(0, 1), (self.grid[1], self.grid[2])
 
     def save(self, path: str | Path, key: str = "") -> None:
         """Write to one safetensors file (atomically); ``key`` identifies what was extracted."""
@@ -95,6 +133,7 @@ class Features:
             "key": key,
             "num_seg_classes": str(self.num_seg_classes),
             "skipped": str(self.skipped),
+            "per_frame": json.dumps(self.per_frame),
         }
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -115,6 +154,7 @@ class Features:
             segmentation=tensors.get("segmentation"),
             num_seg_classes=int(meta["num_seg_classes"]),
             skipped=int(meta["skipped"]),
+            per_frame=json.loads(meta.get("per_frame", "false")),
         )
         return feats, meta["key"]
 
@@ -129,17 +169,65 @@ def encoder_fingerprint(encoder: Encoder) -> str:
 
 
 def _sample_labels(sample: dict[str, Any]) -> dict[str, Any]:
+    """The probe targets of a sample, those of ``TASKS`` its labels hold, as class indices or multi-hot."""
+    from ..data.moving import DIRECTIONS, SPEEDS
     from ..data.scenes import RELATIONS, SHAPES
 
     out: dict[str, Any] = {}
-    if "labels" in sample:
-        lab = sample["labels"]
+    lab = sample.get("labels", {})
+    if "count" in lab:
         out["count"] = int(lab["count"])
+    if "shapes" in lab:
         out["shapes"] = [float(s in lab["shapes"]) for s in SHAPES]
-        out["relation"] = RELATIONS.index(lab["relation"])
+    for task, classes in (("relation", RELATIONS), ("direction", tuple(DIRECTIONS)), ("speed", tuple(SPEEDS))):
+        if task in lab:
+            out[task] = classes.index(lab[task])
     if "label" in sample:
         out["label"] = int(sample["label"])
     return out
+
+
+def sample_input(sample: dict[str, Any]) -> Tensor:
+    """What an encoder reads of a sample: its clip [C, T, H, W] ("video") or its image [C, H, W]."""
+    return sample["video"] if "video" in sample else sample["image"]
+
+
+def first_frames(dataset: Any, first: int, n: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` images [n, C, H, W] and segmentations [n, H, W] from sample ``first`` on, a clip
+    giving its frames in order, unreadable samples skipped: the dense probe's test predictions, aligned."""
+    images: list[Tensor] = []
+    truth: list[Tensor] = []
+    index = first
+    while len(images) < n and index < len(dataset):
+        sample = dataset[index]
+        index += 1
+        if sample is None:
+            continue
+        x, seg = sample_input(sample), sample["segmentation"]
+        images += list(x.unbind(1)) if x.ndim == 4 else [x]
+        truth += list(seg.unbind(0)) if seg.ndim == 3 else [seg]
+    if not images:
+        raise ValueError(f"no readable sample from index {first} on")
+    return torch.stack(images[:n]), torch.stack(truth[:n])
+
+
+def encode(encoder: Encoder, x: Tensor, last: int = 1) -> tuple[list[Tensor], tuple[int, ...], bool]:
+    """The last ``last`` blocks' tokens of images [B, C, H, W] or clips [B, C, T, H, W], their grid, and
+    whether the clips went frame by frame.
+
+    A video encoder reads a clip whole (grid (T', H', W')). An image encoder reads each frame alone, its
+    tokens laid out frame after frame, [B, T * H' * W', D] on the grid (T, H', W'): the frame-only baseline.
+    A video encoder's image is a clip of one tubelet; its grid is given as (H', W')."""
+    if x.ndim == 5 and not getattr(encoder.config, "video", False):
+        b, t = x.shape[0], x.shape[2]
+        frames = rearrange(x, "b c t h w -> (b t) c h w")
+        grid = encoder.grid_of(frames)
+        outs = [rearrange(o, "(b t) k d -> b (t k) d", b=b) for o in encoder.layer_outputs(frames, last=last)]
+        return outs, (t, *grid), True
+    grid = encoder.grid_of(x)
+    if x.ndim == 4 and len(grid) == 3:
+        grid = grid[1:]
+    return encoder.layer_outputs(x, last=last), grid, False
 
 
 @torch.no_grad()
@@ -183,7 +271,8 @@ def extract(
     pooled, patches, segs = [], [], []
     labels: dict[str, list[Any]] = {}
     skipped = 0
-    grid: tuple[int, int] = (0, 0)
+    grid: tuple[int, ...] = (0, 0)
+    per_frame = False
     done = on_batch or (lambda n: None)
     for start in range(0, len(indices), batch_size):
         batch = indices[start : start + batch_size]
@@ -193,9 +282,7 @@ def extract(
         if not samples:
             done(len(batch))
             continue
-        images = torch.stack([s["image"] for s in samples]).to(device)
-        grid = encoder.grid_of(images)
-        outs = encoder.layer_outputs(images, last=layers)
+        outs, grid, per_frame = encode(encoder, torch.stack([sample_input(s) for s in samples]).to(device), layers)
         pooled.append(torch.cat([o.mean(1) for o in outs], dim=-1).float().cpu())
         if keep_patches:
             patches.append(outs[-1].to(torch.float16).cpu())
@@ -222,6 +309,7 @@ def extract(
         segmentation=seg,
         num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
         skipped=skipped,
+        per_frame=per_frame,
     )
     if cache is not None:  # atomic_path makes the folder
         feats.save(cache, key)
@@ -239,8 +327,9 @@ def view_embeddings(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Average-pooled tokens [n, views, D] of ``views`` RandomResizedCrops of each readable ``dataset[i]``,
-    drawn per (seed, index): the surrogate classes of LiDAR (the views of one image form a class)."""
+    """Average-pooled tokens [n, views, D] of ``views`` RandomResizedCrops of each readable ``dataset[i]``
+    (one crop for all frames of a clip), drawn per (seed, index): the surrogate classes of LiDAR (the views
+    of one image form a class)."""
     from ..transforms import random_resized_crop
 
     was_training = encoder.training
@@ -251,8 +340,8 @@ def view_embeddings(
         if sample is None:
             continue
         g = torch.Generator().manual_seed(seed * 1_000_003 + int(i))
-        crops = torch.stack([random_resized_crop(sample["image"], crop_scale, g) for _ in range(views)])
-        out.append(encoder(crops.to(device)).mean(1).float().cpu())
+        crops = torch.stack([random_resized_crop(sample_input(sample), crop_scale, g) for _ in range(views)])
+        out.append(encode(encoder, crops.to(device))[0][0].mean(1).float().cpu())
     encoder.train(was_training)
     if len(out) < 2:
         raise ValueError(f"LiDAR needs at least 2 readable images; {len(out)} of {len(indices)} were")
