@@ -63,7 +63,8 @@ def tiny_config(recipe: Any = "ijepa", patch: int = 4, grid: int = 8, **override
     if getattr(base.method, "target_blocks", 1) > 1:  # targets averaging blocks: as many as the tiny depth has
         merged["target_blocks"] = TINY["encoder"]["depth"]
     if base.teacher_run is not None:  # a first stage (SALT's teacher) shrinks alike, so its encoder still fits
-        merged["teacher_run"] = tiny_config(base.teacher_run, patch, grid)
+        shape = {k: overrides[k] for k in ("num_frames", "tubelet_size") if k in overrides}
+        merged["teacher_run"] = tiny_config(base.teacher_run, patch, grid, **shape)
     for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it
         mergeable = isinstance(value, dict) and "type" not in value and isinstance(merged.get(key), dict)
         merged[key] = {**merged[key], **value} if mergeable else value

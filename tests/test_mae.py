@@ -89,3 +89,24 @@ def test_the_online_encoder_is_evaluated_and_nothing_is_a_teacher():
     model(x, m)["loss"].backward()
     assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
     assert model.predictor.predictor_proj.weight.shape == (4 * 4 * 3, model.predictor.config.embed_dim)
+
+
+@settings(max_examples=20, deadline=None)
+@given(u=st.integers(1, 3), slots=st.integers(1, 3), p=st.sampled_from([1, 2, 4]), seed=st.integers(0, 10**6))
+def test_a_clips_targets_are_its_tubelets_frame_by_frame(u, slots, p, seed):
+    """V-Pixel: a tubelet's values are its frames' patches one after another (the 3-D conv's order)."""
+    g = torch.Generator().manual_seed(seed)
+    clips = torch.rand(2, 3, u * slots, 2 * p, 3 * p, generator=g, dtype=torch.float64)
+    got = PatchPixels(p, torch.zeros(3), torch.ones(3), norm_pix=False, tubelet=u)(clips)
+    assert got.shape == (2, slots * 6, u * p * p * 3)
+    for s in range(slots):
+        frames = [loop_patches(clips[:, :, s * u + f], p) for f in range(u)]  # each [B, 6, p * p * 3]
+        torch.testing.assert_close(got[:, s * 6 : (s + 1) * 6], torch.cat(frames, -1), rtol=0, atol=0)
+    normed = PatchPixels(p, torch.zeros(3), torch.ones(3), norm_pix=True, tubelet=u)(clips)
+    torch.testing.assert_close(normed.mean(-1), torch.zeros(normed.shape[:2], dtype=normed.dtype), atol=1e-10, rtol=0)
+
+
+def test_video_pixel_targets_follow_the_tubelet():
+    cfg = get_config("salt-video-cpu").teacher_run
+    assert cfg.method.predictor.out_dim == 2 * 8 * 8 * 3 and cfg.method.target_updater.name == "pixels"
+    assert get_config(cfg, tubelet_size=4).method.predictor.out_dim == 4 * 8 * 8 * 3

@@ -69,3 +69,38 @@ def test_clips_and_images_do_not_mix():
         get_config("ijepa-cpu", data="moving-scenes")
     with pytest.raises(ConfigError, match=r"num_frames=7 is not divisible by .*tubelet_size=2"):
         get_config("vjepa-cpu", num_frames=7)
+
+
+def test_salt_and_text_conditioning_on_clips_are_vjepa_cpu_with_one_part_changed():
+    plain, salt, text = (get_config(r) for r in ("vjepa-cpu", "salt-video-cpu", "tc-vjepa-cpu"))
+    first = salt.teacher_run
+    assert (first.method.target_updater.name, first.method.loss.name, first.method.masker) == (
+        "pixels",
+        "l2",
+        plain.method.masker,
+    )
+    assert (salt.method.target_updater.name, salt.method.loss.name) == ("frozen", "l1")
+    assert first.train.steps + salt.train.steps == plain.train.steps, "equal total steps"
+    assert (text.method.conditioner.name, text.method.caption_choice) == ("sparse-xattn", "sample")
+    assert (
+        text.method.replace(conditioner=plain.method.conditioner, tokenizer=None, text_encoder=None).replace(
+            caption_choice=plain.method.caption_choice
+        )
+        == plain.method
+    ), "the text side is the only difference"
+
+
+def test_salt_and_text_conditioning_train_on_clips(tmp_path):
+    clips = {"num_frames": 4, "masker": {"min_keep": 2}, "data": {"size": 16}}
+    salt = tiny_config("salt-video-cpu", patch=4, grid=4, **clips, train={**TRAIN, "steps": 2})
+    salt = salt.replace(
+        teacher_run=tiny_config(salt.teacher_run, patch=4, grid=4, **clips, train={**TRAIN, "steps": 2})
+    )
+    result = train(salt, tmp_path / "salt", progress=False)
+    student = result["model"]
+    teacher = torch.load(tmp_path / "salt" / "teacher" / "checkpoints" / "step-00000002.pt", weights_only=True)
+    for k, v in student.target_encoder.state_dict().items():
+        assert torch.equal(v, teacher["model"][f"encoder.{k}"]), f"the frozen teacher is stage 1's encoder ({k})"
+    text = tiny_config("tc-vjepa-cpu", patch=4, grid=4, **clips, train={**TRAIN, "steps": 2})
+    losses = train(text, tmp_path / "text", progress=False)["losses"]
+    assert all(torch.isfinite(torch.tensor(losses)))

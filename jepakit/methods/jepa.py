@@ -194,6 +194,9 @@ class JEPAConfig(MethodConfig):
         targets a patch's pixel values (patch_size**2 x channels)."""
         enc: Any = self.encoder
         if getattr(self.target_updater, "pixel_targets", False):
+            if self.num_frames is not None:  # a clip's target is a tubelet's values
+                width = self.tubelet_size * enc.patch_size**2 * enc.in_chans
+                return width, "tubelet_size x encoder.patch_size**2 x encoder.in_chans (pixel targets of clips)"
             return enc.patch_size**2 * enc.in_chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
         teacher = getattr(self.target_updater, "teacher_shape", lambda: None)()
         if teacher is not None:

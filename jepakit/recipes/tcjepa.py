@@ -30,7 +30,7 @@ from ..text.spm_tokenizer import SentencePieceConfig
 from ..text.transformer_encoder import TransformerTextConfig
 from .ijepa import CONTEXT_DEPARTURES, CPU_DEPARTURES, cpu_config, cpu_preset, ijepa_config
 
-__all__ = ["tcjepa_config"]
+__all__ = ["TEXT_DEPARTURES", "tcjepa_config", "text_conditioning"]
 
 
 #: Where the TC-JEPA recipes depart from the paper, and why (``describe`` prints these).
@@ -47,18 +47,21 @@ TEXT_DEPARTURES = {
 DEPARTURES = {**CONTEXT_DEPARTURES, **TEXT_DEPARTURES}
 
 
+def text_conditioning(conditioner: Config | None = None, **conditioner_fields: object) -> dict[str, object]:
+    """TC-JEPA's parts over a JEPA experiment (as overrides): the conditioner (sparse-xattn, centred
+    regulariser, by default), N = 8 captions sampled per (epoch, sample), the frozen pretrained text side."""
+    cond = conditioner if conditioner is not None else SparseXAttnConfig(cosine="centred-keys", reg_grad="attention")
+    return {
+        "conditioner": cond.replace(**conditioner_fields),
+        "caption_choice": "sample",
+        "tokenizer": MiniLMTokenizerConfig(max_length=32, max_captions=8),  # S = 32 (ours)
+        "text_encoder": MiniLMTextConfig(),
+    }
+
+
 def tcjepa_config(size: str = "base", conditioner: Config | None = None, **conditioner_fields: object) -> Experiment:
     """TC-JEPA for a ViT ``size``: I-JEPA plus a frozen pretrained text side and a conditioner."""
-    cond = conditioner if conditioner is not None else SparseXAttnConfig(cosine="centred-keys", reg_grad="attention")
-    return apply_overrides(
-        ijepa_config(size),
-        {
-            "conditioner": cond.replace(**conditioner_fields),
-            "caption_choice": "sample",
-            "tokenizer": MiniLMTokenizerConfig(max_length=32, max_captions=8),  # S = 32 (ours)
-            "text_encoder": MiniLMTextConfig(),
-        },
-    )
+    return apply_overrides(ijepa_config(size), text_conditioning(conditioner, **conditioner_fields))
 
 
 #: The main job's EMA teacher starts at the paper's 0.996, not the I-JEPA CPU preset's 0.99: with the

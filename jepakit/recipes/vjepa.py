@@ -5,6 +5,10 @@ Video" (V-JEPA), 2024, and ``docs/methods.md``. The ``jepa`` method with ``num_f
 encoder cuts clips into 2 x 16 x 16 tubelets, ``masker=multiblock3d`` draws a short-range (8
 blocks at spatial scale 0.15) and a long-range (2 blocks at 0.7) mask per clip, aspect (0.75, 1.5),
 the whole clip in time; the predictor regresses the EMA teacher's layer-normed tokens with L1.
+
+``salt-video-cpu`` runs SALT's two stages on clips (a V-Pixel teacher regressing tubelet pixels under
+the same 3-D masks, frozen, then an L1 student), and ``tc-vjepa-cpu`` puts TC-JEPA's sparse text
+conditioner on the video predictor, reading the clips' motion captions.
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ from ..config import apply_overrides
 from ..data.moving import MovingScenesConfig
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
-from ..losses.regression import L1Config
+from ..losses.regression import L1Config, L2Config
 from ..masks.multiblock3d import MultiBlock3DConfig
 from ..methods.jepa import JEPAConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
+from ..targets.frozen import FrozenConfig
+from ..targets.pixels import PixelsConfig
 from ..train.trainer import TrainConfig
 from .ijepa import CPU_TRAIN, cpu_preset
+from .salt import CPU_STEPS as SALT_CPU_STEPS
+from .tcjepa import TEXT_DEPARTURES, text_conditioning
 
-__all__ = ["VJEPA_DEPARTURES", "vjepa_config"]
+__all__ = ["VJEPA_DEPARTURES", "vjepa_config", "vjepa_cpu_config"]
 
 #: Where the V-JEPA recipes depart from the paper, and why.
 VJEPA_DEPARTURES = {
@@ -73,17 +81,26 @@ def vjepa() -> Experiment:
     return vjepa_config()
 
 
+#: The CPU preset's departures: its size and schedule.
+CPU_DEPARTURES = {
+    **VJEPA_DEPARTURES,
+    "image_size, num_frames, encoder, predictor, train, target_updater": cpu_preset()
+    + "; clips of 8 frames at 32 px (4 x 4 x 4 tubelets: as many tokens as a 64 px image), the EMA from 0.99 "
+    "(the I-JEPA preset's)",
+}
+
+
 @register_recipe(
     "vjepa-cpu",
     help="V-JEPA on the embedded moving scenes: 8 frames at 32 px, ViT 192/6: minutes on a laptop CPU",
-    departures={
-        **VJEPA_DEPARTURES,
-        "image_size, num_frames, encoder, predictor, train, target_updater": cpu_preset()
-        + "; clips of 8 frames at 32 px (4 x 4 x 4 tubelets: as many tokens as a 64 px image), the EMA from 0.99 "
-        "(the I-JEPA preset's)",
-    },
+    departures=CPU_DEPARTURES,
 )
 def vjepa_cpu() -> Experiment:
+    return vjepa_cpu_config()
+
+
+def vjepa_cpu_config() -> Experiment:
+    """vjepa-cpu: ViT 192/6 with 8 px patches on clips of 8 frames at 32 px, predictor 192/3, EMA from 0.99."""
     fields = {
         "image_size": 32,
         "num_frames": 8,
@@ -93,3 +110,54 @@ def vjepa_cpu() -> Experiment:
         "train": CPU_TRAIN,
     }
     return apply_overrides(vjepa_config(), fields)
+
+
+@register_recipe(
+    "salt-video-cpu",
+    help=f"SALT on the embedded moving scenes (vjepa-cpu's clips and masks): {SALT_CPU_STEPS[0]} V-Pixel teacher "
+    f"steps, frozen, then {SALT_CPU_STEPS[1]} L1 student steps",
+    departures={
+        **CPU_DEPARTURES,
+        "train, teacher_run.train": f"{SALT_CPU_STEPS[0]} teacher + {SALT_CPU_STEPS[1]} student steps: the "
+        "300 of vjepa-cpu's budget (ours; the paper trains its teacher for a fraction of the student's compute)",
+        "teacher_run.loss": "squared error on tubelet pixels normalised per tubelet at the target positions "
+        "(one public implementation regresses every position outside the context)",
+    },
+)
+def salt_video_cpu() -> Experiment:
+    """SALT's two stages on clips: V-Pixel (tubelet pixels, normalised per tubelet, squared error) under
+    V-JEPA's 3-D masks, then a fresh student and predictor regressing the frozen teacher's tokens (L1)."""
+    base = vjepa_cpu_config()
+    teacher = apply_overrides(
+        base,
+        {
+            "target_updater": PixelsConfig(norm_pix=True),
+            "loss": L2Config(normalize_targets=False),
+            "train": {"steps": SALT_CPU_STEPS[0]},
+        },
+    )
+    student = apply_overrides(
+        base,
+        {
+            "target_updater": FrozenConfig(),
+            "loss": L1Config(normalize_targets=False),
+            "train": {"steps": SALT_CPU_STEPS[1]},
+        },
+    )
+    return student.replace(teacher_run=teacher)
+
+
+@register_recipe(
+    "tc-vjepa-cpu",
+    help="text-conditioned V-JEPA (ours): vjepa-cpu with TC-JEPA's sparse text cross-attention in the predictor, "
+    "reading the moving scenes' motion captions",
+    departures={
+        **CPU_DEPARTURES,
+        **TEXT_DEPARTURES,
+        "method": "no paper trains a text-conditioned video JEPA: TC-JEPA's conditioner, regulariser and frozen "
+        "text side on V-JEPA's predictor, everything else vjepa-cpu's, so the two differ only in the text",
+    },
+)
+def tc_vjepa_cpu() -> Experiment:
+    conditioned = apply_overrides(vjepa_cpu_config(), text_conditioning())
+    return apply_overrides(conditioned, {"tokenizer": {"max_length": 16}})  # the motion captions are short

@@ -4,6 +4,8 @@ No teacher network: the "target module" cuts the image, normalised as the encode
 into patches of ``patch_size`` px flattened to ``patch_size**2 * channels`` values (pixel rows,
 then columns, then channels, as MAE's ``patchify``), and by default normalises each patch's
 values to zero mean and unit variance (MAE's ``norm_pix_loss``: the unbiased variance, eps 1e-6).
+A clip is cut into the encoder's tubelets, ``tubelet * patch_size**2 * channels`` values each
+(frames, then rows, columns, channels): SALT's V-Pixel teacher.
 The predictor's output width is then the patch's value count (``predictor.out_dim``), and the
 method evaluates its online encoder.
 """
@@ -33,22 +35,32 @@ class PixelsConfig(Config):
 
 
 class PatchPixels(nn.Module):
-    """Images [B, C, H, W] in [0, 1] -> per-patch pixel values [B, N, p * p * C] (raster order of patches)."""
+    """Images [B, C, H, W] in [0, 1] -> per-patch pixel values [B, N, p * p * C] (raster order of patches);
+    clips [B, C, T, H, W] -> per-tubelet values [B, T' * H' * W', u * p * p * C] (``tubelet`` u frames)."""
 
     mean: Tensor
     std: Tensor
 
-    def __init__(self, patch_size: int, mean: Tensor, std: Tensor, norm_pix: bool, eps: float = 1e-6) -> None:
+    def __init__(
+        self, patch_size: int, mean: Tensor, std: Tensor, norm_pix: bool, eps: float = 1e-6, tubelet: int = 1
+    ) -> None:
         super().__init__()
-        self.patch_size, self.norm_pix, self.eps = patch_size, norm_pix, eps
-        self.register_buffer("mean", mean.detach().clone().view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", std.detach().clone().view(1, -1, 1, 1), persistent=False)
+        self.patch_size, self.norm_pix, self.eps, self.tubelet = patch_size, norm_pix, eps, tubelet
+        self.register_buffer("mean", mean.detach().clone().view(-1), persistent=False)
+        self.register_buffer("std", std.detach().clone().view(-1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
-        p = self.patch_size
+        p, u = self.patch_size, self.tubelet
         if images.shape[-2] % p or images.shape[-1] % p:
             raise ValueError(f"images {tuple(images.shape[-2:])} are not divisible into {p} px patches")
-        x = rearrange((images - self.mean) / self.std, "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)
+        stats = (1, -1) + (1,) * (images.ndim - 2)
+        normed = (images - self.mean.view(stats)) / self.std.view(stats)
+        if images.ndim == 5:
+            if images.shape[2] % u:
+                raise ValueError(f"a clip of {images.shape[2]} frames is not divisible into tubelets of {u}")
+            x = rearrange(normed, "b c (t u) (h p) (w q) -> b (t h w) (u p q c)", u=u, p=p, q=p)
+        else:
+            x = rearrange(normed, "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)
         if not self.norm_pix:
             return x
         return (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + self.eps).sqrt()
@@ -65,4 +77,5 @@ class PixelsUpdater(TargetUpdater):
             if not hasattr(online, name):
                 raise TypeError(f"pixel targets need an encoder with {name} (a ViT); got {type(online).__name__}")
         patch: int = online.patch_size  # type: ignore[assignment]
-        return PatchPixels(patch, online.pixel_mean, online.pixel_std, self.config.norm_pix)  # type: ignore[arg-type]
+        tubelet = int(getattr(online, "tubelet", 1))  # a video ViT's frames per token (1: images)
+        return PatchPixels(patch, online.pixel_mean, online.pixel_std, self.config.norm_pix, tubelet=tubelet)  # type: ignore[arg-type]
