@@ -54,6 +54,11 @@ PAPER_CONTEXT = {"masker": {"type": "multiblock-paper-context"}}
 #: The main job's EMA start (tc-jepa-cpu 0.996, ijepa-cpu 0.99): I-JEPA rows compared with TC-JEPA rows use it
 EMA996 = {"target_updater": {"momentum_start": 0.996}}
 SEEDS = (0, 1, 2)
+#: The per-frame baseline: the moving scenes' frames as images, at the clips' 32 px with the same 8 px
+#: patches, 128 frames a step: as many tokens a step as 32 clips of 4 x 4 x 4 tubelets (equal compute).
+FRAMES: dict[str, Any] = {"data": "moving-frames", "image_size": 32, "train": {"batch_size": 128}}
+#: Clips of the video probes (train, val, test): fewer than the images', as each holds 8 frames.
+VIDEO_PROBE = (2000, 500, 2000)
 #: The scenes' relation label rows were measured with: the largest object relative to the second largest.
 #: Rows without it were measured when the label followed the drawing order, which the image does not show
 #: (left of / right of of two objects was a coin flip): their relation numbers are not comparable.
@@ -115,6 +120,15 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # the screens' best on digits (C-JEPA's and LeJEPA's regularisers keep the features spread; LeJEPA's kNN
     # beat the floor on one seed)
     "digits-lejepa": ("lejepa-cpu", {"data": "digits"}, SEEDS),
+    # issue 20, video: every row sees 300 steps of 32 clips of the moving scenes (8 frames at 32 px; an image
+    # row the same number of frames) and is probed on held-out clips, VIDEO_PROBE; the frame rows are the
+    # frame-only baseline (an image encoder reads each frame alone, tokens averaged over time)
+    "video-random": ("vjepa-cpu", {}, SEEDS),
+    "video-frames-random": ("ijepa-cpu", FRAMES, SEEDS),
+    "video-vjepa": ("vjepa-cpu", {}, SEEDS),
+    "video-ijepa-frames": ("ijepa-cpu", FRAMES, SEEDS),  # I-JEPA on the clips' frames, probed frame by frame
+    "video-salt": ("salt-video-cpu", {"train": {"steps": 200}}, SEEDS),  # 100 teacher + 200 student steps
+    "video-tc-vjepa": ("tc-vjepa-cpu", {}, SEEDS),
 }
 #: Run order: the floor, the main job and the real images first, then I-JEPA, (a) and (b), then the rest;
 #: seeds breadth-first.
@@ -183,7 +197,10 @@ def config_of(recipe: str, overrides: dict[str, Any], seed: int):
     if overrides.get("data") == "digits":
         overrides = {**overrides, "data": {"type": "imagefolder", "root": str(digits_folders()[0])}}
     cfg = get_config(recipe, **BASE)
-    for layer in (overrides, {"train": {"seed": seed}}):  # get_config keeps derived fields in step
+    seeded: dict[str, Any] = {"train": {"seed": seed}}
+    if cfg.teacher_run is not None:  # a first stage (SALT's teacher) takes the row's seed too
+        seeded["teacher_run"] = {"train": {"seed": seed}}
+    for layer in (overrides, seeded):  # get_config keeps derived fields in step
         cfg = get_config(cfg, **layer)
     return cfg
 
@@ -228,7 +245,7 @@ def measure(
 
     seed = cfg.train.seed
     tic = time.perf_counter()
-    if name.startswith(("random", "digits-random")):
+    if untrained(name):
         encoder, model, steps, minutes, log = random_encoder(cfg.method.eval_encoder()[0], seed), None, 0, 0.0, []
     else:
         result = train(cfg, out, progress=False, resume=(out / "checkpoints").is_dir())
@@ -238,13 +255,18 @@ def measure(
         model = load_method(out)
         encoder, steps = model.eval_encoder(), cfg.train.steps
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
+    probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
     if name.startswith("digits-"):
         probe_data = _Joined(cfg.data.build(), cfg.data.replace(root=str(digits_folders()[1])).build())
         probe_sizes = DIGITS_PROBE
+    elif name.startswith("video-"):  # held-out clips, whole or (an image encoder) frame by frame
+        from jepakit.data.moving import MovingScenesConfig
+
+        probe_data = MovingScenesConfig(image_size=cfg.data.image_size, num_frames=8, seed=cfg.data.seed + 1).build()
+        probe_sizes, probes = VIDEO_PROBE, ("linear", "knn", "attentive", "dense")
     else:
         probe_data = cfg.data.replace(seed=cfg.data.seed + 1).build()
     train_n, val_n, test_n = probe_sizes
-    probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
     results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0))
     first = train_n + val_n
     row: dict[str, Any] = {
@@ -278,6 +300,11 @@ def measure(
     return row
 
 
+def untrained(name: str) -> bool:
+    """Whether a run is a random-init floor (its name, seed aside, ends with "random")."""
+    return name.rsplit("-s", 1)[0].endswith("random")
+
+
 def loss_tracks_probes(log: list[dict[str, Any]]) -> dict[str, float]:
     """Spearman's rank correlation, over the steps with an online probe, between the training loss and
     each probe's accuracy (negative: a lower loss goes with a better probe); {} with fewer than 3 probes."""
@@ -307,8 +334,9 @@ def make_table() -> str:
     for row in done.values():
         methods.setdefault(row["method"], []).append(row)
     order = [m for m in PLAN if m in methods] + sorted(set(methods) - set(PLAN))
-    scenes = [m for m in order if not m.startswith("digits-")]
+    scenes = [m for m in order if not m.startswith(("digits-", "video-"))]
     digits = [m for m in order if m.startswith("digits-")]
+    video = [m for m in order if m.startswith("video-")]
 
     def common(method: str) -> tuple[list[dict[str, Any]], tuple[Any, ...], Any]:
         rs = methods[method]
@@ -364,6 +392,24 @@ def make_table() -> str:
         header = ("method", "seeds", "steps", "train min", "s/step", "digit (linear)", "digit (kNN)", "eff. rank")
         header += ("emb. std",)
         out += "\n\nReal images: scikit-learn's digits (held-out test)\n\n" + table(header, rows)
+    if video:
+        rows = []
+        for method in video:
+            rs, head, get = common(method)
+            rows.append(
+                (
+                    *head,
+                    *(_mean_std(get("attentive", task)) for task in ("direction", "speed", "count", "shapes")),
+                    _mean_std(get("linear", "direction")),
+                    _mean_std(get("linear", "speed")),
+                    _mean_std(get("dense", "miou")),
+                    _mean_std(get("monitors", "effective_rank")),
+                )
+            )
+        header = ("method", "seeds", "steps", "train min", "s/step", "direction (attentive)", "speed (attentive)")
+        header += ("count (attentive)", "shapes (attentive)", "direction (linear)", "speed (linear)")
+        header += ("dense mIoU (per frame)", "eff. rank")
+        out += "\n\nVideo: the moving scenes (held-out clips, 8 frames at 32 px)\n\n" + table(header, rows)
     joint = [m for m in scenes if all("image_text" in r for r in methods[m])]
     if joint:
         rows = []

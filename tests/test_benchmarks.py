@@ -36,3 +36,16 @@ def test_the_student_loss_against_its_online_probes_is_a_rank_correlation():
     log.insert(2, {"step": 2.5, "loss": 0.3})  # a step without probes does not count
     assert quality.loss_tracks_probes(log) == pytest.approx({"linear/count": -1.0, "lidar": 1.0})
     assert quality.loss_tracks_probes(log[:2]) == {}
+
+
+def test_every_planned_quality_row_makes_a_config_seeded_in_every_stage():
+    quality = pytest.importorskip("quality")
+    for name, (recipe, overrides, seed) in quality.runs().items():
+        if name.startswith("digits-"):
+            continue  # their data is written on first use (scikit-learn's digits as PNG folders)
+        cfg = quality.config_of(recipe, overrides, seed)
+        assert cfg.train.seed == seed, name
+        if cfg.teacher_run is not None:
+            assert cfg.teacher_run.train.seed == seed, f"{name}: SALT's teacher takes the row's seed"
+    assert quality.untrained("video-frames-random-s2") and quality.untrained("random-s0")
+    assert not quality.untrained("video-vjepa-s0") and not quality.untrained("tc-jepa-s1")
