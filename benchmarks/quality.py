@@ -255,7 +255,7 @@ def measure(
         model = load_method(out)
         encoder, steps = model.eval_encoder(), cfg.train.steps
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
-    probes = ("linear", "knn", "dense") if knn else ("linear", "dense")
+    probes: tuple[str, ...] = ("linear", "knn", "dense") if knn else ("linear", "dense")
     if name.startswith("digits-"):
         probe_data = _Joined(cfg.data.build(), cfg.data.replace(root=str(digits_folders()[1])).build())
         probe_sizes = DIGITS_PROBE

@@ -59,7 +59,7 @@ def t5_dir() -> str:
 @functools.cache
 def data_files() -> Path:
     """A few small images as a captions folder, a tar shard, an ImageFolder and a saved Hugging Face
-    dataset (removed at exit)."""
+    dataset; two small videos as class folders and a tar shard (removed at exit)."""
     import atexit
     import io
     import json
@@ -88,6 +88,21 @@ def data_files() -> Path:
 
     rows = {"image": [str(p) for p in sorted((root / "cls").rglob("*.png"))], "caption": ["a picture"] * 4}
     datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).save_to_disk(str(root / "hf"))
+    import av
+    import numpy as np
+
+    for c in range(2):  # two class folders of one 16-frame video each, and a shard holding both videos
+        (root / "videos" / str(c)).mkdir(parents=True)
+        with av.open(str(root / "videos" / str(c) / "v.mkv"), "w") as container:
+            stream = container.add_stream("ffv1", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 24, 20, "yuv444p"
+            for t in range(16):
+                frame = np.full((20, 24, 3), 10 * t + 90 * c, np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+    with tarfile.open(root / "videos.tar", "w") as tar:
+        for c in range(2):
+            tar.add(root / "videos" / str(c) / "v.mkv", arcname=f"{c}.mkv")
     return root
 
 
@@ -101,6 +116,8 @@ NEEDS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("dataset", "webdataset"): lambda: {"shards": (str(data_files() / "shard.tar"),)},
     ("dataset", "hf"): lambda: {"path": str(data_files() / "hf")},
     ("dataset", "imagefolder"): lambda: {"root": str(data_files() / "cls")},
+    ("dataset", "videos"): lambda: {"root": str(data_files() / "videos")},
+    ("dataset", "video-shards"): lambda: {"shards": (str(data_files() / "videos.tar"),)},
 }
 
 

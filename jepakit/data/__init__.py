@@ -1,11 +1,12 @@
-"""Data: the embedded captioned scenes and real formats on disk (captioned folders, ImageFolder,
-WebDataset shards, Hugging Face datasets)."""
+"""Data: the embedded captioned scenes and moving scenes, and real formats on disk (captioned folders,
+ImageFolder, WebDataset shards, Hugging Face datasets, video files and video shards)."""
 
 from .files import CaptionedImages, ImageFolder, caption_list, decode_image
 from .hf import HFDataset
 from .moving import MovingFrames, MovingFramesConfig, MovingScenes, MovingScenesConfig
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
 from .shards import WebDataset
+from .video import VideoFiles, VideoShards
 
 __all__ = [
     "COLOURS",
@@ -20,6 +21,8 @@ __all__ = [
     "MovingScenesConfig",
     "SceneConfig",
     "SyntheticScenes",
+    "VideoFiles",
+    "VideoShards",
     "WebDataset",
     "caption_list",
     "decode_image",
