@@ -641,6 +641,39 @@ MUTANTS = [
         (T + "test_salt.py",),
         "a training checkpoint's prefix is not stripped",
     ),
+    # ---------------------------------------------------------------- video
+    Mutant(
+        "frame-only-sees-order",
+        M + "eval/features.py",
+        """return rearrange(self.patches, "n (t k) d -> n t k d", t=self.grid[0]).float().mean(1).to(self.patches.dtype)""",
+        """return rearrange(self.patches, "n (t k) d -> n k (t d)", t=self.grid[0])[..., : self.patches.shape[-1]]""",
+        (T + "test_video_probes.py",),
+        "the frame-only baseline's attentive probe reads the first frame, not the time average",
+    ),
+    Mutant(
+        "dense-frame-wrong-slot",
+        M + "eval/features.py",
+        ".repeat_interleave(frames // slots, dim=1)",
+        ".repeat(1, frames // slots, 1, 1)",
+        (T + "test_video_probes.py",),
+        "a frame is segmented from another tubelet's tokens",
+    ),
+    Mutant(
+        "tubelet-pixels-frame-order",
+        M + "targets/pixels.py",
+        '''"b c (t u) (h p) (w q) -> b (t h w) (u p q c)"''',
+        '''"b c (u t) (h p) (w q) -> b (t h w) (u p q c)"''',
+        (T + "test_mae.py",),
+        "a tubelet's pixel target takes frames from other tubelets",
+    ),
+    Mutant(
+        "clip-stretch-ignored",
+        M + "data/video.py",
+        "low, high = c * starts // k, max(c * starts // k + 1, (c + 1) * starts // k)",
+        "low, high = 0, starts",
+        (T + "test_video_files.py",),
+        "every clip of a video starts anywhere, not in its own stretch",
+    ),
 ]
 
 

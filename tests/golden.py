@@ -1,7 +1,8 @@
 """Golden values: every recipe's CPU preset trained for 5 steps, recorded before a refactor.
 
 ``python tests/golden.py --write`` records, for every registered recipe shrunk to the CPU
-preset (64 px, ViT 192/6 with 8 px patches, predictor 192/3, batch 8, 5 steps), each
+preset (64 px, ViT 192/6 with 8 px patches, predictor 192/3, batch 8, 5 steps; clips of 4 frames at
+32 px), each
 logged value of the first 5 steps (loss parts, metrics, learning rate, weight decay,
 EMA momentum, monitors) and a SHA-256 of the weights after them. ``test_golden.py``
 re-runs the same and demands bitwise equality on the machine that recorded them.
@@ -83,6 +84,8 @@ def config(recipe: str):
     depth = ENCODER["depth"]
     if getattr(base.method, "target_blocks", 1) > depth:  # data2vec's 10 of 12 blocks: 5 of the preset's 6
         overrides["target_blocks"] = depth - 1
+    if getattr(base.method, "num_frames", None) is not None:  # clips: 4 frames at 32 px (2 x 4 x 4 tubelets)
+        overrides.update(num_frames=4, image_size=32)
     if base.teacher_run is not None:  # a first stage (SALT's teacher) is shrunk alike
         overrides["teacher_run"] = get_config(base.teacher_run, **overrides)
     return get_config(recipe, **overrides)
