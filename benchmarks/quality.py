@@ -256,7 +256,8 @@ def measure(
             raise SystemExit(f"{name}: stopped by {result['stopped']}; run it again to resume")
         minutes = (time.perf_counter() - tic) / 60
         model = load_method(out)
-        encoder, steps = model.eval_encoder(), cfg.train.steps
+        teacher_steps = cfg.teacher_run.train.steps if cfg.teacher_run is not None else 0  # SALT's first stage
+        encoder, steps = model.eval_encoder(), teacher_steps + cfg.train.steps
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
     probes: tuple[str, ...] = ("linear", "knn", "dense") if knn else ("linear", "dense")
     if name.startswith("digits-"):
