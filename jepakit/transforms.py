@@ -6,7 +6,16 @@ import math
 
 import torch
 
-__all__ = ["random_flip", "random_resized_crop"]
+__all__ = ["mix_seed", "random_flip", "random_resized_crop"]
+
+
+def mix_seed(*parts: int) -> int:
+    """A generator seed mixed from integers (seed, epoch, index, ...): every seeded draw of the library
+    (crops, masks, scenes, clips, projections) takes its generator's seed from here."""
+    value = 0
+    for p in parts:
+        value = (value * 1_000_003 + int(p)) % (2**63)
+    return value
 
 
 def random_resized_crop(

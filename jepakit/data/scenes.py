@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..config import Config, ConfigError, at_least, in_range, knob, resolved
 from ..registry import register
+from ..transforms import mix_seed
 
 __all__ = [
     "COLOURS",
@@ -99,7 +100,7 @@ class Generated(torch.utils.data.Dataset):
         """The generator of sample ``index`` (an ``IndexError`` outside the data set)."""
         if not 0 <= index < len(self):
             raise IndexError(f"sample index {index} outside [0, {len(self)})")
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + index)
+        return torch.Generator().manual_seed(mix_seed(self.config.seed, index))
 
     def captions(self, index: int) -> list[str]:
         """The captions of sample ``index``."""

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..config import Config, MissingFileError, at_least, knob, resolved
 from ..registry import register
+from ..transforms import mix_seed
 from .files import OnError, ReportingDataset, caption_list
 from .shards import WebDataset, WebDatasetConfig
 
@@ -132,7 +133,7 @@ def read_clip(source: Path | bytes, cfg: VideoClipConfig, index: int) -> torch.T
         raise TooShort(f"{total} frames, fewer than a clip of {frames} frames {stride} apart spans ({span})")
     starts, k, c = total - span + 1, cfg.clips_per_video, index % cfg.clips_per_video
     low, high = c * starts // k, max(c * starts // k + 1, (c + 1) * starts // k)
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
+    g = torch.Generator().manual_seed(mix_seed(cfg.seed, index))
     start = int(torch.randint(low, high, (), generator=g))
     pixels = read(list(range(start, start + span, stride))).permute(0, 3, 1, 2).float() / 255.0  # [T, 3, H, W]
     h, w = pixels.shape[-2:]

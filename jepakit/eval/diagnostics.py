@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..methods.jepa import JEPA
+from ..transforms import mix_seed
 
 __all__ = ["text_use"]
 
@@ -34,7 +35,7 @@ def text_use(model: JEPA, data: Any, *, batches: int = 8, batch_size: int = 32, 
         samples = [data[b * batch_size + i] for i in range(batch_size)]
         images = torch.stack([s["image"] for s in samples])
         captions = [s["captions"] for s in samples]
-        masks = model.masker(batch_size, torch.Generator().manual_seed(seed * 1_000_003 + b))
+        masks = model.masker(batch_size, torch.Generator().manual_seed(mix_seed(seed, b)))
         out = model(images, masks, captions)
         true_loss += float(out["predict"])
         positive += float(out.get("metric/o_positive", float("nan")))

@@ -34,6 +34,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from ..transforms import mix_seed
+
 __all__ = [
     "TASKS",
     "Encoder",
@@ -339,7 +341,7 @@ def view_embeddings(
         sample = dataset[int(i)]
         if sample is None:
             continue
-        g = torch.Generator().manual_seed(seed * 1_000_003 + int(i))
+        g = torch.Generator().manual_seed(mix_seed(seed, i))
         crops = torch.stack([random_resized_crop(sample_input(sample), crop_scale, g) for _ in range(views)])
         out.append(encode(encoder, crops.to(device))[0][0].mean(1).float().cpu())
     encoder.train(was_training)

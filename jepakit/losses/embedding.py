@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..config import Config, at_least, knob, positive
 from ..registry import register
+from ..transforms import mix_seed
 
 __all__ = [
     "EmbeddingLoss",
@@ -142,7 +143,7 @@ class SIGReg(EmbeddingLoss):
 
     def directions(self, dim: int, step: int) -> Tensor:
         """[dim, num_slices] unit columns, a function of (seed, step) alone."""
-        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, step))
         a = torch.randn(dim, self.config.num_slices, generator=g, dtype=torch.float64)
         return a / a.norm(dim=0)
 

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..config import Assembly, Config, ConfigError
 from ..sizing import Size, size_fields, transformer_activations
+from ..transforms import mix_seed
 
 __all__ = [
     "Draw",
@@ -44,14 +45,6 @@ __all__ = [
     "tokenizer_state",
     "weight_decay_groups",
 ]
-
-
-def mix_seed(*parts: int) -> int:
-    """A generator seed mixed from integers (seed, epoch, index, ...)."""
-    value = 0
-    for p in parts:
-        value = (value * 1_000_003 + int(p)) % (2**63)
-    return value
 
 
 @dataclass(frozen=True)
