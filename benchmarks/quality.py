@@ -95,6 +95,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "ijepa-lr4x": ("ijepa-cpu", _lr(4, **EMA996), SEEDS),
     "tc-jepa-lr2x": ("tc-jepa-cpu", _lr(2), SEEDS),
     "tc-jepa-lr4x": ("tc-jepa-cpu", _lr(4), SEEDS),
+    # C-JEPA's claim "more stable than I-JEPA", tested where I-JEPA lost what it learnt (4x the learning rate)
+    "c-jepa-lr4x": ("c-jepa-cpu", _lr(4), SEEDS),
     # issue 18: contrast instead of prediction, from the same parts (the towers' image encoder is the
     # JEPA rows' ViT 192/6): CLIP, SigLIP and CLIP's loss with TC-JEPA's frozen text encoder
     "clip": ("clip-cpu", {}, SEEDS),
