@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from jepakit import ConfigError, get_config
+from jepakit.eval import text_use
 from jepakit.methods.base import Draw
 from jepakit.train import train
 
@@ -102,5 +103,7 @@ def test_salt_and_text_conditioning_train_on_clips(tmp_path):
     for k, v in student.target_encoder.state_dict().items():
         assert torch.equal(v, teacher["model"][f"encoder.{k}"]), f"the frozen teacher is stage 1's encoder ({k})"
     text = tiny_config("tc-vjepa-cpu", patch=4, grid=4, **clips, train={**TRAIN, "steps": 2})
-    losses = train(text, tmp_path / "text", progress=False)["losses"]
-    assert all(torch.isfinite(torch.tensor(losses)))
+    trained = train(text, tmp_path / "text", progress=False)
+    assert all(torch.isfinite(torch.tensor(trained["losses"])))
+    gap = text_use(trained["model"], text.data.build(), batches=2, batch_size=4)  # the clips' own captions vs another's
+    assert gap["true"] > 0 and gap["shuffled"] > 0 and 0 <= gap["o_positive"] <= 1

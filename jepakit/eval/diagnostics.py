@@ -1,6 +1,6 @@
 """Diagnostics of a trained JEPA beyond its probes: does the predictor use the text?
 
-``text_use(model, data)`` compares the prediction loss with each image's own captions
+``text_use(model, data)`` compares the prediction loss with each image's (or clip's) own captions
 against the same batch with the captions of another image (same images, same masks). A
 predictor that ignores the text shows no gap. (``jepakit.runs.load_method`` rebuilds a
 trained method, tokenizer included, from a checkpoint.)
@@ -14,6 +14,7 @@ import torch
 
 from ..methods.jepa import JEPA
 from ..transforms import mix_seed
+from .features import sample_input
 
 __all__ = ["text_use"]
 
@@ -33,7 +34,7 @@ def text_use(model: JEPA, data: Any, *, batches: int = 8, batch_size: int = 32, 
     true_loss = rolled_loss = positive = 0.0
     for b in range(batches):
         samples = [data[b * batch_size + i] for i in range(batch_size)]
-        images = torch.stack([s["image"] for s in samples])
+        images = torch.stack([sample_input(s) for s in samples])  # images, or clips for a video method
         captions = [s["captions"] for s in samples]
         masks = model.masker(batch_size, torch.Generator().manual_seed(mix_seed(seed, b)))
         out = model(images, masks, captions)
