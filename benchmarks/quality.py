@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +335,8 @@ def _mean_std(xs: list[float]) -> str:
 
 
 def make_table() -> str:
-    """Mean ± std over seeds per method: the embedded scenes' table, then the digits' table."""
+    """Mean ± std over seeds per method: the embedded scenes' table, then the digits', the video and the
+    image-text tables."""
     done = _done()
     methods: dict[str, list[dict[str, Any]]] = {}
     for row in done.values():
@@ -354,6 +356,11 @@ def make_table() -> str:
         per_step = f"{60 * minutes / rs[0]['steps']:.2f}" if rs[0]["steps"] else "-"
         head = (method, len(rs), rs[0]["steps"], f"{minutes:.1f}", per_step)
         return rs, head, get
+
+    def numbers(title: str, group: list[str], columns: Mapping[str, tuple[str, ...]]) -> str:
+        """A titled table of ``group``'s methods: the common head, then mean ± std of each column's probe path."""
+        rows = [(*head, *(_mean_std(get(*path)) for path in columns.values())) for _, head, get in map(common, group)]
+        return f"\n\n{title}\n\n" + table(("method", "seeds", "steps", "train min", "s/step", *columns), rows)
 
     rows = []
     for method in scenes:
@@ -383,39 +390,14 @@ def make_table() -> str:
     header += ("O>0 first→mid→last",)
     out = table(header, rows)
     if digits:
-        rows = []
-        for method in digits:
-            rs, head, get = common(method)
-            rows.append(
-                (
-                    *head,
-                    _mean_std(get("linear", "label")),
-                    _mean_std(get("knn", "label")),
-                    _mean_std(get("monitors", "effective_rank")),
-                    _mean_std(get("monitors", "embedding_std")),
-                )
-            )
-        header = ("method", "seeds", "steps", "train min", "s/step", "digit (linear)", "digit (kNN)", "eff. rank")
-        header += ("emb. std",)
-        out += "\n\nReal images: scikit-learn's digits (held-out test)\n\n" + table(header, rows)
+        columns = {"digit (linear)": ("linear", "label"), "digit (kNN)": ("knn", "label")}
+        columns |= {"eff. rank": ("monitors", "effective_rank"), "emb. std": ("monitors", "embedding_std")}
+        out += numbers("Real images: scikit-learn's digits (held-out test)", digits, columns)
     if video:
-        rows = []
-        for method in video:
-            rs, head, get = common(method)
-            rows.append(
-                (
-                    *head,
-                    *(_mean_std(get("attentive", task)) for task in ("direction", "speed", "count", "shapes")),
-                    _mean_std(get("linear", "direction")),
-                    _mean_std(get("linear", "speed")),
-                    _mean_std(get("dense", "miou")),
-                    _mean_std(get("monitors", "effective_rank")),
-                )
-            )
-        header = ("method", "seeds", "steps", "train min", "s/step", "direction (attentive)", "speed (attentive)")
-        header += ("count (attentive)", "shapes (attentive)", "direction (linear)", "speed (linear)")
-        header += ("dense mIoU (per frame)", "eff. rank")
-        out += "\n\nVideo: the moving scenes (held-out clips, 8 frames at 32 px)\n\n" + table(header, rows)
+        columns = {f"{task} (attentive)": ("attentive", task) for task in ("direction", "speed", "count", "shapes")}
+        columns |= {"direction (linear)": ("linear", "direction"), "speed (linear)": ("linear", "speed")}
+        columns |= {"dense mIoU (per frame)": ("dense", "miou"), "eff. rank": ("monitors", "effective_rank")}
+        out += numbers("Video: the moving scenes (held-out clips, 8 frames at 32 px)", video, columns)
     joint = [m for m in scenes if all("image_text" in r for r in methods[m])]
     if joint:
         rows = []

@@ -68,6 +68,13 @@ class ReportingDataset(torch.utils.data.Dataset):
         """One paragraph on what was skipped at construction ('' when nothing)."""
         return "\n".join(self.problems)
 
+    def _malformed(self, path: Path, line: int, why: str) -> None:
+        """A line of a list file that cannot be read: reported and skipped, or (``on_error="fail"``) an error."""
+        message = f"{path}:{line}: malformed line ({why})"
+        if self.on_error == "fail":
+            raise ValueError(message)
+        self.problems.append(message + "; skipped")
+
     def _skip(self, problem: str) -> None:
         """A sample that cannot be read: counted, or (``on_error="fail"``) an error naming ``problem``."""
         if self.on_error == "fail":
@@ -96,9 +103,10 @@ def caption_list(text: bytes | str | Any, is_json: bool) -> list[str]:
     return [line.strip() for line in str(text).splitlines() if line.strip()]
 
 
-def _missing_report(missing: list[str], total: int, source: str, policy: OnError) -> str:
+def missing_report(missing: list[str], total: int, source: str, policy: OnError, what: str = "images") -> str:
+    """The problem line for the files a list names and the disk lacks, or (``policy="fail"``) the error."""
     first = ", ".join(missing[:5])
-    message = f"{source}: {len(missing)} of {total} images are missing (first: {first})"
+    message = f"{source}: {len(missing)} of {total} {what} are missing (first: {first})"
     if policy == "fail":
         raise FileNotFoundError(message)
     return message + "; they are skipped"
@@ -135,14 +143,8 @@ class CaptionedImages(ReportingDataset):
         present = [(k, v) for k, v in captions.items() if (self.root / k).is_file()]
         missing = [k for k in captions if not (self.root / k).is_file()]
         if missing:
-            self.problems.append(_missing_report(missing, len(captions), str(path), cfg.on_error))
+            self.problems.append(missing_report(missing, len(captions), str(path), cfg.on_error))
         self.items = present
-
-    def _malformed(self, path: Path, line: int, why: str) -> None:
-        message = f"{path}:{line}: malformed line ({why})"
-        if self.on_error == "fail":
-            raise ValueError(message)
-        self.problems.append(message + "; skipped")
 
     def _read_jsonl(self, path: Path) -> list[tuple[str, list[str]]]:
         rows = []

@@ -32,7 +32,7 @@ from ..config import Config, ConfigError, MissingFileError, at_least, knob, reso
 from ..registry import register, register_alias
 from .files import IMAGE_SUFFIXES, OnError, ReportingDataset, caption_list
 
-__all__ = ["WebDataset", "WebDatasetConfig"]
+__all__ = ["WebDataset", "WebDatasetConfig", "caption_file"]
 
 _REMOTE = ("pipe:", "http://", "https://", "gs://", "s3://", "ais://")
 
@@ -87,7 +87,7 @@ def _sample_key(name: str) -> str | None:
     return base_plus_ext(name)[0]
 
 
-def _caption_file(raw: dict[str, Any]) -> tuple[Any, bool] | None:
+def caption_file(raw: dict[str, Any]) -> tuple[Any, bool] | None:
     """A raw sample's caption file and whether it is JSON (``key.json`` before ``key.txt``), or None."""
     if "json" in raw:
         return raw["json"], True
@@ -159,15 +159,21 @@ class WebDataset(ReportingDataset):
         stream = self._stream(urls, self.config.shuffle_buffer, rng)
         return itertools.islice(itertools.chain(stream, itertools.repeat(None)), self.num_samples)
 
-    def decode(self, raw: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
-        """The sample of a raw one: ``{"image", "captions", "index"}``, or None (counted) when it
-        has no image or caption, or its image cannot be decoded."""
+    def _where(self, raw: dict[str, Any] | None) -> str | None:
+        """Where a raw sample comes from (``shard:key``), or None, counted, for a sample a cut shard lost."""
         if raw is None:
             self._skip("a sample of a truncated shard: stopping (data.on_error=fail)")
             return None
-        where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
+        return f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
+
+    def decode(self, raw: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
+        """The sample of a raw one: ``{"image", "captions", "index"}``, or None (counted) when it
+        has no image or caption, or its image cannot be decoded."""
+        where = self._where(raw)
+        if raw is None or where is None:
+            return None
         image = next((raw[e] for e in IMAGE_SUFFIXES if e in raw), None)
-        text = _caption_file(raw)
+        text = caption_file(raw)
         if image is None or text is None:
             self._skip(f"{where} has {'no image' if image is None else 'no caption'}: stopping (data.on_error=fail)")
             return None
@@ -189,7 +195,7 @@ class WebDataset(ReportingDataset):
             )
         while len(self._first_captions) <= index:
             raw = next(self._caption_stream)
-            text = _caption_file(raw) if raw is not None else None
+            text = caption_file(raw) if raw is not None else None
             try:
                 self._first_captions.append(caption_list(*text) if text is not None else [])
             except ValueError:  # counted when the sample is read for training

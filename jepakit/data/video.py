@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from ..config import Config, MissingFileError, at_least, knob, resolved
 from ..registry import register
 from ..transforms import mix_seed
-from .files import OnError, ReportingDataset, caption_list
-from .shards import WebDataset, WebDatasetConfig
+from .files import OnError, ReportingDataset, caption_list, missing_report
+from .shards import WebDataset, WebDatasetConfig, caption_file
 
 __all__ = ["VIDEO_SUFFIXES", "VideoFiles", "VideoFilesConfig", "VideoShards", "VideoShardsConfig", "read_clip"]
 
@@ -46,6 +46,10 @@ Opened = tuple[int, Callable[[list[int]], torch.Tensor]]
 
 class TooShort(ValueError):
     """A video with fewer frames than one clip spans."""
+
+
+class DecoderUnavailable(RuntimeError):
+    """The decoder asked for cannot load here: no file is at fault, so no policy skips it."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def open_video(source: Path | bytes, decoder: Decoder) -> Opened:
     if decoder == "pyav" or (decoder == "auto" and torchcodec_loads()):
         return _pyav(source)
     if decoder == "torchcodec" and torchcodec_loads():
-        raise RuntimeError(
+        raise DecoderUnavailable(
             f"data.decoder='torchcodec' cannot load ({torchcodec_loads()}): install FFmpeg 4-9's shared "
             "libraries, or use data.decoder=pyav (or auto)"
         )
@@ -150,10 +154,8 @@ class _ClipReading(ReportingDataset):
     def _clip(self, source: Path | bytes, cfg: VideoClipConfig, index: int, where: str) -> torch.Tensor | None:
         try:
             return read_clip(source, cfg, index)
-        except RuntimeError as e:
-            if "data.decoder" in str(e):  # the decoder cannot load: no file is at fault
-                raise
-            self._skip(f"cannot decode video {where}: {e}")
+        except DecoderUnavailable:
+            raise
         except Exception as e:  # TooShort, a corrupt, truncated or unsupported file
             self._skip(f"{'too short' if isinstance(e, TooShort) else 'cannot decode'} video {where}: {e}")
         return None
@@ -227,17 +229,8 @@ class VideoFiles(_ClipReading):
                         self._malformed(path, reader.line_num, f"{type(e).__name__}: {e}")
         missing = [str(p) for p, _, _ in rows if not p.is_file()]
         if missing:
-            message = f"{path}: {len(missing)} of {len(rows)} videos are missing (first: {', '.join(missing[:5])})"
-            if self.on_error == "fail":
-                raise FileNotFoundError(message)
-            self.problems.append(message + "; they are skipped")
+            self.problems.append(missing_report(missing, len(rows), str(path), self.on_error, "videos"))
         return [row for row in rows if row[0].is_file()]
-
-    def _malformed(self, path: Path, line: int, why: str) -> None:
-        message = f"{path}:{line}: malformed line ({why})"
-        if self.on_error == "fail":
-            raise ValueError(message)
-        self.problems.append(message + "; skipped")
 
     def __len__(self) -> int:
         return len(self.items) * self.config.clips_per_video
@@ -272,17 +265,16 @@ class VideoShards(WebDataset, _ClipReading):
     config: VideoShardsConfig
 
     def decode(self, raw: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
-        if raw is None:
-            self._skip("a sample of a truncated shard: stopping (data.on_error=fail)")
+        where = self._where(raw)
+        if raw is None or where is None:
             return None
-        where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
         video = next((raw[e] for e in VIDEO_SUFFIXES if e in raw), None)
         if video is None:
             self._skip(f"{where} has no video ({', '.join(VIDEO_SUFFIXES)}): stopping (data.on_error=fail)")
             return None
-        text = raw["json"] if "json" in raw else raw.get("txt")
+        text = caption_file(raw)
         try:
-            captions = caption_list(text, "json" in raw) if text is not None else []
+            captions = caption_list(*text) if text is not None else []
         except ValueError as e:
             self._skip(f"{where} has an unreadable caption file: {e}")
             return None

@@ -10,6 +10,8 @@ The experiment's ``teacher_run`` holds stage 1, so one command trains both
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import apply_overrides
 from ..experiment import Experiment
 from ..losses.regression import L1Config, L2Config
@@ -19,7 +21,7 @@ from ..targets.frozen import FrozenConfig
 from ..targets.pixels import PixelsConfig
 from .ijepa import CONTEXT_DEPARTURES, EPOCHS, cpu_config, cpu_preset, ijepa_config
 
-__all__ = ["SALT_DEPARTURES", "salt_config", "salt_stages"]
+__all__ = ["SALT_DEPARTURES", "salt_config", "salt_stages", "two_stages"]
 
 #: The teacher's share of the training (ours: SALT spends most of its compute on the student).
 TEACHER_SHARE = 0.2
@@ -34,30 +36,25 @@ SALT_DEPARTURES = {
 }
 
 
+def two_stages(base: Experiment, teacher: dict[str, Any], student: dict[str, Any]) -> tuple[Experiment, Experiment]:
+    """SALT's (teacher, student) over a JEPA experiment: stage 1 pixel targets (normalised per patch or
+    tubelet, squared error), stage 2 a fresh student and predictor regressing the frozen stage-1 encoder's
+    tokens with L1; ``teacher`` and ``student``: further overrides of each stage (its training)."""
+    first = {"target_updater": PixelsConfig(norm_pix=True), "loss": L2Config(normalize_targets=False)}
+    second = {"target_updater": FrozenConfig(), "loss": L1Config(normalize_targets=False)}
+    return apply_overrides(base, first | teacher), apply_overrides(base, second | student)
+
+
 def salt_stages(size: str = "base") -> tuple[Experiment, Experiment]:
-    """SALT's (teacher, student) for a ViT ``size``: stage 1 pixel targets (normalised per patch, squared
-    error) under multi-block masks, stage 2 a fresh student and predictor regressing the frozen stage-1
-    encoder's tokens with L1; I-JEPA's encoder, predictor, masks and optimiser in both."""
-    base = ijepa_config(size)
+    """SALT's (teacher, student) for a ViT ``size``: the teacher under multi-block masks, I-JEPA's encoder,
+    predictor, masks and optimiser in both, the epochs split ``TEACHER_SHARE`` / the rest."""
     epochs = EPOCHS[size]
-    teacher = apply_overrides(
-        base,
-        {
-            "masker": MultiBlockConfig(),
-            "target_updater": PixelsConfig(norm_pix=True),
-            "loss": L2Config(normalize_targets=False),
-            "train": {"epochs": round(epochs * TEACHER_SHARE)},
-        },
+    teacher_epochs = round(epochs * TEACHER_SHARE)
+    return two_stages(
+        ijepa_config(size),
+        {"masker": MultiBlockConfig(), "train": {"epochs": teacher_epochs}},
+        {"train": {"epochs": epochs - teacher_epochs}},
     )
-    student = apply_overrides(
-        base,
-        {
-            "target_updater": FrozenConfig(),
-            "loss": L1Config(normalize_targets=False),
-            "train": {"epochs": epochs - round(epochs * TEACHER_SHARE)},
-        },
-    )
-    return teacher, student
 
 
 def salt_config(size: str = "base") -> Experiment:

@@ -17,17 +17,16 @@ from ..config import apply_overrides
 from ..data.moving import MovingScenesConfig
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
-from ..losses.regression import L1Config, L2Config
+from ..losses.regression import L1Config
 from ..masks.multiblock3d import MultiBlock3DConfig
 from ..methods.jepa import JEPAConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
-from ..targets.frozen import FrozenConfig
-from ..targets.pixels import PixelsConfig
 from ..train.trainer import TrainConfig
 from .ijepa import CPU_TRAIN, cpu_preset
 from .salt import CPU_STEPS as SALT_CPU_STEPS
+from .salt import two_stages
 from .tcjepa import TEXT_DEPARTURES, text_conditioning
 
 __all__ = ["VJEPA_DEPARTURES", "vjepa_config", "vjepa_cpu_config"]
@@ -127,22 +126,8 @@ def vjepa_cpu_config() -> Experiment:
 def salt_video_cpu() -> Experiment:
     """SALT's two stages on clips: V-Pixel (tubelet pixels, normalised per tubelet, squared error) under
     V-JEPA's 3-D masks, then a fresh student and predictor regressing the frozen teacher's tokens (L1)."""
-    base = vjepa_cpu_config()
-    teacher = apply_overrides(
-        base,
-        {
-            "target_updater": PixelsConfig(norm_pix=True),
-            "loss": L2Config(normalize_targets=False),
-            "train": {"steps": SALT_CPU_STEPS[0]},
-        },
-    )
-    student = apply_overrides(
-        base,
-        {
-            "target_updater": FrozenConfig(),
-            "loss": L1Config(normalize_targets=False),
-            "train": {"steps": SALT_CPU_STEPS[1]},
-        },
+    teacher, student = two_stages(
+        vjepa_cpu_config(), {"train": {"steps": SALT_CPU_STEPS[0]}}, {"train": {"steps": SALT_CPU_STEPS[1]}}
     )
     return student.replace(teacher_run=teacher)
 
