@@ -258,8 +258,8 @@ MUTANTS = [
     Mutant(
         "jepa-crop",
         M + "methods/jepa.py",
-        'random_resized_crop(s["image"], scale, draw.sample(k))',
-        'random_resized_crop(s["image"], scale, draw.batch())',
+        "random_resized_crop(s[key], scale, draw.sample(k))",
+        "random_resized_crop(s[key], scale, draw.batch())",
         (T + "test_trainer.py", T + "test_components.py"),
         "every sample of a batch gets the same crop",
     ),
@@ -571,8 +571,8 @@ MUTANTS = [
     Mutant(
         "sigreg-directions-per-rank",
         M + "losses/embedding.py",
-        "g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)",
-        "g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step + (dist.get_rank() if dist.is_initialized() else 0))",
+        "g = torch.Generator().manual_seed(mix_seed(self.config.seed, step))",
+        "g = torch.Generator().manual_seed(mix_seed(self.config.seed, step + (dist.get_rank() if dist.is_initialized() else 0)))",
         (T + "test_sigreg.py",),
         "each rank projects on its own directions: the ranks' statistics differ",
     ),
