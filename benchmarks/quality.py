@@ -428,10 +428,23 @@ def screen_table() -> str:
     """One row per screen, in the order they ran, beside the random-init screen."""
     if not SCREENS.is_file():
         return ""
-    rows, digits = [], []
+    rows, digits, video = [], [], []
     for line in SCREENS.read_text().splitlines():
         r = json.loads(line)
         pos = r.get("o_positive")
+        if "direction" in r["probe"]["linear"]:
+            attentive, monitors = r["probe"]["attentive"], r["probe"]["monitors"]
+            video.append(
+                (
+                    r["run"],
+                    r["overrides"],
+                    f"{r['train_minutes']:.1f}",
+                    *(f"{attentive[task]:.3f}" for task in ("direction", "speed", "count")),
+                    f"{r['probe']['dense']['miou']:.4f}",
+                    f"{monitors['effective_rank']:.2f}",
+                )
+            )
+            continue
         if "label" in r["probe"]["linear"]:
             probe = r["probe"]
             digits.append(
@@ -464,6 +477,10 @@ def screen_table() -> str:
     if digits:
         digit_header = ("screen", "overrides", "train min", "digit (linear)", "digit (kNN)", "eff. rank", "emb. std")
         out += "\n\nDigits screens (scikit-learn's digits, the quality rows' probes)\n\n" + table(digit_header, digits)
+    if video:
+        video_header: tuple[str, ...] = ("screen", "overrides", "train min", "direction (attentive)")
+        video_header += ("speed (attentive)", "count (attentive)", "dense mIoU (per frame)", "eff. rank")
+        out += "\n\nVideo screens (the video rows' probes)\n\n" + table(video_header, video)
     return out
 
 

@@ -101,10 +101,15 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
 
 def run(recipe: str) -> dict:
     """The golden record of one recipe."""
+    return record(config(recipe))
+
+
+def record(cfg: Any) -> dict:
+    """The golden record of a config: each logged value of its steps and the weights' hash after them."""
     from jepakit.train import train
 
     with tempfile.TemporaryDirectory() as out:
-        result = train(config(recipe), out, progress=False)
+        result = train(cfg, out, progress=False)
         records = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
     steps = [{k: v for k, v in r.items() if k not in NOT_GOLDEN} for r in records]
     return {"steps": steps, "weights_sha256": weights_sha256(result["model"].state_dict())}
