@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import record, table
+from _common import RESULTS, record, section_notes, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ MUTANTS = [
     Mutant(
         "enc-no-pixel-norm",
         M + "encoders/vit.py",
-        "x = self.embed((images - self.pixel_mean) / self.pixel_std, grid, index)",
+        "x = self.embed((images - self.pixel_mean.view(stats)) / self.pixel_std.view(stats), grid, index)",
         "x = self.embed(images, grid, index)",
         (T + "test_encoder.py", T + "test_export.py"),
         "the pixel normalisation is skipped",
@@ -127,8 +127,8 @@ MUTANTS = [
     Mutant(
         "enc-no-final-norm",
         M + "encoders/vit.py",
-        "outs.append(self.norm(x) if packing is None else packing.unpack(self.norm(x)))",
-        "outs.append(x if packing is None else packing.unpack(x))",
+        "out = self.norm(x) if norm else x",
+        "out = x",
         (T + "test_encoder.py", T + "test_oracles.py"),
         "the final LayerNorm is skipped",
     ),
@@ -168,8 +168,8 @@ MUTANTS = [
     Mutant(
         "pred-no-norm",
         M + "predictors/vit_predictor.py",
-        "x = self.predictor_proj(self.predictor_norm(x))",
-        "x = self.predictor_proj(x)",
+        "x = self.predictor_norm(self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing))",
+        "x = self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing)",
         (T + "test_predictor.py", T + "test_oracles.py"),
         "no LayerNorm before the projection",
     ),
@@ -218,8 +218,8 @@ MUTANTS = [
     Mutant(
         "jepa-online-targets",
         M + "methods/jepa.py",
-        "        h = self.eval_encoder()(images)",
-        "        h = self.encoder(images)",
+        "teacher = self.target_encoder if self.target_encoder is not None else self.encoder",
+        "teacher = self.encoder",
         (T + "test_model.py", T + "test_oracles.py"),
         "targets from the online encoder instead of the target encoder",
     ),
@@ -233,7 +233,7 @@ MUTANTS = [
     ),
     Mutant(
         "jepa-decay-norms",
-        M + "methods/jepa.py",
+        M + "methods/base.py",
         '(no_decay if p.ndim <= 1 or name.endswith(".bias") else decay)',
         '(no_decay if name.endswith(".bias") else decay)',
         (T + "test_model.py",),
@@ -357,7 +357,7 @@ MUTANTS = [
     Mutant(
         "train-total-steps",
         M + "train/trainer.py",
-        "logged = method.after_step(step, cfg.steps)",
+        "logged = method.after_step(step, steps)",
         "logged = method.after_step(step, stop)",
         (T + "test_trainer.py", T + "test_golden.py"),
         "the EMA ramp spans the stretch until --until, not the run",
@@ -414,8 +414,8 @@ MUTANTS = [
     Mutant(
         "probe-standardise-per-split",
         M + "eval/probes.py",
-        "    return tuple(((x.float() - mean) / std, y) for x, y in (train, val, test))",
-        "    return tuple(((x.float() - x.float().mean(0)) / std, y) for x, y in (train, val, test))",
+        "return (split[0].float() - mean) / std, split[1]",
+        "return (split[0].float() - split[0].float().mean(0)) / std, split[1]",
         (T + "test_eval.py",),
         "each probe split centred with its own mean (test statistics leak in)",
     ),
@@ -480,8 +480,8 @@ MUTANTS = [
     Mutant(
         "stop-no-checkpoint",
         M + "train/trainer.py",
-        "if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop) or halt:",
-        "if done % cfg.checkpoint_every == 0 or done in (cfg.steps, stop):",
+        "if done % cfg.checkpoint_every == 0 or done in (steps, stop) or halt:",
+        "if done % cfg.checkpoint_every == 0 or done in (steps, stop):",
         (T + "test_preemption.py",),
         "a stopped run leaves no checkpoint of its last step",
     ),
@@ -554,10 +554,10 @@ MUTANTS = [
     Mutant(
         "pixels-evaluates-nothing",
         M + "methods/jepa.py",
-        "        if self.target_encoder is not None and self.config.teacher_is_encoder():",
+        "        if self.target_encoder is not None and self.config.teacher_evaluated():",
         "        if self.target_encoder is not None:",
-        (T + "test_mae.py",),
-        "an MAE run probes and exports its pixel cutter instead of its encoder",
+        (T + "test_mae.py", T + "test_salt.py"),
+        "an MAE run probes and exports its pixel cutter, a SALT student run its frozen teacher",
     ),
     # ---------------------------------------------------------------- C-JEPA's VICReg terms
     Mutant(
@@ -708,6 +708,10 @@ def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[bool, float]:
     return passed, time.perf_counter() - t0
 
 
+TITLE = "Mutation audit of the correctness-critical lines"
+HEADER = ("mutant", "the slip", "file", "tests run", "result", "s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="mutant ids")
@@ -724,7 +728,8 @@ def main() -> None:
     if not ok:
         raise SystemExit(f"the unmutated tests fail ({' '.join(baseline)}): fix them first")
     print(f"baseline: {len(baseline)} test files pass ({secs:.0f} s)", flush=True)
-    rows, survivors = [], []
+    rows: list[tuple[str, ...]] = []
+    survivors: list[Mutant] = []
     for m in chosen:
         original = apply(m)
         try:
@@ -751,14 +756,41 @@ def main() -> None:
     for m in survivors:
         print(f"  survived: {m.id}: {m.what}")
     if args.record:
+        rows = merged(rows)
+        dead = sum(row[4] == "killed" for row in rows)
         note = (
             "`python benchmarks/mutation.py --record`: each mutant applied alone, the tests named run "
-            f"(`pytest -x`, derandomised hypothesis), the file restored. {summary}."
+            f"(`pytest -x`, derandomised hypothesis), the file restored. {dead} of {len(rows)} mutants killed "
+            f"({dead / len(rows):.0%})."
         )
-        record(
-            "Mutation audit of the correctness-critical lines",
-            note + "\n\n" + table(("mutant", "the slip", "file", "tests run", "result", "s"), rows),
-        )
+        if args.only:
+            note += f" This record ran {len(chosen)} of them ({summary}); the other rows are kept from earlier records."
+        record(TITLE, note + "\n\n" + table(HEADER, rows) + _reading())
+
+
+def _recorded() -> dict[str, tuple[str, ...]]:
+    """The rows of the table in RESULTS.md, by mutant id."""
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    start = text.find(f"\n## {TITLE}\n")
+    if start < 0:
+        return {}
+    end = text.find("\n## ", start + 1)
+    lines = text[start : end if end >= 0 else len(text)].splitlines()
+    cells = [tuple(c.strip() for c in line.strip().strip("|").split("|")) for line in lines if line.startswith("| ")]
+    return {row[0]: row for row in cells[1:] if len(row) == len(HEADER)}
+
+
+def merged(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """This run's rows, and the recorded rows of the mutants it did not run, in the list's order (a mutant
+    no record has run yet is left out)."""
+    by_id = _recorded() | {row[0]: row for row in rows}
+    return [by_id[m.id] for m in MUTANTS if m.id in by_id]
+
+
+def _reading() -> str:
+    """The hand-written reading below the table, kept when the table is recorded again."""
+    notes = section_notes(TITLE)
+    return "\n\n" + notes if notes else ""
 
 
 if __name__ == "__main__":
