@@ -115,6 +115,9 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # SALT: 100 teacher steps (pixel targets), then 200 student steps regressing the frozen teacher: 300 in
     # all; online probes every 20 student steps, for the claim that the student's loss tracks its accuracy
     "salt": ("salt-cpu", {"train": {"steps": 200, "online_probe_every": 20}}, SEEDS),
+    # SALT at I-JEPA's compute: its 100 + 200 steps cost 0.87x I-JEPA's 300 (benchmarks/bench_methods.py), so
+    # 115 teacher + 230 student steps; no online probes
+    "salt-equal-compute": ("salt-cpu", {"train": {"steps": 230}, "teacher_run": {"train": {"steps": 115}}}, SEEDS),
     # LeJEPA: one encoder, 2 global + 6 local views, SIGReg; no teacher, no predictor
     "lejepa": ("lejepa-cpu", {}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
@@ -135,6 +138,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "video-ijepa-frames": ("ijepa-cpu", FRAMES, SEEDS),  # I-JEPA on the clips' frames, probed frame by frame
     "video-salt": ("salt-video-cpu", {"train": {"steps": 200}}, SEEDS),  # 100 teacher + 200 student steps
     "video-tc-vjepa": ("tc-vjepa-cpu", {}, SEEDS),
+    # the tuning screens' best V-JEPA (EMA from 0.996, the main job's, against the preset's 0.99)
+    "video-vjepa-ema996": ("vjepa-cpu", EMA996, SEEDS),
 }
 #: Run order: the floor, the main job and the real images first, then I-JEPA, (a) and (b), then the rest;
 #: seeds breadth-first.
