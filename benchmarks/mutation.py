@@ -690,8 +690,9 @@ def apply(m: Mutant) -> str:
     return text
 
 
-def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[bool, float]:
-    """(did they pass, seconds)."""
+def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    """("passed", "failed" or "timed out", seconds). A time-out is no kill: on a busy machine the tests
+    may only be slow, so it is reported apart (a hang a mutant causes shows as one too)."""
     t0 = time.perf_counter()
     try:
         done = subprocess.run(
@@ -702,10 +703,10 @@ def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[bool, float]:
             timeout=timeout,
             env={**os.environ, "HYPOTHESIS_PROFILE": "ci"},
         )
-        passed = done.returncode == 0
+        outcome = "passed" if done.returncode == 0 else "failed"
     except subprocess.TimeoutExpired:
-        passed = False  # a hang is caught too
-    return passed, time.perf_counter() - t0
+        outcome = "timed out"
+    return outcome, time.perf_counter() - t0
 
 
 TITLE = "Mutation audit of the correctness-critical lines"
@@ -724,21 +725,25 @@ def main() -> None:
     for m in chosen:  # every mutant applies cleanly before any runs
         (ROOT / m.file).write_text(apply(m))
     baseline = sorted({t for m in chosen for t in m.tests})
-    ok, secs = run_tests(tuple(baseline), args.timeout * 3)
-    if not ok:
+    outcome, secs = run_tests(tuple(baseline), args.timeout * 3)
+    if outcome == "timed out":
+        raise SystemExit(
+            f"the unmutated tests took over {args.timeout * 3:.0f} s ({' '.join(baseline)}): raise --timeout"
+        )
+    if outcome == "failed":
         raise SystemExit(f"the unmutated tests fail ({' '.join(baseline)}): fix them first")
     print(f"baseline: {len(baseline)} test files pass ({secs:.0f} s)", flush=True)
     rows: list[tuple[str, ...]] = []
-    survivors: list[Mutant] = []
+    not_killed: list[tuple[Mutant, str]] = []
     for m in chosen:
         original = apply(m)
         try:
-            passed, secs = run_tests(m.tests, args.timeout)
+            outcome, secs = run_tests(m.tests, args.timeout)
         finally:
             (ROOT / m.file).write_text(original)
-        status = "SURVIVED" if passed else "killed"
-        if passed:
-            survivors.append(m)
+        status = {"passed": "SURVIVED", "failed": "killed", "timed out": "timed out"}[outcome]
+        if outcome != "failed":
+            not_killed.append((m, status))
         rows.append(
             (
                 m.id,
@@ -750,11 +755,11 @@ def main() -> None:
             )
         )
         print(f"{status:8s} {m.id:26s} {m.what} ({secs:.0f} s)", flush=True)
-    killed = len(chosen) - len(survivors)
+    killed = len(chosen) - len(not_killed)
     summary = f"{killed} of {len(chosen)} mutants killed ({killed / len(chosen):.0%})"
     print(summary)
-    for m in survivors:
-        print(f"  survived: {m.id}: {m.what}")
+    for m, status in not_killed:
+        print(f"  {status.lower()}: {m.id}: {m.what}")
     if args.record:
         rows = merged(rows)
         dead = sum(row[4] == "killed" for row in rows)
