@@ -54,6 +54,8 @@ WALL_STEPS = 500
 PAPER_CONTEXT = {"masker": {"type": "multiblock-paper-context"}}
 #: The main job's EMA start (tc-jepa-cpu 0.996, ijepa-cpu 0.99): I-JEPA rows compared with TC-JEPA rows use it
 EMA996 = {"target_updater": {"momentum_start": 0.996}}
+#: vjepa-cpu's EMA start when the first video rows ran (the I-JEPA preset's)
+EMA99 = {"target_updater": {"momentum_start": 0.99}}
 SEEDS = (0, 1, 2)
 #: The per-frame baseline: the moving scenes' frames as images, at the clips' 32 px with the same 8 px
 #: patches, 128 frames a step: as many tokens a step as 32 clips of 4 x 4 x 4 tubelets (equal compute).
@@ -134,11 +136,11 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # frame-only baseline (an image encoder reads each frame alone, tokens averaged over time)
     "video-random": ("vjepa-cpu", {}, SEEDS),
     "video-frames-random": ("ijepa-cpu", FRAMES, SEEDS),
-    "video-vjepa": ("vjepa-cpu", {}, SEEDS),
+    "video-vjepa": ("vjepa-cpu", EMA99, SEEDS),  # the preset's EMA before the screens moved it to 0.996
     "video-ijepa-frames": ("ijepa-cpu", FRAMES, SEEDS),  # I-JEPA on the clips' frames, probed frame by frame
     "video-salt": ("salt-video-cpu", {"train": {"steps": 200}}, SEEDS),  # 100 teacher + 200 student steps
-    "video-tc-vjepa": ("tc-vjepa-cpu", {}, SEEDS),
-    # the tuning screens' best V-JEPA (EMA from 0.996, the main job's, against the preset's 0.99)
+    "video-tc-vjepa": ("tc-vjepa-cpu", EMA99, SEEDS),
+    # the tuning screens' best V-JEPA (EMA from 0.996, the main job's, against 0.99): vjepa-cpu's default since
     "video-vjepa-ema996": ("vjepa-cpu", EMA996, SEEDS),
 }
 #: Run order: the floor, the main job and the real images first, then I-JEPA, (a) and (b), then the rest;
