@@ -84,19 +84,8 @@ def train_step(
     fused: bool | None = None,
 ) -> Step:
     """One training step (forward, backward, the trainer's AdamW, target update) on fixed inputs."""
-    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4, fused=fused)
-    net = torch.compile(model) if compile else model
-    state = {"step": 0}
-
-    def step() -> None:
-        with torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-            out = net(images, masks, text, step=state["step"])
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        model.after_step(state["step"], 1000)
-        state["step"] += 1
-
+    inputs = {"images": images, "masks": masks, "text": text}
+    step, opt = engine_step(model, inputs, compile=compile, autocast=autocast, fused=fused)
     return Step(
         step,
         model=model,
@@ -104,6 +93,32 @@ def train_step(
         opt=opt,
         loss=lambda: model(images, masks, text)["loss"],
     )
+
+
+def engine_step(
+    model: Any,
+    inputs: Mapping[str, Any],
+    compile: bool = False,
+    autocast: torch.dtype | None = None,
+    fused: bool | None = None,
+) -> tuple[Callable[[], None], Any]:
+    """A method's training step as the engine runs it on a fixed batch (``model(**inputs, step=...)``,
+    backward, the trainer's AdamW, ``after_step``), and its optimiser."""
+    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4, fused=fused)
+    net = torch.compile(model) if compile else model
+    device = next(model.parameters()).device.type
+    state = {"step": 0}
+
+    def step() -> None:
+        with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
+            out = net(**inputs, step=state["step"])
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        model.after_step(state["step"], 1000)
+        state["step"] += 1
+
+    return step, opt
 
 
 def sync(device: str | torch.device) -> None:
@@ -270,15 +285,22 @@ def record(title: str, body: str) -> None:
     RESULTS.write_text(text[: start + 1] + section + (text[end:] if end >= 0 else ""))
 
 
-def section_notes(title: str) -> str:
-    """The text of RESULTS.md's section ``title`` after its last table row (its status and reading,
-    written by hand), so that re-recording the tables keeps it; "" when there is none."""
+def section_lines(title: str) -> list[str]:
+    """The lines of RESULTS.md's section ``title``, its heading first; [] when there is none."""
     text = RESULTS.read_text() if RESULTS.is_file() else ""
     start = text.find(f"\n## {title}\n")
     if start < 0:
-        return ""
+        return []
     end = text.find("\n## ", start + 1)
-    lines = text[start + 1 : end if end >= 0 else len(text)].rstrip("\n").splitlines()
+    return text[start + 1 : end if end >= 0 else len(text)].rstrip("\n").splitlines()
+
+
+def section_notes(title: str) -> str:
+    """The text of RESULTS.md's section ``title`` after its last table row (its status and reading,
+    written by hand), so that re-recording the tables keeps it; "" when there is none."""
+    lines = section_lines(title)
+    if not lines:
+        return ""
     last = max((i for i, line in enumerate(lines) if line.startswith("|")), default=len(lines) - 1)
     return "\n".join(lines[last + 1 :]).strip("\n")
 

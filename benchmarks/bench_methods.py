@@ -22,9 +22,8 @@ import torch
 
 from jepakit import get_config
 from jepakit.methods.base import Draw
-from jepakit.train import adamw, torch_groups
 
-from _common import alternate, median, per_round_ratio, publish, step_peak_mb, table
+from _common import alternate, engine_step, median, per_round_ratio, publish, step_peak_mb, table
 
 TITLE = "Method step cost: the JEPA family at the quality benchmark's size"
 #: name shown -> (recipe, which stage: the recipe's own or its first stage, SALT's teacher)
@@ -55,18 +54,7 @@ def method_step(recipe: str, stage: str, batch: int) -> Callable[[], None]:
     rows = torch.arange(batch)
     draw = Draw(seed=0, epoch=0, step=0, micro=0, indices=rows, rows=rows, size=batch)
     inputs: dict[str, Any] = model.make_batch([data[i] for i in range(batch)], draw)
-    opt = adamw(torch_groups(model.param_groups(), 0.04), 1e-4)
-    state = {"step": 0}
-
-    def step() -> None:
-        out = model(**inputs, step=state["step"])
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        opt.step()
-        model.after_step(state["step"], 1000)
-        state["step"] += 1
-
-    return step
+    return engine_step(model, inputs)[0]
 
 
 def main() -> None:

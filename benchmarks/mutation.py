@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import RESULTS, record, section_notes, table
+from _common import record, section_lines, section_notes, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -775,12 +775,7 @@ def main() -> None:
 
 def _recorded() -> dict[str, tuple[str, ...]]:
     """The rows of the table in RESULTS.md, by mutant id."""
-    text = RESULTS.read_text() if RESULTS.is_file() else ""
-    start = text.find(f"\n## {TITLE}\n")
-    if start < 0:
-        return {}
-    end = text.find("\n## ", start + 1)
-    lines = text[start : end if end >= 0 else len(text)].splitlines()
+    lines = section_lines(TITLE)
     cells = [tuple(c.strip() for c in line.strip().strip("|").split("|")) for line in lines if line.startswith("| ")]
     return {row[0]: row for row in cells[1:] if len(row) == len(HEADER)}
 
