@@ -69,6 +69,11 @@ class MovingScenes(Generated):
     config: MovingScenesConfig
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._render(index)
+
+    def _render(self, index: int, only: int | None = None) -> dict[str, Any]:
+        """Clip ``index``, every frame or frame ``only`` alone (T = 1 then): the objects, motion and
+        noise are drawn for the whole clip either way, so a frame is bitwise the clip's frame."""
         g = self.generator(index)
         cfg = self.config
         background = texture(self._x, self._y, g)
@@ -76,16 +81,18 @@ class MovingScenes(Generated):
         objects = [self._draw_object(g) for _ in range(count)]
         frames = resolved(cfg.num_frames, "data.num_frames")
         t_max = frames - 1
-        video = background[:, None].repeat(1, frames, 1, 1)
-        seg = torch.zeros(frames, self.side, self.side, dtype=torch.long)
-        for t in range(frames):
+        times = range(frames) if only is None else [only]
+        video = background[:, None].repeat(1, len(times), 1, 1)
+        seg = torch.zeros(len(times), self.side, self.side, dtype=torch.long)
+        for i, t in enumerate(times):
             for obj in objects:
                 travel, (ux, uy) = SPEEDS[obj["speed"]] * t / t_max, DIRECTIONS[obj["direction"]]
                 at = obj | {"x": obj["x"] + ux * travel, "y": obj["y"] + uy * travel}
                 mask = shape_mask(self._x, self._y, at, obj["turn"] * TURN * t / t_max)
-                video[:, t, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
-                seg[t, mask] = 1 + SHAPES.index(obj["shape"])
-        video = (video + cfg.noise * torch.randn(video.shape, generator=g)).clamp_(0, 1)
+                video[:, i, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
+                seg[i, mask] = 1 + SHAPES.index(obj["shape"])
+        noise = torch.randn((3, frames, self.side, self.side), generator=g)[:, list(times)]
+        video = (video + cfg.noise * noise).clamp_(0, 1)
         largest = max(objects, key=lambda o: o["r"])
         labels = {
             "count": count,
@@ -147,14 +154,13 @@ class MovingFrames(MovingScenes):
     config: MovingFramesConfig
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        clip = super().__getitem__(index)
-        t = index % resolved(self.config.num_frames, "data.num_frames")
+        clip = self._render(index, only=index % resolved(self.config.num_frames, "data.num_frames"))
         labels = {k: v for k, v in clip["labels"].items() if k not in ("direction", "speed")}
         return {
-            "image": clip["video"][:, t],
+            "image": clip["video"][:, 0],
             "captions": clip["captions"],
             "labels": labels,
-            "segmentation": clip["segmentation"][t],
+            "segmentation": clip["segmentation"][0],
             "index": index,
         }
 
