@@ -91,8 +91,8 @@ def _pyav(source: Path | bytes) -> Opened:
 
     with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), mode="r") as container:
         total = int(container.streams.video[0].frames)
-        if total == 0:  # some containers do not say: count by decoding
-            total = sum(1 for _ in container.decode(video=0))
+        if total == 0:  # some containers (Matroska) do not say: count the stream's packets, one a frame, undecoded
+            total = sum(1 for packet in container.demux(video=0) if packet.size)
     return total, read
 
 
