@@ -9,11 +9,15 @@ unpickling arbitrary objects.
 A checkpoint dict carries ``version`` (:data:`CHECKPOINT_VERSION`); :func:`upgrade_checkpoint`
 reads older ones (version 1 kept a tokenizer's bytes under ``tokenizer``; version 2 keeps
 what the method's ``extra_state`` gives under ``method_state``).
+
+An export folder (``jepakit export``: ``model.safetensors`` + ``config.json``) is read here too,
+by :func:`load_encoder`, so that a frozen teacher and the probes load it alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -24,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, MissingFileError, from_dict
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -34,7 +38,9 @@ __all__ = [
     "RunFolderError",
     "atomic_path",
     "check_run_folder",
+    "export_config",
     "load_checkpoint",
+    "load_encoder",
     "resolve_checkpoint",
     "save_checkpoint",
     "upgrade_checkpoint",
@@ -197,3 +203,21 @@ class CheckpointManager:
         for _, old in self.checkpoints()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
+
+
+def export_config(path: str | Path) -> dict[str, Any]:
+    """What a ``jepakit export`` folder's ``config.json`` says: the encoder's config under "encoder"."""
+    meta_file = Path(path) / "config.json"
+    if not meta_file.is_file():
+        raise MissingFileError(f"{str(path)!r} holds no config.json (write it with jepakit export)")
+    return dict(json.loads(meta_file.read_text()))
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Any:
+    """The encoder exported to ``path`` (a ``jepakit export`` folder: its own architecture and weights), in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    encoder = from_dict(export_config(path)["encoder"]).build()
+    encoder.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    return encoder.to(device).eval()

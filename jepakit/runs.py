@@ -9,13 +9,10 @@ Nothing here trains or evaluates, so training, evaluation and export all read th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .checkpoint import BadCheckpointError, load_checkpoint, resolve_checkpoint, upgrade_checkpoint
+from .checkpoint import BadCheckpointError, load_checkpoint, load_encoder, resolve_checkpoint, upgrade_checkpoint
 from .config import from_dict
 from .experiment import Experiment
 
@@ -64,17 +61,3 @@ def load_eval_encoder(source: str | Path) -> tuple[Any, Experiment | None]:
     experiment, state = load_run(path)
     encoder, _ = checkpoint_encoder(experiment, state)
     return encoder.eval(), experiment
-
-
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Any:
-    """The encoder exported to ``path`` (a folder from ``export_timm``), in eval mode."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    meta_file = path / "config.json"
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{str(path)!r} holds no config.json from jepakit export")
-    meta = json.loads(meta_file.read_text())
-    encoder = from_dict(meta["encoder"]).build()
-    encoder.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
-    return encoder.to(device).eval()

@@ -17,7 +17,6 @@ exports its online encoder (the student), not the teacher.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import export_config, load_encoder
 from ..config import Config, ConfigError, MissingFileError, knob
 from ..registry import register
 from .base import TargetUpdater, frozen_copy
@@ -64,16 +64,9 @@ class FrozenConfig(Config):
         if self.timm is not None:
             return _timm_shape(self.timm)
         if self.checkpoint is not None and os.path.isdir(self.checkpoint):
-            enc = _export_config(self.checkpoint)["encoder"]
+            enc = export_config(self.checkpoint)["encoder"]
             return int(enc["embed_dim"]), int(enc["patch_size"])
         return None
-
-
-def _export_config(folder: str) -> dict[str, Any]:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise MissingFileError(f"teacher export {folder!r} has no config.json (write it with jepakit export)")
-    return json.loads(path.read_text())
 
 
 @functools.cache
@@ -149,18 +142,13 @@ class FrozenUpdater(TargetUpdater):
             )
             return frozen_copy(TimmTeacher(model))
         if cfg.checkpoint is not None and os.path.isdir(cfg.checkpoint):
-            from ..config import from_dict
-
-            encoder_cfg = from_dict(_export_config(cfg.checkpoint)["encoder"])
-            target = frozen_copy(encoder_cfg.build())
-            state = load_state_dict_file(str(Path(cfg.checkpoint) / "model.safetensors"))
-        else:
-            target = frozen_copy(online)
-            if cfg.checkpoint is None:
-                return target
-            state = load_state_dict_file(cfg.checkpoint, cfg.key)
-            if cfg.prefix:
-                state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
+            return frozen_copy(load_encoder(cfg.checkpoint))
+        target = frozen_copy(online)
+        if cfg.checkpoint is None:
+            return target
+        state = load_state_dict_file(cfg.checkpoint, cfg.key)
+        if cfg.prefix:
+            state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
         own = target.state_dict()
         wrong = [
             f"{k} {tuple(v.shape)} (the encoder's {tuple(own[k].shape)})"
