@@ -23,7 +23,10 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: the tests' models are tiny, so each op's cost is its overhead, and a second thread adds
+# synchronisation that costs more than it saves (tests/test_eval.py: 62 s on one thread, 166 s on two).
+# The golden test runs at the thread count its values were recorded with.
+torch.set_num_threads(1)
 # The benchmarks' shared settings (e.g. lightly's I-JEPA collator arguments) are importable as ``_common``.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 # No test reaches the network: Hugging Face libraries read local files only, W&B runs offline.
@@ -82,6 +85,18 @@ def batch(model: Any, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, Any]:
 def _jepakit_cache(tmp_path_factory):
     """Caches jepakit keeps between commands (random-init floors) go to a temporary folder, not home."""
     os.environ["JEPAKIT_CACHE"] = str(tmp_path_factory.mktemp("jepakit-cache"))
+
+
+@pytest.fixture
+def recorded_threads():
+    """Run at the thread count the golden values were recorded with (the bits of a reduction, and LAPACK's
+    SVD in the monitors, depend on it)."""
+    from golden import recorded_machine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(recorded_machine()["threads"]))
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

