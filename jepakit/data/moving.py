@@ -91,7 +91,9 @@ class MovingScenes(Generated):
                 mask = shape_mask(self._x, self._y, at, obj["turn"] * TURN * t / t_max)
                 video[:, i, mask] = torch.tensor(COLOURS[obj["colour"]])[:, None]
                 seg[i, mask] = 1 + SHAPES.index(obj["shape"])
-        noise = torch.randn((3, frames, self.side, self.side), generator=g)[:, list(times)]
+        noise = torch.randn((3, frames, self.side, self.side), generator=g)
+        if only is not None:
+            noise = noise[:, only : only + 1]  # a view: the whole clip's draw, so the generator's state agrees
         video = (video + cfg.noise * noise).clamp_(0, 1)
         largest = max(objects, key=lambda o: o["r"])
         labels = {
