@@ -24,7 +24,8 @@ settings.register_profile("dev", deadline=None, max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # One thread: the tests' models are tiny, so each op's cost is its overhead, and a second thread adds
-# synchronisation that costs more than it saves (tests/test_eval.py: 62 s on one thread, 166 s on two).
+# synchronisation that costs more than it saves (tests/test_eval.py: 62 s on one thread, 166 s on two, measured
+# beside two benchmark runs; training tests take the same time on either).
 # The golden test runs at the thread count its values were recorded with.
 torch.set_num_threads(1)
 # The benchmarks' shared settings (e.g. lightly's I-JEPA collator arguments) are importable as ``_common``.

@@ -10,6 +10,7 @@ re-runs the same and demands bitwise equality on the machine that recorded them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,9 +77,15 @@ def machine() -> dict[str, str]:
     }
 
 
+@functools.cache
+def golden_values() -> dict[str, Any]:
+    """``data/golden.json``, read once: {"machine": ..., "recipes": {recipe: record}}."""
+    return dict(json.loads(FILE.read_text()))
+
+
 def recorded_machine() -> dict[str, str]:
     """The machine ``data/golden.json`` was recorded on (``data/v1/expected.json`` too)."""
-    return dict(json.loads(FILE.read_text())["machine"])
+    return dict(golden_values()["machine"])
 
 
 def recorded_here() -> bool:
