@@ -112,7 +112,12 @@ def curves_figure(records: list[dict], columns: int = 3) -> Figure:
     keys = [k for r in records for k, v in r.items() if k != "step" and isinstance(v, (int, float))]
     keys = sorted(dict.fromkeys(keys), key=lambda k: k != "loss")  # first appearance, loss first (stable)
     rows = max(1, -(-len(keys) // columns))
-    figure = Figure(figsize=(4.2 * columns, 2.8 * rows), layout="constrained")
+    width, height = 4.2 * columns, 2.8 * rows
+    figure = Figure(figsize=(width, height))
+    # fixed margins in inches (a constrained layout measures every label first, which doubles the drawing)
+    figure.subplots_adjust(
+        left=0.8 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.15 / height, wspace=0.42, hspace=0.4
+    )
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, key in zip(axes, keys, strict=False):
         points = [(r["step"], float(r[key])) for r in records if key in r]

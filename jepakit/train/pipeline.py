@@ -58,8 +58,9 @@ class EpochOrder:
 class MicroBatches:
     """An iterator over a run's micro-batches that owns the pipeline's threads (see ``close``)."""
 
-    def __init__(self, it: Iterator[MicroBatch]) -> None:
+    def __init__(self, it: Iterator[MicroBatch], threaded: bool) -> None:
         self._it: Iterator[MicroBatch] | None = it
+        self._threaded = threaded
 
     def __iter__(self) -> MicroBatches:
         return self
@@ -70,9 +71,11 @@ class MicroBatches:
         return next(self._it)
 
     def close(self) -> None:
-        """Stop the worker and prefetch threads (torchdata stops them when its iterator is freed)."""
+        """Stop the worker and prefetch threads (torchdata stops them when its iterator is freed, which a
+        reference cycle delays until a collection; without threads there is nothing to wait for)."""
         self._it = None
-        gc.collect()
+        if self._threaded:
+            gc.collect()
 
     def __enter__(self) -> MicroBatches:
         return self
@@ -143,4 +146,4 @@ def micro_batches(
         node = Mapper(node, load)
     if prefetch > 0:
         node = Prefetcher(node, prefetch_factor=prefetch)
-    return MicroBatches(iter(Loader(node)))
+    return MicroBatches(iter(Loader(node)), threaded=num_workers > 0 or prefetch > 0)
