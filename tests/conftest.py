@@ -92,10 +92,10 @@ def _jepakit_cache(tmp_path_factory):
 def recorded_threads():
     """Run at the thread count the golden values were recorded with (the bits of a reduction, and LAPACK's
     SVD in the monitors, depend on it)."""
-    from golden import recorded_machine
+    from golden import THREADS
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(recorded_machine()["threads"]))
+    torch.set_num_threads(THREADS)
     yield
     torch.set_num_threads(threads)
 
@@ -151,13 +151,28 @@ def _mean_over_ranks(rank: int, world: int, init_file: str, compute: Any, out: s
         dist.destroy_process_group()
 
 
-def ddp_mean(compute: Any, tmp_path: Path, world: int = 2) -> list[torch.Tensor]:
-    """Run ``compute(rank, world) -> [tensors]`` (picklable: a module-level function or a partial of one) on
-    ``world`` gloo processes and return its tensors averaged over the ranks, as DDP averages gradients."""
+def on_ranks(fn: Any, args: tuple, world: int = 2, timeout: float = 300) -> None:
+    """Run ``fn(rank, *args)`` on ``world`` processes forked from this one (a spawned process would import
+    torch and jepakit again, seconds each; each rank sets one thread before any op); fails after ``timeout``
+    seconds rather than hang."""
+    import time
+
     import torch.multiprocessing as mp
 
+    ranks = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method="fork")
+    deadline = time.monotonic() + timeout
+    while not ranks.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            raise AssertionError(f"{world} ranks of {fn.__name__} still running after {timeout} s")
+
+
+def ddp_mean(compute: Any, tmp_path: Path, world: int = 2) -> list[torch.Tensor]:
+    """Run ``compute(rank, world) -> [tensors]`` on ``world`` gloo processes and return its tensors averaged
+    over the ranks, as DDP averages gradients."""
     out = tmp_path / "ranks.pt"
-    mp.spawn(_mean_over_ranks, args=(world, str(tmp_path / "init"), compute, str(out)), nprocs=world, join=True)
+    on_ranks(_mean_over_ranks, (world, str(tmp_path / "init"), compute, str(out)), world)
     return torch.load(out, weights_only=True)
 
 

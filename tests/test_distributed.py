@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from jepakit import get_config
 from jepakit.train import adamw, load_checkpoint, train
+
+from conftest import on_ranks
 
 
 def experiment(fsdp: bool = False, method: str = "jepa"):
@@ -44,29 +41,41 @@ def experiment(fsdp: bool = False, method: str = "jepa"):
     return get_config("ijepa", **small)
 
 
-def _worker(
-    rank: int, world: int, init_file: str, out: str, fsdp: bool, until: int | None, resume: bool, method: str
-) -> None:
+#: Every two-process run of this module, in order, as (folder, method, fsdp, until, resume): one gloo group
+#: trains them all, since starting a group costs each process its imports and the runs take a second.
+PAIRS = [
+    ("ddp", "jepa", False, None, False),
+    ("fsdp", "jepa", True, None, False),
+    ("fsdp-resumed", "jepa", True, 1, False),  # stopped after step 1 ...
+    ("fsdp-resumed", "jepa", True, None, True),  # ... and resumed from its checkpoint
+    ("ddp-clip", "contrastive", False, None, False),
+    ("ddp-salt", "salt", False, None, False),
+]
+
+
+def _worker(rank: int, world: int, init_file: str, root: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model = train(experiment(fsdp, method), out, progress=False, until=until, resume=resume)["model"]
-        sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
-        assert sharded == fsdp, f"fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
-        fused = bool(adamw([{"params": g.params} for g in model.param_groups()], 1e-3).defaults["fused"])
-        assert fused != sharded, "AdamW fuses plain parameters and leaves sharded (DTensor) ones to the default"
+        for name, method, fsdp, until, resume in PAIRS:
+            model = train(experiment(fsdp, method), f"{root}/{name}", progress=False, until=until, resume=resume)[
+                "model"
+            ]
+            sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
+            assert sharded == fsdp, f"{name}: fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
+            fused = bool(adamw([{"params": g.params} for g in model.param_groups()], 1e-3).defaults["fused"])
+            assert fused != sharded, "AdamW fuses plain parameters and leaves sharded (DTensor) ones to the default"
     finally:
         dist.destroy_process_group()
 
 
-def run_pair(
-    tmp_path, name: str, fsdp: bool, until: int | None = None, resume: bool = False, method: str = "jepa"
-) -> dict:
-    """Train on 2 gloo processes; return the full model state of the newest checkpoint."""
-    init = tmp_path / f"init-{name}-{until}-{resume}"
-    mp.spawn(_worker, args=(2, str(init), str(tmp_path / name), fsdp, until, resume, method), nprocs=2, join=True)
-    checkpoints = sorted((tmp_path / name / "checkpoints").iterdir())
-    return load_checkpoint(checkpoints[-1])["model"]
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> dict[str, dict]:
+    """The full model state of each ``PAIRS`` folder's newest checkpoint, trained on 2 gloo processes."""
+    root = tmp_path_factory.mktemp("pairs")
+    on_ranks(_worker, (2, str(root / "init"), str(root)))
+    newest = {name: sorted((root / name / "checkpoints").iterdir())[-1] for name, *_ in PAIRS}
+    return {name: load_checkpoint(path)["model"] for name, path in newest.items()}
 
 
 def single(tmp_path, method: str = "jepa") -> dict:
@@ -85,8 +94,8 @@ def assert_same(a: dict, b: dict, atol: float = 2e-5) -> None:
 
 
 @pytest.mark.distributed
-def test_ddp_on_two_processes_matches_one_process(tmp_path):
-    ddp = run_pair(tmp_path, "ddp", fsdp=False)
+def test_ddp_on_two_processes_matches_one_process(tmp_path, pairs):
+    ddp = pairs["ddp"]
     reference = single(tmp_path)
     assert_same(ddp, reference)
     torch.manual_seed(experiment().train.seed)  # the trainer's initialisation
@@ -96,19 +105,17 @@ def test_ddp_on_two_processes_matches_one_process(tmp_path):
 
 
 @pytest.mark.distributed
-def test_fsdp2_on_two_processes_matches_one_process_and_resumes(tmp_path):
-    straight = run_pair(tmp_path, "fsdp", fsdp=True)
+def test_fsdp2_on_two_processes_matches_one_process_and_resumes(tmp_path, pairs):
+    straight = pairs["fsdp"]
     assert_same(straight, single(tmp_path))
-    run_pair(tmp_path, "fsdp-resumed", fsdp=True, until=1)
-    resumed = run_pair(tmp_path, "fsdp-resumed", fsdp=True, resume=True)
-    assert_same(resumed, straight, atol=1e-6)
+    assert_same(pairs["fsdp-resumed"], straight, atol=1e-6)
 
 
 @pytest.mark.distributed
-def test_ddp_contrastive_training_on_two_processes_matches_one_process(tmp_path):
+def test_ddp_contrastive_training_on_two_processes_matches_one_process(tmp_path, pairs):
     """Each rank holds half the pairs; the loss gathers the other half (with gradients), so two steps
     of DDP equal two steps of one process on the whole batch: towers, projections and temperature."""
-    ddp = run_pair(tmp_path, "ddp-clip", fsdp=False, method="contrastive")
+    ddp = pairs["ddp-clip"]
     reference = single(tmp_path, method="contrastive")
     assert_same(ddp, reference)
     torch.manual_seed(experiment(method="contrastive").train.seed)
@@ -117,31 +124,6 @@ def test_ddp_contrastive_training_on_two_processes_matches_one_process(tmp_path)
 
 
 @pytest.mark.distributed
-def test_salt_two_stages_on_two_processes_match_one_process(tmp_path):
+def test_salt_two_stages_on_two_processes_match_one_process(tmp_path, pairs):
     """Both stages under DDP: every rank waits for the teacher's last checkpoint and reads the same file."""
-    ddp = run_pair(tmp_path, "ddp-salt", fsdp=False, method="salt")
-    assert_same(ddp, single(tmp_path, method="salt"))
-
-
-@pytest.mark.distributed
-def test_the_cli_under_torchrun(tmp_path):
-    args = [
-        "train",
-        "ijepa-cpu",
-        "train.steps=2",
-        "train.batch_size=4",
-        "train.warmup_steps=1",
-        "data.size=8",
-        "encoder.depth=1",
-        "predictor.depth=1",
-        "train.num_workers=0",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-    ]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "jepakit.cli", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("checkpoint:") == 1, "only rank 0 reports"
-    assert (tmp_path / "checkpoints" / "step-00000002.pt").is_file()
+    assert_same(pairs["ddp-salt"], single(tmp_path, method="salt"))

@@ -16,7 +16,7 @@ import pytest
 from golden import close, config, golden_values, record, recorded_here
 
 GOLDEN = golden_values()
-SAME_MACHINE = recorded_here()
+SAME_MACHINE = recorded_here(GOLDEN["machine"])
 
 
 #: The records made so far, by the config that made them. Recipes that shrink to one config (the I-JEPA

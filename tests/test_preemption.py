@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from jepakit.checkpoint import CheckpointError, RunFolderError, load_checkpoint
 from jepakit.train import train
 from jepakit.train.signals import EXIT_STOPPED
 
-from conftest import tiny_config
+from conftest import on_ranks, tiny_config
 
 #: A tiny run of many short steps: long enough to be interrupted, short enough for the suite.
 ARGS = [
@@ -52,6 +53,23 @@ def start(out: Path, *extra: str, torchrun: bool = False) -> subprocess.Popen:
     )
 
 
+def cli(*extra: str) -> int:
+    """The same command in this process: the same code at the same one thread, without a new process's
+    imports (the runs that are signalled are real processes)."""
+    from jepakit.cli import main
+
+    return main(["train", *ARGS, *extra])
+
+
+def _cli_rank(rank: int, world: int, port: int, extra: tuple[str, ...]) -> None:
+    """``cli(*extra)`` as rank ``rank`` of ``world``, in the environment torchrun gives its ranks."""
+    torch.set_num_threads(1)
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    assert cli(*extra) == 0
+
+
 def wait_for_step(out: Path, step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     """Until the run's log records ``step`` (the run is then mid-training)."""
     deadline = time.monotonic() + timeout
@@ -69,6 +87,13 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+def free_port() -> int:
+    """A TCP port no one listens on now (for the ranks' rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def weights(out: Path) -> dict[str, torch.Tensor]:
     newest = sorted((out / "checkpoints").glob("step-*.pt"))[-1]
     return load_checkpoint(newest)["model"]
@@ -78,8 +103,7 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
 def straight(tmp_path_factory) -> dict[str, torch.Tensor]:
     """The weights of the same run, never interrupted."""
     out = tmp_path_factory.mktemp("straight")
-    code, _, err = finish(start(out))
-    assert code == 0, err[-2000:]
+    assert cli("--out", str(out)) == 0
     return weights(out)
 
 
@@ -94,8 +118,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint_and_resume_is_exact(tmp
     stop = next(e for e in events if "event" in e)
     assert sig.name in stop["event"] and f"step-{stop['step']:08d}.pt" in stop["event"]
     assert stop["step"] < 16 and (tmp_path / "run" / "checkpoints" / f"step-{stop['step']:08d}.pt").is_file()
-    code, _, err = finish(start(tmp_path / "run", "--resume"))
-    assert code == 0, err[-2000:]
+    assert cli("--out", str(tmp_path / "run"), "--resume") == 0  # here: a fresh start reads only the disk
     resumed = weights(tmp_path / "run")
     assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in resumed), (
         "resumed as if never stopped"
@@ -138,12 +161,13 @@ def test_a_second_signal_exits_at_once_and_leaves_the_last_checkpoint_whole(tmp_
     assert code == 128 + signal.SIGTERM and time.monotonic() - t0 < 2, (code, err[-2000:])
     files = sorted((out / "checkpoints").glob("step-*.pt"))
     assert files and all("model" in load_checkpoint(path) for path in files), "every complete checkpoint loads"
-    assert finish(start(out, "--resume"))[0] == 0
+    assert cli("--out", str(out), "--resume") == 0
     assert not list((out / "checkpoints").glob(".*.tmp")), "the interrupted save's temporary file is cleared"
 
 
 @pytest.mark.distributed
 def test_every_rank_stops_at_the_same_step_under_torchrun(tmp_path):
+    """And the command under torchrun: every rank stops and resumes alike, and only rank 0 reports."""
     run = start(tmp_path / "run", "train.log_every=1", torchrun=True)
     wait_for_step(tmp_path / "run", 3, run)
     run.send_signal(signal.SIGTERM)
@@ -152,10 +176,11 @@ def test_every_rank_stops_at_the_same_step_under_torchrun(tmp_path):
     stop = next(e for e in events if "event" in e)
     assert "SIGTERM" in stop["event"] or "another rank" in stop["event"]
     assert (tmp_path / "run" / "checkpoints" / f"step-{stop['step']:08d}.pt").is_file()
-    code, _, err = finish(start(tmp_path / "run", "--resume", torchrun=True))
+    code, out, err = finish(start(tmp_path / "run", "--resume", torchrun=True))
     assert code == 0, err[-3000:]
-    straight = tmp_path / "straight"
-    assert finish(start(straight, torchrun=True))[0] == 0
+    assert out.count("checkpoint:") == 1, "only rank 0 reports"
+    straight = tmp_path / "straight"  # the same two ranks, never stopped (forked here: no new imports)
+    on_ranks(_cli_rank, (2, free_port(), ("--out", str(straight))))
     a, b = weights(tmp_path / "run"), weights(straight)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed as if never stopped"
 

@@ -50,17 +50,19 @@ def test_tutorial_runs_end_to_end(tmp_path):
             words += [*SMALL, "--quiet"]
         if "probe" in words:
             words += ["data.size=48", "--train", "24", "--val", "8", "--test", "16", "--probes", "linear,knn"]
+            words += ["--floor-seeds", "1"]  # the floor's code path; its spread is tested in test_eval.py
         lines.append(shlex.join(words))
     straight = lines[0].replace(str(tmp_path / "runs" / "d2v"), str(tmp_path / "runs" / "straight"))
     straight = straight.replace(" --until 2", "")
-    env_path = f"{tmp_path}"
+    # one thread, as the suite runs (tiny models); floors cached in the test's folder, not the home
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "JEPAKIT_CACHE": str(tmp_path)}
     run = subprocess.run(
         [sys.executable, "-c", DRIVER, *lines, straight],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        env=env,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     usage_run = subprocess.run(
@@ -69,7 +71,7 @@ def test_tutorial_runs_end_to_end(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        env=env,
     )
     assert usage_run.returncode == 0, usage_run.stderr[-3000:]
     assert "loss" in usage_run.stdout and "data2vec-tutorial" in usage_run.stdout
