@@ -1,4 +1,4 @@
-"""Refactors keep results: every recipe's CPU preset gives its recorded first 5 steps, bit for bit.
+"""Refactors keep results: every recipe, shrunk alike, gives its recorded first 5 steps, bit for bit.
 
 The values in ``data/golden.json`` were recorded by ``python tests/golden.py --write``
 (see that module). On the machine kind that recorded them (same torch, same CPU
