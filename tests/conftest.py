@@ -138,7 +138,6 @@ def tiny_t5(path: Path):
 def _mean_over_ranks(rank: int, world: int, init_file: str, compute: Any, out: str) -> None:
     import torch.distributed as dist
 
-    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         results = compute(rank, world)
@@ -151,15 +150,21 @@ def _mean_over_ranks(rank: int, world: int, init_file: str, compute: Any, out: s
         dist.destroy_process_group()
 
 
+def _on_one_thread(rank: int, fn: Any, args: tuple) -> None:
+    """``fn(rank, *args)`` at one thread, set before any op: a forked process must not use the parent's
+    thread pool, and one thread per rank is what the suite runs at."""
+    torch.set_num_threads(1)
+    fn(rank, *args)
+
+
 def on_ranks(fn: Any, args: tuple, world: int = 2, timeout: float = 300) -> None:
-    """Run ``fn(rank, *args)`` on ``world`` processes forked from this one (a spawned process would import
-    torch and jepakit again, seconds each; each rank sets one thread before any op); fails after ``timeout``
-    seconds rather than hang."""
+    """Run ``fn(rank, *args)`` on ``world`` processes forked from this one, one thread each (a spawned process
+    would import torch and jepakit again, seconds each); fails after ``timeout`` seconds rather than hang."""
     import time
 
     import torch.multiprocessing as mp
 
-    ranks = mp.start_processes(fn, args=args, nprocs=world, join=False, start_method="fork")
+    ranks = mp.start_processes(_on_one_thread, args=(fn, args), nprocs=world, join=False, start_method="fork")
     deadline = time.monotonic() + timeout
     while not ranks.join(timeout=1):
         if time.monotonic() > deadline:

@@ -10,7 +10,6 @@ guard the code, not the size: a recipe costs its overhead, not its matrix produc
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -80,9 +79,8 @@ def machine() -> dict[str, str]:
     }
 
 
-@functools.cache
 def golden_values() -> dict[str, Any]:
-    """``data/golden.json``, read once: {"machine": ..., "recipes": {recipe: record}}."""
+    """``data/golden.json``: {"machine": ..., "recipes": {recipe: record}}."""
     return dict(json.loads(FILE.read_text()))
 
 

@@ -54,13 +54,11 @@ PAIRS = [
 
 
 def _worker(rank: int, world: int, init_file: str, root: str) -> None:
-    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         for name, method, fsdp, until, resume in PAIRS:
-            model = train(experiment(fsdp, method), f"{root}/{name}", progress=False, until=until, resume=resume)[
-                "model"
-            ]
+            result = train(experiment(fsdp, method), f"{root}/{name}", progress=False, until=until, resume=resume)
+            model = result["model"]
             sharded = type(next(model.encoder.parameters())).__name__ == "DTensor"
             assert sharded == fsdp, f"{name}: fsdp={fsdp} but the encoder's parameters are sharded={sharded}"
             fused = bool(adamw([{"params": g.params} for g in model.param_groups()], 1e-3).defaults["fused"])

@@ -63,7 +63,6 @@ def cli(*extra: str) -> int:
 
 def _cli_rank(rank: int, world: int, port: int, extra: tuple[str, ...]) -> None:
     """``cli(*extra)`` as rank ``rank`` of ``world``, in the environment torchrun gives its ranks."""
-    torch.set_num_threads(1)
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
