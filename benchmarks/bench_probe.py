@@ -30,6 +30,7 @@ import torch
 
 from jepakit.eval import evaluate, probe_data
 from jepakit.eval.features import extract
+from jepakit.eval.splits import chosen_rows
 from jepakit.runs import load_eval_encoder
 
 from _common import record, table
@@ -41,12 +42,12 @@ RESULT = re.compile(r"^(\w+)/(\w+): ([0-9.]+)")
 def phases(source: str) -> list[tuple[str, float, str]]:
     """(phase, seconds, result) for extraction and every probe of the default ``evaluate``."""
     encoder, cfg = load_eval_encoder(source)
-    data = probe_data(cfg, encoder).build()
+    data = probe_data(cfg, encoder).fit.build()
     need = 3000 + 500 + 3000
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "features.pt"
         t0 = time.perf_counter()
-        extract(encoder, data, range(need), keep_patches=True, cache=cache)
+        extract(encoder, data, chosen_rows(len(data), need, 0).tolist(), keep_patches=True, cache=cache)
         rows = [("extract features", time.perf_counter() - t0, f"{need} images")]
         stamps: list[tuple[float, str]] = []
         t0 = time.perf_counter()

@@ -176,22 +176,6 @@ def digits_folders() -> tuple[Path, Path]:
     return parts
 
 
-class _Joined(torch.utils.data.Dataset):
-    """Samples of ``first`` in a seeded order, then those of ``second``: a probe's train + val, then test."""
-
-    def __init__(self, first: Any, second: Any) -> None:
-        self.parts = first, second
-        self.order = torch.randperm(len(first), generator=torch.Generator().manual_seed(0)).tolist()
-
-    def __len__(self) -> int:
-        return len(self.parts[0]) + len(self.parts[1])
-
-    def __getitem__(self, index: int) -> Any:
-        if index < len(self.order):
-            return self.parts[0][self.order[index]]
-        return self.parts[1][index - len(self.order)]
-
-
 def runs() -> dict[str, tuple[str, dict[str, Any], int]]:
     """Every planned run, the seeded comparison first: NAME-sSEED -> (recipe, overrides, seed)."""
     order = sorted(
@@ -270,8 +254,10 @@ def measure(
         encoder, steps = model.eval_encoder(), teacher_steps + cfg.train.steps
         log = [json.loads(line) for line in Path(result["log"]).read_text().splitlines() if line]
     probes: tuple[str, ...] = ("linear", "knn", "dense") if knn else ("linear", "dense")
-    if name.startswith("digits-"):
-        probe_data = _Joined(cfg.data.build(), cfg.data.replace(root=str(digits_folders()[1])).build())
+    test_data = None
+    if name.startswith("digits-"):  # the probe fits on pretraining's images and tests on the held-out folder
+        probe_data = cfg.data.build()
+        test_data = cfg.data.replace(root=str(digits_folders()[1])).build()
         probe_sizes = DIGITS_PROBE
     elif name.startswith("video-"):  # held-out clips, whole or (an image encoder) frame by frame
         from jepakit.data.moving import MovingScenesConfig
@@ -281,8 +267,10 @@ def measure(
     else:
         probe_data = cfg.data.replace(seed=cfg.data.seed + 1).build()
     train_n, val_n, test_n = probe_sizes
-    results = summary(evaluate(encoder, probe_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0))
-    first = train_n + val_n
+    probed = evaluate(
+        encoder, probe_data, test_data=test_data, train=train_n, val=val_n, test=test_n, probes=probes, seed=0
+    )
+    results = summary(probed)
     row: dict[str, Any] = {
         "run": name,
         "method": name.rsplit("-s", 1)[0],
@@ -305,7 +293,8 @@ def measure(
     if model is not None and getattr(model, "conditioner", None) is not None and model.conditioner.uses_text:
         row["text_use"] = text_use(model, probe_data, batches=8, batch_size=32)
     if model is not None and cfg.method.joint_embedding():
-        row["image_text"] = image_text(model, probe_data, range(first, first + test_n))
+        tested = probed["details"]["test_data"]
+        row["image_text"] = image_text(model, tested, probed["details"]["test_rows"].tolist())
     (out / "quality.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "quality.json").write_text(json.dumps(row, indent=2))
     with results_file.open("a") as f:

@@ -35,9 +35,11 @@ __all__ = [
     "BadCheckpointError",
     "CheckpointError",
     "CheckpointManager",
+    "RunExistsError",
     "RunFolderError",
     "atomic_path",
     "check_run_folder",
+    "claim_run_folder",
     "export_config",
     "load_checkpoint",
     "load_encoder",
@@ -56,6 +58,10 @@ class BadCheckpointError(ConfigError):
 
 class RunFolderError(OSError):
     """The run folder cannot take the run: not writable, or too little free space."""
+
+
+class RunExistsError(RunFolderError):
+    """The run folder already holds a run, and neither resuming nor replacing it was asked for."""
 
 
 class CheckpointError(OSError):
@@ -80,6 +86,34 @@ def check_run_folder(folder: str | os.PathLike, need: int) -> None:
             f"the run folder {str(folder)!r} has {free / 2**20:.0f} MB free; a checkpoint of this "
             f"run needs about {need / 2**20:.0f} MB"
         )
+
+
+#: What marks a folder as holding a run: anything training writes.
+RUN_MARKERS = ("config.json", "log.jsonl", "checkpoints", "teacher", "tensorboard")
+
+
+def claim_run_folder(folder: str | os.PathLike, *, resume: bool, overwrite: bool) -> Path | None:
+    """Make ``folder`` ready for a new run, never mixing two: a folder that holds a run (any of
+    ``RUN_MARKERS``) raises ``RunExistsError`` naming ``--resume`` and ``--overwrite``, unless ``resume``
+    (continue it) or ``overwrite``, which renames the old run to ``FOLDER.replaced-N`` (the first free N)
+    and returns that path, so nothing a user saved is deleted. Returns None when nothing was moved."""
+    folder = Path(folder)
+    held = [m for m in RUN_MARKERS if (folder / m).exists()]
+    if resume or not held:
+        return None
+    if not overwrite:
+        latest = CheckpointManager(folder / "checkpoints").latest()
+        what = f"its newest checkpoint is {str(latest)!r}" if latest is not None else f"it has {', '.join(held)}"
+        raise RunExistsError(
+            f"the run folder {str(folder)!r} already holds a run ({what}); continue it with --resume "
+            "(resume=True), replace it with --overwrite (overwrite=True: the old run is moved aside, not deleted), "
+            "or give another --out"
+        )
+    n = 1
+    while (aside := folder.with_name(f"{folder.name}.replaced-{n}")).exists():
+        n += 1
+    folder.rename(aside)
+    return aside
 
 
 @contextlib.contextmanager

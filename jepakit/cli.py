@@ -2,7 +2,7 @@
 
     jepakit list [KIND]
     jepakit show RECIPE [key=value ...]
-    jepakit train RECIPE [key=value ...] [--out DIR] [--resume]
+    jepakit train RECIPE [key=value ...] [--out DIR] [--resume | --overwrite]
     jepakit export CHECKPOINT --format timm [--out DIR]
     jepakit viz masks RECIPE [key=value ...] [--out masks.png]
     jepakit probe SOURCE [key=value ...] [--train N --val N --test N] [--probes ...] [--out DIR]
@@ -18,6 +18,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -45,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     p_train.add_argument("--out", help="run folder (default: runs/RECIPE)")
     p_train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     p_train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="the run folder holds an earlier run: move it to DIR.replaced-N and start anew (never deleted)",
+    )
+    p_train.add_argument(
         "--until", type=int, metavar="STEP", help="stop after this step, with a checkpoint; --resume continues exactly"
     )
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,9 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         help="data edits, e.g. data.seed=7, or data=imagefolder data.root=DIR data.image_size=64",
     )
-    p_probe.add_argument("--train", type=int, default=3000)
-    p_probe.add_argument("--val", type=int, default=500)
-    p_probe.add_argument("--test", type=int, default=3000)
+    p_probe.add_argument(
+        "--train", type=int, help="images the classifiers fit on (default: 3000, or less data's share)"
+    )
+    p_probe.add_argument("--val", type=int, help="images their settings are chosen on (default: 500, or a share)")
+    p_probe.add_argument("--test", type=int, help="images they are scored on (default: 3000, or a share)")
+    p_probe.add_argument(
+        "--test-data",
+        action="append",
+        default=[],
+        metavar="DIR_OR_EDIT",
+        help="a held-out test set: a folder of class folders, or edits of the probe data (data.split=test)",
+    )
     p_probe.add_argument("--probes", default="linear,knn,attentive,dense", help="comma-separated subset")
     p_probe.add_argument("--layers", type=int, default=1, help="concatenate the pooled tokens of the last k blocks")
     p_probe.add_argument("--seed", type=int, default=0, help="probe training seed (and random:RECIPE's init seed)")
@@ -149,7 +165,9 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.recipe}"
     launched = _init_distributed()
     try:
-        result = train(cfg, out, resume=args.resume, progress=not args.quiet, log=print, until=args.until)
+        result = train(
+            cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=print, until=args.until
+        )
     finally:
         if launched:
             import torch.distributed as dist
@@ -169,7 +187,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_timm
+    from .runs import weights_read
 
+    print(f"exporting {weights_read(args.checkpoint)}")
     out = export_timm(args.checkpoint, args.out or f"{args.checkpoint}-timm")
     meta = json.loads((out / "config.json").read_text())
     print(
@@ -209,49 +229,36 @@ def _viz(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    """Probe the target encoder on held-out data: the source's data config with seed + 1
-    unless the overrides say otherwise; writes probe.json and a segmentation overlay."""
-    from pathlib import Path
+    """Probe the evaluated encoder on the probe sets its data declares (new draws, a test split, or
+    --test-data); writes probe.json, whose "held_out" says whether pretraining read the test images,
+    and a segmentation overlay."""
 
     from rich.console import Console
 
-    from . import get_config
     from .config import ConfigError
-    from .eval import evaluate, probe_data, random_encoder, random_floor, results_table, summary
-    from .eval.features import first_frames
-    from .experiment import Experiment
-    from .runs import load_eval_encoder
-    from .viz import save_png, segmentation_overlay
+    from .eval import evaluate, probe_data, random_floor, results_table, summary
+    from .eval.splits import DEFAULT_SPLITS
 
-    cfg: Experiment | None
-    if args.source.startswith("random:"):
-        cfg = get_config(args.source.split(":", 1)[1])
-        encoder = random_encoder(cfg.method.eval_encoder()[0], args.seed)
-        out = Path(args.out or f"runs/{args.source.replace(':', '-')}")
-    else:
-        encoder, cfg = load_eval_encoder(args.source)
-        src = Path(args.source)
-        out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     if args.floor_seeds < 0:
         raise ConfigError(f"--floor-seeds={args.floor_seeds} must be 0 (no floor) or more")
-    data_cfg = probe_data(cfg, encoder, args.overrides)
-    data = data_cfg.build()
-    settings = dict(
-        train=args.train,
-        val=args.val,
-        test=args.test,
-        layers=args.layers,
-        probes=[p for p in args.probes.split(",") if p],
-        seed=args.seed,
-    )
-    results = evaluate(encoder, data, log=print, progress=not args.quiet, **settings)
+    probes = [p for p in args.probes.split(",") if p]
+    encoder, cfg, out = _probe_source(args)
+    sizes = (args.train, args.val, args.test)
+    need = sum(s if s is not None else d for s, d in zip(sizes, DEFAULT_SPLITS, strict=True))
+    sets = probe_data(cfg, encoder, args.overrides, images=need, test_data=args.test_data)
+    data = sets.fit.build()
+    test = sets.test.build() if sets.test is not None else None
+    settings = dict(train=args.train, val=args.val, test=args.test, layers=args.layers, probes=probes, seed=args.seed)
+    results = evaluate(encoder, data, test_data=test, log=print, progress=not args.quiet, **settings)
+    results.update(held_out=sets.held_out, held_out_why=sets.why)
     floor = None
     if args.floor_seeds and cfg is not None and not args.source.startswith("random:"):
         floor = random_floor(
             cfg.method.eval_encoder()[0],
-            data_cfg,
+            sets.fit,
+            test_set=sets.test,
             seeds=range(args.floor_seeds),
-            built=data,
+            built=(data, test),
             log=print,
             progress=not args.quiet,
             **settings,
@@ -262,21 +269,44 @@ def _probe(args: argparse.Namespace) -> int:
     written = summary(results)
     if floor is not None:
         written["random_floor"] = {k: floor[k] for k in ("seeds", "mean", "std")}
+    rows, tested = results["details"]["test_rows"], results["details"]["test_data"]
     if cfg is not None and cfg.method.joint_embedding() and not args.source.startswith("random:"):
         from .eval.image_text import image_text, image_text_table
         from .runs import load_method
 
-        first = args.train + args.val
-        written["image_text"] = image_text(load_method(args.source), data, range(first, first + args.test))
+        written["image_text"] = image_text(load_method(args.source), tested, rows.tolist())
         console.print(image_text_table(written["image_text"]))
     (out / "probe.json").write_text(json.dumps(written, indent=2))
     print(f"wrote {out / 'probe.json'}")
     dense = results["details"].get("dense")
     if dense is not None:
-        images, target = first_frames(data, args.train + args.val, 8)
+        from .eval.features import first_frames
+        from .viz import save_png, segmentation_overlay
+
+        images, target = first_frames(tested, rows.tolist(), 8)
         pictures = segmentation_overlay(images, target, dense["prediction"][: len(images)].long())
         print(f"wrote {save_png(pictures, out / 'segmentation.png', columns=6)} (image, truth, prediction)")
     return 0
+
+
+def _probe_source(args: argparse.Namespace) -> tuple[Any, Any, Path]:
+    """(the encoder to probe, its experiment or None, the folder the results go to) of ``probe SOURCE``."""
+    from . import get_config
+    from .eval import random_encoder
+    from .runs import load_eval_encoder, weights_read
+
+    if args.source.startswith("random:"):
+        cfg = get_config(args.source.split(":", 1)[1])
+        print(f"probing a randomly initialised encoder of {cfg.method.name} (init seed {args.seed})")
+        return (
+            random_encoder(cfg.method.eval_encoder()[0], args.seed),
+            cfg,
+            Path(args.out or f"runs/{args.source.replace(':', '-')}"),
+        )
+    print(f"probing {weights_read(args.source)}")
+    encoder, experiment = load_eval_encoder(args.source)
+    src = Path(args.source)
+    return encoder, experiment, Path(args.out) if args.out else (src if src.is_dir() else src.parent)
 
 
 COMMANDS = {"list": _list, "show": _show, "train": _train, "export": _export, "viz": _viz, "probe": _probe}
@@ -286,7 +316,6 @@ def _import(name: str) -> None:
     """Import a module by name, or a ``.py`` file by path (registering what it defines)."""
     import importlib
     import importlib.util
-    from pathlib import Path
 
     path = Path(name)
     if path.suffix == ".py":

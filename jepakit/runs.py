@@ -12,11 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import BadCheckpointError, load_checkpoint, load_encoder, resolve_checkpoint, upgrade_checkpoint
+from .checkpoint import (
+    BadCheckpointError,
+    export_config,
+    load_checkpoint,
+    load_encoder,
+    resolve_checkpoint,
+    upgrade_checkpoint,
+)
 from .config import from_dict
 from .experiment import Experiment
 
-__all__ = ["checkpoint_encoder", "load_encoder", "load_eval_encoder", "load_method", "load_run"]
+__all__ = ["checkpoint_encoder", "load_encoder", "load_eval_encoder", "load_method", "load_run", "weights_read"]
 
 
 def load_run(source: str | Path) -> tuple[Experiment, dict[str, Any]]:
@@ -52,11 +59,26 @@ def checkpoint_encoder(experiment: Experiment, state: dict[str, Any]) -> tuple[A
     raise ValueError(f"checkpoint {state.get('path', '')!r} holds no encoder weights under {list(prefixes)}")
 
 
+def _is_export(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def weights_read(source: str | Path) -> str:
+    """Which weights a command reads from ``source``, for the line it prints first: the checkpoint file a
+    run folder resolves to (its newest), or the export folder and the checkpoint it came from."""
+    path = Path(source)
+    if _is_export(path):
+        origin = export_config(path).get("source", {})
+        made = f" (exported from {origin['checkpoint']}, step {origin['step']})" if "checkpoint" in origin else ""
+        return f"the export {str(path)!r}{made}"
+    return f"the checkpoint {str(resolve_checkpoint(path))!r}"
+
+
 def load_eval_encoder(source: str | Path) -> tuple[Any, Experiment | None]:
     """(encoder in eval mode, the experiment or None) from a checkpoint file, a run folder
     or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
     path = Path(source)
-    if path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+    if _is_export(path):
         return load_encoder(path), None
     experiment, state = load_run(path)
     encoder, _ = checkpoint_encoder(experiment, state)

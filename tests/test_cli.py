@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from jepakit.cli import main
 
@@ -25,6 +26,23 @@ from jepakit.cli import main
 )
 def test_a_user_error_is_one_line_naming_the_problem(capsys, argv, words):
     assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jepakit: error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU trains on it")
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["train.device=cuda"], ["train.device='cuda'", "no CUDA GPU", "train.device=cpu"]),
+        (["--resume", "--overwrite"], ["--resume", "--overwrite", "give one"]),
+    ],
+)
+def test_a_training_mistake_is_one_line_before_anything_is_written(tmp_path, capsys, extra, words):
+    assert main(["train", "ijepa-cpu", "--out", str(tmp_path / "run"), *extra]) == 2
+    assert not (tmp_path / "run").exists()
     err = capsys.readouterr().err
     assert err.startswith("jepakit: error: ") and err.count("\n") == 1, err
     for w in words:

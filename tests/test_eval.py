@@ -294,7 +294,9 @@ def test_evaluate_reads_lidar_on_crops_of_the_test_images(encoder, scenes):
     from jepakit.eval import lidar, view_embeddings
 
     out = evaluate(encoder, scenes, train=20, val=6, test=12, probes=("linear",), lidar_views=(8, 3), seed=4)
-    want = lidar(view_embeddings(encoder, scenes, range(26, 34), views=3, seed=4))
+    rows = out["details"]["test_rows"].tolist()
+    assert len(rows) == 12 and out["details"]["test_data"] is scenes
+    want = lidar(view_embeddings(encoder, scenes, rows[:8], views=3, seed=4))
     assert out["monitors"]["lidar"] == pytest.approx(want)
     assert (
         "lidar"
@@ -305,7 +307,9 @@ def test_evaluate_reads_lidar_on_crops_of_the_test_images(encoder, scenes):
 def test_evaluate_names_what_does_not_fit(encoder, scenes, tmp_path):
     with pytest.raises(ValueError, match=r"unknown probes \['lineer'\]"):
         evaluate(encoder, scenes, probes=("lineer",))
-    with pytest.raises(ValueError, match=r"need 50002 images; the data has 50000"):
+    with pytest.raises(
+        ValueError, match=r"train=50000 val=1 test=1 need more images than the data has \(50000 images\)"
+    ):
         evaluate(encoder, scenes, train=50_000, val=1, test=1)
     odd = create("dataset", "scenes", image_size=30)
     with pytest.raises(ValueError, match=r"30x30, not divisible by the encoder's patch_size=4"):
@@ -383,7 +387,7 @@ def test_probe_command_writes_results_and_a_segmentation_overlay(checkpoint, tmp
     result = json.loads((tmp_path / "probe.json").read_text())
     assert set(result["linear"]) == {"count", "relation", "shapes"} and "miou" in result["dense"]
     out = capsys.readouterr().out
-    table = out.split("probe results (16 test images)")[1]
+    table = out.split("probe results (16 test images, held out)")[1]
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.count("│") == 7]
     shown = {(r[0], r[1]): r[2:] for r in rows}  # score, floor, margin, chosen
     floor = result["random_floor"]
@@ -466,9 +470,9 @@ def test_an_export_folder_is_probed_on_scenes_at_its_size(checkpoint, tmp_path):
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(encoder(images), model.target_encoder(images), atol=1e-5, rtol=1e-5)
-    data = probe_data(None, encoder, ["data.size=10"])
+    data = probe_data(None, encoder, ["data.size=10"]).fit
     assert data.image_size == 32 and data.seed == 1 and data.size == 10
-    folder = probe_data(None, encoder, ["data=imagefolder", "data.root=/somewhere", "data.image_size=32"])
+    folder = probe_data(None, encoder, ["data=imagefolder", "data.root=/somewhere", "data.image_size=32"]).fit
     assert folder.name == "imagefolder" and folder.root == "/somewhere"
     with pytest.raises(ValueError, match=r"unknown field 'rot'"):
         probe_data(None, encoder, ["data.rot=1"])
@@ -495,5 +499,5 @@ def test_the_random_floor_is_the_seeds_mean_and_spread_and_is_cached(encoder, sc
         "Regenerated", (type(changed),), {"__getitem__": lambda self, i: {"image": torch.zeros(1)}}
     )
     with pytest.raises(pytest.fail.Exception, match="recomputed"):
-        random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, built=changed, **settings)
+        random_floor(enc_cfg, data_cfg, seeds=(0, 1), cache=tmp_path, built=(changed, None), **settings)
     assert beats(0.6, 0.5, 0.04) and not beats(0.58, 0.5, 0.04) and not beats(0.4, 0.5, 0.0)

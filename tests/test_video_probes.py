@@ -109,7 +109,7 @@ def test_evaluate_probes_the_motion_labels_and_every_frame():
             assert set(results[probe]) == {"count", "shapes", "direction", "speed"}
         assert results["details"]["dense"]["prediction"].shape == (16 * 4, 16, 16), "each test frame segmented"
         assert 0 <= results["dense"]["miou"] <= 1 and results["monitors"]["lidar"] > 0
-    images, truth = first_frames(data, 32, 6)
+    images, truth = first_frames(data, [32, 33, 34], 6)
     assert torch.equal(images[5], data[33]["video"][:, 1]) and torch.equal(truth[5], data[33]["segmentation"][1])
 
 

@@ -23,6 +23,7 @@ import torch
 
 from ..config import Config, MissingFileError, at_least, knob, resolved
 from ..registry import register
+from .base import DatasetConfig, ProbeSets
 
 __all__ = [
     "CaptionedImages",
@@ -113,7 +114,7 @@ def missing_report(missing: list[str], total: int, source: str, policy: OnError,
 
 
 @dataclass(frozen=True)
-class CaptionsConfig(Config):
+class CaptionsConfig(DatasetConfig):
     captions: str = knob("", "captions file: .jsonl ({image, caption | captions}) or .csv (image, caption rows)")
     root: str = knob("", "folder the image paths are relative to (default: the captions file's folder)")
     image_size: int | None = knob(
@@ -194,12 +195,36 @@ class CaptionedImages(ReportingDataset):
 
 
 @dataclass(frozen=True)
-class ImageFolderConfig(Config):
-    root: str = knob("", "folder of class folders (root/CLASS/IMAGE), e.g. for probes")
+class ImageFolderConfig(DatasetConfig):
+    root: str = knob(
+        "", "folder of class folders (root/CLASS/IMAGE), or of splits of them (root/train/CLASS/IMAGE, root/test/...)"
+    )
+    split: str = knob(
+        "", "with split folders (root/train/, root/test/): the one read ('': train); the probes test on test/"
+    )
     image_size: int | None = knob(
         None, "decoded images are resized and centre-cropped to this side", follows="image_size", valid=at_least(1)
     )
     on_error: OnError = knob("skip", "corrupt images: skip and count, or fail")
+
+    def splits(self) -> list[str]:
+        """The split folders under ``root`` that hold class folders (of train, val, test); [] for a plain
+        folder of class folders (no ``root/train/`` of class folders)."""
+        root = Path(self.root)
+        found = [
+            s for s in ("train", "val", "test") if (root / s).is_dir() and any(p.is_dir() for p in (root / s).iterdir())
+        ]
+        return found if "train" in found else []
+
+    def folder(self) -> Path:
+        """The folder of class folders read: ``root``, or its split folder."""
+        return Path(self.root) / (self.split or "train") if self.splits() else Path(self.root)
+
+    def probe_sets(self, trained: Config | None, images: int) -> ProbeSets:
+        """With split folders the probes fit on train/ and test on test/, which pretraining did not read."""
+        if "test" in self.splits() and (self.split or "train") != "test":
+            return ProbeSets(self, self.replace(split="test"), True, f"held out: {Path(self.root) / 'test'}")
+        return super().probe_sets(trained, images)
 
     def captions_missing(self) -> str | None:
         """Why this data has no captions (None when it has them): an image folder has class labels only."""
@@ -210,6 +235,12 @@ class ImageFolderConfig(Config):
             raise MissingFileError(f"data.root={self.root!r} is not a folder")
         if not any(p.is_dir() for p in Path(self.root).iterdir()):
             raise MissingFileError(f"data.root={self.root!r} has no class folders (root/CLASS/IMAGE)")
+        splits = self.splits()
+        if self.split and self.split not in splits:
+            raise MissingFileError(
+                f"data.split={self.split!r}: data.root={self.root!r} has "
+                + (f"the split folders {splits}" if splits else "no split folders (root/train/CLASS/IMAGE)")
+            )
 
 
 @register("dataset", "imagefolder", ImageFolderConfig)
@@ -220,11 +251,14 @@ class ImageFolder(ReportingDataset):
         super().__init__(cfg.on_error)
         cfg.check_files()
         self.config = cfg
-        root = Path(cfg.root)
-        self.classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        root = cfg.folder()
+        # the classes of every split, so that a class has one index in train/ and test/ alike
+        folders = [Path(cfg.root) / s for s in cfg.splits()] or [root]
+        self.classes = sorted({p.name for f in folders for p in f.iterdir() if p.is_dir()})
         self.items = [
             (p, c)
             for c, name in enumerate(self.classes)
+            if (root / name).is_dir()
             for p in sorted((root / name).iterdir())
             if p.suffix.lower()[1:] in IMAGE_SUFFIXES
         ]

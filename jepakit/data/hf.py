@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, MissingFileError, at_least, knob, resolved, unknown
 from ..registry import register
+from .base import DatasetConfig, ProbeSets
 from .files import OnError, ReportingDataset
 
 __all__ = ["HFDataset", "HFDatasetConfig"]
 
 
 @dataclass(frozen=True)
-class HFDatasetConfig(Config):
+class HFDatasetConfig(DatasetConfig):
     path: str = knob(
         "", "a folder written by save_to_disk, a hub id (user/name), or a builder (imagefolder) with data_dir"
     )
@@ -43,6 +45,13 @@ class HFDatasetConfig(Config):
     def captions_missing(self) -> str | None:
         """Why this data has no captions (None when it has them)."""
         return "data.caption_column is '' (no caption field)" if not self.caption_column else None
+
+    def probe_sets(self, trained: Config | None, images: int) -> ProbeSets:
+        """A ``save_to_disk`` folder with a test split: the probes test on it (pretraining read ``split``)."""
+        listed = Path(self.path) / "dataset_dict.json"
+        if self.split != "test" and listed.is_file() and "test" in json.loads(listed.read_text()).get("splits", []):
+            return ProbeSets(self, self.replace(split="test"), True, f"held out: the test split of {self.path}")
+        return super().probe_sets(trained, images)
 
     def saved(self) -> bool:
         """Whether ``path`` is a folder written by ``save_to_disk`` (a Dataset or a DatasetDict)."""

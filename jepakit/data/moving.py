@@ -24,6 +24,7 @@ import torch
 
 from ..config import Config, at_least, in_range, knob, resolved
 from ..registry import register
+from .base import DatasetConfig, ProbeSets, new_draws
 from .scenes import _NUMBERS, COLOURS, SHAPES, Generated, check_ranges, shape_mask, texture
 
 __all__ = ["DIRECTIONS", "SPEEDS", "MovingFrames", "MovingFramesConfig", "MovingScenes", "MovingScenesConfig"]
@@ -36,7 +37,7 @@ TURN = math.pi / 4
 
 
 @dataclass(frozen=True)
-class MovingScenesConfig(Config):
+class MovingScenesConfig(DatasetConfig):
     image_size: int | None = knob(None, "frame side in pixels", follows="image_size", valid=at_least(8))
     num_frames: int | None = knob(None, "frames per clip", follows="num_frames", valid=at_least(2))
     min_objects: int = knob(1, "fewest objects per clip", valid=in_range(1, 3))
@@ -54,6 +55,9 @@ class MovingScenesConfig(Config):
 
     #: samples are clips ("video" [C, T, H, W]): only a method that trains on clips reads them
     clips: ClassVar[bool] = True
+
+    def probe_sets(self, trained: Config | None, images: int) -> ProbeSets:
+        return new_draws(self, trained, images)
 
     def validate(self) -> None:
         check_ranges(self)

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..config import Config, ConfigError, at_least, in_range, knob, resolved
 from ..registry import register
 from ..transforms import mix_seed
+from .base import DatasetConfig, ProbeSets, new_draws
 
 __all__ = [
     "COLOURS",
@@ -50,7 +51,7 @@ _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 
 
 @dataclass(frozen=True)
-class SceneConfig(Config):
+class SceneConfig(DatasetConfig):
     image_size: int | None = knob(None, "image side in pixels", follows="image_size", valid=at_least(8))
     min_objects: int = knob(1, "fewest objects per image", valid=in_range(1, 6))
     max_objects: int = knob(4, "most objects per image (at least min_objects)", valid=in_range(1, 6))
@@ -78,6 +79,9 @@ class SceneConfig(Config):
 
     def validate(self) -> None:
         check_ranges(self)
+
+    def probe_sets(self, trained: Config | None, images: int) -> ProbeSets:
+        return new_draws(self, trained, images)
 
 
 class Generated(torch.utils.data.Dataset):

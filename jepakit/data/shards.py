@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, MissingFileError, at_least, knob, resolved
+from ..config import ConfigError, MissingFileError, at_least, knob, resolved
 from ..registry import register, register_alias
+from .base import DatasetConfig
 from .files import IMAGE_SUFFIXES, OnError, ReportingDataset, caption_list
 
 __all__ = ["WebDataset", "WebDatasetConfig", "caption_file"]
@@ -38,7 +39,7 @@ _REMOTE = ("pipe:", "http://", "https://", "gs://", "s3://", "ais://")
 
 
 @dataclass(frozen=True)
-class WebDatasetConfig(Config):
+class WebDatasetConfig(DatasetConfig):
     shards: tuple[str, ...] = knob(
         (), "tar shards: brace patterns (DIR/train-{000000..000099}.tar), globs, URLs, or a list of them"
     )

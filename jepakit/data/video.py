@@ -29,9 +29,10 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from ..config import Config, MissingFileError, at_least, knob, resolved
+from ..config import MissingFileError, at_least, knob, resolved
 from ..registry import register
 from ..transforms import mix_seed
+from .base import DatasetConfig
 from .files import OnError, ReportingDataset, caption_list, missing_report
 from .shards import WebDataset, WebDatasetConfig, caption_file
 
@@ -53,7 +54,7 @@ class DecoderUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class VideoClipConfig(Config):
+class VideoClipConfig(DatasetConfig):
     """What a clip is, shared by the video data sets."""
 
     image_size: int | None = knob(

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
+from ..data.base import DatasetConfig, ProbeSets, default_probe_sets
 from ..progress import Bars
-from .features import TASKS, Encoder, extract, sample_input, view_embeddings
+from .features import TASKS, Encoder, Features, extract, sample_input, view_embeddings
 from .monitors import effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
+from .splits import DEFAULT_SPLITS, chosen_rows, split_sizes, stratified_split
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -48,18 +50,50 @@ class _Trained(Protocol):
     def data(self) -> Config: ...
 
 
-def probe_data(experiment: _Trained | None, encoder: Encoder, overrides: Sequence[str] = ()) -> Config:
-    """The data config to probe on: the experiment's data with ``seed + 1`` (images it never
-    trained on), or the scenes at the encoder's size for an export; then ``overrides``
-    (``data.seed=7``, ``data=imagefolder data.root=DIR``)."""
+def probe_data(
+    experiment: _Trained | None,
+    encoder: Encoder,
+    overrides: Sequence[str] = (),
+    *,
+    images: int = sum(DEFAULT_SPLITS),
+    test_data: Sequence[str] = (),
+) -> ProbeSets:
+    """What to probe on (``ProbeSets``): the probe sets the experiment's data declares (``probe_sets``:
+    new draws for generated data, a folder's ``test/`` split, ...), or for an export the scenes at the
+    encoder's size; then ``overrides`` edit them (``data.seed=7``) or swap in other data
+    (``data=imagefolder data.root=DIR``); ``test_data`` (a folder of class folders, or edits of the data
+    such as ``data.split=test``) gives a separate held-out test set. ``images``: what the splits need of
+    data that can make any number."""
     from ..data.scenes import SceneConfig
 
-    data = experiment.data if experiment is not None else SceneConfig(image_size=encoder.config.img_size)
-    if hasattr(data, "seed"):
-        data = data.replace(seed=data.seed + 1)
-    chosen = apply_overrides(_ProbeData(data=data), parse_cli_overrides(overrides), where="").data
-    if chosen is None:
-        raise ConfigError("the probe needs data: give data=NAME")
+    edits = parse_cli_overrides(overrides)
+    trained = experiment.data if experiment is not None else None
+    chosen = trained if trained is not None else SceneConfig(image_size=encoder.config.img_size)
+    if edits:
+        edited = apply_overrides(_ProbeData(data=chosen), edits, where="").data
+        if edited is None:
+            raise ConfigError("the probe needs data: give data=NAME")
+        chosen = edited
+    sets = (
+        chosen.probe_sets(trained, images) if isinstance(chosen, DatasetConfig) else default_probe_sets(chosen, trained)
+    )
+    if test_data:
+        why = f"held out: the test images are --test-data {' '.join(test_data)}"
+        sets = ProbeSets(sets.fit, _test_config(sets.fit, test_data), True, why)
+    return sets
+
+
+def _test_config(fit: Config, given: Sequence[str]) -> Config:
+    """``--test-data``: a folder of class folders at the fitted data's image size, or edits of the fitted data."""
+    from ..data.files import ImageFolderConfig
+
+    if len(given) == 1 and "=" not in given[0]:
+        size = getattr(fit, "image_size", None)  # the image data sets' knob; a user's data config may lack it
+        test = ImageFolderConfig(root=given[0], image_size=size)
+        test.check_files()
+        return test
+    chosen = apply_overrides(_ProbeData(data=fit), parse_cli_overrides(given), where="").data
+    assert chosen is not None
     return chosen
 
 
@@ -90,9 +124,10 @@ def evaluate(
     encoder: Encoder,
     data: Any,
     *,
-    train: int = 3000,
-    val: int = 500,
-    test: int = 3000,
+    train: int | None = None,
+    val: int | None = None,
+    test: int | None = None,
+    test_data: Any | None = None,
     tasks: Sequence[str] | None = None,
     probes: Sequence[str] = PROBES,
     layers: int = 1,
@@ -104,44 +139,99 @@ def evaluate(
     log: Callable[[str], None] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Probe ``encoder`` on ``data`` (images ``[0, train)`` train, then ``val``, then ``test``);
-    ``lidar_views``: (images, crops) of the test images LiDAR reads (None: no LiDAR);
-    ``progress``: rich bars for the extraction and the probes; ``log``: a line per result.
+    """Probe ``encoder`` on a seeded random choice of ``data``'s images, dealt to ``train``, ``val`` and
+    ``test`` splits stratified by class (``split_sizes``: unset sizes follow what the data has); with
+    ``test_data`` (a held-out set) the test split is drawn from it instead. ``lidar_views``: (images,
+    crops) of the test images LiDAR reads (None: no LiDAR); ``progress``: rich bars for the extraction
+    and the probes; ``log``: a line per result. The probes' classifiers never see the test split.
 
-    Returns ``{"linear": {task: accuracy}, "knn": ..., "attentive": ..., "dense": {"miou",
-    "iou"}, "monitors": {...}, "details": {...}}``; ``details["dense"]["prediction"]`` holds
-    the test segmentation for pictures.
+    Returns ``{"linear": {task: accuracy}, "knn": ..., "attentive": ..., "dense": {"miou", "iou"},
+    "monitors": {...}, "n": {split: images}, "details": {...}}``; ``details["dense"]["prediction"]`` holds
+    the test segmentation, row by row of ``details["test_rows"]``, the indices into ``details["test_data"]``.
     """
     emit = log or (lambda line: None)
-    if getattr(data, "streams", False):
-        raise ConfigError(
-            f"probe data: {type(data).__name__} streams its samples; probes read labelled images by index: "
-            "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"
-        )
+    for given in (data, test_data):
+        if getattr(given, "streams", False):
+            raise ConfigError(
+                f"probe data: {type(given).__name__} streams its samples; probes read labelled images by index: "
+                "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"
+            )
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
-        raise ValueError(f"unknown probes {unknown}; choose from {list(PROBES)}")
-    need = train + val + test
-    if min(train, val, test) < 1 or need > len(data):
-        raise ValueError(
-            f"probe splits train={train} val={val} test={test} need {need} images; the data has {len(data)}"
-        )
-    _check_fits(encoder, data)
+        raise ConfigError(f"unknown probes {unknown}; choose from {list(PROBES)}")
+    sizes = split_sizes(len(data), None if test_data is None else len(test_data), train, val, test)
+    for given in (data, test_data):
+        if given is not None:
+            _check_fits(encoder, given)
     with Bars(progress) as bar:
         results = _run_probes(
-            encoder, data, (train, val, test), tasks, probes, layers, batch_size, cache, cache_key, seed, emit, bar
+            encoder, data, test_data, sizes, tasks, probes, layers, batch_size, cache, cache_key, seed, emit, bar
         )
-    if lidar_views is not None and test >= 2:
+    if lidar_views is not None and sizes[2] >= 2:
         images, views = lidar_views
-        first = train + val
-        crops = view_embeddings(encoder, data, range(first, first + min(images, test)), views=views, seed=seed)
+        rows = results["details"]["test_rows"][:images].tolist()
+        crops = view_embeddings(encoder, results["details"]["test_data"], rows, views=views, seed=seed)
         results["monitors"]["lidar"] = lidar(crops)
     return results
+
+
+def _features(
+    encoder: Encoder,
+    data: Any,
+    test_data: Any | None,
+    sizes: tuple[int, int, int],
+    layers: int,
+    batch_size: int,
+    keep_patches: bool,
+    cache: str | Path | None,
+    cache_key: str,
+    seed: int,
+    bar: Bars,
+) -> tuple[Features, list[torch.Tensor], torch.Tensor]:
+    """The features of the images the probes read and the rows of each split in them (stratified by the
+    first single-class task), and the test rows' indices in the data they came from."""
+    drawn = sum(sizes) if test_data is None else sizes[0] + sizes[1]
+    reads = [(data, chosen_rows(len(data), drawn, seed), cache)]
+    if test_data is not None:
+        test_cache = None if cache is None else Path(cache).with_suffix(".test" + Path(cache).suffix)
+        reads.append((test_data, chosen_rows(len(test_data), sizes[2], seed), test_cache))
+    reading = bar.add("extracting features", total=sum(len(chosen) for _, chosen, _ in reads))
+    parts = []
+    for dataset, chosen, file in reads:
+        parts.append(
+            extract(
+                encoder,
+                dataset,
+                chosen.tolist(),
+                batch_size=batch_size,
+                layers=layers,
+                keep_patches=keep_patches,
+                cache=file,
+                cache_key=cache_key,
+                on_batch=lambda n: bar.advance(reading, n),
+            )
+        )
+    bar.update(reading, completed=sum(len(chosen) for _, chosen, _ in reads))  # a cached read has no batches
+    feats = parts[0]
+    n = len(feats)
+    single = next((t for t in TASKS if TASKS[t] == "multiclass" and t in feats.labels), None)
+    strata = feats.labels[single] if single is not None else None
+    if test_data is None:  # split what was readable alike
+        a, b = round(n * sizes[0] / drawn), round(n * (sizes[0] + sizes[1]) / drawn)
+        rows = stratified_split(strata, (a, b - a, n - b), seed)
+    else:
+        a = round(n * sizes[0] / drawn)
+        rows = [*stratified_split(strata, (a, n - a), seed), n + torch.arange(len(parts[1]))]
+        feats = feats.cat(parts[1])
+    assert parts[-1].index is not None
+    test_rows = parts[-1].index[rows[2] - (0 if test_data is None else n)]
+    return feats, rows, test_rows
 
 
 def _run_probes(
     encoder: Encoder,
     data: Any,
+    test_data: Any | None,
     sizes: tuple[int, int, int],
     tasks: Sequence[str] | None,
     probes: Sequence[str],
@@ -154,20 +244,10 @@ def _run_probes(
     bar: Bars,
 ) -> dict[str, Any]:
     """``evaluate``'s work once its arguments are checked: extract, then each probe on each task."""
-    need = sum(sizes)
-    reading = bar.add("extracting features", total=need)
-    feats = extract(
-        encoder,
-        data,
-        range(need),
-        batch_size=batch_size,
-        layers=layers,
-        keep_patches=bool({"attentive", "dense"} & set(probes)),
-        cache=cache,
-        cache_key=cache_key,
-        on_batch=lambda n: bar.advance(reading, n),
+    keep = bool({"attentive", "dense"} & set(probes))
+    feats, rows, test_rows = _features(
+        encoder, data, test_data, sizes, layers, batch_size, keep, cache, cache_key, seed, bar
     )
-    bar.update(reading, completed=need)  # a cached read has no batches
     if feats.skipped:
         emit(f"probe data: {feats.skipped} unreadable samples skipped")
     available = sorted(feats.labels)
@@ -175,15 +255,16 @@ def _run_probes(
     missing = sorted(set(tasks) - set(available))
     if missing:
         raise ValueError(f"probe tasks {missing} are not labels of this data; it has {available}")
-    n = len(feats)
-    a, b = round(n * sizes[0] / need), round(n * (sizes[0] + sizes[1]) / need)  # split what was readable alike
-    parts = {"train": slice(0, a), "val": slice(a, b), "test": slice(b, n)}
 
     def split(x: torch.Tensor) -> list[torch.Tensor]:
-        return [x[s] for s in parts.values()]
+        return [x[r] for r in rows]
 
-    results: dict[str, Any] = {"monitors": {}, "details": {}, "n": {k: s.stop - s.start for k, s in parts.items()}}
-    test_pooled = feats.pooled[parts["test"]]
+    results: dict[str, Any] = {
+        "monitors": {},
+        "details": {"test_rows": test_rows, "test_data": data if test_data is None else test_data},
+        "n": {k: len(r) for k, r in zip(("train", "val", "test"), rows, strict=True)},
+    }
+    test_pooled = feats.pooled[rows[2]]
     results["monitors"] = {"embedding_std": embedding_std(test_pooled), "effective_rank": effective_rank(test_pooled)}
     pooled = split(feats.pooled)
     clip_tokens = feats.clip_tokens()
@@ -287,7 +368,8 @@ def results_table(results: dict[str, Any], floor: dict[str, Any] | None = None) 
 
     from .floor import beats
 
-    table = Table(title=f"probe results ({results['n']['test']} test images)")
+    held = {True: "held out", False: "NOT held out", None: "held out: unknown"}[results.get("held_out")]
+    table = Table(title=f"probe results ({results['n']['test']} test images, {held})")
     columns = ["probe", "task", "score"]
     if floor is not None:
         columns += [f"random init ({len(floor['seeds'])} seeds)", "vs random"]
@@ -318,7 +400,8 @@ def results_table(results: dict[str, Any], floor: dict[str, Any] | None = None) 
     monitors = results["monitors"]
     lidar_now = f", LiDAR {monitors['lidar']:.2f}" if "lidar" in monitors else ""
     table.caption = (
-        f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
+        (f"{results['held_out_why']}; " if "held_out_why" in results else "")
+        + f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
         f"effective rank {monitors['effective_rank']:.2f}{lidar_now}"
     )
     if floor is not None:

@@ -99,9 +99,31 @@ class Features:
     num_seg_classes: int = 0
     skipped: int = 0  # samples the data set could not read
     per_frame: bool = False
+    index: Tensor | None = None  # long [N]: the data set's index of each row
 
     def __len__(self) -> int:
         return self.pooled.shape[0]
+
+    def cat(self, other: Features) -> Features:
+        """These rows, then ``other``'s (a held-out test set's), keeping what both have."""
+        if other.grid != self.grid or other.per_frame != self.per_frame:
+            raise ValueError(
+                f"the test data gives tokens on a {other.grid} grid, the data fitted on a {self.grid} grid: "
+                "give both the same image size (and frames)"
+            )
+        both = self.patches is not None and other.patches is not None
+        segmented = self.segmentation is not None and other.segmentation is not None
+        return Features(
+            pooled=torch.cat([self.pooled, other.pooled]),
+            patches=torch.cat([self.patches, other.patches]) if both else None,  # type: ignore[list-item]
+            grid=self.grid,
+            labels={k: torch.cat([v, other.labels[k]]) for k, v in self.labels.items() if k in other.labels},
+            segmentation=torch.cat([self.segmentation, other.segmentation]) if segmented else None,  # type: ignore[list-item]
+            num_seg_classes=self.num_seg_classes if segmented else 0,
+            skipped=self.skipped + other.skipped,
+            per_frame=self.per_frame,
+            index=None,
+        )
 
     def clip_tokens(self) -> Tensor | None:
         """The tokens a clip-level probe (attentive) reads: ``patches``, or for the frame-only baseline each
@@ -126,6 +148,8 @@ class Features:
         from ..checkpoint import atomic_path
 
         tensors = {"pooled": self.pooled.contiguous(), **{f"label.{k}": v for k, v in self.labels.items()}}
+        if self.index is not None:
+            tensors["index"] = self.index.contiguous()
         if self.patches is not None:
             tensors["patches"] = self.patches.contiguous()
         if self.segmentation is not None:
@@ -157,6 +181,7 @@ class Features:
             num_seg_classes=int(meta["num_seg_classes"]),
             skipped=int(meta["skipped"]),
             per_frame=json.loads(meta.get("per_frame", "false")),
+            index=tensors.get("index"),
         )
         return feats, meta["key"]
 
@@ -194,22 +219,22 @@ def sample_input(sample: dict[str, Any]) -> Tensor:
     return sample["video"] if "video" in sample else sample["image"]
 
 
-def first_frames(dataset: Any, first: int, n: int) -> tuple[Tensor, Tensor]:
-    """The first ``n`` images [n, C, H, W] and segmentations [n, H, W] from sample ``first`` on, a clip
-    giving its frames in order, unreadable samples skipped: the dense probe's test predictions, aligned."""
+def first_frames(dataset: Any, indices: Sequence[int], n: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` images [n, C, H, W] and segmentations [n, H, W] of the samples ``indices``, in order, a
+    clip giving its frames in order, unreadable samples skipped: the dense probe's test predictions, aligned."""
     images: list[Tensor] = []
     truth: list[Tensor] = []
-    index = first
-    while len(images) < n and index < len(dataset):
-        sample = dataset[index]
-        index += 1
+    for index in indices:
+        if len(images) >= n:
+            break
+        sample = dataset[int(index)]
         if sample is None:
             continue
         x, seg = sample_input(sample), sample["segmentation"]
         images += list(x.unbind(1)) if x.ndim == 4 else [x]
         truth += list(seg.unbind(0)) if seg.ndim == 3 else [seg]
     if not images:
-        raise ValueError(f"no readable sample from index {first} on")
+        raise ValueError(f"no readable sample among the {len(indices)} given")
     return torch.stack(images[:n]), torch.stack(truth[:n])
 
 
@@ -257,6 +282,7 @@ def extract(
     rows = hashlib.sha256(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
     key = json.dumps(
         {
+            "layout": 2,  # features carry the index of each row
             "user": cache_key,
             "encoder": encoder_fingerprint(encoder),
             "indices": rows,
@@ -270,7 +296,7 @@ def extract(
             return feats
     was_training = encoder.training
     encoder.eval().to(device)
-    pooled, patches, segs = [], [], []
+    pooled, patches, segs, kept = [], [], [], []
     labels: dict[str, list[Any]] = {}
     skipped = 0
     grid: tuple[int, ...] = (0, 0)
@@ -288,6 +314,7 @@ def extract(
         pooled.append(torch.cat([o.mean(1) for o in outs], dim=-1).float().cpu())
         if keep_patches:
             patches.append(outs[-1].to(torch.float16).cpu())
+        kept += [int(i) for i, s in zip(batch, read, strict=True) if s is not None]
         for s in samples:
             for k, v in _sample_labels(s).items():
                 labels.setdefault(k, []).append(v)
@@ -312,6 +339,7 @@ def extract(
         num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
         skipped=skipped,
         per_frame=per_frame,
+        index=torch.tensor(kept, dtype=torch.long),
     )
     if cache is not None:  # atomic_path makes the folder
         feats.save(cache, key)

@@ -29,7 +29,7 @@ from .features import Encoder
 
 __all__ = ["beats", "cache_dir", "flatten", "random_encoder", "random_floor"]
 
-_VERSION = 1
+_VERSION = 2  # 2: seeded, stratified splits (1 split in index order)
 
 
 def cache_dir() -> Path:
@@ -85,25 +85,28 @@ def random_floor(
     encoder: Config,
     data: Config,
     *,
+    test_set: Config | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     cache: Path | None = None,
-    built: Any | None = None,
+    built: tuple[Any, Any | None] | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
     **probe: Any,
 ) -> dict[str, Any]:
-    """Probe randomly initialised ``encoder``s (init seed per ``seeds``) on ``data`` with ``evaluate``'s
-    ``probe`` settings; returns ``{"seeds", "runs": [summary...], "mean": {path: v}, "std": {path: v}}``.
+    """Probe randomly initialised ``encoder``s (init seed per ``seeds``) on ``data`` (and a held-out
+    ``test_set``, as ``evaluate``'s ``test_data``) with ``evaluate``'s ``probe`` settings; returns
+    ``{"seeds", "runs": [summary...], "mean": {path: v}, "std": {path: v}}``.
 
-    ``std`` is the sample standard deviation over the seeds (0 with one seed); ``built``: ``data`` already
-    built by the caller (it is built here otherwise)."""
+    ``std`` is the sample standard deviation over the seeds (0 with one seed); ``built``: ``data`` and
+    ``test_set`` already built by the caller (they are built here otherwise)."""
     emit = log or (lambda line: None)
-    built = built if built is not None else data.build()
+    fit, held_out = built if built is not None else (data.build(), test_set.build() if test_set else None)
     spec = {
         "version": _VERSION,
         "encoder": to_dict(encoder),
         "data": to_dict(data),
-        "samples": _fingerprint(built),
+        "samples": _fingerprint(fit),
+        "test": None if test_set is None else {"data": to_dict(test_set), "samples": _fingerprint(held_out)},
         "probe": probe,
         "seeds": list(seeds),
         "torch": torch.__version__.split("+")[0],
@@ -120,7 +123,8 @@ def random_floor(
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         emit(f"random-init floor: init seed {seed} ({len(runs) + 1} of {len(seeds)})")
-        runs.append(summary(evaluate(random_encoder(encoder, seed), built, progress=progress, **probe)))
+        encoded = evaluate(random_encoder(encoder, seed), fit, test_data=held_out, progress=progress, **probe)
+        runs.append(summary(encoded))
     flat = [flatten(r) for r in runs]
     paths = [p for p in flat[0] if all(p in f for f in flat)]
     floor = {

@@ -29,8 +29,10 @@ import torch
 from ..checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointManager,
+    RunExistsError,
     atomic_path,
     check_run_folder,
+    claim_run_folder,
     load_checkpoint,
     upgrade_checkpoint,
 )
@@ -197,6 +199,11 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
             state = upgrade_checkpoint(load_checkpoint(latest))
             _check_same_config(state["config"], experiment, latest)
+        elif manager.latest() is not None:  # a new run's checkpoints must never sit beside an old run's
+            raise RunExistsError(
+                f"the run folder {str(out)!r} holds checkpoints of another run ({str(manager.latest())!r}); "
+                "resume it, or train into a new folder"
+            )
         device = torch.device(
             "cuda"
             if cfg.device == "auto" and torch.cuda.is_available()
@@ -204,6 +211,10 @@ class Trainer:
             if cfg.device == "auto"
             else cfg.device
         )
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"train.device={cfg.device!r}: this machine has no CUDA GPU; give train.device=cpu or auto"
+            )
         rank, world = _distributed()
         loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
         per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
@@ -240,6 +251,8 @@ class Trainer:
             with atomic_path(out / "config.json") as tmp:
                 tmp.write_text(json.dumps(to_dict(experiment), indent=2))
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
+        if state is not None:
+            emit(f"resuming from {manager.latest()} (step {int(state['step'])})")
         if cfg.epochs is not None:
             emit(
                 f"train.epochs={cfg.epochs:g} of {len(data)} samples at batch {cfg.batch_size}: {steps} steps "
@@ -526,14 +539,31 @@ def _check_same_config(saved: dict[str, Any], current: Config, path: Path) -> No
         raise ConfigError(f"--resume: the config differs from the one in {str(path)!r} in: {', '.join(differ)}")
 
 
-def train(experiment: Any, out_dir: str | Path, resume: bool = False, **kwargs: Any) -> dict[str, Any]:
+def train(
+    experiment: Any, out_dir: str | Path, resume: bool = False, overwrite: bool = False, **kwargs: Any
+) -> dict[str, Any]:
     """Train ``experiment`` (an ``Experiment``) with the trainer its ``train`` field describes.
 
+    A run never mixes with an older one: an ``out_dir`` that holds a run raises ``RunExistsError``
+    unless ``resume`` (continue it) or ``overwrite`` (move it to ``OUT.replaced-N`` first, said in the log).
     With a ``teacher_run`` (SALT's two stages) that run is trained first into ``OUT/teacher`` and its
     final checkpoint becomes the frozen teacher of this one, whose ``config.json`` records the file.
     ``resume`` continues whichever stage was interrupted; ``until`` ends each stage trained at that
     step, and a stop signal the stage being trained (the result's ``stage``: ``"teacher"`` or ``"student"``)."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in the folder and --overwrite replaces it: give one")
     out = Path(out_dir)
+    rank, world = _distributed()
+    moved = claim_run_folder(out, resume=resume, overwrite=overwrite) if rank == 0 or not overwrite else None
+    if world > 1:
+        torch.distributed.barrier()  # no rank writes before every rank has seen the folder as it was
+    if moved is not None and kwargs.get("log") is not None:
+        kwargs["log"](f"--overwrite: the earlier run in {str(out)!r} was moved to {str(moved)!r}")
+    return _stages(experiment, out, resume, **kwargs)
+
+
+def _stages(experiment: Any, out: Path, resume: bool, **kwargs: Any) -> dict[str, Any]:
+    """``train``'s work once the folder is claimed: the teacher's stage (if any), then the method's."""
     first = experiment.teacher_run
     if first is None:
         return experiment.train.build().fit(experiment, out, resume=resume, **kwargs)
@@ -542,7 +572,7 @@ def train(experiment: Any, out_dir: str | Path, resume: bool = False, **kwargs: 
         raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'teacher' / 'checkpoints')!r}")
     done = _finished(first, out / "teacher")
     if not (resume and started[1] and done):  # the teacher's stage: train it, resume it, or confirm it finished
-        result = train(first, out / "teacher", resume=resume and started[0], **kwargs)
+        result = _stages(first, out / "teacher", resume=resume and started[0], **kwargs)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()  # rank 0 wrote the teacher's last checkpoint: every rank reads it
         done = _finished(first, out / "teacher")
