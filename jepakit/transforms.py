@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-__all__ = ["mix_seed", "random_flip", "random_resized_crop"]
+__all__ = ["mix_seed", "random_flip", "random_resized_crop", "warn_if_not_unit_range"]
+
+
+def warn_if_not_unit_range(images: torch.Tensor) -> None:
+    """Warn when ``images`` look like 0-255 pixels: the encoders take [0, 1] images and normalise them
+    with ``pixel_mean``/``pixel_std``, so 0-255 values train and probe without an error, but on inputs
+    two orders of magnitude off."""
+    if images.is_floating_point() and images.numel() and float(images.detach().amax()) > 10.0:
+        warnings.warn(
+            f"the encoder's input reaches {float(images.detach().amax()):.4g}: it takes images in [0, 1] "
+            "(divide 0-255 pixels by 255)",
+            stacklevel=4,
+        )
 
 
 def mix_seed(*parts: int) -> int:

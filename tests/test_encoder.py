@@ -166,3 +166,18 @@ def test_depth_rescale_divides_each_blocks_output_projections_by_sqrt_2i(rescale
         not get_config("ijepa").method.encoder.depth_rescale
         and not get_config("tc-jepa").method.predictor.depth_rescale
     )
+
+
+def test_the_encoder_warns_once_when_its_input_looks_like_0_to_255_pixels():
+    import warnings
+
+    encoder = create("encoder", "vit", img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder(torch.rand(2, 3, 16, 16))  # [0, 1]: no warning
+    fresh = create("encoder", "vit", img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2)
+    with pytest.warns(UserWarning, match=r"input reaches 2\d\d.*images in \[0, 1\].*divide 0-255 pixels by 255"):
+        fresh(torch.rand(2, 3, 16, 16) * 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh(torch.rand(2, 3, 16, 16) * 255)  # once per encoder

@@ -4,6 +4,7 @@ resumed run's logs read as if it never stopped, and curves.png plots every logge
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -117,7 +118,10 @@ def test_wandb_offline_gets_every_record_and_resumes_the_same_run(tmp_path, monk
     train(experiment("jsonl", "wandb"), out, resume=True, progress=False)
     runs = sorted((out / "wandb").glob("offline-run-*"))
     run_id = (out / "wandb-id").read_text()
-    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs), "one W&B run id across the resume"
+    # W&B names a run's folder by the second it started and the run id, with "-1" when the resumed run started
+    # within the same second as the first: the id is what says the two are one run
+    named = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
+    assert len(runs) == 2 and all(named.fullmatch(r.name) for r in runs), "one W&B run id across the resume"
     logged = [row for r in runs for row in wandb_history(r)]
     expected = [{"_step": r.pop("step"), **r} for r in metrics(out)]
     assert logged == expected

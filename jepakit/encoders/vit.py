@@ -29,6 +29,7 @@ from ..config import ConfigError, at_least, each, in_range, knob, positive, reso
 from ..layers.pos_embed import sincos_grid
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
+from ..transforms import warn_if_not_unit_range
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VIT_PRESETS", "TubeletEmbed", "ViTConfig", "ViTEncoder", "check_index"]
 
@@ -241,6 +242,7 @@ class ViTEncoder(nn.Module):
         self.norm = layer_norm(cfg.embed_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
         self._pos_cache: dict[tuple[int, ...], Tensor] = {}
+        self.range_checked = False  #: the first images read were checked for a [0, 1] range (once)
         #: run the blocks on the valid tokens only when given padding (see ``Packing``); False
         #: computes the padding too (the same outputs at the valid tokens; zeros at the padding
         #: when packed), for comparison
@@ -339,6 +341,9 @@ class ViTEncoder(nn.Module):
             raise ValueError(f"last={last} must lie in [1, depth={len(self.blocks)}]")
         images = self.as_clip(images)
         grid = self.grid_of(images)
+        if not torch.compiler.is_compiling() and not self.range_checked:
+            self.range_checked = True  # once per encoder: a reduction of every batch would cost a GPU sync
+            warn_if_not_unit_range(images)
         if index is not None:
             check_index("encoder", index, valid, images.shape[0], math.prod(grid))
         stats = (1, -1) + (1,) * (images.ndim - 2)
