@@ -1,9 +1,11 @@
-"""Data: the embedded captioned scenes and moving scenes, and real formats on disk (captioned folders,
-ImageFolder, WebDataset shards, Hugging Face datasets, video files and video shards)."""
+"""Data: the embedded captioned scenes and moving scenes, real images that install with a package
+(digits, faces, textures), and real formats on disk (captioned folders, ImageFolder, WebDataset shards,
+Hugging Face datasets, video files and video shards)."""
 
 from .files import CaptionedImages, ImageFolder, caption_list, decode_image
 from .hf import HFDataset
 from .moving import MovingFrames, MovingFramesConfig, MovingScenes, MovingScenesConfig
+from .packaged import Digits, Faces, Textures
 from .scenes import COLOURS, RELATIONS, SHAPES, SceneConfig, SyntheticScenes
 from .shards import WebDataset
 from .video import VideoFiles, VideoShards
@@ -13,6 +15,8 @@ __all__ = [
     "RELATIONS",
     "SHAPES",
     "CaptionedImages",
+    "Digits",
+    "Faces",
     "HFDataset",
     "ImageFolder",
     "MovingFrames",
@@ -21,6 +25,7 @@ __all__ = [
     "MovingScenesConfig",
     "SceneConfig",
     "SyntheticScenes",
+    "Textures",
     "VideoFiles",
     "VideoShards",
     "WebDataset",

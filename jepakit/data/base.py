@@ -11,11 +11,14 @@ whether pretraining read it is unknown.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
+
+import torch
 
 from ..config import Config, to_dict
 
-__all__ = ["DatasetConfig", "ProbeSets", "new_draws"]
+__all__ = ["DatasetConfig", "ProbeSets", "new_draws", "stratified_split"]
 
 
 class ProbeSets(NamedTuple):
@@ -78,3 +81,27 @@ def new_draws(cfg: Any, trained: Config | None, images: int) -> ProbeSets:
     return ProbeSets(
         fresh, None, True, f"held out: drawn with data.seed={fresh.seed} (pretraining read seed {ran.seed})"
     )
+
+
+def stratified_split(labels: torch.Tensor | None, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
+    """Rows [0, N) dealt to ``len(sizes)`` parts of exactly ``sizes[k]`` rows (``sum(sizes) == N``).
+
+    With ``labels`` (class per row, [N]) each class's rows go to the parts in proportion to the parts'
+    sizes (each count less than two rows from its share); the order is seeded. Each part's rows come back in a seeded
+    random order."""
+    n = int(sum(sizes))
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for splits of {list(sizes)} rows")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g)
+    if labels is not None:  # the classes one after another, each in a random order
+        order = order[torch.sort(labels[order], stable=True).indices]
+    # deal the positions 0..N-1 so that every prefix holds each part in proportion to its size
+    dealt = [0] * len(sizes)
+    part = []
+    for i in range(1, n + 1):
+        k = max(range(len(sizes)), key=lambda j: sizes[j] * i / n - dealt[j])
+        part.append(k)
+        dealt[k] += 1
+    parts = torch.tensor(part, dtype=torch.long)
+    return [order[parts == k][torch.randperm(int(s), generator=g)] for k, s in enumerate(sizes)]

@@ -3,16 +3,15 @@
 A split taken in index order is biased whenever the index order means something: an image folder
 is sorted by class, so its first images are all of the first classes. The probes therefore read a
 seeded random subset of the data, and deal its rows to the splits so that every class is spread over
-them in proportion to their sizes (within one row), each split of exactly the size asked for.
+them in proportion to their sizes (within two rows), each split of exactly the size asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 
 from ..config import ConfigError
+from ..data.base import stratified_split
 
 __all__ = ["DEFAULT_SPLITS", "chosen_rows", "split_sizes", "stratified_split"]
 
@@ -61,27 +60,3 @@ def chosen_rows(available: int, count: int, seed: int) -> torch.Tensor:
         return torch.arange(available)
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(available, generator=g)[:count].sort().values
-
-
-def stratified_split(labels: torch.Tensor | None, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
-    """Rows [0, N) dealt to ``len(sizes)`` parts of exactly ``sizes[k]`` rows (``sum(sizes) == N``).
-
-    With ``labels`` (class per row, [N]) each class's rows go to the parts in proportion to the parts'
-    sizes, to within one row per part; the order is seeded. Each part's rows come back in a seeded
-    random order."""
-    n = int(sum(sizes))
-    if labels is not None and len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for splits of {list(sizes)} rows")
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=g)
-    if labels is not None:  # the classes one after another, each in a random order
-        order = order[torch.sort(labels[order], stable=True).indices]
-    # deal the positions 0..N-1 so that every prefix holds each part in proportion to its size
-    dealt = [0] * len(sizes)
-    part = []
-    for i in range(1, n + 1):
-        k = max(range(len(sizes)), key=lambda j: sizes[j] * i / n - dealt[j])
-        part.append(k)
-        dealt[k] += 1
-    parts = torch.tensor(part, dtype=torch.long)
-    return [order[parts == k][torch.randperm(int(s), generator=g)] for k, s in enumerate(sizes)]
