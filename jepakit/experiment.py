@@ -7,7 +7,10 @@ a method field from the root (``predictor.depth=6`` means ``method.predictor.dep
 ``cfg.predictor`` is ``cfg.method.predictor``).
 
 Stored dicts carry a schema version. Version 1 (before methods were a kind) had a
-``model/jepa`` root holding ``data`` and ``train``; it is upgraded when read.
+``model/jepa`` root holding ``data`` and ``train``; it is upgraded when read. Version 3 made a
+JEPA method's ``caption_choice`` default ``"sample"`` (the TC-JEPA recipes' choice) and the multi-block
+maskers' ``shape_draw`` default ``"coupled"`` (the official collator's); a version 1 or 2 dict without
+the fields chose ``"first"`` and ``"independent"``, and reads so.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from .train.trainer import TrainConfig
 __all__ = ["SCHEMA_VERSION", "Experiment"]
 
 #: The layout of stored experiment dicts (``config.json``, checkpoints).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _PARTS = ("method", "data", "train", "teacher_run")
+#: Maskers whose block shapes schema 2 drew with scale and aspect apart (schema 3's default couples them).
+_INDEPENDENT_DRAWS = ("masker/multiblock", "masker/multiblock-paper-context")
 #: Encoder fields that do not change its weights' shapes (a teacher trained with other values still fits).
 _TRAINING_ONLY = ("drop_path_rate", "init_std", "depth_rescale")
 
@@ -162,6 +167,12 @@ class Experiment(Assembly):
                 f"this experiment was written by a newer jepakit (schema {version}); "
                 f"this one reads schema {SCHEMA_VERSION} and older"
             )
+        method = data.get("method")
+        if version < 3 and isinstance(method, dict) and method.get("type") == "method/jepa":
+            data["method"] = {"caption_choice": "first", **method}  # the defaults when it was written
+            masker = method.get("masker")
+            if isinstance(masker, dict) and masker.get("type") in _INDEPENDENT_DRAWS:
+                data["method"]["masker"] = {"shape_draw": "independent", **masker}
         return data
 
 

@@ -145,15 +145,20 @@ def record(cfg: Any) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    """``--write``: record every recipe; ``--write RECIPE ...``: record those recipes again (their method
+    changed) and keep every other record as it is, each record naming the machine that made it."""
     from jepakit import list_recipes
 
     torch.set_num_threads(THREADS)
-    if argv != ["--write"]:
-        print("usage: python tests/golden.py --write")
+    if argv[:1] != ["--write"]:
+        print("usage: python tests/golden.py --write [RECIPE ...]")
         return 2
-    golden: dict[str, Any] = {"machine": machine(), "recipes": {}}
-    for recipe in list_recipes():
+    chosen = argv[1:]
+    golden: dict[str, Any] = golden_values() if chosen else {"machine": machine(), "recipes": {}}
+    for recipe in chosen or list_recipes():
         golden["recipes"][recipe] = run(recipe)
+        if chosen and machine() != golden["machine"]:
+            golden["recipes"][recipe]["machine"] = machine()
         print(recipe, golden["recipes"][recipe]["steps"][-1]["loss"], flush=True)
     FILE.write_text(json.dumps(golden, indent=1) + "\n")
     print(f"wrote {FILE}")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jepakit import ConfigError, create, list_components
@@ -114,7 +114,7 @@ def test_a_context_of_exactly_min_keep_patches_is_accepted():
 
 
 def test_rows_short_of_min_keep_are_redrawn_and_counted():
-    masker = make("multiblock", 6, num_targets=4, min_keep=20)
+    masker = make("multiblock", 6, num_targets=4, min_keep=20, shape_draw="independent")
     masks = masker(64, torch.Generator().manual_seed(0))
     kept = masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((64,), masks.context.shape[1])
     assert int(kept.min()) >= 20 and masks.stats["retries"] > 0
@@ -380,3 +380,49 @@ def test_paper_context_truncation_has_no_row_bias():
     kept, sampled = _kept_and_sampled_by_row("random-truncate", name="multiblock-paper-context")
     ratio = kept / sampled
     assert ((ratio / (kept.sum() / sampled.sum()) - 1).abs() < 0.2).all(), ratio
+
+
+def _official_block_size(generator, height, width, scale, aspect_ratio_scale):
+    """facebookresearch/ijepa ``MaskCollator._sample_block_size``, written out as the oracle: one uniform
+    number for both the scale and the aspect ratio, the area floored, sides capped at grid - 1."""
+    _rand = torch.rand(1, generator=generator).item()
+    min_s, max_s = scale
+    max_keep = int(height * width * (min_s + _rand * (max_s - min_s)))
+    min_ar, max_ar = aspect_ratio_scale
+    aspect_ratio = min_ar + _rand * (max_ar - min_ar)
+    h = round(math.sqrt(max_keep * aspect_ratio))
+    w = round(math.sqrt(max_keep / aspect_ratio))
+    while h >= height:
+        h -= 1
+    while w >= width:
+        w -= 1
+    return h, w
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    side=st.integers(6, 32),
+    seed=st.integers(0, 2**31),
+    block=st.sampled_from([((0.15, 0.2), (0.75, 1.5)), ((0.85, 1.0), (1.0, 1.0)), ((0.1, 0.6), (0.3, 3.0))]),
+)
+def test_the_coupled_block_draw_is_the_official_collators(side, seed, block):
+
+    scale, aspect = block
+    want = _official_block_size(torch.Generator().manual_seed(seed), side, side, scale, aspect)
+    assume(min(want) >= 1)  # the official draw can give an empty side on tiny grids; ours keeps one patch
+    got = draw_block_shape(scale, aspect, (side, side), torch.Generator().manual_seed(seed), margin=1, coupled=True)
+    assert got == want
+
+
+def test_coupled_blocks_are_wide_when_small_and_tall_when_large_independent_ones_are_not():
+
+    def shapes(coupled: bool) -> list[tuple[int, int]]:
+        g = torch.Generator().manual_seed(0)
+        return [draw_block_shape((0.1, 0.6), (0.5, 2.0), (28, 28), g, coupled=coupled) for _ in range(400)]
+
+    coupled = sorted(shapes(True), key=lambda hw: hw[0] * hw[1])
+    small, large = coupled[:100], coupled[-100:]
+    assert all(h <= w for h, w in small) and all(h >= w for h, w in large)
+    free = sorted(shapes(False), key=lambda hw: hw[0] * hw[1])
+    assert any(h > w for h, w in free[:100]) and any(h < w for h, w in free[-100:])
+    assert make("multiblock", 14).config.shape_draw == "coupled", "the masker's default is the paper's draw"

@@ -29,7 +29,7 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     result = train(cfg, tmp_path, progress=False)
     assert len(result["losses"]) == 6 and all(torch.isfinite(torch.tensor(result["losses"])))
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 2, "method/jepa")
+    assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 3, "method/jepa")
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3, 4, 6], "every log_every steps, and the monitor steps"
     assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])

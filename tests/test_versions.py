@@ -53,7 +53,7 @@ def test_a_schema_1_checkpoint_resumes_exactly(v1_run, recorded_threads):
     else:  # elsewhere float rounding may differ
         assert result["losses"] == pytest.approx(EXPECTED[recipe]["losses"][2:], rel=1e-4)
     newest = upgrade_checkpoint(load_checkpoint(result["checkpoint"]))
-    assert newest["version"] == CHECKPOINT_VERSION and newest["config"]["version"] == 2
+    assert newest["version"] == CHECKPOINT_VERSION and newest["config"]["version"] == 3
 
 
 def test_a_schema_1_checkpoint_loads_and_probes(v1_run, tmp_path):
@@ -109,8 +109,8 @@ def test_a_run_resumes_when_the_config_gained_a_field_with_a_default(tmp_path):
 
 def test_newer_versions_are_refused_with_a_clear_error():
     d = to_dict(get_config("ijepa-cpu"))
-    with pytest.raises(ConfigError, match=r"newer jepakit.*schema 3"):
-        from_dict({**d, "version": 3})
+    with pytest.raises(ConfigError, match=r"newer jepakit.*schema 4"):
+        from_dict({**d, "version": 4})
     with pytest.raises(ValueError, match=r"newer jepakit.*version 9"):
         upgrade_checkpoint({"version": 9})
 
@@ -131,3 +131,19 @@ def test_renamed_names_are_deprecated_aliases(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_config("ijepa-cpu")  # current names never warn
+
+
+def test_a_schema_2_config_without_the_fields_schema_3_added_reads_what_it_ran():
+    from jepakit import get_config
+
+    stored = json.loads(json.dumps(to_dict(get_config("tc-jepa"))))
+    assert stored["version"] == 3 and stored["method"]["caption_choice"] == "sample"
+    assert stored["method"]["masker"]["shape_draw"] == "coupled"
+    stored["version"] = 2
+    del stored["method"]["caption_choice"]
+    del stored["method"]["masker"]["shape_draw"]
+    old = from_dict(stored).method
+    assert (old.caption_choice, old.masker.shape_draw) == ("first", "independent"), "schema 2's defaults"
+    del stored["version"]  # no version: the current schema, whose defaults are the paper's
+    new = from_dict(stored).method
+    assert (new.caption_choice, new.masker.shape_draw) == ("sample", "coupled")

@@ -35,21 +35,35 @@ def draw_block_shape(
     grid_hw: tuple[int, ...],
     generator: torch.Generator,
     margin: int = 0,
+    coupled: bool = False,
 ) -> tuple[int, int]:
-    """Draw scale and aspect ratio independently (uniform), and return the block shape."""
-    s = _uniform(*scale, generator)
-    a = _uniform(*aspect, generator)
-    return block_shape(s, a, grid_hw, margin)
+    """Draw a block shape: scale and aspect ratio uniform and independent, or (``coupled``) as the official
+    I-JEPA collator's ``_sample_block_size`` does: one uniform number u gives both (scale = lo + u (hi - lo),
+    aspect likewise, so small blocks are always wide and large ones tall) and the area is floored to whole
+    patches before the sides are rounded."""
+    if not coupled:
+        return block_shape(_uniform(*scale, generator), _uniform(*aspect, generator), grid_hw, margin)
+    u = float(torch.rand((), generator=generator))
+    area = int(grid_hw[0] * grid_hw[1] * (scale[0] + u * (scale[1] - scale[0])))
+    return block_shape(area / (grid_hw[0] * grid_hw[1]), aspect[0] + u * (aspect[1] - aspect[0]), grid_hw, margin)
 
 
 def block_area_range(
-    scale: tuple[float, float], aspect: tuple[float, float], grid_hw: tuple[int, ...], steps: int = 257, margin: int = 0
+    scale: tuple[float, float],
+    aspect: tuple[float, float],
+    grid_hw: tuple[int, ...],
+    steps: int = 257,
+    margin: int = 0,
+    coupled: bool = False,
 ) -> tuple[int, int]:
-    """Smallest and largest block area the ranges can give (checked on a fine grid)."""
+    """Smallest and largest block area the ranges can give (checked on a fine grid); ``coupled``: also with
+    the area floored to whole patches, as the coupled draw does."""
+    cells = grid_hw[0] * grid_hw[1]
     areas = []
+    scales = (*scale, *(int(cells * s) / cells for s in scale)) if coupled else scale
     for i in range(steps):
         a = aspect[0] + (aspect[1] - aspect[0]) * i / (steps - 1)
-        for s in scale:
+        for s in scales:
             h, w = block_shape(s, a, grid_hw, margin)
             areas.append(h * w)
     return min(areas), max(areas)

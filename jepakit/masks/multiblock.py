@@ -3,8 +3,9 @@
 Reference: Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding
 Predictive Architecture", CVPR 2023 (https://arxiv.org/abs/2301.08243).
 
-Per batch one target block shape and one context block shape are drawn (scale and
-aspect ratio drawn independently), so target blocks stack to [B, M, Kt]; per image the
+Per batch one target block shape and one context block shape are drawn (by default as the
+official collator draws them: one uniform number gives both the scale and the aspect ratio;
+``shape_draw="independent"`` draws them apart), so target blocks stack to [B, M, Kt]; per image the
 positions are drawn uniformly over *all* cells. The target patches are removed from the
 context. A draw whose context keeps fewer than ``min_keep`` patches is redrawn (targets
 and context together: rejection sampling of the joint), at most ``max_tries`` rounds,
@@ -54,6 +55,11 @@ class MultiBlockConfig(MaskerConfig):
     block_cap: Literal["grid", "grid-1"] = knob(
         "grid", "longest block side: the grid, or grid-1 as the official collator (no block spans a full row)"
     )
+    shape_draw: Literal["coupled", "independent"] = knob(
+        "coupled",
+        "a block's scale and aspect: coupled, one uniform draw for both, as the official collator (small blocks "
+        "wide, large ones tall); independent, two draws (every shape in the ranges)",
+    )
     max_tries: int = knob(20, "rejection-sampling rounds before a row's target blocks are stacked", valid=at_least(1))
 
     @property
@@ -72,8 +78,13 @@ class MultiBlockConfig(MaskerConfig):
                 raise ConfigError(
                     f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid"
                 )
-        ctx_min, _ = block_area_range(self.context_scale, self.context_aspect, self.grid, margin=self.margin)
-        _, tgt_max = block_area_range(self.target_scale, self.target_aspect, self.grid, margin=self.margin)
+        coupled = self.shape_draw == "coupled"
+        ctx_min, _ = block_area_range(
+            self.context_scale, self.context_aspect, self.grid, margin=self.margin, coupled=coupled
+        )
+        _, tgt_max = block_area_range(
+            self.target_scale, self.target_aspect, self.grid, margin=self.margin, coupled=coupled
+        )
         guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max
         if guaranteed < self.min_keep:
             raise ConfigError(
@@ -93,8 +104,9 @@ class MultiBlockMasker(Masker):
     def sample(self, batch_size: int, generator: torch.Generator) -> Masks:
         cfg = self.config
         grid = self.grid
-        t_shape = draw_block_shape(cfg.target_scale, cfg.target_aspect, grid, generator, cfg.margin)
-        c_shape = draw_block_shape(cfg.context_scale, cfg.context_aspect, grid, generator, cfg.margin)
+        coupled = cfg.shape_draw == "coupled"
+        t_shape = draw_block_shape(cfg.target_scale, cfg.target_aspect, grid, generator, cfg.margin, coupled)
+        c_shape = draw_block_shape(cfg.context_scale, cfg.context_aspect, grid, generator, cfg.margin, coupled)
 
         t_starts = torch.empty(batch_size, cfg.num_targets, 2, dtype=torch.long)
         context = torch.empty(batch_size, self.num_patches, dtype=torch.bool)

@@ -61,9 +61,9 @@ class JEPAConfig(MethodConfig):
         (0.3, 1.0), "RandomResizedCrop area range, the only augmentation (I-JEPA)", valid=ordered_pair(0, 1)
     )
     caption_choice: Literal["first", "sample"] = knob(
-        "first",
-        "which N captions an image with more than N is conditioned on: the first N, or a sample seeded by "
-        "(seed, epoch, index) (the TC-JEPA recipes; 'first' is the default so runs saved before it resume exactly)",
+        "sample",
+        "which N captions an image with more than N is conditioned on: a sample seeded by (seed, epoch, index), "
+        "or the first N (the paper does not say; configs saved before schema 3 read 'first', what they ran)",
     )
     caption_dropout: float = knob(
         0.0,

@@ -27,7 +27,7 @@ from ..train.trainer import TrainConfig
 from .ijepa import CPU_TRAIN, cpu_preset
 from .salt import CPU_STEPS as SALT_CPU_STEPS
 from .salt import two_stages
-from .tcjepa import TEXT_DEPARTURES, text_conditioning
+from .tcjepa import CENTRED_REGULARISER, REGULARISER_DEPARTURES, TEXT_DEPARTURES, text_conditioning
 
 __all__ = ["VJEPA_DEPARTURES", "vjepa_config", "vjepa_cpu_config"]
 
@@ -139,10 +139,11 @@ def salt_video_cpu() -> Experiment:
     departures={
         **CPU_DEPARTURES,
         **TEXT_DEPARTURES,
+        **REGULARISER_DEPARTURES,
         "method": "no paper trains a text-conditioned video JEPA: TC-JEPA's conditioner, regulariser and frozen "
         "text side on V-JEPA's predictor, everything else vjepa-cpu's, so the two differ only in the text",
     },
 )
 def tc_vjepa_cpu() -> Experiment:
-    conditioned = apply_overrides(vjepa_cpu_config(), text_conditioning())
+    conditioned = apply_overrides(vjepa_cpu_config(), text_conditioning(CENTRED_REGULARISER))
     return apply_overrides(conditioned, {"tokenizer": {"max_length": 16}})  # the motion captions are short
