@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, ConfigError, apply_overrides, field_docs, parse_cli_overrides
 
 if TYPE_CHECKING:
     from .experiment import Experiment
+from .departures import Departure
 from .registry import config_class, list_components, list_recipes, recipe_entry
 
 __all__ = ["build", "create", "describe", "get_config", "list_components", "list_recipes"]
@@ -60,29 +61,29 @@ def create(kind: str, name: str, **fields: Any) -> Any:
     return config_class(kind, name)().replace(**fields).build()
 
 
-def describe(
-    recipe_or_config: str | Config, console: Any | None = None, departures: Mapping[str, str] | None = None
-) -> None:
+def describe(recipe_or_config: str | Config, console: Any | None = None, departures: Sequence[Departure] = ()) -> None:
     """Print a config tree with rich: each field, its value and its one-line doc; then where the recipe
-    departs from its paper and why (a recipe's own, or ``departures``)."""
+    departs from its paper, with the paper's value, ours, why and the evidence (a recipe's own declared
+    departures, or ``departures``)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
 
-    departures = dict(departures or {})
+    declared = tuple(departures)
     if isinstance(recipe_or_config, str):
         entry = recipe_entry(recipe_or_config)
         cfg = entry.fn()
         root = Tree(f"[bold]{entry.name}[/bold] - {escape(entry.help)}")
-        departures = {**entry.departures, **departures}
+        declared = entry.departures + declared
     else:
         cfg = recipe_or_config
         root = Tree(f"[bold]{cfg.type_id()}[/bold]")
     _add_fields(root, cfg)
-    if departures:
+    if declared:
         branch = root.add("[yellow]departs from the paper[/yellow]")
-        for path, why in departures.items():
-            branch.add(f"[cyan]{escape(path)}[/cyan]: {escape(why)}")
+        for d in declared:
+            field, _, rest = d.line().partition(": ")
+            branch.add(f"[cyan]{escape(field)}[/cyan]: {escape(rest)}")
     (console or Console()).print(root)
 
 

@@ -151,7 +151,7 @@ def _show(args: argparse.Namespace) -> int:
     from . import describe, get_config, list_recipes
     from .registry import recipe_entry
 
-    departures = recipe_entry(args.recipe).departures if args.recipe in list_recipes() else {}
+    departures = recipe_entry(args.recipe).departures if args.recipe in list_recipes() else ()
     describe(get_config(args.recipe, *args.overrides), departures=departures)
     return 0
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Config, ConfigError, unknown
+
+if TYPE_CHECKING:
+    from .departures import Departure
 
 __all__ = [
     "KINDS",
@@ -155,13 +158,15 @@ def list_components(kind: str | None = None, pattern: str = "*") -> dict[str, li
 
 @dataclass(frozen=True)
 class RecipeEntry:
-    """A registered recipe: a function returning the config tree, one line of help, and where its
-    defaults depart from the paper it follows (config path -> the reason), which ``describe`` prints."""
+    """A registered recipe: a function returning the config tree, one line of help, where it departs from
+    the paper it follows (``describe`` prints them) and the paper's facts it is checked against
+    (``jepakit.departures``)."""
 
     name: str
     fn: Callable[[], Config]
     help: str
-    departures: Mapping[str, str] = field(default_factory=dict)
+    departures: tuple[Departure, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 _recipes: dict[str, RecipeEntry] = {}
@@ -169,15 +174,15 @@ _recipe_aliases: dict[str, str] = {}
 
 
 def register_recipe(
-    name: str, help: str, departures: Mapping[str, str] | None = None
+    name: str, help: str, departures: Sequence[Departure] = (), facts: Mapping[str, Any] | None = None
 ) -> Callable[[Callable[[], Config]], Callable[[], Config]]:
-    """Function decorator: register a recipe (a function returning a config tree); ``departures``: the
-    config paths whose values are not the paper's, each with the reason."""
+    """Function decorator: register a recipe (a function returning a config tree); ``departures``: where it
+    departs from its paper; ``facts``: the paper's values by config path, which it must hold elsewhere."""
 
     def deco(fn: Callable[[], Config]) -> Callable[[], Config]:
         if name in _recipes:
             raise ConfigError(f"recipe {name!r} is already registered")
-        _recipes[name] = RecipeEntry(name, fn, help, dict(departures or {}))
+        _recipes[name] = RecipeEntry(name, fn, help, tuple(departures), dict(facts or {}))
         return fn
 
     return deco

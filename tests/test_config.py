@@ -308,9 +308,11 @@ def test_create_builds_one_component():
 
 
 def test_the_committed_component_catalogue_is_current():
-    from jepakit.catalogue import CATALOGUE, render
+    from jepakit.catalogue import CATALOGUE, RECIPES_DOC, render, with_departures
 
     assert CATALOGUE.read_text() == render(), "stale: run python -m jepakit.catalogue --write"
+    text = RECIPES_DOC.read_text()
+    assert text == with_departures(text), "docs/recipes.md's departures are stale: python -m jepakit.catalogue --write"
 
 
 def test_a_swap_keeps_shared_fields():

@@ -144,6 +144,6 @@ def test_the_tc_jepa_recipes_build_offline_with_a_frozen_pretrained_text_side():
     assert type(text).__name__ == "MiniLMTextEncoder" and not text.trainable and text.memo is not None
     optimised = {id(p) for group in model.param_groups() for p in group.params}
     assert not optimised & {id(p) for p in text.parameters()} and "text_encoder" not in model.trainable_modules()
-    assert model.conditioner.config.text_dim == 384 and model.conditioner.config.cosine == "centred-keys"
+    assert model.conditioner.config.text_dim == 384 and model.conditioner.config.cosine == "keys", "the paper's"
     scratch = get_config("tc-jepa-scratch-text")
     assert scratch.text_encoder.type_id() == "text_encoder/transformer" and scratch.text_encoder.trainable

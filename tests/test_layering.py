@@ -33,8 +33,9 @@ FORBIDDEN = {
 }
 
 
-#: Config values and the registry of their classes are one layer: each needs the other by design.
-CORE = {"config": "core", "registry": "core"}
+#: Config values, the registry of their classes and the recipes' declared departures (what the registry
+#: holds of a recipe) are one layer: each needs the others by design.
+CORE = {"config": "core", "registry": "core", "departures": "core"}
 
 
 def unit(module: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepakit import create
@@ -84,3 +86,23 @@ def test_padding_is_excluded(name, pair, seed):
 def test_shape_mismatch_is_reported():
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 4\)"):
         create("loss", "l1")(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+@settings(max_examples=30, deadline=None)
+@given(d=st.integers(2, 64), n=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_data2vecs_loss_is_the_feature_sum_over_sqrt_d_and_its_gradient_sqrt_d_times_the_means(d, n, seed):
+    """fairseq's data2vec 2.0 ``d2v_loss``, written out: per-element squared error summed over the features,
+    times 1 / sqrt(D), averaged over the target tokens; its gradient (what the clip at 4 sees) is sqrt(D)
+    times that of the mean over features."""
+    g = torch.Generator().manual_seed(seed)
+    pred, target = torch.randn(2, n, d, generator=g), torch.randn(2, n, d, generator=g)
+    scaled = create("loss", "l2", normalize_targets=False, features="sum-over-sqrt")
+    plain = create("loss", "l2", normalize_targets=False)
+    fairseq = (F.mse_loss(pred, target, reduction="none").sum(-1) / math.sqrt(d)).mean()
+    torch.testing.assert_close(scaled(pred, target), fairseq)
+    grads = []
+    for loss in (scaled, plain):
+        p = pred.clone().requires_grad_(True)
+        loss(p, target).backward()
+        grads.append(p.grad.norm())
+    torch.testing.assert_close(grads[0], grads[1] * math.sqrt(d))

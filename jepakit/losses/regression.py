@@ -8,7 +8,9 @@ text says L2); TC-JEPA writes an un-squared per-patch L2 norm; V-JEPA uses L1.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ from torch import Tensor, nn
 from ..config import Config, knob, positive
 from ..registry import register
 
-__all__ = ["RegressionLoss", "RegressionLossConfig"]
+__all__ = ["ElementwiseConfig", "RegressionLoss", "RegressionLossConfig"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class RegressionLoss(nn.Module, abc.ABC):
         """The target as regressed: layer-normed over features (no affine) if configured."""
         return F.layer_norm(target, target.shape[-1:]) if self.config.normalize_targets else target
 
+    def over_features(self, loss: Tensor) -> Tensor:
+        """A patch's loss from its per-feature losses [..., D]: their mean (an elementwise loss may sum them
+        and scale by 1/sqrt(D), ``ElementwiseConfig.features``)."""
+        if isinstance(self.config, ElementwiseConfig) and self.config.features == "sum-over-sqrt":
+            return loss.sum(-1) / math.sqrt(loss.shape[-1])
+        return loss.mean(-1)
+
     def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
         """Scalar loss; ``valid`` (bool, shape of pred without D) excludes padded patches."""
         if pred.shape != target.shape:
@@ -52,7 +61,18 @@ class RegressionLoss(nn.Module, abc.ABC):
 
 
 @dataclass(frozen=True)
-class SmoothL1Config(RegressionLossConfig):
+class ElementwiseConfig(RegressionLossConfig):
+    """A loss of each feature, then of the patch."""
+
+    features: Literal["mean", "sum-over-sqrt"] = knob(
+        "mean",
+        "a patch's loss from its features': their mean (I-JEPA, V-JEPA), or their sum over sqrt(D) (data2vec "
+        "2.0's code: sqrt(D) times the mean, so its gradient clip acts on a larger gradient)",
+    )
+
+
+@dataclass(frozen=True)
+class SmoothL1Config(ElementwiseConfig):
     beta: float = knob(
         1.0, "where smooth-L1 turns from quadratic to linear (torch default, I-JEPA code)", valid=positive()
     )
@@ -65,11 +85,11 @@ class SmoothL1Loss(RegressionLoss):
     config: SmoothL1Config
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
-        return F.smooth_l1_loss(pred, target, reduction="none", beta=self.config.beta).mean(-1)
+        return self.over_features(F.smooth_l1_loss(pred, target, reduction="none", beta=self.config.beta))
 
 
 @dataclass(frozen=True)
-class L1Config(RegressionLossConfig):
+class L1Config(ElementwiseConfig):
     pass
 
 
@@ -78,11 +98,11 @@ class L1Loss(RegressionLoss):
     """Absolute error averaged over features (V-JEPA, frozen teachers)."""
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
-        return (pred - target).abs().mean(-1)
+        return self.over_features((pred - target).abs())
 
 
 @dataclass(frozen=True)
-class L2Config(RegressionLossConfig):
+class L2Config(ElementwiseConfig):
     pass
 
 
@@ -91,7 +111,7 @@ class L2Loss(RegressionLoss):
     """Squared error averaged over features (the I-JEPA paper text)."""
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
-        return (pred - target).square().mean(-1)
+        return self.over_features((pred - target).square())
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 
 from ..config import apply_overrides
+from ..departures import Departure
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
 from ..losses.contrastive import ClipLossConfig, SigLipLossConfig
@@ -22,32 +23,55 @@ from ..text.hf import MiniLMTextConfig, MiniLMTokenizerConfig
 from ..text.spm_tokenizer import SentencePieceConfig
 from ..text.transformer_encoder import TransformerTextConfig
 from ..train.trainer import TrainConfig
-from .ijepa import CPU_SIZE, CPU_TRAIN
+from .ijepa import CPU_SIZE, CPU_TRAIN, preset_departure
 
 __all__ = ["clip_config", "siglip_config"]
 
 #: Where the contrastive recipes depart from the papers, and why (``describe`` prints these).
-DEPARTURES = {
-    "pooling": "both towers average-pool their tokens (jepakit's ViT has no class token; CLIP pools the "
-    "class token and the text's end token, SigLIP a MAP head): the probes then read the same pooled "
-    "tokens as for the JEPA rows",
-    "tokenizer": "a SentencePiece vocabulary fitted on the training captions (SigLIP's kind of tokenizer; "
-    "CLIP's is a 49,408-piece BPE), so the recipes need no download",
-    "text_encoder.pos_scale": "0.014: the text tower's positions are jepakit's fixed sin-cos ones at rms 0.01 "
-    "(CLIP learns its positions from std 0.01); at full scale they drown the word embeddings and every pooled "
-    "caption is nearly one vector (clip-cpu then stays at the chance loss)",
-    "train.epochs": "given in epochs of whatever data the run reads; the papers trained on 400M (CLIP) and "
-    "up to 40B (SigLIP) pairs",
-}
+POOLING = Departure(
+    "method",
+    "CLIP pools the class token and the text's end token; SigLIP a MAP head",
+    "both towers average-pool their tokens",
+    "jepakit's ViT has no class token: the probes then read the same pooled tokens as for the JEPA rows",
+    kind="mechanism",
+)
+EPOCHS = Departure(
+    "train.epochs",
+    "400M (CLIP) and up to 40B (SigLIP) pairs",
+    "epochs of whatever data the run reads",
+    "the recipes are given in passes over the data a run has",
+    kind="mechanism",
+)
+DEPARTURES = (
+    POOLING,
+    Departure(
+        "tokenizer",
+        "CLIP: a 49,408-piece BPE; SigLIP: SentencePiece",
+        "a SentencePiece vocabulary fitted on the training captions",
+        "the recipes need no download",
+        kind="mechanism",
+    ),
+    Departure(
+        "text_encoder.pos_scale",
+        "CLIP learns its positions from std 0.01",
+        0.014,
+        "the text tower's fixed sin-cos positions at rms 0.01: at full scale they drown the word embeddings and "
+        "every pooled caption is nearly one vector (clip-cpu then stays at the chance loss)",
+    ),
+    EPOCHS,
+)
 #: The frozen-text control reads captions through TC-JEPA's pretrained MiniLM (its own tokenizer, no positions
 #: of ours), so only the pooling and the length of training depart.
-FROZEN_TEXT_DEPARTURES = {k: v for k, v in DEPARTURES.items() if k in ("pooling", "train.epochs")}
+FROZEN_TEXT_DEPARTURES = (POOLING, EPOCHS)
 #: Where the CPU presets depart further, and why.
-CPU_DEPARTURES = {
-    "image_size, encoder, text_encoder, train": "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches "
-    "(the JEPA CPU presets' encoder), a 4-layer 256-wide text tower where it is trained here, 300 steps of 32 pairs on the "
-    "scenes, one of each image's captions drawn per epoch",
-}
+CPU_DEPARTURES = (
+    preset_departure(
+        "image_size, encoder, text_encoder, train",
+        "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches (the JEPA CPU presets' encoder), a 4-layer "
+        "256-wide text tower where it is trained here, 300 steps of 32 pairs on the scenes, one of each image's "
+        "captions drawn per epoch",
+    ),
+)
 
 
 #: The text tower's sin-cos positions at rms 0.01, as CLIP's learnt ones start (std 0.01), beside word
@@ -149,7 +173,7 @@ for _name, (_make, _help) in _SPECS.items():
     register_recipe(
         f"{_name}-cpu",
         help=f"{_name} on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU",
-        departures={**DEPARTURES, **CPU_DEPARTURES},
+        departures=DEPARTURES + CPU_DEPARTURES,
     )(functools.partial(cpu_of, _make))
 
 
@@ -165,7 +189,7 @@ def contrastive_frozen_text() -> Experiment:
 @register_recipe(
     "contrastive-frozen-text-cpu",
     help="contrastive-frozen-text on the embedded scenes at 64 px: minutes on a laptop CPU",
-    departures={**FROZEN_TEXT_DEPARTURES, **CPU_DEPARTURES},
+    departures=FROZEN_TEXT_DEPARTURES + CPU_DEPARTURES,
 )
 def contrastive_frozen_text_cpu() -> Experiment:
     return cpu(frozen_text(clip_config()))

@@ -8,7 +8,10 @@ block at (0.85, 1.0)); EMA momentum 0.996 -> 1.0; smooth-L1 on layer-normed targ
 
 from __future__ import annotations
 
+import functools
+
 from ..config import apply_overrides
+from ..departures import Departure
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
 from ..losses.regression import SmoothL1Config
@@ -19,7 +22,18 @@ from ..registry import register_recipe
 from ..targets.ema import EMAConfig
 from ..train.trainer import TrainConfig
 
-__all__ = ["CONTEXT_DEPARTURES", "CPU_DEPARTURES", "cpu_config", "cpu_preset", "ijepa_config", "paper_schedule"]
+__all__ = [
+    "CONTEXT_DEPARTURES",
+    "CPU_DEPARTURES",
+    "IJEPA_FACTS",
+    "SHAPE_DRAW_DEPARTURE",
+    "cpu_config",
+    "cpu_preset",
+    "ijepa_config",
+    "ijepa_facts",
+    "paper_schedule",
+    "preset_departure",
+]
 
 #: Predictor depth by encoder size (I-JEPA); tiny and small are ours (the ViT-B value).
 PREDICTOR_DEPTH = {"tiny": 6, "small": 6, "base": 6, "large": 12, "huge": 12, "giant": 16}
@@ -30,14 +44,89 @@ PREDICTOR_WIDTH = {"tiny": 192}
 EPOCHS = {"tiny": 600, "small": 600, "base": 600, "large": 600, "huge": 300, "giant": 300}
 
 
-#: Where the I-JEPA recipes depart from the official training, and why (``describe`` prints these).
-CONTEXT_DEPARTURES = {
-    "masker.context": "pad: every sampled context patch is kept (about 93 at 224/16); the official collator "
-    "truncates a batch's contexts to the shortest, keeping the top rows (about 49, biased). "
-    "masker=multiblock-paper-context gives the official length without the bias (quality benchmark rows (a))",
-    "masker.block_cap": "grid: a block may span the whole grid, so every cell can be masked; the official "
-    "collator caps a side at grid-1 (multiblock-paper-context keeps that cap)",
+#: Where every I-JEPA-masked recipe departs from the official training, and why (``describe`` prints these).
+CONTEXT_DEPARTURES = (
+    Departure(
+        "masker.context",
+        "reference",
+        "pad",
+        "every sampled context patch is kept (about 93 at 224/16); the official collator truncates a batch's "
+        "contexts to the shortest in raster order, keeping the top rows (about 49, biased). "
+        "masker=multiblock-paper-context gives the official length without the bias",
+        "benchmarks/RESULTS.md, quality rows (a): the paper's context against the padded one, 3 seeds",
+    ),
+    Departure(
+        "masker.block_cap",
+        "grid-1",
+        "grid",
+        "a block may span the whole grid, so every cell can be masked; the official collator caps a side at "
+        "grid-1, so the last row and column are never context at 224/16 (multiblock-paper-context keeps the cap)",
+    ),
+)
+
+#: What the I-JEPA paper and its released code state, by config path (docs/methods.md, docs/recipes.md).
+IJEPA_FACTS: dict[str, object] = {
+    "masker": "multiblock",
+    "masker.num_targets": 4,
+    "masker.target_scale": (0.15, 0.2),
+    "masker.target_aspect": (0.75, 1.5),
+    "masker.num_context": 1,
+    "masker.context_scale": (0.85, 1.0),
+    "masker.context_aspect": (1.0, 1.0),
+    "masker.allow_overlap": False,
+    "masker.min_keep": 10,
+    "masker.shape_draw": "coupled",
+    "masker.context": "reference",
+    "masker.block_cap": "grid-1",
+    "crop_scale": (0.3, 1.0),
+    "encoder.depth_rescale": False,  # the official training re-ran trunc-normal on every Linear after it
+    "predictor.embed_dim": 384,
+    "predictor.depth_rescale": False,
+    "target_updater": "ema",
+    "target_updater.momentum_start": 0.996,
+    "target_updater.momentum_end": 1.0,
+    "loss": "smooth-l1",
+    "loss.normalize_targets": True,
+    "train.batch_size": 2048,
+    "train.lr": 1e-3,
+    "train.start_lr": 2e-4,
+    "train.final_lr": 1e-6,
+    "train.warmup_epochs": 40,
+    "train.weight_decay": 0.04,
+    "train.final_weight_decay": 0.4,
+    "train.precision": "bf16",
 }
+#: The sizes the paper trains: encoder (width, depth, heads, patch), predictor depth, epochs (None: not stated).
+PAPER_SIZES: dict[str, tuple[tuple[int, int, int, int], int, int | None]] = {
+    "base": ((768, 12, 12, 16), 6, 600),
+    "large": ((1024, 24, 16, 16), 12, 600),
+    "huge": ((1280, 32, 16, 14), 12, 300),
+    "giant": ((1408, 40, 16, 16), 16, None),
+}
+
+
+def ijepa_facts(size: str, image_size: int = 224, patch_size: int | None = None) -> dict[str, object]:
+    """The I-JEPA paper's facts for a recipe at ``size`` (the encoder's only for the sizes the paper trains)."""
+    facts: dict[str, object] = {**IJEPA_FACTS, "image_size": image_size}
+    if size in PAPER_SIZES:
+        (width, depth, heads, patch), predictor_depth, epochs = PAPER_SIZES[size]
+        facts |= {"encoder.embed_dim": width, "encoder.depth": depth, "encoder.num_heads": heads}
+        facts |= {"encoder.patch_size": patch_size or patch, "predictor.depth": predictor_depth}
+        facts["predictor.num_heads"] = heads
+        if epochs is not None:
+            facts["train.epochs"] = epochs
+    return facts
+
+
+#: ViT-Ti's predictor (ours): the encoder's width, not the paper's 384.
+TINY_DEPARTURES = (
+    Departure(
+        "predictor.embed_dim",
+        384,
+        192,
+        "ViT-Ti/16 is ours (CPU benchmarks); its predictor is as wide as the encoder, as the paper's is no wider",
+    ),
+)
 
 
 #: Where the CPU presets depart from the papers' training, and why.
@@ -49,14 +138,31 @@ def cpu_preset(steps: int = 300) -> str:
     )
 
 
-CPU_DEPARTURES = {
-    "image_size, encoder, predictor, train": cpu_preset(),
-    "masker.shape_draw": "independent: a block's scale and aspect ratio drawn apart; the official collator draws "
-    "one number for both (coupled, the paper-size recipes). Every CPU quality row was measured with independent "
-    "draws; a coupled row is not measured yet",
-    "target_updater.momentum_start": "0.99, not 0.996: in a 300-step run a teacher with a 250-step time "
-    "constant barely moves (quality gate in benchmarks/RESULTS.md: count 0.59 -> 0.65)",
-}
+def preset_departure(fields: str, ours: str, paper: str = "the paper's model, data and schedule") -> Departure:
+    """A CPU preset's sizes and schedule (a mechanism departure over ``fields``)."""
+    return Departure(
+        fields, paper, ours, "minutes on a laptop CPU, on data that installs with jepakit", kind="mechanism"
+    )
+
+
+SHAPE_DRAW_DEPARTURE = Departure(
+    "masker.shape_draw",
+    "coupled",
+    "independent",
+    "a block's scale and aspect ratio drawn apart; every CPU quality row was measured with it (a coupled row is "
+    "not measured yet)",
+)
+CPU_DEPARTURES = (
+    preset_departure("image_size, encoder, predictor, train", cpu_preset()),
+    Departure(
+        "target_updater.momentum_start",
+        0.996,
+        0.99,
+        "in a 300-step run a teacher with a 250-step time constant barely moves",
+        "benchmarks/RESULTS.md, quality gate: count 0.59 -> 0.65",
+    ),
+    SHAPE_DRAW_DEPARTURE,
+)
 
 
 def paper_schedule(size: str) -> TrainConfig:
@@ -96,47 +202,27 @@ def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: ob
     return Experiment(method=method, train=paper_schedule(size))
 
 
-@register_recipe("ijepa", help="I-JEPA, ViT-B/16 at 224 px: the paper's main setup", departures=CONTEXT_DEPARTURES)
-def ijepa() -> Experiment:
-    return ijepa_config("base")
-
-
-@register_recipe(
-    "ijepa-tiny",
-    help="I-JEPA with ViT-Ti/16 (predictor 6 x 192): CPU runs and benchmarks",
-    departures=CONTEXT_DEPARTURES,
-)
-def ijepa_tiny() -> Experiment:
-    return ijepa_config("tiny")
-
-
-@register_recipe("ijepa-small", help="I-JEPA with ViT-S/16 (predictor 6 x 384)", departures=CONTEXT_DEPARTURES)
-def ijepa_small() -> Experiment:
-    return ijepa_config("small")
-
-
-@register_recipe("ijepa-large", help="I-JEPA with ViT-L/16 (predictor 12 x 384)", departures=CONTEXT_DEPARTURES)
-def ijepa_large() -> Experiment:
-    return ijepa_config("large")
-
-
-@register_recipe(
-    "ijepa-huge", help="I-JEPA with ViT-H/14 at 224 px (predictor 12 x 384)", departures=CONTEXT_DEPARTURES
-)
-def ijepa_huge() -> Experiment:
-    return ijepa_config("huge")
-
-
-@register_recipe(
-    "ijepa-huge-448", help="I-JEPA with ViT-H/16 at 448 px (predictor 12 x 384)", departures=CONTEXT_DEPARTURES
-)
-def ijepa_huge_448() -> Experiment:
-    return ijepa_config("huge", image_size=448, patch_size=16)
-
-
-@register_recipe("ijepa-giant", help="I-JEPA with ViT-G/16 (predictor 16 x 384)", departures=CONTEXT_DEPARTURES)
-def ijepa_giant() -> Experiment:
-    return ijepa_config("giant")
+#: The I-JEPA sizes: name -> (ViT size, help, image size, patch size override, departures).
+SIZES: dict[str, tuple[str, str, int, int | None, tuple[Departure, ...]]] = {
+    "ijepa": ("base", "I-JEPA, ViT-B/16 at 224 px: the paper's main setup", 224, None, ()),
+    "ijepa-tiny": (
+        "tiny",
+        "I-JEPA with ViT-Ti/16 (predictor 6 x 192): CPU runs and benchmarks",
+        224,
+        None,
+        TINY_DEPARTURES,
+    ),
+    "ijepa-small": ("small", "I-JEPA with ViT-S/16 (predictor 6 x 384)", 224, None, ()),
+    "ijepa-large": ("large", "I-JEPA with ViT-L/16 (predictor 12 x 384)", 224, None, ()),
+    "ijepa-huge": ("huge", "I-JEPA with ViT-H/14 at 224 px (predictor 12 x 384)", 224, None, ()),
+    "ijepa-huge-448": ("huge", "I-JEPA with ViT-H/16 at 448 px (predictor 12 x 384)", 448, 16, ()),
+    "ijepa-giant": ("giant", "I-JEPA with ViT-G/16 (predictor 16 x 384)", 224, None, ()),
+}
+for _name, (_size, _help, _image, _patch, _own) in SIZES.items():
+    _extra = {"patch_size": _patch} if _patch else {}
+    register_recipe(_name, help=_help, departures=CONTEXT_DEPARTURES + _own, facts=ijepa_facts(_size, _image, _patch))(
+        functools.partial(ijepa_config, _size, _image, **_extra)
+    )
 
 
 #: A small ViT at 64 px on the embedded scenes: the laptop CPU preset (ours).
@@ -179,7 +265,8 @@ def cpu_config(cfg: Experiment) -> Experiment:
 @register_recipe(
     "ijepa-cpu",
     help="I-JEPA on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU",
-    departures={**CONTEXT_DEPARTURES, **CPU_DEPARTURES},
+    departures=CONTEXT_DEPARTURES + CPU_DEPARTURES,
+    facts=ijepa_facts("tiny"),
 )
 def ijepa_cpu() -> Experiment:
     return cpu_config(ijepa_config("tiny"))

@@ -10,27 +10,42 @@ SIGReg with 1,024 directions redrawn each step and 17 trapezoid nodes on [0, 3];
 from __future__ import annotations
 
 from ..config import apply_overrides
+from ..departures import Departure
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
 from ..losses.embedding import SIGRegConfig
 from ..methods.lejepa import LeJEPAConfig
 from ..registry import register_recipe
 from ..train.trainer import TrainConfig
-from .ijepa import CPU_SIZE, CPU_TRAIN, cpu_preset
+from .ijepa import CPU_SIZE, CPU_TRAIN, cpu_preset, preset_departure
 
 __all__ = ["LEJEPA_DEPARTURES", "lejepa_config"]
 
 #: Where the LeJEPA recipes depart from the paper, and why (``describe`` prints these).
-LEJEPA_DEPARTURES = {
-    "global_scale, local_scale, flip": "crops and flips only: the paper's pipeline also jitters colour, greys, "
-    "blurs and solarises (jepakit's batches have no photometric augmentation yet; the embedded scenes' "
-    "colours are labels the probes read)",
-    "encoder": "ViT-L/16 with average-pooled patch tokens (the paper's ViT-L row; /16 so that 96 px local views "
-    "are whole patches); no class token",
-    "train": "AdamW at LR 5e-4 for batch 512, weight decay 0.05, 10 warm-up epochs then cosine, 100 epochs "
-    "(ours where the paper's text we hold is silent; its minimal example trains ViT-S/8 at LR 2e-3 for batch "
-    "256 with weight decay 0.05)",
-}
+LEJEPA_DEPARTURES = (
+    Departure(
+        "global_scale, local_scale, flip",
+        "crops, flips, colour jitter, greying, blur and solarisation",
+        "crops and flips only",
+        "jepakit's batches have no photometric augmentation yet; the embedded scenes' colours are labels the "
+        "probes read",
+        kind="mechanism",
+    ),
+    Departure(
+        "encoder",
+        "the paper's ViT-L row with its class token",
+        "ViT-L/16 with average-pooled patch tokens, no class token",
+        "/16 so that 96 px local views are whole patches",
+        kind="mechanism",
+    ),
+    Departure(
+        "train",
+        "not stated in the text we hold (its minimal example: ViT-S/8, LR 2e-3 at batch 256, weight decay 0.05)",
+        "AdamW at LR 5e-4 for batch 512, weight decay 0.05, 10 warm-up epochs then cosine, 100 epochs",
+        "ours where the paper's text is silent",
+        kind="mechanism",
+    ),
+)
 
 
 def lejepa_config(size: str = "large", image_size: int = 224, local_size: int = 96) -> Experiment:
@@ -71,11 +86,14 @@ def lejepa() -> Experiment:
 @register_recipe(
     "lejepa-cpu",
     help="LeJEPA on the embedded scenes: 2 global views at 64 px, 6 local at 32 px, ViT 192/6: minutes on a CPU",
-    departures={
-        **LEJEPA_DEPARTURES,
-        "image_size, local_size, encoder, train": cpu_preset()
-        + "; local views at 32 px (half the global side, as 96 is of 224 roughly); the JEPA presets' LR",
-    },
+    departures=(
+        *LEJEPA_DEPARTURES,
+        preset_departure(
+            "image_size, local_size, encoder, train",
+            cpu_preset() + "; local views at 32 px (half the global side, as 96 is of 224 roughly); the JEPA "
+            "presets' LR",
+        ),
+    ),
 )
 def lejepa_cpu() -> Experiment:
     return apply_overrides(lejepa_config(image_size=64, local_size=32), {"encoder": CPU_SIZE, "train": CPU_TRAIN})

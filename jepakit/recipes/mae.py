@@ -9,6 +9,7 @@ patch's 16 x 16 x 3 values) and the squared error on the masked patches (``loss=
 
 from __future__ import annotations
 
+from ..departures import Departure
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
 from ..losses.regression import L2Config
@@ -18,16 +19,27 @@ from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.pixels import PixelsConfig
 from ..train.trainer import TrainConfig
-from .ijepa import cpu_config, cpu_preset
+from .ijepa import cpu_config, cpu_preset, preset_departure
 
 __all__ = ["MAE_DEPARTURES", "mae_config"]
 
 #: Where the MAE recipes depart from the paper, and why.
-MAE_DEPARTURES = {
-    "crop_scale": "RandomResizedCrop only: MAE also flips horizontally (jepakit's batches have no flip yet)",
-    "encoder, predictor": "sin-cos positions and no class token (MAE's ViT has a class token the decoder "
-    "drops); truncated-normal init (MAE: xavier-uniform Linear layers)",
-}
+MAE_DEPARTURES = (
+    Departure(
+        "crop_scale",
+        "RandomResizedCrop (0.2, 1) and a horizontal flip",
+        "RandomResizedCrop (0.2, 1) only",
+        "jepakit's batches have no flip yet",
+        kind="mechanism",
+    ),
+    Departure(
+        "encoder, predictor",
+        "a class token the decoder drops; xavier-uniform Linear layers",
+        "sin-cos positions and no class token; truncated-normal init",
+        "one encoder for every method of the family, so their probes read the same tokens",
+        kind="mechanism",
+    ),
+)
 
 
 def mae_config(size: str = "base", image_size: int = 224) -> Experiment:
@@ -69,11 +81,13 @@ def mae() -> Experiment:
 @register_recipe(
     "mae-cpu",
     help="MAE on the embedded scenes at 64 px, ViT 192/6, decoder 192/3: minutes on a laptop CPU",
-    departures={
-        **MAE_DEPARTURES,
-        "image_size, encoder, predictor, train": cpu_preset()
-        + "; the JEPA presets' LR (1e-3 from 2e-4, 30 warm-up steps) and weight decay",
-    },
+    departures=(
+        *MAE_DEPARTURES,
+        preset_departure(
+            "image_size, encoder, predictor, train",
+            cpu_preset() + "; the JEPA presets' LR (1e-3 from 2e-4, 30 warm-up steps) and weight decay",
+        ),
+    ),
 )
 def mae_cpu() -> Experiment:
     return cpu_config(mae_config("tiny"))

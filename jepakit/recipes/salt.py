@@ -13,13 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import apply_overrides
+from ..departures import Departure
 from ..experiment import Experiment
 from ..losses.regression import L1Config, L2Config
 from ..masks.multiblock import MultiBlockConfig
 from ..registry import register_recipe
 from ..targets.frozen import FrozenConfig
 from ..targets.pixels import PixelsConfig
-from .ijepa import CONTEXT_DEPARTURES, EPOCHS, cpu_config, cpu_preset, ijepa_config
+from .ijepa import (
+    CONTEXT_DEPARTURES,
+    EPOCHS,
+    SHAPE_DRAW_DEPARTURE,
+    cpu_config,
+    cpu_preset,
+    ijepa_config,
+    preset_departure,
+)
 
 __all__ = ["SALT_DEPARTURES", "salt_config", "salt_stages", "two_stages"]
 
@@ -27,13 +36,26 @@ __all__ = ["SALT_DEPARTURES", "salt_config", "salt_stages", "two_stages"]
 TEACHER_SHARE = 0.2
 
 #: Where the SALT recipes depart from the paper, and why.
-SALT_DEPARTURES = {
-    "teacher_run": "images, not video: SALT's stage 1 is V-Pixel on clips; here pixel targets under I-JEPA's "
-    "image multi-block masks, regressing the target blocks (one public implementation regresses every patch "
-    "outside the context), the I-JEPA predictor as decoder",
-    "train, teacher_run.train": f"I-JEPA's schedule split {TEACHER_SHARE:.0%} teacher / {1 - TEACHER_SHARE:.0%} "
-    "student of its epochs (ours; the paper's video budgets do not carry over to images)",
-}
+SALT_DEPARTURES = (
+    Departure(
+        "teacher_run",
+        "V-Pixel on video clips under V-JEPA's 3-D multi-block masks",
+        "pixel targets under I-JEPA's image multi-block masks, regressing the target blocks, the I-JEPA "
+        "predictor as decoder",
+        "the image recipes' SALT (salt-video-cpu is SALT on clips); one public implementation regresses every "
+        "patch outside the context",
+        kind="mechanism",
+    ),
+    Departure(
+        "train, teacher_run.train",
+        "the paper's video budgets",
+        f"I-JEPA's schedule split {TEACHER_SHARE:.0%} teacher / {1 - TEACHER_SHARE:.0%} student of its epochs",
+        "the paper's video budgets do not carry over to images (ours)",
+        kind="mechanism",
+    ),
+)
+#: What SALT states for the student (stage 2): a frozen teacher, no EMA, L1 on its tokens.
+FACTS = {"target_updater": "frozen", "loss": "l1"}
 
 
 def two_stages(base: Experiment, teacher: dict[str, Any], student: dict[str, Any]) -> tuple[Experiment, Experiment]:
@@ -66,7 +88,8 @@ def salt_config(size: str = "base") -> Experiment:
 @register_recipe(
     "salt",
     help="SALT, ViT-B/16: a pixel-target teacher (multi-block masks), frozen, then an L1 student; both in one run",
-    departures={**CONTEXT_DEPARTURES, **SALT_DEPARTURES},
+    departures=CONTEXT_DEPARTURES + SALT_DEPARTURES,
+    facts=FACTS,
 )
 def salt() -> Experiment:
     return salt_config("base")
@@ -79,12 +102,17 @@ CPU_STEPS = (100, 200)
 @register_recipe(
     "salt-cpu",
     help="SALT on the embedded scenes at 64 px, ViT 192/6: 100 teacher steps, then 200 student steps",
-    departures={
-        **CONTEXT_DEPARTURES,
-        **SALT_DEPARTURES,
-        "image_size, encoder, predictor, train": cpu_preset(CPU_STEPS[1])
-        + f" (student), after {CPU_STEPS[0]} teacher steps: 300 in all, the quality rows' budget",
-    },
+    departures=CONTEXT_DEPARTURES
+    + SALT_DEPARTURES
+    + (
+        preset_departure(
+            "image_size, encoder, predictor, train",
+            cpu_preset(CPU_STEPS[1])
+            + f" (student), after {CPU_STEPS[0]} teacher steps: 300 in all, the quality rows' budget",
+        ),
+        SHAPE_DRAW_DEPARTURE,
+    ),
+    facts=FACTS,
 )
 def salt_cpu() -> Experiment:
     teacher, student = (

@@ -23,16 +23,28 @@ trained through the queries too). Departures from the paper's text, each with it
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from ..conditioners.holistic import AdaLNConfig, FeatureConfig
 from ..conditioners.xattn import GlobalXAttnConfig, SparseXAttnConfig
 from ..config import Config, apply_overrides
+from ..departures import Departure
 from ..experiment import Experiment
 from ..registry import register_recipe, register_recipe_alias
 from ..text.hf import MiniLMTextConfig, MiniLMTokenizerConfig
 from ..text.spm_tokenizer import SentencePieceConfig
 from ..text.transformer_encoder import TransformerTextConfig
-from .ijepa import CONTEXT_DEPARTURES, CPU_DEPARTURES, cpu_config, cpu_preset, ijepa_config
+from .ijepa import (
+    CONTEXT_DEPARTURES,
+    CPU_DEPARTURES,
+    SHAPE_DRAW_DEPARTURE,
+    TINY_DEPARTURES,
+    cpu_config,
+    cpu_preset,
+    ijepa_config,
+    ijepa_facts,
+    preset_departure,
+)
 
 __all__ = [
     "CENTRED_REGULARISER",
@@ -45,22 +57,73 @@ __all__ = [
 
 
 #: Where the TC-JEPA recipes depart from the paper, and why (``describe`` prints these).
-TEXT_DEPARTURES = {
-    "text_encoder, tokenizer": "the frozen pretrained all-MiniLM-L6-v2 that jepakit installs, not the paper's "
-    "frozen T5: it works offline with no download (text_encoder=t5 tokenizer=t5 loads a T5 by hub id or folder)",
-}
+TEXT_DEPARTURES = (
+    Departure(
+        "text_encoder",
+        "t5",
+        "minilm",
+        "the frozen pretrained all-MiniLM-L6-v2 that jepakit installs works offline with no download "
+        "(text_encoder=t5 tokenizer=t5 loads the paper's frozen T5 by hub id or folder)",
+    ),
+)
 #: The regulariser's form in the CPU presets (and tc-jepa-centred-reg), which depart from the paper's.
 CENTRED_REGULARISER = SparseXAttnConfig(cosine="centred-keys", reg_grad="attention")
-REGULARISER_DEPARTURES = {
-    "conditioner.cosine": "centred-keys: cosines against each caption's keys minus their mean over its words; "
-    "the literal cos(q, K) has a minimiser that makes every cosine negative at no cost to the attention "
-    "(positive O 44% -> 0.3% after one step), after which both regularisers are 0 (tc-jepa, the paper's form)",
-    "conditioner.reg_grad": "attention: the regularisers train the conditioner's W_Q and W_K only; through the "
-    "queries into predictor and encoder (the paper's path, reg_grad=all) the alive terms left count, shapes and "
-    "relation at the random-init floor (quality benchmark, tc-jepa-centred-reg-all, 3 seeds)",
+REGULARISER_DEPARTURES = (
+    Departure(
+        "conditioner.cosine",
+        "keys",
+        "centred-keys",
+        "cosines against each caption's keys minus their mean over its words: the literal cos(q, K) has a "
+        "minimiser that makes every cosine negative at no cost to the attention (positive O 44% -> 0.3% after "
+        "one step), after which both regularisers are 0",
+        "benchmarks/RESULTS.md, quality rows (b): tc-jepa-literal-reg, O positive 0% from the first logged step",
+    ),
+    Departure(
+        "conditioner.reg_grad",
+        "all",
+        "attention",
+        "the regularisers train the conditioner's W_Q and W_K only; through the queries into predictor and "
+        "encoder (the paper's path) the alive terms left count, shapes and relation at the random-init floor",
+        "benchmarks/RESULTS.md, quality rows (b): tc-jepa-centred-reg-all, 3 seeds",
+    ),
+)
+DEPARTURES = CONTEXT_DEPARTURES + TEXT_DEPARTURES
+CPU_TEXT_DEPARTURES = DEPARTURES + REGULARISER_DEPARTURES
+#: A text side trained from scratch: not the paper's method (a mechanism of its own).
+SCRATCH_DEPARTURES = (
+    *CONTEXT_DEPARTURES,
+    Departure(
+        "text_encoder, tokenizer",
+        "a frozen pretrained T5",
+        "a small transformer trained from scratch over a SentencePiece vocabulary fitted on the captions",
+        "NOT the paper's method: the main job's text side before the frozen pretrained encoder, kept to compare",
+        kind="mechanism",
+    ),
+)
+#: What the TC-JEPA paper states beyond I-JEPA's facts (docs/methods.md).
+TEXT_FACTS: dict[str, object] = {
+    "conditioner": "sparse-xattn",
+    "conditioner.layers": (),
+    "conditioner.num_heads": 1,
+    "conditioner.sparse_weight": 0.1,
+    "conditioner.consistency_weight": 0.5,
+    "conditioner.cosine": "keys",
+    "conditioner.reg_grad": "all",
+    "conditioner.pooling": "max",
+    "tokenizer.max_captions": 8,
+    "text_encoder": "t5",
+    "caption_dropout": 0.0,
 }
-DEPARTURES = {**CONTEXT_DEPARTURES, **TEXT_DEPARTURES}
-CPU_TEXT_DEPARTURES = {**DEPARTURES, **REGULARISER_DEPARTURES}
+
+
+def tcjepa_facts(size: str, changed: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The paper's facts for a TC-JEPA recipe at ``size``; ``changed``: what an ablation of the paper changes
+    (a holistic conditioner drops the sparse one's fields)."""
+    facts = {**ijepa_facts(size), **TEXT_FACTS}
+    changed = changed or {}
+    if "conditioner" in changed:  # another conditioner: the sparse one's fields are not its
+        facts = {k: v for k, v in facts.items() if not k.startswith("conditioner.")}
+    return {**facts, **changed}
 
 
 def text_conditioning(conditioner: Config | None = None, **conditioner_fields: object) -> dict[str, object]:
@@ -132,11 +195,21 @@ ABLATIONS: dict[str, tuple[str, Config | None, dict[str, object]]] = {
     "tc-jepa-attn-pool": ("ablation: attention-pool the N captions instead of max", None, {"pooling": "attention"}),
 }
 for _name, (_size, _help) in SIZES.items():
-    register_recipe(_name, help=_help, departures=DEPARTURES)(functools.partial(tcjepa_config, _size))
-for _name, (_help, _cond, _fields) in ABLATIONS.items():
-    register_recipe(_name, help=_help, departures=CPU_TEXT_DEPARTURES if _cond is CENTRED_REGULARISER else DEPARTURES)(
-        functools.partial(tcjepa_config, "base", _cond, **_fields)
+    _own = TINY_DEPARTURES if _size == "tiny" else ()
+    register_recipe(_name, help=_help, departures=DEPARTURES + _own, facts=tcjepa_facts(_size))(
+        functools.partial(tcjepa_config, _size)
     )
+for _name, (_help, _cond, _fields) in ABLATIONS.items():
+    _changed = {f"conditioner.{k}": v for k, v in _fields.items()}
+    if _cond is not None and _cond is not CENTRED_REGULARISER:
+        _changed["conditioner"] = _cond.name
+    _centred = _cond is CENTRED_REGULARISER
+    register_recipe(
+        _name,
+        help=_help,
+        departures=CPU_TEXT_DEPARTURES if _centred else DEPARTURES,
+        facts=tcjepa_facts("base", _changed),
+    )(functools.partial(tcjepa_config, "base", _cond, **_fields))
 # the paper's regulariser is now tc-jepa's own: the ablation that named it is tc-jepa
 register_recipe_alias("tc-jepa-literal-reg", "tc-jepa")
 
@@ -144,7 +217,8 @@ register_recipe_alias("tc-jepa-literal-reg", "tc-jepa")
 @register_recipe(
     "tc-jepa-scratch-text",
     help="NOT the paper's method: a small transformer text encoder trained from scratch, SentencePiece vocabulary",
-    departures=DEPARTURES,
+    departures=SCRATCH_DEPARTURES,
+    facts=tcjepa_facts("base"),
 )
 def tc_jepa_scratch_text() -> Experiment:
     return apply_overrides(tcjepa_config("base"), SCRATCH_TEXT)
@@ -153,11 +227,16 @@ def tc_jepa_scratch_text() -> Experiment:
 @register_recipe(
     "tc-jepa-cpu",
     help="TC-JEPA on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU",
-    departures={
-        **CPU_TEXT_DEPARTURES,
-        "image_size, encoder, predictor, train": cpu_preset(TC_CPU_STEPS)
-        + " (at the I-JEPA preset's 300 the relation probe stayed within the random-init floor's noise)",
-    },
+    departures=(
+        *CPU_TEXT_DEPARTURES,
+        preset_departure(
+            "image_size, encoder, predictor, train, tokenizer.max_length",
+            cpu_preset(TC_CPU_STEPS)
+            + " (at the I-JEPA preset's 300 the relation probe stayed within the random-init floor's noise)",
+        ),
+        SHAPE_DRAW_DEPARTURE,
+    ),
+    facts=tcjepa_facts("tiny"),
 )
 def tc_jepa_cpu() -> Experiment:
     return apply_overrides(
@@ -173,7 +252,8 @@ def tc_jepa_cpu() -> Experiment:
 @register_recipe(
     "tc-jepa-cpu-scratch-text",
     help="NOT the paper's method: tc-jepa-cpu with a text encoder from scratch",
-    departures={**CPU_TEXT_DEPARTURES, **CPU_DEPARTURES},
+    departures=SCRATCH_DEPARTURES + REGULARISER_DEPARTURES + CPU_DEPARTURES,
+    facts=tcjepa_facts("tiny"),
 )
 def tc_jepa_cpu_scratch_text() -> Experiment:
     return apply_overrides(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..config import apply_overrides
 from ..data.moving import MovingScenesConfig
+from ..departures import Departure
 from ..encoders.vit import ViTConfig
 from ..experiment import Experiment
 from ..losses.regression import L1Config
@@ -24,7 +25,7 @@ from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
 from ..train.trainer import TrainConfig
-from .ijepa import CPU_TRAIN, cpu_preset
+from .ijepa import CPU_TRAIN, cpu_preset, preset_departure
 from .salt import CPU_STEPS as SALT_CPU_STEPS
 from .salt import two_stages
 from .tcjepa import CENTRED_REGULARISER, REGULARISER_DEPARTURES, TEXT_DEPARTURES, text_conditioning
@@ -32,12 +33,22 @@ from .tcjepa import CENTRED_REGULARISER, REGULARISER_DEPARTURES, TEXT_DEPARTURES
 __all__ = ["VJEPA_DEPARTURES", "vjepa_config", "vjepa_cpu_config"]
 
 #: Where the V-JEPA recipes depart from the paper, and why.
-VJEPA_DEPARTURES = {
-    "data": "the embedded moving scenes by default (a video folder needs data=...; the paper trains on "
-    "VideoMix2M), clips of consecutive frames (the paper samples with frame stride 4)",
-    "crop_scale": "I-JEPA's RandomResizedCrop (0.3-1), one crop for every frame of a clip (V-JEPA: 0.3-1, "
-    "aspect 0.75-1.35)",
-}
+VJEPA_DEPARTURES = (
+    Departure(
+        "data",
+        "VideoMix2M, frames 4 apart",
+        "the embedded moving scenes, clips of consecutive frames (a video folder: data=videos ...)",
+        "data that installs with jepakit; a video folder needs data=...",
+        kind="mechanism",
+    ),
+    Departure(
+        "crop_scale",
+        "RandomResizedCrop (0.3, 1) with aspect (0.75, 1.35)",
+        "I-JEPA's RandomResizedCrop (0.3, 1), one crop for every frame of a clip",
+        "the family's crop",
+        kind="mechanism",
+    ),
+)
 
 
 def vjepa_config() -> Experiment:
@@ -81,12 +92,16 @@ def vjepa() -> Experiment:
 
 
 #: The CPU preset's departures: its size and schedule.
-CPU_DEPARTURES = {
-    **VJEPA_DEPARTURES,
-    "image_size, num_frames, encoder, predictor, train, target_updater": cpu_preset()
-    + "; clips of 8 frames at 32 px (4 x 4 x 4 tubelets: as many tokens as a 64 px image), the EMA from 0.996 "
-    "(the main job's; on the moving scenes it keeps the motion 0.99 loses: benchmarks/RESULTS.md, 3 seeds)",
-}
+CPU_DEPARTURES = (
+    *VJEPA_DEPARTURES,
+    preset_departure(
+        "image_size, num_frames, encoder, predictor, train, target_updater",
+        cpu_preset()
+        + "; clips of 8 frames at 32 px (4 x 4 x 4 tubelets: as many tokens as a 64 px image), the EMA from "
+        "0.996 (the main job's; on the moving scenes it keeps the motion 0.99 loses: benchmarks/RESULTS.md, 3 "
+        "seeds)",
+    ),
+)
 
 
 @register_recipe(
@@ -115,13 +130,23 @@ def vjepa_cpu_config() -> Experiment:
     "salt-video-cpu",
     help=f"SALT on the embedded moving scenes (vjepa-cpu's clips and masks): {SALT_CPU_STEPS[0]} V-Pixel teacher "
     f"steps, frozen, then {SALT_CPU_STEPS[1]} L1 student steps",
-    departures={
-        **CPU_DEPARTURES,
-        "train, teacher_run.train": f"{SALT_CPU_STEPS[0]} teacher + {SALT_CPU_STEPS[1]} student steps: the "
-        "300 of vjepa-cpu's budget (ours; the paper trains its teacher for a fraction of the student's compute)",
-        "teacher_run.loss": "squared error on tubelet pixels normalised per tubelet at the target positions "
-        "(one public implementation regresses every position outside the context)",
-    },
+    departures=(
+        *CPU_DEPARTURES,
+        Departure(
+            "train, teacher_run.train",
+            "the teacher trained for a fraction of the student's compute",
+            f"{SALT_CPU_STEPS[0]} teacher + {SALT_CPU_STEPS[1]} student steps: the 300 of vjepa-cpu's budget",
+            "ours: the CPU budget of the other video rows",
+            kind="mechanism",
+        ),
+        Departure(
+            "teacher_run.loss",
+            "V-Pixel's reconstruction loss",
+            "squared error on tubelet pixels normalised per tubelet at the target positions",
+            "one public implementation regresses every position outside the context; ours the target positions",
+            kind="mechanism",
+        ),
+    ),
 )
 def salt_video_cpu() -> Experiment:
     """SALT's two stages on clips: V-Pixel (tubelet pixels, normalised per tubelet, squared error) under
@@ -136,13 +161,18 @@ def salt_video_cpu() -> Experiment:
     "tc-vjepa-cpu",
     help="text-conditioned V-JEPA (ours): vjepa-cpu with TC-JEPA's sparse text cross-attention in the predictor, "
     "reading the moving scenes' motion captions",
-    departures={
-        **CPU_DEPARTURES,
-        **TEXT_DEPARTURES,
-        **REGULARISER_DEPARTURES,
-        "method": "no paper trains a text-conditioned video JEPA: TC-JEPA's conditioner, regulariser and frozen "
-        "text side on V-JEPA's predictor, everything else vjepa-cpu's, so the two differ only in the text",
-    },
+    departures=(
+        *CPU_DEPARTURES,
+        *TEXT_DEPARTURES,
+        *REGULARISER_DEPARTURES,
+        Departure(
+            "method",
+            "no paper trains a text-conditioned video JEPA",
+            "TC-JEPA's conditioner, regulariser and frozen text side on V-JEPA's predictor",
+            "everything else is vjepa-cpu's, so the two differ only in the text",
+            kind="mechanism",
+        ),
+    ),
 )
 def tc_vjepa_cpu() -> Experiment:
     conditioned = apply_overrides(vjepa_cpu_config(), text_conditioning(CENTRED_REGULARISER))
