@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepakit import ConfigError, create, get_config
@@ -646,3 +646,33 @@ def test_global_xattn_over_all_captions_reads_one_caption_as_the_per_caption_for
             outs[keys] = (cond, run(features(n=1)), run(features(n=3)))
     torch.testing.assert_close(outs["all-captions"][1], outs["each-caption"][1])
     assert not torch.allclose(outs["all-captions"][2], outs["each-caption"][2])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), cut=st.integers(1, 7))
+def test_a_causal_text_tower_reads_no_later_token_and_a_bidirectional_one_does(seed, cut):
+    torch.manual_seed(seed)
+    fields = dict(embed_dim=16, depth=2, num_heads=2, vocab_size=50, max_length=8)
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 50, (2, 1, 8), generator=g)
+    later = ids.clone()
+    later[..., cut:] = torch.randint(3, 50, later[..., cut:].shape, generator=g)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    for causal in (True, False):
+        torch.manual_seed(seed)
+        tower = create("text_encoder", "transformer", causal=causal, **fields).eval()
+        a, b = (tower(TokenBatch(x, mask)).tokens[..., :cut, :] for x in (ids, later))
+        if causal:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        elif not torch.equal(ids[..., cut:], later[..., cut:]):
+            assert not torch.allclose(a, b), "both ways: the earlier tokens read the later ones"
+
+
+def test_the_last_real_token_is_pooled_and_an_absent_caption_is_zero():
+    tokens = torch.randn(2, 2, 5, 3)
+    mask = torch.tensor([[[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], [[1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]], dtype=torch.bool)
+    last = TextFeatures(tokens, mask).last()
+    assert torch.equal(last[0, 0], tokens[0, 0, 2]) and torch.equal(last[1, 0], tokens[1, 0, 4])
+    assert torch.equal(last[1, 1], tokens[1, 1, 0]) and torch.equal(last[0, 1], torch.zeros(3))
+    clip = get_config("clip")
+    assert clip.text_encoder.causal and clip.method.text_pool == "last", "CLIP's causal tower, pooled at its end"

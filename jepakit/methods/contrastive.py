@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,12 @@ class ContrastiveConfig(MethodConfig):
     encoder: Config = slot(ViTConfig(), "encoder", "image tower: patch tokens, average-pooled, then projected")
     tokenizer: Config = slot(SentencePieceConfig(max_captions=1), "tokenizer", "captions -> token ids")
     text_encoder: Config = slot(
-        TransformerTextConfig(), "text_encoder", "text tower: word embeddings, average-pooled over real tokens"
+        TransformerTextConfig(), "text_encoder", "text tower: word embeddings, pooled as text_pool says"
+    )
+    text_pool: Literal["mean", "last"] = knob(
+        "mean",
+        "a caption's embedding: the mean of its real tokens, or its last real token (CLIP's end-of-text token, "
+        "read after a causal text transformer)",
     )
     loss: Config = slot(ClipLossConfig(), "loss", "clip (symmetric InfoNCE) | siglip (pairwise sigmoid)")
 
@@ -149,7 +154,8 @@ class Contrastive(Method):
         if not isinstance(text, TokenBatch):
             text = self.tokenize(text)
         features = self.text_encoder(text.to(self.device))
-        return F.normalize(self.text_proj(features.mean()[:, 0]), dim=-1)
+        pooled = features.last() if self.config.text_pool == "last" else features.mean()
+        return F.normalize(self.text_proj(pooled[:, 0]), dim=-1)
 
     def forward(
         self,

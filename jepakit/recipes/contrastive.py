@@ -29,10 +29,18 @@ __all__ = ["clip_config", "siglip_config"]
 
 #: Where the contrastive recipes depart from the papers, and why (``describe`` prints these).
 POOLING = Departure(
-    "method",
-    "CLIP pools the class token and the text's end token; SigLIP a MAP head",
-    "both towers average-pool their tokens",
+    "encoder",
+    "CLIP pools the image tower's class token; SigLIP a MAP head",
+    "the image tower average-pools its patch tokens",
     "jepakit's ViT has no class token: the probes then read the same pooled tokens as for the JEPA rows",
+    kind="mechanism",
+)
+#: SigLIP's text tower (big_vision) reads its caption's last token through a MAP-free head; ours the mean.
+TEXT_POOLING = Departure(
+    "text_pool",
+    "SigLIP: the text transformer's pooled output",
+    "mean",
+    "the mean of the real tokens, as the frozen-text control and the CPU presets pool",
     kind="mechanism",
 )
 EPOCHS = Departure(
@@ -66,8 +74,9 @@ FROZEN_TEXT_DEPARTURES = (POOLING, EPOCHS)
 #: Where the CPU presets depart further, and why.
 CPU_DEPARTURES = (
     preset_departure(
-        "image_size, encoder, text_encoder, train",
-        "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches (the JEPA CPU presets' encoder), a 4-layer "
+        "image_size, embed_dim, encoder, text_encoder, tokenizer.max_length, train",
+        "a laptop preset (ours): 64 px, ViT 192/6 with 8 px patches (the JEPA CPU presets' encoder), a 192-d "
+        "joint space, captions of 16 tokens, a 4-layer "
         "256-wide text tower where it is trained here, 300 steps of 32 pairs on the scenes, one of each image's "
         "captions drawn per epoch",
     ),
@@ -80,7 +89,8 @@ POS_SCALE = 0.014
 
 
 def clip_config() -> Experiment:
-    """CLIP ViT-B/16: 512-d joint space, text tower 12 x 512 with 8 heads over 77 tokens, logit scale
+    """CLIP ViT-B/16: 512-d joint space, a causal text tower 12 x 512 with 8 heads over 77 tokens pooled at the
+    end-of-text token, logit scale
     from 1/0.07 clipped at 100; AdamW LR 5e-4, weight decay 0.2, betas (0.9, 0.98), eps 1e-6, batch
     32,768, 2,000 warm-up steps then cosine, 32 epochs."""
     method = ContrastiveConfig(
@@ -88,7 +98,8 @@ def clip_config() -> Experiment:
         embed_dim=512,
         encoder=ViTConfig.preset("base", depth_rescale=False),
         tokenizer=SentencePieceConfig(vocab_size=49408, max_length=77, max_captions=1),
-        text_encoder=TransformerTextConfig(embed_dim=512, depth=12, num_heads=8, pos_scale=POS_SCALE),
+        text_encoder=TransformerTextConfig(embed_dim=512, depth=12, num_heads=8, pos_scale=POS_SCALE, causal=True),
+        text_pool="last",
         loss=ClipLossConfig(init_temperature=0.07, max_logit_scale=100.0),
     )
     train = TrainConfig(
@@ -119,6 +130,7 @@ def siglip_config() -> Experiment:
         encoder=ViTConfig.preset("base", depth_rescale=False),
         tokenizer=SentencePieceConfig(vocab_size=32000, max_length=64, max_captions=1),
         text_encoder=TransformerTextConfig(embed_dim=768, depth=12, num_heads=12, pos_scale=POS_SCALE),
+        text_pool="mean",
         loss=SigLipLossConfig(init_logit_scale=10.0, init_bias=-10.0),
     )
     train = apply_overrides(
@@ -132,7 +144,12 @@ def frozen_text(cfg: Experiment) -> Experiment:
     """``cfg`` reading captions through TC-JEPA's frozen pretrained all-MiniLM-L6-v2: only the text
     projection trains on the text side (the prediction-vs-contrast control)."""
     return apply_overrides(
-        cfg, {"tokenizer": MiniLMTokenizerConfig(max_length=32, max_captions=1), "text_encoder": MiniLMTextConfig()}
+        cfg,
+        {
+            "tokenizer": MiniLMTokenizerConfig(max_length=32, max_captions=1),
+            "text_encoder": MiniLMTextConfig(),
+            "text_pool": "mean",  # the sentence embedding the MiniLM model was trained for
+        },
     )
 
 
@@ -154,8 +171,9 @@ def cpu(cfg: Experiment) -> Experiment:
             **{k: getattr(cfg.train, k) for k in ("lr", "start_lr", "weight_decay", "final_weight_decay")},
         },
     }
-    if text.name == "transformer":
-        fields["text_encoder"] = {"embed_dim": 256, "depth": 4, "num_heads": 4}
+    if text.name == "transformer":  # bidirectional and mean-pooled: what the CPU quality rows measured
+        fields["text_encoder"] = {"embed_dim": 256, "depth": 4, "num_heads": 4, "causal": False}
+        fields["text_pool"] = "mean"
     return apply_overrides(cfg, fields)
 
 
@@ -164,16 +182,55 @@ def cpu_of(make: Callable[[], Experiment]) -> Experiment:
     return cpu(make())
 
 
-_SPECS = {
-    "clip": (clip_config, "CLIP, ViT-B/16 image tower, 12 x 512 text tower: symmetric InfoNCE"),
-    "siglip": (siglip_config, "SigLIP, ViT-B/16 towers: pairwise sigmoid loss"),
+#: What the papers state (CLIP: Radford et al. 2021; SigLIP: Zhai et al. 2023; docs/methods.md).
+CLIP_FACTS: dict[str, object] = {
+    "embed_dim": 512,
+    "text_encoder.embed_dim": 512,
+    "text_encoder.depth": 12,
+    "text_encoder.num_heads": 8,
+    "text_encoder.causal": True,
+    "text_pool": "last",
+    "tokenizer.max_length": 77,
+    "loss": "clip",
+    "loss.init_temperature": 0.07,
+    "loss.max_logit_scale": 100.0,
+    "train.lr": 5e-4,
+    "train.weight_decay": 0.2,
+    "train.betas": (0.9, 0.98),
+    "train.eps": 1e-6,
+    "train.batch_size": 32768,
 }
-for _name, (_make, _help) in _SPECS.items():
-    register_recipe(_name, help=_help, departures=DEPARTURES)(_make)
+SIGLIP_FACTS: dict[str, object] = {
+    "tokenizer": "sentencepiece",
+    "tokenizer.max_length": 64,
+    "loss": "siglip",
+    "loss.init_logit_scale": 10.0,
+    "loss.init_bias": -10.0,
+    "train.batch_size": 32768,
+}
+#: clip-cpu keeps the text tower its quality rows were measured with.
+CLIP_CPU_DEPARTURES = (
+    Departure(
+        "text_encoder.causal",
+        True,
+        False,
+        "the CPU quality rows were measured with a bidirectional, mean-pooled text tower; a causal row is not "
+        "measured yet",
+    ),
+    Departure("text_pool", "last", "mean", "with the bidirectional tower: the mean of the real tokens"),
+)
+_SPECS = {
+    "clip": (clip_config, "CLIP, ViT-B/16 image tower, 12 x 512 causal text tower: symmetric InfoNCE", CLIP_FACTS),
+    "siglip": (siglip_config, "SigLIP, ViT-B/16 towers: pairwise sigmoid loss", SIGLIP_FACTS),
+}
+for _name, (_make, _help, _facts) in _SPECS.items():
+    _text_pool = (TEXT_POOLING,) if _name == "siglip" else ()
+    register_recipe(_name, help=_help, departures=DEPARTURES + _text_pool, facts=_facts)(_make)
     register_recipe(
         f"{_name}-cpu",
         help=f"{_name} on the embedded scenes at 64 px, ViT 192/6: minutes on a laptop CPU",
-        departures=DEPARTURES + CPU_DEPARTURES,
+        departures=DEPARTURES + _text_pool + CPU_DEPARTURES + (CLIP_CPU_DEPARTURES if _name == "clip" else ()),
+        facts=_facts,
     )(functools.partial(cpu_of, _make))
 
 

@@ -57,6 +57,13 @@ class TextFeatures:
         """[B, N, d_t]: the mean of each caption's real word embeddings (t̄; zero for absent captions)."""
         return masked_mean(self.tokens, self.mask[..., None], -2)
 
+    def last(self) -> Tensor:
+        """[B, N, d_t]: each caption's last real token (its end-of-text token when the tokenizer appends one,
+        as CLIP pools; zero for absent captions)."""
+        position = (self.mask.long() * torch.arange(1, self.mask.shape[-1] + 1, device=self.mask.device)).argmax(-1)
+        picked = self.tokens.gather(-2, position[..., None, None].expand(*position.shape, 1, self.tokens.shape[-1]))
+        return picked[..., 0, :] * self.mask.any(-1, keepdim=True).to(self.tokens.dtype)
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TextFeatures:
         return dataclasses.replace(
             self,

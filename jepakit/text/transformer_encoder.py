@@ -1,7 +1,7 @@
 """A small transformer text encoder: the offline default, trainable or frozen.
 
 Token embeddings plus fixed 1-D sin-cos positions, pre-LN timm-compatible blocks that never
-attend to pad tokens, a final LayerNorm. Every caption of every image is encoded
+attend to pad tokens (and, ``causal``, to no later token: CLIP's text transformer), a final LayerNorm. Every caption of every image is encoded
 independently: [B, N, S] ids -> [B, N, S, d_t] word embeddings.
 """
 
@@ -83,6 +83,9 @@ class TransformerTextConfig(TransformerConfig):
         "at init); CLIP's learnt positions start at std 0.01, which 0.014 matches (the contrastive recipes)",
         valid=positive(),
     )
+    causal: bool = knob(
+        False, "each token attends to itself and earlier tokens only (CLIP's text transformer); False: both ways"
+    )
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
     memo: int = knob(
         4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read", valid=at_least(0)
@@ -131,6 +134,10 @@ class TransformerTextEncoder(TextEncoder):
     def encode_rows(self, ids: Tensor, keys: Tensor) -> Tensor:
         x = self.token_embed(ids) + self.pos_embed[: ids.shape[1]]
         bias = padding_bias(keys, x.dtype)
+        if self.config.causal:  # no token reads a later one: [M, 1, S, S]
+            s = ids.shape[1]
+            later = torch.ones(s, s, dtype=torch.bool, device=ids.device).triu(1)
+            bias = bias.expand(-1, -1, s, -1).masked_fill(later, float("-inf"))  # type: ignore[union-attr]
         for blk in self.blocks:
             x = blk(x, attn_mask=bias)
         return self.norm(x)
