@@ -9,8 +9,9 @@ a method field from the root (``predictor.depth=6`` means ``method.predictor.dep
 Stored dicts carry a schema version. Version 1 (before methods were a kind) had a
 ``model/jepa`` root holding ``data`` and ``train``; it is upgraded when read. Version 3 made a
 JEPA method's ``caption_choice`` default ``"sample"`` (the TC-JEPA recipes' choice) and the multi-block
-maskers' ``shape_draw`` default ``"coupled"`` (the official collator's); a version 1 or 2 dict without
-the fields chose ``"first"`` and ``"independent"``, and reads so.
+maskers' ``shape_draw`` default ``"coupled"`` (the official collator's) and a video encoder's
+``video_positions`` default ``"thirds"`` (V-JEPA's released layout); a version 1 or 2 dict without the
+fields chose ``"first"``, ``"independent"`` and ``"quarters"``, and reads so.
 """
 
 from __future__ import annotations
@@ -173,6 +174,9 @@ class Experiment(Assembly):
             masker = method.get("masker")
             if isinstance(masker, dict) and masker.get("type") in _INDEPENDENT_DRAWS:
                 data["method"]["masker"] = {"shape_draw": "independent", **masker}
+            encoder = method.get("encoder")
+            if method.get("num_frames") is not None and isinstance(encoder, dict):
+                data["method"]["encoder"] = {"video_positions": "quarters", **encoder}
         return data
 
 

@@ -147,3 +147,16 @@ def test_a_schema_2_config_without_the_fields_schema_3_added_reads_what_it_ran()
     del stored["version"]  # no version: the current schema, whose defaults are the paper's
     new = from_dict(stored).method
     assert (new.caption_choice, new.masker.shape_draw) == ("sample", "coupled")
+
+
+def test_a_schema_2_video_config_keeps_the_positions_it_ran_with():
+    from jepakit import get_config
+
+    stored = json.loads(json.dumps(to_dict(get_config("vjepa"))))
+    assert stored["method"]["encoder"]["video_positions"] == "thirds"
+    stored["version"] = 2  # written before the field existed: neither the encoder nor the predictor had it
+    del stored["method"]["encoder"]["video_positions"]
+    del stored["method"]["predictor"]["video_positions"]
+    stored["method"]["_followed"] = [f for f in stored["method"]["_followed"] if "video_positions" not in f]
+    method = from_dict(stored).method
+    assert method.encoder.video_positions == "quarters" and method.predictor.video_positions == "quarters"

@@ -22,13 +22,17 @@ def video(**fields) -> ViTConfig:
 
 def test_3d_positions_encode_column_row_and_time_in_their_parts():
     t, h, w, d = 3, 4, 5, 32
-    pos = sincos_3d(d, (t, h, w)).view(t, h, w, d)
+    quarters = sincos_3d(d, (t, h, w), "quarters").view(t, h, w, d)
+    thirds = sincos_3d(d, (t, h, w), "thirds").view(t, h, w, d)
     for i, j, k in [(0, 0, 0), (2, 3, 4), (1, 0, 3)]:
         want = torch.cat(
             [sincos_1d(8, torch.tensor([k])), sincos_1d(8, torch.tensor([j])), sincos_1d(16, torch.tensor([i]))], 1
         )
-        torch.testing.assert_close(pos[i, j, k], want[0].float())
-    assert torch.unique(pos.view(-1, d), dim=0).shape[0] == t * h * w, "every cell has its own position"
+        torch.testing.assert_close(quarters[i, j, k], want[0].float())
+        parts = [sincos_1d(12, torch.tensor([x])) for x in (i, j, k)]  # 2 * ceil(32 / 6), cut to 32
+        torch.testing.assert_close(thirds[i, j, k], torch.cat(parts, 1)[0, :d].float())
+    for pos in (quarters, thirds):
+        assert torch.unique(pos.view(-1, d), dim=0).shape[0] == t * h * w, "every cell has its own position"
 
 
 @settings(max_examples=15, deadline=None)

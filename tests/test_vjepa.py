@@ -3,6 +3,9 @@ moving scenes following the method's num_frames; one crop for every frame; exact
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -107,3 +110,78 @@ def test_salt_and_text_conditioning_train_on_clips(tmp_path):
     assert all(torch.isfinite(torch.tensor(trained["losses"])))
     gap = text_use(trained["model"], text.data.build(), batches=2, batch_size=4)  # the clips' own captions vs another's
     assert gap["true"] > 0 and gap["shuffled"] > 0 and 0 <= gap["o_positive"] <= 1
+
+
+def _vjepa_positions(embed_dim: int, grid_size: int, grid_depth: int) -> np.ndarray:
+    """V-JEPA's ``get_3d_sincos_pos_embed(..., uniform_power=True)``, written out with numpy as the oracle."""
+
+    def one(dim: int, pos: np.ndarray) -> np.ndarray:
+        omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    grid_h, grid_t, grid_w = np.meshgrid(np.arange(grid_size), np.arange(grid_depth), np.arange(grid_size))
+    third = int(np.ceil(embed_dim / 6) * 2)
+    emb = np.concatenate([one(third, grid_t), one(third, grid_h), one(third, grid_w)], axis=1)
+    return emb[:, :embed_dim]
+
+
+@pytest.mark.parametrize("dim, size, depth", [(1024, 14, 8), (384, 4, 4), (192, 3, 2)])
+def test_video_positions_in_thirds_are_vjepas_released_layout(dim, size, depth):
+    from jepakit.layers.pos_embed import sincos_3d
+
+    got = sincos_3d(dim, (depth, size, size), "thirds")
+    torch.testing.assert_close(got, torch.from_numpy(_vjepa_positions(dim, size, depth)).float())
+    quarters = sincos_3d(dim, (depth, size, size), "quarters")
+    assert quarters.shape == got.shape and not torch.allclose(quarters, got), "the presets' layout is another"
+
+
+def test_the_schedules_are_laid_over_the_scaled_run_and_stop_at_its_end(tmp_path):
+    """ipe_scale 1.25: 8 steps of schedules laid over 10; the last step's LR, weight decay and EMA momentum
+    are those of step 8 of 10, short of their final values."""
+    from jepakit.targets.ema import ema_momentum
+    from jepakit.train.schedules import lr_at, weight_decay_at
+
+    steps = {**TRAIN, "steps": 8, "log_every": 1, "schedule_scale": 1.25, "clip_grad": 10.0}
+    cfg = tiny(train=steps)
+    train(cfg, tmp_path, progress=False)
+    last = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()][-1]
+    t = cfg.train
+    assert last["lr"] == pytest.approx(
+        lr_at(7, peak=t.lr, total_steps=10, warmup_steps=1, start=t.start_lr, final=t.final_lr)
+    )
+    assert last["lr"] > t.final_lr * 10
+    assert last["weight_decay"] == pytest.approx(weight_decay_at(7, total_steps=10, start=0.04, end=0.4))
+    assert last["ema_momentum"] == pytest.approx(ema_momentum(cfg.target_updater, 7, 10))
+    assert last["weight_decay"] < 0.39 and last["ema_momentum"] < 1.0, "the final values are never reached"
+
+
+def test_each_mask_generator_has_its_own_zero_initialised_mask_token():
+    from jepakit import create
+
+    torch.manual_seed(0)
+    pred = create(
+        "predictor",
+        "vit-predictor",
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        encoder_dim=8,
+        mask_tokens=2,
+        mask_token_init="zeros",
+        video_positions="thirds",
+    )
+    assert pred.mask_token.shape == (2, 1, 16) and not pred.mask_token.any()
+    b, grid = 3, (2, 2, 2)
+    z = torch.randn(2 * b, 3, 8)
+    context = torch.tensor([[0, 1, 2]]).expand(2 * b, -1)
+    targets = torch.tensor([[[5, 6]]]).expand(2 * b, 1, 2)
+    before = pred(z, context, targets, grid, repeats=2)
+    with torch.no_grad():
+        pred.mask_token[1] += 1.0  # the second generator's token
+    after = pred(z, context, targets, grid, repeats=2)
+    assert torch.equal(after[:b], before[:b]) and not torch.allclose(after[b:], before[b:]), "rows are generator-major"
+    with pytest.raises(ValueError, match=r"mask_tokens=2: the masks must come in 2 repeats"):
+        pred(z, context, targets, grid, repeats=1)
+    big = get_config("vjepa")
+    assert (big.predictor.num_heads, big.predictor.mask_tokens, big.train.clip_grad) == (16, 2, 10.0)

@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..config import ConfigError, at_least, each, in_range, knob, positive, resolved
-from ..layers.pos_embed import sincos_grid
+from ..layers.pos_embed import Layout3D, sincos_grid
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 from ..transforms import warn_if_not_unit_range
@@ -110,6 +110,11 @@ class ViTConfig(TransformerConfig):
         follows="tubelet_size",
         valid=at_least(1),
         required=False,
+    )
+    video_positions: Layout3D = knob(
+        "thirds",
+        "a clip's 3-D sin-cos positions: thirds (V-JEPA's released layout: time, row, column, a third of the "
+        "width each) or quarters (column and row a quarter each, time a half: the video CPU presets')",
     )
 
     def validate(self) -> None:
@@ -234,7 +239,7 @@ class ViTEncoder(nn.Module):
                 embed_dim=cfg.embed_dim,
                 strict_img_size=False,
             )
-        self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid)[None])
+        self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid, cfg.video_positions)[None])
         # not in the state dict (timm's keys stay exact); export folds them into the patch embedding
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
@@ -294,7 +299,8 @@ class ViTEncoder(nn.Module):
             return self.pos_embed
         pos = self._pos_cache.get(grid)
         if pos is None or pos.device != self.pos_embed.device:
-            pos = self._pos_cache[grid] = sincos_grid(self.embed_dim, grid)[None].to(self.pos_embed.device)
+            table = sincos_grid(self.embed_dim, grid, self.config.video_positions)
+            pos = self._pos_cache[grid] = table[None].to(self.pos_embed.device)
         return pos
 
     def embed(self, images: Tensor, grid: tuple[int, ...], index: Tensor | None) -> Tensor:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-__all__ = ["sincos_1d", "sincos_2d", "sincos_3d", "sincos_grid"]
+__all__ = ["Layout3D", "sincos_1d", "sincos_2d", "sincos_3d", "sincos_grid"]
+
+#: How the width of 3-D positions is shared: ``thirds``, V-JEPA's released layout (``uniform_power``: time,
+#: row and column each 2 * ceil(dim / 6) wide, in that order, cut to ``dim``); ``quarters``, jepakit's
+#: first layout (column and row a quarter each, then time a half).
+Layout3D = Literal["thirds", "quarters"]
 
 
 def sincos_1d(dim: int, positions: Tensor) -> Tensor:
@@ -26,19 +34,23 @@ def sincos_2d(dim: int, grid_hw: tuple[int, int]) -> Tensor:
     return emb.float()
 
 
-def sincos_3d(dim: int, grid_thw: tuple[int, int, int]) -> Tensor:
-    """[T * H * W, dim] float32 in raster order (time, row, column): the first quarter encodes the column,
-    the second the row, the second half the time (V-JEPA's split of the width). ``dim`` divisible by 8."""
+def sincos_3d(dim: int, grid_thw: tuple[int, int, int], layout: Layout3D = "thirds") -> Tensor:
+    """[T * H * W, dim] float32 in raster order (time, row, column), the width shared as ``layout`` says
+    (``Layout3D``). ``dim`` divisible by 8."""
     t, h, w = grid_thw
     times, rows, cols = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
-    emb = torch.cat([sincos_1d(dim // 4, cols), sincos_1d(dim // 4, rows), sincos_1d(dim // 2, times)], dim=1)
-    return emb.float()
+    if layout == "quarters":
+        parts = [sincos_1d(dim // 4, cols), sincos_1d(dim // 4, rows), sincos_1d(dim // 2, times)]
+    else:
+        third = 2 * math.ceil(dim / 6)
+        parts = [sincos_1d(third, times), sincos_1d(third, rows), sincos_1d(third, cols)]
+    return torch.cat(parts, dim=1)[:, :dim].float()
 
 
-def sincos_grid(dim: int, grid: tuple[int, ...]) -> Tensor:
+def sincos_grid(dim: int, grid: tuple[int, ...], layout: Layout3D = "thirds") -> Tensor:
     """The sin-cos positions of a 2-D (H, W) or 3-D (T, H, W) patch grid: [prod(grid), dim]."""
     if len(grid) == 2:
         return sincos_2d(dim, (grid[0], grid[1]))
     if len(grid) == 3:
-        return sincos_3d(dim, (grid[0], grid[1], grid[2]))
+        return sincos_3d(dim, (grid[0], grid[1], grid[2]), layout)
     raise ValueError(f"positions are built for 2-D or 3-D patch grids; got {grid}")

@@ -112,7 +112,11 @@ class JEPAConfig(MethodConfig):
         no_text = "text_encoder.embed_dim (there is no text_encoder: a text conditioner needs one, e.g. text_encoder=transformer)"
         clips = {}
         if self.num_frames is not None:  # only a video method provides them: image parts never follow them
-            clips = {"num_frames": (self.num_frames, "num_frames"), "tubelet_size": (self.tubelet_size, "tubelet_size")}
+            clips = {
+                "num_frames": (self.num_frames, "num_frames"),
+                "tubelet_size": (self.tubelet_size, "tubelet_size"),
+                "encoder.video_positions": (enc.video_positions, "encoder.video_positions"),
+            }
         return clips | {
             "image_size": (self.image_size, "image_size"),
             "patch_size": (enc.patch_size, "encoder.patch_size"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from ..conditioners.base import PredictorHook
 from ..config import at_least, knob, resolved
 from ..encoders.vit import check_index
-from ..layers.pos_embed import sincos_grid
+from ..layers.pos_embed import Layout3D, sincos_grid
 from ..layers.transformer import (
     Packing,
     TransformerConfig,
@@ -51,6 +52,21 @@ class ViTPredictorConfig(TransformerConfig):
         valid=at_least(1),
         required=False,
     )
+    video_positions: Layout3D | None = knob(
+        None,
+        "a clip's 3-D sin-cos positions, as the encoder's (None: thirds, V-JEPA's)",
+        follows="encoder.video_positions",
+        required=False,
+    )
+    mask_tokens: int = knob(
+        1,
+        "learnable mask tokens: one, or one per mask generator (V-JEPA: 2), the rows of each repeat of the masks "
+        "reading their own",
+        valid=at_least(1),
+    )
+    mask_token_init: Literal["trunc-normal", "zeros"] = knob(
+        "trunc-normal", "the mask tokens' initial value: trunc-normal(init_std) (I-JEPA) or zeros (V-JEPA)"
+    )
 
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the input and output projections, the mask token."""
@@ -69,22 +85,38 @@ class ViTPredictor(nn.Module):
         self.config = cfg
         encoder_dim = resolved(cfg.encoder_dim, "predictor.encoder_dim")
         self.predictor_embed = nn.Linear(encoder_dim, cfg.embed_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.mask_token = nn.Parameter(torch.zeros(cfg.mask_tokens, 1, cfg.embed_dim))
         self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
         self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.out_dim or encoder_dim)
         init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
-        nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
+        if cfg.mask_token_init == "trunc-normal":
+            nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
         #: run the blocks on the valid tokens only (see ``Packing``; with a hook, when it takes
         #: a ``packing``); False computes the padding too (the same predictions), for comparison
         self.pack_tokens = True
 
+    def _mask_tokens(self, rows: int, m: int, repeats: int) -> Tensor:
+        """The mask token of each of the ``rows * m`` query sequences: the one token, or with several the
+        token of each row's repeat (its mask generator: rows are generator-major), [1 or R*M, 1, width]."""
+        count = self.mask_token.shape[0]
+        if count == 1:
+            return self.mask_token
+        if repeats != count:
+            raise ValueError(
+                f"predictor.mask_tokens={count}: the masks must come in {count} repeats (one per mask generator); "
+                f"they come in {repeats}"
+            )
+        generator = torch.arange(rows, device=self.mask_token.device) // (rows // repeats)
+        return self.mask_token[generator].repeat_interleave(m, dim=0)
+
     def pos_embed_for(self, grid: tuple[int, ...], device: torch.device) -> Tensor:
         """[1, prod(grid), width] sin-cos positions of a 2-D or 3-D ``grid`` (cached)."""
         key = (tuple(grid), device)
         if key not in self._pos_cache:
-            self._pos_cache[key] = sincos_grid(self.config.embed_dim, tuple(grid))[None].to(device)
+            layout = self.config.video_positions or "thirds"
+            self._pos_cache[key] = sincos_grid(self.config.embed_dim, tuple(grid), layout)[None].to(device)
         return self._pos_cache[key]
 
     def forward(
@@ -126,7 +158,7 @@ class ViTPredictor(nn.Module):
 
         x = self.predictor_embed(z) + gather_tokens(pos, context)  # [R, Kc, w]
         x = x.repeat_interleave(m, dim=0)  # [R*M, Kc, w]: one copy per target block
-        queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)
+        queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets).reshape(rows * m, kt, -1)
         x = torch.cat([x, queries], dim=1)
 
         valid = _sequence_valid(context_valid, targets_valid, rows, m, kc, kt, z.device)

@@ -51,10 +51,52 @@ VJEPA_DEPARTURES = (
 )
 
 
+#: What V-JEPA's paper and released configuration (vitl16, ``configs/pretrain``) state (docs/methods.md).
+FACTS: dict[str, object] = {
+    "image_size": 224,
+    "num_frames": 16,
+    "tubelet_size": 2,
+    "encoder.patch_size": 16,
+    "encoder.embed_dim": 1024,
+    "encoder.depth": 24,
+    "encoder.num_heads": 16,
+    "encoder.video_positions": "thirds",
+    "masker": "multiblock3d",
+    "masker.num_blocks": (8, 2),
+    "masker.spatial_scale": ((0.15, 0.15), (0.7, 0.7)),
+    "masker.temporal_scale": ((1.0, 1.0), (1.0, 1.0)),
+    "masker.aspect_ratio": (0.75, 1.5),
+    "predictor.embed_dim": 384,
+    "predictor.depth": 12,
+    "predictor.num_heads": 16,
+    "predictor.video_positions": "thirds",
+    "predictor.mask_tokens": 2,
+    "predictor.mask_token_init": "zeros",
+    "loss": "l1",
+    "loss.normalize_targets": True,
+    "target_updater": "ema",
+    "target_updater.momentum_start": 0.998,
+    "target_updater.momentum_end": 1.0,
+    "train.steps": 90_000,
+    "train.warmup_steps": 12_000,
+    "train.batch_size": 3072,
+    "train.lr": 6.25e-4,
+    "train.start_lr": 2e-4,
+    "train.final_lr": 1e-6,
+    "train.weight_decay": 0.04,
+    "train.final_weight_decay": 0.4,
+    "train.clip_grad": 10.0,
+    "train.schedule_scale": 1.25,
+    "train.precision": "bf16",
+}
+
+
 def vjepa_config() -> Experiment:
-    """V-JEPA ViT-L/16: 16 frames at 224 px in 2 x 16 x 16 tubelets, predictor 12 x 384, multi-block 3-D
-    masks, L1 on layer-normed targets, EMA 0.998 -> 1.0; AdamW, LR warmed up to 6.25e-4, weight decay
-    0.04 -> 0.4, batch 3072, 90,000 steps, bf16."""
+    """V-JEPA ViT-L/16 as its released configuration runs it: 16 frames at 224 px in 2 x 16 x 16 tubelets with
+    3-D sin-cos positions in equal thirds, predictor 12 x 384 with the encoder's heads and two zero-initialised
+    mask tokens (one per mask generator), multi-block 3-D masks, L1 on layer-normed targets, EMA 0.998 -> 1.0;
+    AdamW, LR warmed up to 6.25e-4, weight decay 0.04 -> 0.4, gradients clipped at 10, batch 3072, 90,000
+    steps of schedules laid over 1.25 times as many (ipe_scale), bf16."""
     encoder = ViTConfig.preset("large", depth_rescale=False)
     method = JEPAConfig(
         image_size=224,
@@ -62,7 +104,14 @@ def vjepa_config() -> Experiment:
         tubelet_size=2,
         masker=MultiBlock3DConfig(),
         encoder=encoder,
-        predictor=ViTPredictorConfig(embed_dim=384, depth=12, num_heads=12, depth_rescale=False),
+        predictor=ViTPredictorConfig(
+            embed_dim=384,
+            depth=12,
+            num_heads=encoder.num_heads,
+            depth_rescale=False,
+            mask_tokens=2,  # one per mask generator, zero-initialised
+            mask_token_init="zeros",
+        ),
         target_updater=EMAConfig(momentum_start=0.998, momentum_end=1.0),
         loss=L1Config(normalize_targets=True),
     )
@@ -77,6 +126,8 @@ def vjepa_config() -> Experiment:
         final_lr=1e-6,
         weight_decay=0.04,
         final_weight_decay=0.4,
+        clip_grad=10.0,
+        schedule_scale=1.25,  # ipe_scale: every schedule laid over 1.25x the steps, the run stops at 80%
         precision="bf16",
     )
     return Experiment(method=method, data=MovingScenesConfig(), train=train)
@@ -86,14 +137,26 @@ def vjepa_config() -> Experiment:
     "vjepa",
     help="V-JEPA, ViT-L/16 on 16-frame clips at 224 px: tubelets, multi-block 3-D masks, L1, EMA",
     departures=VJEPA_DEPARTURES,
+    facts=FACTS,
 )
 def vjepa() -> Experiment:
     return vjepa_config()
 
 
 #: The CPU preset's departures: its size and schedule.
+#: What the video CPU presets keep of jepakit's first V-JEPA: every video quality row was measured with it.
+MEASURED = (
+    "every video CPU quality row was measured with it; a row with the released configuration's is not measured yet"
+)
 CPU_DEPARTURES = (
     *VJEPA_DEPARTURES,
+    Departure(
+        "encoder.video_positions", "thirds", "quarters", "column and row a quarter each, time a half: " + MEASURED
+    ),
+    Departure("predictor.mask_tokens", 2, 1, "one mask token for both generators: " + MEASURED),
+    Departure("predictor.mask_token_init", "zeros", "trunc-normal", "I-JEPA's initialisation: " + MEASURED),
+    Departure("train.clip_grad", 10.0, 0.0, "no clip: " + MEASURED),
+    Departure("train.schedule_scale", 1.25, 1.0, "the schedules end with the run: " + MEASURED),
     preset_departure(
         "image_size, num_frames, encoder, predictor, train, target_updater",
         cpu_preset()
@@ -108,20 +171,28 @@ CPU_DEPARTURES = (
     "vjepa-cpu",
     help="V-JEPA on the embedded moving scenes: 8 frames at 32 px, ViT 192/6: minutes on a laptop CPU",
     departures=CPU_DEPARTURES,
+    facts=FACTS,
 )
 def vjepa_cpu() -> Experiment:
     return vjepa_cpu_config()
 
 
 def vjepa_cpu_config() -> Experiment:
-    """vjepa-cpu: ViT 192/6 with 8 px patches on clips of 8 frames at 32 px, predictor 192/3, EMA from 0.996."""
+    """vjepa-cpu: ViT 192/6 with 8 px patches on clips of 8 frames at 32 px, predictor 192/3, EMA from 0.996;
+    the positions, mask token and schedule its quality rows were measured with (declared departures)."""
     fields = {
         "image_size": 32,
         "num_frames": 8,
-        "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8},
-        "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
+        "encoder": {"embed_dim": 192, "depth": 6, "num_heads": 3, "patch_size": 8, "video_positions": "quarters"},
+        "predictor": {
+            "embed_dim": 192,
+            "depth": 3,
+            "num_heads": 3,
+            "mask_tokens": 1,
+            "mask_token_init": "trunc-normal",
+        },
         "target_updater": {"momentum_start": 0.996},
-        "train": CPU_TRAIN,
+        "train": {**CPU_TRAIN, "clip_grad": 0.0, "schedule_scale": 1.0},
     }
     return apply_overrides(vjepa_config(), fields)
 

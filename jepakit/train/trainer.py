@@ -81,6 +81,12 @@ class TrainConfig(Config):
     )
     eps: float = knob(1e-8, "AdamW's epsilon (torch's default; CLIP: 1e-6)", valid=positive())
     clip_grad: float = knob(0.0, "clip the gradient norm to this (0: off)", valid=at_least(0))
+    schedule_scale: float = knob(
+        1.0,
+        "lay the LR, weight-decay and method schedules (the EMA) over this many times the run's steps, which end "
+        "the run (V-JEPA's ipe_scale 1.25: training stops at 80% of every schedule, never at its final value)",
+        valid=at_least(1),
+    )
     precision: Literal["fp32", "bf16", "fp16"] = knob("fp32", "autocast precision (bf16/fp16 on a GPU)")
     device: str = knob("auto", "cpu, cuda, cuda:1, ...; auto: cuda when available")
     seed: int = knob(0, "seed of the data order, augmentation, masks and initialisation", valid=at_least(0))
@@ -228,6 +234,7 @@ class Trainer:
         method = experiment.build().to(device)
         data = experiment.data.build()
         steps, warmup_steps = run_length(cfg, len(data))
+        laid = round(steps * cfg.schedule_scale)  # the schedules' length (the run's, unless scaled)
         if cfg.online_probe_every and sum(cfg.online_probe_images) > len(data):
             raise ConfigError(
                 f"train.online_probe_images={list(cfg.online_probe_images)} need {sum(cfg.online_probe_images)} "
@@ -331,12 +338,12 @@ class Trainer:
                 lr = lr_at(
                     step,
                     peak=cfg.lr,
-                    total_steps=steps,
+                    total_steps=laid,
                     warmup_steps=warmup_steps,
                     start=cfg.start_lr,
                     final=cfg.final_lr,
                 )
-                wd = weight_decay_at(step, total_steps=steps, start=cfg.weight_decay, end=cfg.final_weight_decay)
+                wd = weight_decay_at(step, total_steps=laid, start=cfg.weight_decay, end=cfg.final_weight_decay)
                 for group, spec in zip(opt.param_groups, groups, strict=True):
                     group["lr"] = lr * spec.lr_scale
                     group["weight_decay"] = wd * spec.weight_decay_scale
@@ -370,7 +377,7 @@ class Trainer:
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 spread.before_target_update()
-                logged = method.after_step(step, steps)
+                logged = method.after_step(step, laid)
                 history.append(loss)
                 seen += cfg.batch_size
                 done = step + 1
