@@ -49,3 +49,33 @@ def test_every_planned_quality_row_makes_a_config_seeded_in_every_stage():
             assert cfg.teacher_run.train.seed == seed, f"{name}: SALT's teacher takes the row's seed"
     assert quality.untrained("video-frames-random-s2") and quality.untrained("random-s0")
     assert not quality.untrained("video-vjepa-s0") and not quality.untrained("tc-jepa-s1")
+
+
+def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor(tmp_path, monkeypatch):
+    small = pytest.importorskip("small_data")
+    for dataset in small.SETS:
+        for method in small.METHODS:
+            cfg = small.config(dataset, method, 2)
+            assert (cfg.data.name, cfg.data.split, cfg.train.seed) == (dataset, "train", 2)
+            if cfg.teacher_run is not None:
+                assert (cfg.teacher_run.data.name, cfg.teacher_run.train.seed) == (dataset, 2)
+
+    def row(method, seed, knn, rank=5.0, warned=False):
+        probe = {p: {"label": knn} for p in small.PROBES} | {"monitors": {"effective_rank": rank}}
+        curve = [[100, 1.0, knn - 0.1], [200, 2.0, knn]]
+        return {
+            "set": "faces",
+            "method": method,
+            "seed": seed,
+            "probe": probe,
+            "cpu_minutes": 2.0,
+            "collapse_warning": warned,
+            "curve": curve if method != "random" else [],
+        }
+
+    found = [row("random", s, 0.60 + 0.01 * s) for s in range(3)] + [row("ijepa", s, 0.70) for s in range(3)]
+    found += [row("mae", s, 0.61, rank=1.0, warned=s == 0) for s in range(3)]
+    text = small.set_table("faces", found)
+    ijepa, mae = (next(line for line in text.splitlines() if line.startswith(f"| {m} ")) for m in ("ijepa", "mae"))
+    assert ijepa.endswith("| 0 of 3 | linear, knn |") and mae.endswith("| 1 of 3 | neither |")
+    assert small.plot("faces", found, tmp_path / "faces.png").stat().st_size > 0

@@ -1,0 +1,226 @@
+"""Small real data: the JEPA-family CPU recipes on the real image sets that install with jepakit.
+
+Every run pretrains a ``*-cpu`` recipe, as a user would run it (no tuning), on the train split of a
+packaged set (``data=digits``, ``faces``, ``textures``: docs/methods.md), and probes its evaluated
+encoder on that set: the classifiers fit on the train split and are scored on the held-out test
+split, which pretraining never read. Per run: linear, kNN and attentive accuracy, the effective rank
+of the test features, whether the trainer's collapse warning fired, the CPU minutes of training
+(process CPU time, all threads), and kNN at four checkpoints along the run (score against CPU minutes).
+``random`` is the floor: the same encoder at its initialisation, per seed.
+
+    python benchmarks/small_data.py list                       # the plan, and what is done
+    python benchmarks/small_data.py run SET METHOD [SEED ...]  # train + probe (default seeds 0 1 2)
+    python benchmarks/small_data.py all                        # every run not done yet, then the table
+    python benchmarks/small_data.py table                      # RESULTS.md section and the plots
+
+Runs live in ``benchmarks/small_data_runs/SET/METHOD-sSEED`` (not committed); each finished run adds a
+line to ``benchmarks/small_data_results.jsonl`` (committed), from which ``table`` is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import record, section_notes, table
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "small_data_runs"
+RESULTS = HERE / "small_data_results.jsonl"
+TITLE = "Small real data: the JEPA family against the random-init floor"
+
+SETS = ("digits", "faces", "textures")
+#: Method -> the CPU recipe it runs (``random``: that recipe's encoder, untrained).
+METHODS = {
+    "random": "ijepa-cpu",
+    "ijepa": "ijepa-cpu",
+    "c-jepa": "c-jepa-cpu",
+    "lejepa": "lejepa-cpu",
+    "data2vec": "data2vec-cpu",
+    "mae": "mae-cpu",
+    "salt": "salt-cpu",
+}
+SEEDS = (0, 1, 2)
+#: Checkpoints probed along a run (kNN), for the score-against-CPU-minutes curve.
+CURVE = 4
+PROBES = ("linear", "knn", "attentive")
+
+
+def config(dataset: str, method: str, seed: int) -> Any:
+    """The recipe of ``method`` on ``dataset``'s train split, seeded, checkpointing ``CURVE`` times."""
+    from jepakit import get_config
+
+    cfg = get_config(METHODS[method], data=dataset)
+    every = max(1, (cfg.train.steps or 0) // CURVE)  # the CPU recipes give steps
+    seeded: dict[str, Any] = {"train": {"seed": seed, "checkpoint_every": every, "keep_checkpoints": CURVE}}
+    if cfg.teacher_run is not None:  # SALT's teacher takes the run's seed and data too
+        seeded["teacher_run"] = get_config(cfg.teacher_run, data=dataset, train={"seed": seed})
+    return get_config(cfg, **seeded)
+
+
+def measure(dataset: str, method: str, seed: int) -> dict[str, Any]:
+    """Train (unless the floor) and probe one run; append its row to ``RESULTS``."""
+    from jepakit.checkpoint import CheckpointManager
+    from jepakit.eval import evaluate, random_encoder, summary
+    from jepakit.runs import checkpoint_encoder, load_run
+    from jepakit.train import train
+
+    cfg = config(dataset, method, seed)
+    fit, test = cfg.data.build(), cfg.data.replace(split="test").build()
+    out = RUNS / dataset / f"{method}-s{seed}"
+    row: dict[str, Any] = {"set": dataset, "method": method, "seed": seed, "recipe": METHODS[method]}
+    if method == "random":
+        final = random_encoder(cfg.method.eval_encoder()[0], seed)
+        row |= {"steps": 0, "cpu_minutes": 0.0, "collapse_warning": False, "curve": []}
+    else:
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = train(cfg, out, overwrite=True, progress=False)
+        row["cpu_minutes"] = round((time.process_time() - cpu) / 60, 3)
+        row["wall_minutes"] = round((time.perf_counter() - wall) / 60, 3)
+        log = Path(result["log"]).read_text()
+        row["collapse_warning"] = "warning: collapse" in log
+        total = result["steps"] + (cfg.teacher_run.train.steps if cfg.teacher_run is not None else 0)
+        row["steps"] = total
+        curve = []
+        for step, path in CheckpointManager(out / "checkpoints").checkpoints():
+            encoder = checkpoint_encoder(*load_run(path))[0].eval()
+            knn = evaluate(encoder, fit, test_data=test, probes=("knn",), lidar_views=None)["knn"]["label"]
+            done = total - result["steps"] + step  # SALT: the teacher's steps came first
+            curve.append([step, round(row["cpu_minutes"] * done / total, 3), knn])
+        row["curve"] = curve
+        final = checkpoint_encoder(*load_run(out))[0].eval()
+    probed = summary(evaluate(final, fit, test_data=test, probes=PROBES, lidar_views=None, seed=seed))
+    row["probe"] = probed
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{dataset}/{method}-s{seed}: {json.dumps(probed)}", flush=True)
+    return row
+
+
+def rows() -> list[dict[str, Any]]:
+    """Every recorded row, the newest of each (set, method, seed)."""
+    if not RESULTS.is_file():
+        return []
+    newest = {}
+    for line in RESULTS.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            newest[(r["set"], r["method"], r["seed"])] = r
+    return list(newest.values())
+
+
+def _stat(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f} (1 seed)"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
+    """One set's table: per method, the probes (mean ± seed spread), the effective rank, CPU minutes,
+    collapse warnings, and whether linear and kNN beat the floor by more than twice its spread."""
+    mine = [r for r in found if r["set"] == dataset]
+    floor = {p: [r["probe"][p]["label"] for r in mine if r["method"] == "random"] for p in PROBES}
+    lines = []
+    for method in METHODS:
+        runs = [r for r in mine if r["method"] == method]
+        if not runs:
+            continue
+        scores = {p: [r["probe"][p]["label"] for r in runs] for p in PROBES}
+        beats = [
+            p
+            for p in ("linear", "knn")
+            if method != "random"
+            and len(floor[p]) > 1
+            and statistics.mean(scores[p]) - statistics.mean(floor[p]) > 2 * statistics.stdev(floor[p])
+        ]
+        rank = [r["probe"]["monitors"]["effective_rank"] for r in runs]
+        cpu = [r["cpu_minutes"] for r in runs]
+        warned = sum(r["collapse_warning"] for r in runs)
+        verdict = ", ".join(beats) or ("-" if method == "random" else "neither")
+        cells = [*(_stat(scores[p]) for p in PROBES), _stat(rank), f"{statistics.mean(cpu):.1f}"]
+        lines.append([method, len(runs), *cells, f"{warned} of {len(runs)}", verdict])
+    header = ["method", "seeds", *PROBES, "effective rank", "CPU min", "collapse warned", "beats the floor"]
+    return table(header, lines)
+
+
+def plot(dataset: str, found: list[dict[str, Any]], path: Path) -> Path:
+    """kNN on the test split against CPU minutes of training, per method (mean over seeds), and the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mine = [r for r in found if r["set"] == dataset]
+    floor = [r["probe"]["knn"]["label"] for r in mine if r["method"] == "random"]
+    if floor:
+        ax.axhline(statistics.mean(floor), color="grey", linestyle="--", label="random init")
+    for method in METHODS:
+        curves = [r["curve"] for r in mine if r["method"] == method and r["curve"]]
+        if not curves:
+            continue
+        points = min(len(c) for c in curves)
+        minutes = [statistics.mean(c[i][1] for c in curves) for i in range(points)]
+        knn = [statistics.mean(c[i][2] for c in curves) for i in range(points)]
+        ax.plot(minutes, knn, marker="o", label=method)
+    ax.set_xlabel("CPU minutes of training")
+    ax.set_ylabel("kNN accuracy (held-out test split)")
+    ax.set_title(f"data={dataset}")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def write_table() -> None:
+    found = rows()
+    parts = []
+    for dataset in SETS:
+        if not any(r["set"] == dataset for r in found):
+            continue
+        picture = plot(dataset, found, HERE / f"small_data_{dataset}.png")
+        parts.append(f"### data={dataset}\n\n![{dataset}]({picture.name})\n\n{set_table(dataset, found)}")
+    command = "python benchmarks/small_data.py all && python benchmarks/small_data.py table"
+    notes = section_notes(TITLE)  # the hand-written status and reading below the last table stay
+    record(TITLE, f"`{command}`\n\n" + "\n\n".join(parts) + (f"\n\n{notes}" if notes else ""))
+
+
+def planned() -> list[tuple[str, str, int]]:
+    return [(s, m, seed) for s in SETS for m in METHODS for seed in SEEDS]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list")
+    p_run = sub.add_parser("run")
+    p_run.add_argument("set", choices=SETS)
+    p_run.add_argument("method", choices=list(METHODS))
+    p_run.add_argument("seeds", nargs="*", type=int, default=list(SEEDS))
+    sub.add_parser("all")
+    sub.add_parser("table")
+    args = parser.parse_args()
+    done = {(r["set"], r["method"], r["seed"]) for r in rows()}
+    if args.command == "list":
+        for key in planned():
+            print(("done  " if key in done else "to do ") + "/".join(map(str, key)))
+    elif args.command == "run":
+        for seed in args.seeds:
+            measure(args.set, args.method, seed)
+    elif args.command == "all":
+        for key in planned():
+            if key not in done:
+                measure(*key)
+        write_table()
+    else:
+        write_table()
+
+
+if __name__ == "__main__":
+    main()
