@@ -70,10 +70,19 @@ MUTANTS = [
     Mutant(
         "mask-one-draw",
         M + "masks/boxes.py",
-        "    a = _uniform(*aspect, generator)",
-        "    a = aspect[0] + (s - scale[0]) / max(scale[1] - scale[0], 1e-9) * (aspect[1] - aspect[0])",
+        "return block_shape(_uniform(*scale, generator), _uniform(*aspect, generator), grid_hw, margin)",
+        "return block_shape(s := _uniform(*scale, generator), aspect[0] + (s - scale[0]) / max(scale[1] - scale[0], "
+        "1e-9) * (aspect[1] - aspect[0]), grid_hw, margin)",
         (T + "test_masks.py",),
-        "scale and aspect from one random number",
+        "the independent draw takes scale and aspect from one random number",
+    ),
+    Mutant(
+        "mask-coupled-two-draws",
+        M + "masks/boxes.py",
+        "aspect[0] + u * (aspect[1] - aspect[0]), grid_hw, margin)",
+        "aspect[0] + float(torch.rand((), generator=generator)) * (aspect[1] - aspect[0]), grid_hw, margin)",
+        (T + "test_masks.py",),
+        "the coupled draw (the official collator's) draws the aspect apart",
     ),
     Mutant(
         "mask-pad-valid",
@@ -152,16 +161,18 @@ MUTANTS = [
     Mutant(
         "pred-target-positions",
         M + "predictors/vit_predictor.py",
-        "queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
-        "queries = self.mask_token + gather_tokens(pos, targets.sort(-1).values * 0).reshape(rows * m, kt, -1)",
+        "queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
+        "queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets.sort(-1).values * 0).reshape("
+        "rows * m, kt, -1)",
         (T + "test_predictor.py", T + "test_oracles.py"),
         "mask tokens all at position 0",
     ),
     Mutant(
         "pred-block-leak",
         M + "predictors/vit_predictor.py",
-        "queries = self.mask_token + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
-        "queries = self.mask_token + gather_tokens(pos, targets).transpose(1, 2).reshape(rows * m, kt, -1)",
+        "queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets).reshape(rows * m, kt, -1)",
+        "queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets).transpose(1, 2).reshape("
+        "rows * m, kt, -1)",
         (T + "test_predictor.py", T + "test_oracles.py"),
         "each target block's queries mixed with the others'",
     ),
@@ -201,8 +212,8 @@ MUTANTS = [
     Mutant(
         "loss-beta",
         M + "losses/regression.py",
-        'reduction="none", beta=self.config.beta).mean(-1)',
-        'reduction="none").mean(-1)',
+        'reduction="none", beta=self.config.beta))',
+        'reduction="none"))',
         (T + "test_losses.py",),
         "smooth-L1 ignores its beta",
     ),
@@ -264,6 +275,40 @@ MUTANTS = [
         "every sample of a batch gets the same crop",
     ),
     # ---------------------------------------------------------------- conditioners
+    Mutant(
+        "xattn-weights-swapped",
+        M + "conditioners/xattn.py",
+        """            "sparse": self.config.sparse_weight * r * sparse,
+            "consistency": self.config.consistency_weight * r * consistency,""",
+        """            "sparse": self.config.consistency_weight * r * sparse,
+            "consistency": self.config.sparse_weight * r * consistency,""",
+        (T + "test_wrong_results.py",),
+        "lambda weighs L_consistency and beta L_sparse",
+    ),
+    Mutant(
+        "xattn-terms-swapped",
+        M + "conditioners/xattn.py",
+        "        sparse, consistency = sparse_regularisers(",
+        "        consistency, sparse = sparse_regularisers(",
+        (T + "test_wrong_results.py",),
+        "the two regularisers trade names (and so weights)",
+    ),
+    Mutant(
+        "caption-rows-reversed",
+        M + "methods/jepa.py",
+        'captions = [list(s.get("captions", [])) for s in samples]',
+        'captions = [list(s.get("captions", [])) for s in samples][::-1]',
+        (T + "test_wrong_results.py",),
+        "the batch's captions reach the images in reverse order",
+    ),
+    Mutant(
+        "caption-rows-rolled-in-the-predictor",
+        M + "predictors/vit_predictor.py",
+        "sample_index = (torch.arange(rows * m, device=z.device) // m) % images",
+        "sample_index = (torch.arange(rows * m, device=z.device) // m + 1) % images",
+        (T + "test_wrong_results.py",),
+        "each predictor row reads the next image's captions",
+    ),
     Mutant(
         "xattn-o-not-clamped",
         M + "conditioners/xattn.py",
@@ -357,7 +402,7 @@ MUTANTS = [
     Mutant(
         "train-total-steps",
         M + "train/trainer.py",
-        "logged = method.after_step(step, steps)",
+        "logged = method.after_step(step, laid)",
         "logged = method.after_step(step, stop)",
         (T + "test_trainer.py", T + "test_golden.py"),
         "the EMA ramp spans the stretch until --until, not the run",
@@ -395,6 +440,42 @@ MUTANTS = [
         "weight decay runs 0.4 -> 0.04",
     ),
     # ---------------------------------------------------------------- probes and monitors
+    Mutant(
+        "probe-l2-chosen-on-test",
+        M + "eval/probes.py",
+        """        _lbfgs(head, x, train[1], loss_of, l2, max_iter)
+        val_score = score(_apply(head, val[0]), val[1])""",
+        """        _lbfgs(head, x, train[1], loss_of, l2, max_iter)
+        val_score = score(_apply(head, test[0]), test[1])""",
+        (T + "test_wrong_results.py",),
+        "the linear probe's L2 strength is chosen on the test split",
+    ),
+    Mutant(
+        "probe-l2-chosen-on-train",
+        M + "eval/probes.py",
+        """        _lbfgs(head, x, train[1], loss_of, l2, max_iter)
+        val_score = score(_apply(head, val[0]), val[1])""",
+        """        _lbfgs(head, x, train[1], loss_of, l2, max_iter)
+        val_score = score(_apply(head, x), train[1])""",
+        (T + "test_wrong_results.py",),
+        "the linear probe's L2 strength is chosen on the training split",
+    ),
+    Mutant(
+        "probe-split-in-index-order",
+        M + "eval/evaluate.py",
+        "rows = stratified_split(strata, (a, b - a, n - b), seed)",
+        "rows = [torch.arange(0, a), torch.arange(a, b), torch.arange(b, n)]",
+        (T + "test_splits.py",),
+        "probe splits dealt in index order: a class-sorted folder's classes land in one split",
+    ),
+    Mutant(
+        "run-folder-reused",
+        M + "checkpoint.py",
+        "    if resume or not held:",
+        "    if True:",
+        (T + "test_run_folders.py",),
+        "a new run writes into a folder that holds an earlier run",
+    ),
     Mutant(
         "probe-miou-union",
         M + "eval/probes.py",
@@ -529,8 +610,8 @@ MUTANTS = [
     Mutant(
         "text-pool-padding",
         M + "methods/contrastive.py",
-        "F.normalize(self.text_proj(features.mean()[:, 0]), dim=-1)",
-        "F.normalize(self.text_proj(features.tokens.mean(2)[:, 0]), dim=-1)",
+        "else features.mean()",
+        "else features.tokens.mean(2)",
         (T + "test_contrastive.py",),
         "the text tower's pooling averages pad tokens too",
     ),
