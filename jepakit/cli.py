@@ -115,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
+        from .imports import import_user_code
+
         for name in args.imports:
-            _import(name)
+            import_user_code(name)
         return COMMANDS[args.command](args)
     except (
         ConfigError,
@@ -158,15 +160,27 @@ def _show(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from . import get_config
+    from .imports import import_recorded, recorded_name
     from .train import train
     from .train.signals import EXIT_STOPPED
 
-    cfg = get_config(args.recipe, *args.overrides)
     out = args.out or f"runs/{args.recipe}"
+    saved = Path(out) / "config.json"
+    before = json.loads(saved.read_text()).get("imports", []) if args.resume and saved.is_file() else []
+    import_recorded(before, out)  # the code the run was made with, before its recipe is looked up
+    cfg = get_config(args.recipe, *args.overrides)
+    imports = list(dict.fromkeys([*before, *(recorded_name(name) for name in args.imports)]))
     launched = _init_distributed()
     try:
         result = train(
-            cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=print, until=args.until
+            cfg,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            log=print,
+            until=args.until,
+            imports=imports,
         )
     finally:
         if launched:
@@ -310,32 +324,6 @@ def _probe_source(args: argparse.Namespace) -> tuple[Any, Any, Path]:
 
 
 COMMANDS = {"list": _list, "show": _show, "train": _train, "export": _export, "viz": _viz, "probe": _probe}
-
-
-def _import(name: str) -> None:
-    """Import a module by name, or a ``.py`` file by path (registering what it defines)."""
-    import importlib
-    import importlib.util
-
-    path = Path(name)
-    if path.suffix == ".py":
-        if not path.is_file():
-            from .config import MissingFileError
-
-            raise MissingFileError(f"--import {name}: no such file")
-        loaded = sys.modules.get(path.stem)
-        if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path.resolve():
-            return  # imported already: registering twice would clash
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            from .config import MissingFileError
-
-            raise MissingFileError(f"--import {name}: not a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-    else:
-        importlib.import_module(name)
 
 
 def _init_distributed() -> bool:

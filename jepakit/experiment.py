@@ -163,6 +163,7 @@ class Experiment(Assembly):
         """A stored experiment dict in this version's layout (``version`` removed)."""
         data = dict(data)
         version = data.pop("version", SCHEMA_VERSION)
+        data.pop("imports", None)  # a run's config.json also lists the user code it was made with
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"this experiment was written by a newer jepakit (schema {version}); "

@@ -22,6 +22,7 @@ from .checkpoint import (
 )
 from .config import from_dict
 from .experiment import Experiment
+from .imports import import_recorded
 
 __all__ = ["checkpoint_encoder", "load_encoder", "load_eval_encoder", "load_method", "load_run", "weights_read"]
 
@@ -31,6 +32,7 @@ def load_run(source: str | Path) -> tuple[Experiment, dict[str, Any]]:
     path = resolve_checkpoint(source)
     state = upgrade_checkpoint(load_checkpoint(path))
     state["path"] = str(path)
+    import_recorded(state.get("imports", []), path)  # a method or component of the user's own
     experiment = from_dict(state["config"])
     if not isinstance(experiment, Experiment):
         raise BadCheckpointError(f"checkpoint {str(path)!r} holds a {experiment.type_id()} config, not an experiment")

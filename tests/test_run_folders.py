@@ -96,3 +96,86 @@ def test_a_folder_without_a_run_is_taken_as_it_is(tmp_path):
     assert claim_run_folder(tmp_path, resume=False, overwrite=True) is None
     assert (tmp_path / "notes.txt").read_text() == "mine", "nothing of a folder without a run is moved"
     assert claim_run_folder(tmp_path / "new", resume=False, overwrite=False) is None
+
+
+USER_CODE = '''
+from dataclasses import dataclass
+
+from jepakit import get_config
+from jepakit.masks.random_mask import RandomConfig, RandomMasker
+from jepakit.registry import register, register_recipe
+
+
+@dataclass(frozen=True)
+class MyMaskConfig(RandomConfig):
+    pass
+
+
+@register("masker", "my-mask", MyMaskConfig)
+class MyMask(RandomMasker):
+    """A masker of the user's own: a run that uses it cannot be read without this file."""
+
+
+@register_recipe("my-recipe", help="ijepa-cpu with the user's masker")
+def my_recipe():
+    return get_config("ijepa-cpu", masker="my-mask")
+'''
+
+
+def test_a_run_remembers_the_user_code_it_was_made_with(tmp_path):
+    """probe, export and --resume of a run made with --import read it without the flag; when the file is gone,
+    one line says what to pass."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "mine.py").write_text(USER_CODE)
+    run = tmp_path / "run"
+    small = [a for a in ARGS if a != "ijepa-cpu" and not a.startswith("masker.")]
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "JEPAKIT_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+
+    def jepakit(*words: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "jepakit.cli", *words]
+        return subprocess.run(args, cwd=tmp_path / "elsewhere", capture_output=True, text=True, env=env, timeout=300)
+
+    (tmp_path / "elsewhere").mkdir()
+    made = jepakit(
+        "--import",
+        str(tmp_path / "mine.py"),
+        "train",
+        "my-recipe",
+        *small,
+        "train.steps=4",
+        "train.checkpoint_every=2",
+        "--until",
+        "2",
+        "--out",
+        str(run),
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["imports"] == [str(tmp_path / "mine.py")]
+    resumed = jepakit(
+        "train", "my-recipe", *small, "train.steps=4", "train.checkpoint_every=2", "--out", str(run), "--resume"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    probe = jepakit(
+        "probe",
+        str(run),
+        "--train",
+        "4",
+        "--val",
+        "2",
+        "--test",
+        "2",
+        "--probes",
+        "knn",
+        "--floor-seeds",
+        "0",
+        "data.size=8",
+        "--quiet",
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    (tmp_path / "mine.py").rename(tmp_path / "moved.py")
+    lost = jepakit("export", str(run))
+    assert lost.returncode == 2 and lost.stderr.count("\n") == 1
+    assert "was made with --import" in lost.stderr and "mine.py" in lost.stderr

@@ -19,7 +19,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -184,8 +184,10 @@ class Trainer:
         progress: bool = True,
         log: Callable[[str], None] | None = None,
         until: int | None = None,
+        imports: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Train ``experiment`` (an ``Experiment``); write config, log and checkpoints under ``out_dir``.
+        """Train ``experiment`` (an ``Experiment``); write config, log and checkpoints under ``out_dir``;
+        ``imports``: the user code it needs (``--import``), recorded in both for whoever reads the run.
 
         ``until`` stops after that many steps (with a checkpoint) without changing any
         schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
@@ -256,7 +258,7 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         if rank == 0:  # one writer: rank 0 writes the config, the logs and the checkpoints
             with atomic_path(out / "config.json") as tmp:
-                tmp.write_text(json.dumps(to_dict(experiment), indent=2))
+                tmp.write_text(json.dumps({**to_dict(experiment), "imports": list(imports)}, indent=2))
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         if state is not None:
             emit(f"resuming from {manager.latest()} (step {int(state['step'])})")
@@ -282,6 +284,7 @@ class Trainer:
                     "step": step,
                     "config": to_dict(experiment),
                     "method_state": method.extra_state(),
+                    "imports": list(imports),
                     "rng": {"torch": torch.get_rng_state()},
                     # the pipeline is a pure function of (seed, step): this is its whole state
                     "data": {"seed": cfg.seed, "step": step, "samples": len(data)},
