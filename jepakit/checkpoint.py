@@ -39,7 +39,9 @@ __all__ = [
     "RunFolderError",
     "atomic_path",
     "check_run_folder",
+    "checkpoint_encoder",
     "claim_run_folder",
+    "evaluated_encoder",
     "export_config",
     "load_checkpoint",
     "load_encoder",
@@ -237,6 +239,44 @@ class CheckpointManager:
         for _, old in self.checkpoints()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
+
+
+def checkpoint_encoder(experiment: Any, state: dict[str, Any]) -> tuple[Any, str]:
+    """(the evaluated encoder of a training checkpoint with its weights, the state-dict prefix they came
+    from); ``experiment``: the checkpoint's stored experiment (its method says which encoder is evaluated)."""
+    encoder_cfg, prefixes = experiment.method.eval_encoder()
+    model = state["model"]
+    for prefix in prefixes:
+        weights = {k[len(prefix) + 1 :]: v for k, v in model.items() if k.startswith(prefix + ".")}
+        if weights:
+            encoder = encoder_cfg.build()
+            encoder.load_state_dict(weights, strict=True)
+            return encoder, prefix
+    raise ValueError(f"checkpoint {state.get('path', '')!r} holds no encoder weights under {list(prefixes)}")
+
+
+def training_checkpoint(source: str | os.PathLike) -> Path | None:
+    """The training checkpoint ``source`` names: a run folder's newest, or a file that holds a jepakit
+    training checkpoint (its weights, config and step); None for anything else (a plain weights file)."""
+    path = Path(source)
+    if path.is_dir():
+        return CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
+    if path.suffix == ".safetensors" or not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    return path if {"model", "config", "step"} <= set(state) else None
+
+
+def evaluated_encoder(path: str | os.PathLike) -> tuple[Any, str]:
+    """(the encoder a training checkpoint's method evaluates, with its own config and weights, a line saying
+    which weights it is): what a probe reads, and what a frozen teacher takes from a run."""
+    state = upgrade_checkpoint(load_checkpoint(path))
+    from .imports import import_recorded
+
+    import_recorded(state.get("imports", []), Path(path))
+    experiment = from_dict(state["config"])
+    encoder, prefix = checkpoint_encoder(experiment, state)
+    return encoder, f"the {prefix} of {str(path)!r} (step {int(state['step'])})"
 
 
 def export_config(path: str | Path) -> dict[str, Any]:

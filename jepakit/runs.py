@@ -14,6 +14,7 @@ from typing import Any
 
 from .checkpoint import (
     BadCheckpointError,
+    checkpoint_encoder,
     export_config,
     load_checkpoint,
     load_encoder,
@@ -46,19 +47,6 @@ def load_method(source: str | Path) -> Any:
     method.load_state_dict(state["model"], strict=True)
     method.prepare(None, state["method_state"])
     return method.eval()
-
-
-def checkpoint_encoder(experiment: Experiment, state: dict[str, Any]) -> tuple[Any, str]:
-    """(the evaluated encoder with its checkpoint weights, the state-dict prefix they came from)."""
-    encoder_cfg, prefixes = experiment.method.eval_encoder()
-    model = state["model"]
-    for prefix in prefixes:
-        weights = {k[len(prefix) + 1 :]: v for k, v in model.items() if k.startswith(prefix + ".")}
-        if weights:
-            encoder = encoder_cfg.build()
-            encoder.load_state_dict(weights, strict=True)
-            return encoder, prefix
-    raise ValueError(f"checkpoint {state.get('path', '')!r} holds no encoder weights under {list(prefixes)}")
 
 
 def _is_export(path: Path) -> bool:

@@ -129,3 +129,28 @@ def test_a_teacher_file_of_another_width_is_refused_naming_the_shapes(tmp_path):
     cfg = tiny_config("ijepa", masker={"min_keep": 4}, target_updater={"type": "frozen", "checkpoint": str(path)})
     with pytest.raises(ConfigError, match=r"another encoder size: .*\(48,.*the encoder's \(32,"):
         cfg.build()
+
+
+def test_a_run_folder_or_its_training_checkpoint_is_a_teacher_of_its_own_width(tmp_path, capsys):
+    """target_updater=frozen checkpoint=RUN (or RUN/checkpoints/step-N.pt) takes the encoder the run's method
+    evaluates (I-JEPA's target encoder), with its own config, and the run says which weights it took."""
+    source = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 16}, train={**STAGE, "steps": 2})
+    train(source, tmp_path / "run", progress=False)
+    teacher = load_run(tmp_path / "run")[1]["model"]
+    want = {k.removeprefix("target_encoder."): v for k, v in teacher.items() if k.startswith("target_encoder.")}
+    original = source.method.encoder.build()
+    original.load_state_dict(want)
+    step_file = tmp_path / "run" / "checkpoints" / "step-00000002.pt"
+    for given in (tmp_path / "run", step_file):
+        wider = {"embed_dim": 48, "num_heads": 3}
+        frozen = {"type": "frozen", "checkpoint": str(given)}
+        cfg = tiny_config("ijepa", masker={"min_keep": 4}, encoder=wider, target_updater=frozen)
+        assert cfg.method.predictor.out_dim == 32, "the predictor's output follows the teacher's width"
+        model = cfg.build()
+        x, _ = batch(model)
+        torch.testing.assert_close(model.target_encoder(x), original(x), rtol=1e-5, atol=1e-5)
+        assert model.report() == f"teacher: the target_encoder of {str(step_file)!r} (step 2)"
+    student = {"type": "frozen", "checkpoint": str(tmp_path / "run")}
+    cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 16}, target_updater=student, train=STAGE)
+    train(cfg, tmp_path / "student", progress=False, log=print)
+    assert f"teacher: the target_encoder of {str(step_file)!r} (step 2)" in capsys.readouterr().out

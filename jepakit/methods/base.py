@@ -151,6 +151,11 @@ class Method(nn.Module, abc.ABC):
         """What a checkpoint must carry besides the weights (plain values, bytes, tensors)."""
         return {}
 
+    def report(self) -> str:
+        """A line for the start of a run about what the method was built from (a frozen teacher's weights);
+        "" when there is nothing to say."""
+        return ""
+
     @abc.abstractmethod
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Samples (``{"image": [C, H, W] in [0, 1], ...}``) -> the keyword arguments of ``forward``.

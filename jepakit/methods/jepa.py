@@ -392,6 +392,9 @@ class JEPA(Method):
         the one a resumed checkpoint saved)."""
         prepare_tokenizer(self.tokenizer, self.config.tokenizer, data, saved)
 
+    def report(self) -> str:
+        return self.target_updater.source
+
     def extra_state(self) -> dict[str, Any]:
         return tokenizer_state(self.tokenizer)
 

@@ -23,6 +23,9 @@ class TargetUpdater:
 
     def __init__(self, cfg: Any) -> None:
         self.config = cfg
+        #: where the targets come from when that is worth a line at the start of a run (a frozen teacher's
+        #: weights); "" otherwise
+        self.source = ""
 
     def make_target(self, online: nn.Module) -> nn.Module | None:
         """The target encoder for ``online``, or None to use ``online`` under no_grad."""

@@ -6,6 +6,8 @@ Where the teacher comes from (``checkpoint``):
   the online encoder's architecture; ``key`` picks an entry of a checkpoint dict and ``prefix``
   the entries under it (a jepakit training checkpoint: ``key='model', prefix='encoder.'``);
 - a folder written by ``jepakit export``: the encoder config and weights it holds (any width);
+- a run folder or a jepakit training checkpoint: the encoder its method evaluates (I-JEPA's target
+  encoder; any width), with its own config, as ``jepakit probe`` reads it;
 - with ``timm=NAME``: that timm architecture with the weights of the file (any width; its
   prefix tokens are dropped and images are normalised with the model's own statistics);
 - nothing: the online encoder frozen at initialisation (a random teacher).
@@ -25,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import export_config, load_encoder
+from ..checkpoint import evaluated_encoder, export_config, load_encoder, training_checkpoint
 from ..config import Config, ConfigError, MissingFileError, knob
 from ..registry import register
 from .base import TargetUpdater, frozen_copy
@@ -36,7 +38,9 @@ __all__ = ["FrozenConfig", "FrozenUpdater", "load_state_dict_file"]
 @dataclass(frozen=True)
 class FrozenConfig(Config):
     checkpoint: str | None = knob(
-        None, "teacher weights (.safetensors or torch file) or a jepakit export folder; None: frozen at init"
+        None,
+        "the teacher: a run folder or training checkpoint (its evaluated encoder), a jepakit export folder, or "
+        "a weights file (.safetensors or torch file, with key/prefix/timm); None: frozen at init",
     )
     key: str | None = knob(None, "entry of a checkpoint dict that holds the encoder weights, e.g. 'model'")
     prefix: str | None = knob(None, "keep the weights under this prefix, stripped (a training checkpoint: 'encoder.')")
@@ -50,10 +54,11 @@ class FrozenConfig(Config):
                 raise ConfigError(f"target_updater.timm={self.timm!r} needs its weights: set target_updater.checkpoint")
             return
         if os.path.isdir(self.checkpoint):
-            if self.timm is not None or not (Path(self.checkpoint) / "model.safetensors").is_file():
+            export = (Path(self.checkpoint) / "model.safetensors").is_file()
+            if self.timm is not None or not (export or training_checkpoint(self.checkpoint)):
                 raise MissingFileError(
-                    f"teacher checkpoint {self.checkpoint!r} is a folder but not a jepakit export "
-                    "(model.safetensors + config.json; with timm=NAME give the weights file)"
+                    f"teacher checkpoint {self.checkpoint!r} is a folder but neither a run (checkpoints/step-N.pt) "
+                    "nor a jepakit export (model.safetensors + config.json); with timm=NAME give the weights file"
                 )
         elif not os.path.isfile(self.checkpoint):
             raise MissingFileError(f"teacher checkpoint {self.checkpoint!r} does not exist (target_updater.checkpoint)")
@@ -63,10 +68,26 @@ class FrozenConfig(Config):
         a timm model), read from the export's config or a weightless timm model; None: the encoder's."""
         if self.timm is not None:
             return _timm_shape(self.timm)
-        if self.checkpoint is not None and os.path.isdir(self.checkpoint):
+        if self.checkpoint is not None and os.path.isdir(self.checkpoint) and not self.run():
             enc = export_config(self.checkpoint)["encoder"]
             return int(enc["embed_dim"]), int(enc["patch_size"])
+        run = self.run()
+        if run is not None:
+            encoder = _run_encoder(str(run))[0]
+            return int(encoder.config.embed_dim), int(encoder.config.patch_size)
         return None
+
+    def run(self) -> Path | None:
+        """The training checkpoint the teacher is read from (a run folder's newest), or None."""
+        if self.checkpoint is None or self.timm is not None or self.key is not None or self.prefix is not None:
+            return None
+        return training_checkpoint(self.checkpoint)
+
+
+@functools.cache
+def _run_encoder(path: str) -> tuple[Any, str]:
+    """A training checkpoint's evaluated encoder, read once per process (the wiring asks for its shape)."""
+    return evaluated_encoder(path)
 
 
 @functools.cache
@@ -127,8 +148,15 @@ class FrozenUpdater(TargetUpdater):
     config: FrozenConfig
 
     def make_target(self, online: nn.Module) -> nn.Module | None:
+        """The fixed teacher; ``source`` then says which weights it took."""
         cfg = self.config
         cfg.check_files()
+        self.source = f"teacher: the weights of {cfg.checkpoint!r}" if cfg.checkpoint else "teacher: frozen at init"
+        run = cfg.run()
+        if run is not None:
+            encoder, which = _run_encoder(str(run))
+            self.source = f"teacher: {which}"
+            return frozen_copy(encoder)
         if cfg.timm is not None:
             import timm
 
@@ -142,6 +170,7 @@ class FrozenUpdater(TargetUpdater):
             )
             return frozen_copy(TimmTeacher(model))
         if cfg.checkpoint is not None and os.path.isdir(cfg.checkpoint):
+            self.source = f"teacher: the exported encoder of {cfg.checkpoint!r}"
             return frozen_copy(load_encoder(cfg.checkpoint))
         target = frozen_copy(online)
         if cfg.checkpoint is None:

@@ -269,6 +269,8 @@ class Trainer:
             )
         if getattr(data, "report", ""):
             emit(f"data: {data.report}")
+        if method.report():
+            emit(method.report())
         unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
 
         def checkpoint(step: int) -> None:
