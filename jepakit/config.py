@@ -584,13 +584,33 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], where: str | None = No
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise unknown("field", key, fields, where)
+            raise _unknown_field(cfg, key, fields, where)
         kind = fields[key].metadata.get("kind")
         if kind:
             changes[key] = _override_slot(base[key], kind, value, types_[key], _join(where, key))
         else:
             changes[key] = value
     return _construct(type(cfg), changes, where, base=base)
+
+
+def _unknown_field(cfg: Config, key: str, fields: Iterable[str], where: str) -> UnknownChoiceError:
+    """The error for a field ``cfg`` lacks; when other components of its kind have it, it names them and
+    says to swap first (``target_updater.checkpoint`` before ``target_updater=frozen``)."""
+    error = unknown("field", key, fields, where)
+    if not cfg.kind:
+        return error
+    from .registry import _all_configs
+
+    having = sorted(
+        n for n, c in _all_configs().get(cfg.kind, {}).items() if key in {f.name for f in dataclasses.fields(c)}
+    )
+    if not having:
+        return error
+    slot = where or cfg.kind
+    return UnknownChoiceError(
+        f"{error} The {cfg.kind} {cfg.name!r} has no field {key!r}; {', '.join(repr(n) for n in having)} "
+        f"{'has' if len(having) == 1 else 'have'} it: swap first, e.g. {slot}={having[0]} {slot}.{key}=..."
+    )
 
 
 def _defaults(cls: type[Config]) -> dict[str, Any]:

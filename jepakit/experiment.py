@@ -10,8 +10,9 @@ Stored dicts carry a schema version. Version 1 (before methods were a kind) had 
 ``model/jepa`` root holding ``data`` and ``train``; it is upgraded when read. Version 3 made a
 JEPA method's ``caption_choice`` default ``"sample"`` (the TC-JEPA recipes' choice) and the multi-block
 maskers' ``shape_draw`` default ``"coupled"`` (the official collator's) and a video encoder's
-``video_positions`` default ``"thirds"`` (V-JEPA's released layout); a version 1 or 2 dict without the
-fields chose ``"first"``, ``"independent"`` and ``"quarters"``, and reads so.
+``video_positions`` default ``"thirds"`` (V-JEPA's released layout), and AdaLN's ``final_norm`` default
+true (the paper's every LayerNorm); a version 1 or 2 dict without the fields chose ``"first"``,
+``"independent"``, ``"quarters"`` and false, and reads so.
 """
 
 from __future__ import annotations
@@ -178,6 +179,9 @@ class Experiment(Assembly):
             encoder = method.get("encoder")
             if method.get("num_frames") is not None and isinstance(encoder, dict):
                 data["method"]["encoder"] = {"video_positions": "quarters", **encoder}
+            conditioner = method.get("conditioner")
+            if isinstance(conditioner, dict) and conditioner.get("type") == "conditioner/adaln":
+                data["method"]["conditioner"] = {"final_norm": False, **conditioner}
         return data
 
 

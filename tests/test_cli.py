@@ -18,6 +18,10 @@ from jepakit.cli import main
         (["train", "ijepa-cpuu"], ["unknown recipe 'ijepa-cpuu'", "Did you mean 'ijepa-cpu'"]),
         (["show", "ijepa-cpu", "encoder.depth=0"], ["encoder/vit.depth=0 must be >= 1"]),
         (["show", "ijepa-cpu", "train.lr=fast"], ["train.lr='fast' is not a float"]),
+        (
+            ["show", "ijepa-cpu", "target_updater.checkpoint=/x"],
+            ["unknown field 'checkpoint'", "'frozen' has it", "target_updater=frozen target_updater.checkpoint=..."],
+        ),
         (["show", "ijepa-cpu", "data=captions", "data.captions=/no/such.jsonl"], ["/no/such.jsonl", "does not exist"]),
         (["probe", "/no/such/run"], ["/no/such/run", "does not exist"]),
         (["export", "README.md"], ["README.md", "cannot be read safely"]),

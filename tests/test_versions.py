@@ -160,3 +160,13 @@ def test_a_schema_2_video_config_keeps_the_positions_it_ran_with():
     stored["method"]["_followed"] = [f for f in stored["method"]["_followed"] if "video_positions" not in f]
     method = from_dict(stored).method
     assert method.encoder.video_positions == "quarters" and method.predictor.video_positions == "quarters"
+
+
+def test_a_schema_2_adaln_without_final_norm_reads_false_and_a_swapped_in_adaln_is_the_papers():
+    from jepakit import get_config
+
+    assert get_config("tc-jepa-cpu", conditioner="adaln").method.conditioner.final_norm, "the paper's form"
+    stored = json.loads(json.dumps(to_dict(get_config("tc-jepa-adaln"))))
+    stored["version"] = 2
+    del stored["method"]["conditioner"]["final_norm"]
+    assert from_dict(stored).method.conditioner.final_norm is False, "what schema 2 ran"

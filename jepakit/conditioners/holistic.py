@@ -38,9 +38,9 @@ def pooled_mean(cond: TextConditioner, hook: TextHook) -> Tensor:
 @dataclass(frozen=True)
 class AdaLNConfig(LayerwiseConfig):
     final_norm: bool = knob(
-        False,
-        "t̄ also modulates the predictor's final LayerNorm (the paper: every predictor LayerNorm; set by the "
-        "tc-jepa-adaln recipes; off by default so runs saved before it resume exactly)",
+        True,
+        "t̄ also modulates the predictor's final LayerNorm (the paper: every predictor LayerNorm; configs saved "
+        "before schema 3 read false, what they ran)",
     )
 
     def param_count(self) -> tuple[float, float]:

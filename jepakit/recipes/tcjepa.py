@@ -175,7 +175,7 @@ ABLATIONS: dict[str, tuple[str, Config | None, dict[str, object]]] = {
     "tc-jepa-global-xattn": ("ablation: holistic cross-attention to each caption's mean t̄", GlobalXAttnConfig(), {}),
     "tc-jepa-adaln": (
         "ablation: holistic AdaLN, t̄ scales and shifts every predictor LayerNorm",
-        AdaLNConfig(final_norm=True),
+        AdaLNConfig(),
         {},
     ),
     "tc-jepa-feature": ("ablation: holistic input-level conditioning z + MLP(LN([z, t̄]))", FeatureConfig(), {}),
