@@ -626,7 +626,7 @@ def _defaults(cls: type[Config]) -> dict[str, Any]:
 
 def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where: str) -> Config | None:
     """Override one component slot of ``kind``: swap by name, edit fields, or replace outright."""
-    from .registry import config_class
+    from .registry import KINDS, config_class
 
     if value is None or isinstance(value, Config):
         return coerce(value, tp, where)
@@ -640,7 +640,9 @@ def _override_slot(current: Config | None, kind: str, value: Any, tp: Any, where
     name = value.pop("type", None)
     if name is not None:
         name = str(name).rpartition("/")[2]
-        new_cls = config_class(kind, name)
+        if kind not in KINDS:  # a slot holding a whole config tree (SALT's teacher_run): no names to swap in
+            raise ConfigError(f"{where}={name!r}: {where} takes a whole {kind} (e.g. get_config(RECIPE)), not a name")
+        new_cls = config_class(kind, name, where)
         if current is None:
             current = new_cls()
         elif type(current) is not new_cls:

@@ -22,6 +22,7 @@ import torch
 from hypothesis import strategies as st
 
 from jepakit import Config, get_config, list_components
+from jepakit.registry import KINDS
 
 from conftest import tiny_config
 
@@ -59,8 +60,9 @@ def leaves(cfg: Config, prefix: str = "") -> Iterator[tuple[str, Any, Any, str |
 
 def values_for(tp: Any, kind: str | None) -> st.SearchStrategy:
     """Right and wrong values for a field of type ``tp`` (a slot of ``kind``: every registered name)."""
-    if kind is not None:
-        return st.sampled_from([*list_components(kind)[kind], "none", "no-such-component", 3])
+    if kind is not None:  # a component slot (a whole experiment, SALT's teacher_run, takes none by name)
+        names = list_components(kind)[kind] if kind in KINDS else []
+        return st.sampled_from([*names, "none", "no-such-component", 3])
     options = [o for o in typing.get_args(tp) if o is not type(None)] or [tp]
     right: list[st.SearchStrategy] = []
     for o in options:

@@ -154,6 +154,11 @@ class MaskerConfig(Config):
                 )
 
     @property
+    def repeats(self) -> int:
+        """Mask sets per image in a batch (``Masks.repeats``: mask generators, masks per image); 1 here."""
+        return 1
+
+    @property
     def has_grid(self) -> bool:
         """Whether input and patch size are set (inside a method they follow it)."""
         return self.input_size is not None and self.patch_size is not None

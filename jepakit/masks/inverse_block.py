@@ -36,6 +36,11 @@ class InverseBlockConfig(MaskerConfig):
         16, "masked versions of each image per teacher pass (data2vec 2.0: clone_batch 16)", valid=at_least(1)
     )
 
+    @property
+    def repeats(self) -> int:
+        """One set of masks per masked version."""
+        return self.masks_per_image
+
     def validate(self) -> None:
         super().validate()
         if self.has_grid:

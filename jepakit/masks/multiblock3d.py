@@ -54,6 +54,11 @@ class MultiBlock3DConfig(VideoMaskerConfig):
     targets: Equalise = knob("pad", "equalise target lengths: pad | random-truncate | reference")
     max_tries: int = knob(20, "rejection-sampling rounds before a row's blocks are stacked", valid=at_least(1))
 
+    @property
+    def repeats(self) -> int:
+        """One set of masks per generator."""
+        return len(self.num_blocks)
+
     def validate(self) -> None:
         super().validate()
         t = self.type_id()

@@ -159,6 +159,7 @@ class JEPAConfig(MethodConfig):
             depth = getattr(self.encoder, "depth", self.target_blocks)
             if self.target_blocks > depth:
                 raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
+        self._check_mask_tokens()
         mask = self.masker
         clips = isinstance(mask, VideoMaskerConfig)
         if self.num_frames is None and getattr(self.encoder, "video", False):
@@ -175,6 +176,17 @@ class JEPAConfig(MethodConfig):
             raise ConfigError(
                 f"num_frames={self.num_frames}: the method trains on clips, and masker {mask.name!r} draws 2-D masks; "
                 "choose a 3-D masker (multiblock3d, tube)"
+            )
+
+    def _check_mask_tokens(self) -> None:
+        """Several mask tokens are one per mask set of an image (V-JEPA: per mask generator)."""
+        tokens = self.predictor.mask_tokens if isinstance(self.predictor, ViTPredictorConfig) else 1
+        repeats = self.masker.repeats if isinstance(self.masker, MaskerConfig) else 1
+        if tokens not in (1, repeats):
+            raise ConfigError(
+                f"predictor.mask_tokens={tokens}: one token, or one per mask set of an image, and masker "
+                f"{self.masker.name!r} draws {repeats}; set predictor.mask_tokens=1"
+                + (f" or {repeats}" if repeats > 1 else "")
             )
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:

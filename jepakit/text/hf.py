@@ -88,6 +88,18 @@ def model_location(path: str) -> tuple[str, bool]:
     return path, False
 
 
+def _offline() -> bool:
+    """Whether the Hugging Face hub may not be reached (``HF_HUB_OFFLINE``, as the suite runs)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _cached(repo: str, filename: str) -> Any:
+    """The cached copy of ``filename`` of hub model ``repo`` (a path), or what huggingface_hub says instead."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return try_to_load_from_cache(repo, filename)
+
+
 def _check_source(where: str, path: str, needs: str) -> None:
     """Raise naming ``where.path`` unless it is a model directory holding ``needs``, an installed
     packaged model, or a well-formed hub id (whose files can only be checked when loaded)."""
@@ -103,6 +115,11 @@ def _check_source(where: str, path: str, needs: str) -> None:
             ) from None
     elif os.path.isdir(path) or path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
         directory = path
+    elif _offline() and not isinstance(_cached(path, needs), str):
+        raise MissingFileError(
+            f"{where}.path={path!r}: a hub id, and the hub is offline here (HF_HUB_OFFLINE) with no copy in the "
+            "Hugging Face cache; give a local directory, or run once online"
+        )
     else:
         return  # a hub id: its files are checked when it is loaded
     if not os.path.isdir(directory):
