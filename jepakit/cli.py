@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback). Errors inside jepakit keep their traceback."""
     from .checkpoint import CheckpointError, RunFolderError
     from .config import ConfigError, UnknownChoiceError
+    from .data.base import DataError
     from .train.trainer import NonFiniteLossError
 
     parser = _parser()
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RunFolderError,
         CheckpointError,
         NonFiniteLossError,
+        DataError,
     ) as e:
         if args.debug:
             raise

@@ -79,3 +79,47 @@ def test_the_installed_command_exits_2_with_one_line():
         timeout=120,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Did you mean 'depth'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--probes", "linar"], ["unknown probes ['linar']", "'linear'"]),
+        (["--train", "100000"], ["train=100000", "need more images than the data has"]),
+    ],
+)
+def test_a_probe_mistake_is_one_line(tmp_path, monkeypatch, capsys, extra, words):
+    monkeypatch.chdir(tmp_path)
+    assert main(["probe", "random:ijepa-cpu", "data.size=8", "--floor-seeds", "0", "--quiet", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jepakit: error: ") and err.count("\n") == 1, err
+    assert all(w in err for w in words), err
+
+
+def _folder(root, bad: int, good: int) -> None:
+    from conftest import png
+
+    (root / "a").mkdir(parents=True)
+    for i in range(good):
+        (root / "a" / f"{i}.png").write_bytes(png((200, 30, 30)))
+    for i in range(bad):
+        (root / "a" / f"bad{i}.png").write_bytes(b"not an image")
+
+
+@pytest.mark.parametrize(
+    "bad, good, policy, words",
+    [
+        (1, 7, "fail", ["cannot decode image", "bad0.png", "data.on_error=skip"]),
+        (8, 0, "skip", ["none of the batch's 8 samples could be read"]),
+    ],
+)
+def test_unreadable_data_is_one_line(tmp_path, capsys, bad, good, policy, words):
+    _folder(tmp_path / "data", bad, good)
+    data = ["data=imagefolder", f"data.root={tmp_path / 'data'}", f"data.on_error={policy}"]
+    small = ["image_size=16", "encoder.patch_size=4", "encoder.depth=1", "predictor.depth=1", "masker.min_keep=2"]
+    train = ["train.steps=1", "train.batch_size=8", "train.warmup_steps=0", "train.num_workers=0"]
+    argv = ["train", "ijepa-cpu", *data, *small, *train, "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jepakit: error: ") and err.count("\n") == 1, err
+    assert all(w in err for w in words), err

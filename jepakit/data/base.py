@@ -18,7 +18,12 @@ import torch
 
 from ..config import Config, to_dict
 
-__all__ = ["DatasetConfig", "ProbeSets", "new_draws", "stratified_split"]
+__all__ = ["DataError", "DatasetConfig", "ProbeSets", "new_draws", "stratified_split"]
+
+
+class DataError(ValueError):
+    """The data cannot be read as configured: a corrupt or missing file under ``on_error="fail"``, a
+    batch none of whose samples can be read. The command line prints it as one line."""
 
 
 class ProbeSets(NamedTuple):

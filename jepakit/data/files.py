@@ -23,7 +23,7 @@ import torch
 
 from ..config import Config, MissingFileError, at_least, knob, resolved
 from ..registry import register
-from .base import DatasetConfig, ProbeSets
+from .base import DataError, DatasetConfig, ProbeSets
 
 __all__ = [
     "CaptionedImages",
@@ -73,13 +73,13 @@ class ReportingDataset(torch.utils.data.Dataset):
         """A line of a list file that cannot be read: reported and skipped, or (``on_error="fail"``) an error."""
         message = f"{path}:{line}: malformed line ({why})"
         if self.on_error == "fail":
-            raise ValueError(message)
+            raise DataError(message + " (data.on_error=fail; data.on_error=skip skips and counts it)")
         self.problems.append(message + "; skipped")
 
     def _skip(self, problem: str) -> None:
         """A sample that cannot be read: counted, or (``on_error="fail"``) an error naming ``problem``."""
         if self.on_error == "fail":
-            raise ValueError(problem)
+            raise DataError(problem + " (data.on_error=fail; data.on_error=skip skips and counts it)")
         self.unreadable += 1
 
     def _decode(self, read: Any, size: int, where: str) -> torch.Tensor | None:

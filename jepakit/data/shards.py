@@ -30,7 +30,7 @@ from typing import Any
 
 from ..config import ConfigError, MissingFileError, at_least, knob, resolved
 from ..registry import register, register_alias
-from .base import DatasetConfig
+from .base import DataError, DatasetConfig
 from .files import IMAGE_SUFFIXES, OnError, ReportingDataset, caption_list
 
 __all__ = ["WebDataset", "WebDatasetConfig", "caption_file"]
@@ -128,7 +128,7 @@ class WebDataset(ReportingDataset):
         except (tarfile.TarError, OSError) as e:
             message = f"{url}: unreadable after {len(keys)} samples ({e})"
             if self.on_error == "fail":
-                raise ValueError(message) from e
+                raise DataError(message) from e
             self.problems.append(message + "; the rest of the shard is skipped")
         return len(keys)
 
@@ -146,7 +146,7 @@ class WebDataset(ReportingDataset):
     def _tar_error(self, error: Exception) -> bool:
         """webdataset's handler for a shard it cannot read on: continue with the next (its samples padded)."""
         if self.on_error == "fail":
-            raise ValueError(f"cannot read shard: {error}") from error
+            raise DataError(f"cannot read shard: {error}") from error
         return True
 
     def epoch(self, seed: int) -> Iterator[dict[str, Any] | None]:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError
+from ..data.base import DataError
 from ..methods.base import Draw, mix_seed
 
 __all__ = ["EpochOrder", "MicroBatch", "MicroBatches", "micro_batches"]
@@ -134,7 +135,10 @@ def micro_batches(
                 samples.append(sample)
                 kept.append(pos)
         if not samples:
-            raise ValueError(f"no sample of the batch could be read (indices {batch[share].tolist()[:8]}...)")
+            raise DataError(
+                f"step {step}: none of the batch's {len(share)} samples could be read (indices "
+                f"{batch[share].tolist()[:8]}...); check the data's files (the log counts unreadable samples)"
+            )
         rows = torch.tensor(kept, dtype=torch.long)
         draw = Draw(seed=seed, epoch=epoch, step=step, micro=j, indices=batch[rows], rows=rows, size=len(batch))
         return step, j, make_batch(samples, draw)
