@@ -62,6 +62,9 @@ class Size:
     fixed: dict[str, float] = field(default_factory=dict)
     activations: dict[str, float] = field(default_factory=dict)
     drivers: dict[str, list[str]] = field(default_factory=dict)  #: part -> "field=value" strings
+    #: whether ``activations`` were estimated from the config; False: a method that gives no estimate of its
+    #: own, whose activations the trainer measures on a dry step before training
+    activations_known: bool = True
 
     def bytes(self, training: bool) -> float:
         """Bytes of a build (weights only) or of a training step (weights, grads, AdamW, activations)."""

@@ -69,3 +69,48 @@ def test_i_know_better_skips_the_check():
         from jepakit.sizing import check_fits
 
         check_fits(cfg.method.size(1), torch.device("cpu"), training=False, mode="warn")
+
+
+@pytest.fixture(scope="module")
+def user_method(tmp_path_factory):
+    """The tutorial's method (docs/tutorial.md), registered from a file as a user's would be: it gives no size()."""
+    import re
+    from pathlib import Path
+
+    from jepakit.imports import import_user_code
+
+    text = (Path(__file__).parents[1] / "docs" / "tutorial.md").read_text()
+    module = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    path = tmp_path_factory.mktemp("user") / "my_data2vec_for_sizing.py"
+    path.write_text(module.replace("data2vec-tutorial", "data2vec-sizing"))
+    import_user_code(str(path))
+    return "data2vec-sizing-cpu"
+
+
+def test_a_user_method_without_size_is_measured_on_a_dry_step(user_method, tmp_path):
+    """Item 3: image_size=128 and a batch of 20,000 passed the parameter count alone; the dry step's saved
+    tensors, scaled to the batch, refuse it before a training step allocates anything."""
+    cfg = get_config(user_method, image_size=128, train={"batch_size": 20_000, "steps": 1, "warmup_steps": 0})
+    assert not cfg.method.size(1).activations_known, "no size() of its own"
+    with pytest.raises(
+        SizeError, match=r"training step needs about .*activations \(measured\).*train.batch_size=20000"
+    ):
+        train(cfg, tmp_path / "big", progress=False)
+    assert get_config("ijepa-cpu").method.size(1).activations_known, "the library's methods estimate theirs"
+
+
+def test_the_dry_step_leaves_the_run_as_it_was(user_method, tmp_path):
+    small = {
+        "encoder": {"embed_dim": 32, "depth": 3, "num_heads": 2},
+        "predictor": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+    }
+    steps = {"steps": 2, "batch_size": 4, "warmup_steps": 0, "num_workers": 0, "loggers": ["jsonl"]}
+    runs = [
+        train(
+            get_config(user_method, data={"size": 8}, train={**steps, "memory_check": check}, **small),
+            tmp_path / check,
+            progress=False,
+        )["losses"]
+        for check in ("off", "error")
+    ]
+    assert runs[0] == runs[1], "bitwise the same losses with and without the measurement"

@@ -128,7 +128,8 @@ class MethodConfig(Assembly, abc.ABC):
         """What building and training it holds, estimated from the config alone (``jepakit.sizing``):
         here the parameters of every slot whose config can count them, all trained; a method
         adds its frozen parts and its activations for ``batch`` samples."""
-        size = Size()
+        # a method that overrides size() adds its activations; one that does not leaves them to be measured
+        size = Size(activations_known=type(self).size is not MethodConfig.size)
         for f in dataclasses.fields(self):
             part = getattr(self, f.name)
             if isinstance(part, Config) and hasattr(part, "param_count"):

@@ -243,6 +243,10 @@ class Trainer:
                 f"images; data {experiment.data.name!r} has {len(data)}"
             )
         method.prepare(data, state["method_state"] if state is not None else None)
+        if not size.activations_known and cfg.memory_check != "off":  # a user method without size()
+            size.activations["activations (measured)"] = _measured_activations(method, data, per_rank, cfg.seed)
+            size.drivers["activations (measured)"] = [f"train.batch_size={cfg.batch_size}"]
+            check_fits(size, device, training=True, mode=cfg.memory_check)
         spread = _Parallel(method, device, world, cfg.fsdp)
         groups = method.param_groups()
         opt = adamw(
@@ -516,6 +520,34 @@ class _Parallel:
         options = StateDictOptions(full_state_dict=True)
         set_model_state_dict(self.model, state["model"], options=options)
         set_optimizer_state_dict(self.model, opt, state["optimizer"], options=options)
+
+
+def _measured_activations(method: Any, data: Any, batch: int, seed: int, probe: int = 2) -> float:
+    """Values one training step of ``batch`` samples keeps for backward, measured on a dry step of ``probe``
+    samples (every tensor autograd saves, counted) and scaled: the memory estimate of a method that gives no
+    ``size()``. The dry step runs on a copy, under a forked RNG: the run itself is untouched."""
+    import copy
+
+    from ..methods.base import Draw
+
+    samples = [s for s in (data[i] for i in range(min(len(data), 8 * probe))) if s is not None][:probe]
+    n = len(samples)
+    if n == 0:
+        return 0.0
+    saved = 0
+
+    def count(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel()
+        return t
+
+    draw = Draw(seed=seed, epoch=0, step=0, micro=0, indices=torch.arange(n), rows=torch.arange(n), size=n)
+    with torch.random.fork_rng(devices=[]):
+        dry = copy.deepcopy(method)
+        with torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+            out = dry(**dry.make_batch(samples, draw), step=0)
+        out["loss"].backward()
+    return saved / n * batch
 
 
 def _distributed() -> tuple[int, int]:
