@@ -299,3 +299,21 @@ def test_online_probes_refuse_too_little_data_and_fsdp():
     cfg = experiment(train={**TRAIN, "online_probe_every": 2, "online_probe_images": [16, 8, 16]})
     with pytest.raises(ConfigError, match=r"online_probe_images=\[16, 8, 16\] need 40 images; data 'scenes' has 16"):
         train(cfg, "/tmp/never-written", progress=False)
+
+
+def test_the_gradient_norm_and_the_mask_sizes_are_logged_on_every_record(tmp_path):
+    """What users debug a collapsing run with (the official I-JEPA logs both): the gradient norm before
+    clipping and the context and target tokens per image, in log.jsonl, TensorBoard's records and curves.png."""
+    from jepakit.viz import curves_figure
+
+    clipped = {**TRAIN, "steps": 2, "log_every": 1, "clip_grad": 1e-6}
+    records = []
+    for name, train_cfg in (("free", {**TRAIN, "steps": 2, "log_every": 1}), ("clipped", clipped)):
+        train(experiment(train=train_cfg), tmp_path / name, progress=False)
+        records.append([json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()])
+    first = records[0][0]
+    assert first["grad_norm"] > 0 and first["grad_norm"] == records[1][0]["grad_norm"], "the norm before clipping"
+    assert 4 <= first["context_tokens"] <= 64, "min_keep to the 8 x 8 grid"
+    assert first["target_tokens"] > 0 and first["target_tokens"] % 4 == 0, "4 target blocks of one shape per batch"
+    axes = [ax.get_ylabel() for ax in curves_figure(records[0]).axes if ax.axison]
+    assert {"grad_norm", "context_tokens", "target_tokens"} <= set(axes)

@@ -152,6 +152,11 @@ class Method(nn.Module, abc.ABC):
         """What a checkpoint must carry besides the weights (plain values, bytes, tensors)."""
         return {}
 
+    def batch_stats(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """Numbers about a batch worth logging beside the loss (a masked method: the context and target tokens
+        per image); {} when there are none."""
+        return {}
+
     def report(self) -> str:
         """A line for the start of a run about what the method was built from (a frozen teacher's weights);
         "" when there is nothing to say."""

@@ -407,6 +407,16 @@ class JEPA(Method):
     def report(self) -> str:
         return self.target_updater.source
 
+    def batch_stats(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        """Context and target tokens per mask row (the official I-JEPA logs both), padding not counted."""
+        masks: Masks = batch["masks"]
+        context = masks.context_valid.sum(1) if masks.context_valid is not None else masks.context.shape[1]
+        targets = masks.targets_valid.flatten(1).sum(1) if masks.targets_valid is not None else masks.targets[0].numel()
+        return {
+            "context_tokens": float(torch.as_tensor(context, dtype=torch.float32).mean()),
+            "target_tokens": float(torch.as_tensor(targets, dtype=torch.float32).mean()),
+        }
+
     def extra_state(self) -> dict[str, Any]:
         return tokenizer_state(self.tokenizer)
 

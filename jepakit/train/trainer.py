@@ -379,9 +379,11 @@ class Trainer:
                     opt.zero_grad(set_to_none=True)
                     skipped += 1
                     continue
-                if cfg.clip_grad > 0:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip_grad)
+                scaler.unscale_(opt)  # fp16: the norm of the true gradients (a no-op otherwise)
+                # the norm before clipping, logged (what a collapsing run is debugged with); an infinite bound
+                # clips nothing (the gradients are multiplied by exactly 1)
+                bound = cfg.clip_grad if cfg.clip_grad > 0 else math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], bound)
                 scaler.step(opt)
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
@@ -390,7 +392,8 @@ class Trainer:
                 history.append(loss)
                 seen += cfg.batch_size
                 done = step + 1
-                record = {**parts, "lr": lr, "weight_decay": wd}
+                record = {**parts, "lr": lr, "weight_decay": wd, "grad_norm": _scalar(grad_norm)}
+                record.update(method.batch_stats(batch))
                 if hasattr(data, "unreadable"):
                     record["unreadable_samples"] = data.unreadable
                 record.update(logged)
@@ -548,6 +551,12 @@ def _measured_activations(method: Any, data: Any, batch: int, seed: int, probe: 
             out = dry(**dry.make_batch(samples, draw), step=0)
         out["loss"].backward()
     return saved / n * batch
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """A logged scalar of a tensor that may be a sharded DTensor (FSDP2's gradient norm)."""
+    full = getattr(value, "full_tensor", None)  # DTensor's: the value every rank agrees on
+    return float(full() if full is not None else value)
 
 
 def _distributed() -> tuple[int, int]:
