@@ -183,7 +183,7 @@ def lightly_step(batch: int, image: int, pred_depth: int, seed: int = 0):
     holding the weights jepakit's step starts from (same seed), fed the same images and masks."""
     from lightly.models import utils
 
-    from jepakit.peers import lightly_ijepa, lightly_ijepa_loss
+    from peers import lightly_ijepa, lightly_ijepa_loss
 
     encoder, target, predictor = lightly_ijepa(tiny_model(image, pred_depth, seed), image)
     params = list(encoder.parameters()) + list(predictor.parameters())

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jepakit import get_config
-from jepakit.peers import lightly_ijepa, lightly_ijepa_loss
+
+from peers import lightly_ijepa, lightly_ijepa_loss
 
 
 def jepakit_model(seed: int, image: int, patch: int):

@@ -3,7 +3,7 @@
 ``evaluate(encoder, data)`` returns the probe results and the collapse monitors;
 ``probe_data`` says which data a run is probed on. The encoder comes from
 ``jepakit.runs.load_eval_encoder`` (a checkpoint, a run folder or an export folder);
-``jepakit probe SOURCE`` and ``recipes/probe.py`` wrap both.
+``jepakit probe SOURCE`` and ``scripts/probe.py`` wrap both.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run several recipes one after another with the same overrides, each in its own run folder.
 
-    python recipes/ablations.py tc-jepa-cpu ijepa-cpu -- train.steps=200
+    python scripts/ablations.py tc-jepa-cpu ijepa-cpu -- train.steps=200
 
 Prints a table of first and last losses at the end.
 """

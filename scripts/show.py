@@ -1,6 +1,6 @@
 """Show a recipe: its config tree (with overrides) and the size of the model it builds.
 
-python recipes/show.py ijepa predictor.depth=4 masker=random
+python scripts/show.py ijepa predictor.depth=4 masker=random
 """
 
 from __future__ import annotations

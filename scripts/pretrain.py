@@ -1,4 +1,4 @@
-"""Pretrain a recipe: ``python recipes/pretrain.py tc-jepa-cpu train.steps=500 [--out DIR] [--resume]``.
+"""Pretrain a recipe: ``python scripts/pretrain.py tc-jepa-cpu train.steps=500 [--out DIR] [--resume]``.
 
 The same as ``jepakit train``; with no data override it trains on the embedded scenes.
 """

@@ -1,4 +1,4 @@
-"""Probe a pretrained encoder: ``python recipes/probe.py runs/tc-jepa-cpu [data.seed=7] [--probes linear,dense]``.
+"""Probe a pretrained encoder: ``python scripts/probe.py runs/tc-jepa-cpu [data.seed=7] [--probes linear,dense]``.
 
 The same as ``jepakit probe``: the target encoder of a checkpoint, run folder or export
 folder (or ``random:RECIPE``, the random-init floor), on held-out images of the run's
