@@ -12,9 +12,11 @@ of the test features, whether the trainer's collapse warning fired, the CPU minu
     python benchmarks/small_data.py run SET METHOD [SEED ...]  # train + probe (default seeds 0 1 2)
     python benchmarks/small_data.py all                        # every run not done yet, then the table
     python benchmarks/small_data.py table                      # RESULTS.md section and the plots
+    python benchmarks/small_data.py screen SET METHOD key=value ...  # one seed of a tuning step
 
 Runs live in ``benchmarks/small_data_runs/SET/METHOD-sSEED`` (not committed); each finished run adds a
-line to ``benchmarks/small_data_results.jsonl`` (committed), from which ``table`` is built.
+line to ``benchmarks/small_data_results.jsonl`` (committed), from which ``table`` is built; a screen (one
+seed, overrides of the recipe: how a recipe is tuned) adds one to ``benchmarks/small_data_screens.jsonl``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from _common import record, section_notes, table
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "small_data_runs"
 RESULTS = HERE / "small_data_results.jsonl"
+SCREENS = HERE / "small_data_screens.jsonl"
 TITLE = "Small real data: the JEPA family against the random-init floor"
 
 SETS = ("digits", "faces", "textures")
@@ -50,11 +53,12 @@ CURVE = 4
 PROBES = ("linear", "knn", "attentive")
 
 
-def config(dataset: str, method: str, seed: int) -> Any:
-    """The recipe of ``method`` on ``dataset``'s train split, seeded, checkpointing ``CURVE`` times."""
+def config(dataset: str, method: str, seed: int, edits: tuple[str, ...] = ()) -> Any:
+    """The recipe of ``method`` on ``dataset``'s train split, seeded, checkpointing ``CURVE`` times;
+    ``edits``: command-line overrides of the recipe (a screen's)."""
     from jepakit import get_config
 
-    cfg = get_config(METHODS[method], data=dataset)
+    cfg = get_config(get_config(METHODS[method], data=dataset), *edits)
     every = max(1, (cfg.train.steps or 0) // CURVE)  # the CPU recipes give steps
     seeded: dict[str, Any] = {"train": {"seed": seed, "checkpoint_every": every, "keep_checkpoints": CURVE}}
     if cfg.teacher_run is not None:  # SALT's teacher takes the run's seed and data too
@@ -62,17 +66,22 @@ def config(dataset: str, method: str, seed: int) -> Any:
     return get_config(cfg, **seeded)
 
 
-def measure(dataset: str, method: str, seed: int) -> dict[str, Any]:
-    """Train (unless the floor) and probe one run; append its row to ``RESULTS``."""
+def measure(
+    dataset: str, method: str, seed: int, edits: tuple[str, ...] = (), results: Path = RESULTS
+) -> dict[str, Any]:
+    """Train (unless the floor) and probe one run; append its row to ``results``."""
     from jepakit.checkpoint import CheckpointManager
     from jepakit.eval import evaluate, random_encoder, summary
     from jepakit.runs import checkpoint_encoder, load_run
     from jepakit.train import train
 
-    cfg = config(dataset, method, seed)
+    cfg = config(dataset, method, seed, edits)
     fit, test = cfg.data.build(), cfg.data.replace(split="test").build()
-    out = RUNS / dataset / f"{method}-s{seed}"
+    tag = f"{method}-{'-'.join(edits)}" if edits else method
+    out = RUNS / dataset / f"{tag.replace('/', '_')}-s{seed}"
     row: dict[str, Any] = {"set": dataset, "method": method, "seed": seed, "recipe": METHODS[method]}
+    if edits:
+        row["overrides"] = list(edits)
     if method == "random":
         final = random_encoder(cfg.method.eval_encoder()[0], seed)
         row |= {"steps": 0, "cpu_minutes": 0.0, "collapse_warning": False, "curve": []}
@@ -95,7 +104,7 @@ def measure(dataset: str, method: str, seed: int) -> dict[str, Any]:
         final = checkpoint_encoder(*load_run(out))[0].eval()
     probed = summary(evaluate(final, fit, test_data=test, probes=PROBES, lidar_views=None, seed=seed))
     row["probe"] = probed
-    with RESULTS.open("a") as f:
+    with results.open("a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{dataset}/{method}-s{seed}: {json.dumps(probed)}", flush=True)
     return row
@@ -205,6 +214,10 @@ def main() -> None:
     p_run.add_argument("seeds", nargs="*", type=int, default=list(SEEDS))
     sub.add_parser("all")
     sub.add_parser("table")
+    p_screen = sub.add_parser("screen")
+    p_screen.add_argument("set", choices=SETS)
+    p_screen.add_argument("method", choices=list(METHODS))
+    p_screen.add_argument("edits", nargs="+", help="key=value overrides of the recipe")
     args = parser.parse_args()
     done = {(r["set"], r["method"], r["seed"]) for r in rows()}
     if args.command == "list":
@@ -213,6 +226,8 @@ def main() -> None:
     elif args.command == "run":
         for seed in args.seeds:
             measure(args.set, args.method, seed)
+    elif args.command == "screen":
+        measure(args.set, args.method, 0, tuple(args.edits), SCREENS)
     elif args.command == "all":
         for key in planned():
             if key not in done:

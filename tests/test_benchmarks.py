@@ -59,6 +59,8 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
             assert (cfg.data.name, cfg.data.split, cfg.train.seed) == (dataset, "train", 2)
             if cfg.teacher_run is not None:
                 assert (cfg.teacher_run.data.name, cfg.teacher_run.train.seed) == (dataset, 2)
+    screened = small.config("digits", "ijepa", 0, ("train.lr=2.5e-4", "target_updater.momentum_start=0.996"))
+    assert (screened.train.lr, screened.target_updater.momentum_start, screened.data.name) == (2.5e-4, 0.996, "digits")
 
     def row(method, seed, knn, rank=5.0, warned=False):
         probe = {p: {"label": knn} for p in small.PROBES} | {"monitors": {"effective_rank": rank}}
