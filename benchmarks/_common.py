@@ -260,6 +260,15 @@ def per_round_ratio(base: Sequence[float], other: Sequence[float]) -> float:
     return statistics.median(b / o for b, o in zip(base, other, strict=True))
 
 
+def mean_std(xs: Sequence[float], single: str = "") -> str:
+    """A table cell: "-" for no value, one value (followed by ``single``), or mean ± sample spread."""
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}{single}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from _common import record, section_notes, table
+from _common import mean_std, record, section_notes, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "quality_runs"
@@ -322,14 +322,6 @@ def loss_tracks_probes(log: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def _mean_std(xs: list[float]) -> str:
-    if not xs:
-        return "-"
-    if len(xs) == 1:
-        return f"{xs[0]:.3f}"
-    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
-
-
 def make_table() -> str:
     """Mean ± std over seeds per method: the embedded scenes' table, then the digits', the video and the
     image-text tables."""
@@ -355,7 +347,7 @@ def make_table() -> str:
 
     def numbers(title: str, group: list[str], columns: Mapping[str, tuple[str, ...]]) -> str:
         """A titled table of ``group``'s methods: the common head, then mean ± std of each column's probe path."""
-        rows = [(*head, *(_mean_std(get(*path)) for path in columns.values())) for _, head, get in map(common, group)]
+        rows = [(*head, *(mean_std(get(*path)) for path in columns.values())) for _, head, get in map(common, group)]
         return f"\n\n{title}\n\n" + table(("method", "seeds", "steps", "train min", "s/step", *columns), rows)
 
     rows = []
@@ -366,14 +358,14 @@ def make_table() -> str:
         rows.append(
             (
                 *head,
-                _mean_std(get("linear", "count")),
-                _mean_std(get("knn", "count")),
-                _mean_std(get("linear", "shapes")),
-                _mean_std(get("linear", "relation"))
+                mean_std(get("linear", "count")),
+                mean_std(get("knn", "count")),
+                mean_std(get("linear", "shapes")),
+                mean_std(get("linear", "relation"))
                 + ("" if all(r.get("relation_label") == RELATION_LABEL for r in rs) else " †"),
-                _mean_std(get("dense", "miou")),
-                _mean_std(get("monitors", "effective_rank")),
-                _mean_std([r["probe"]["monitors"]["lidar"] for r in rs if "lidar" in r["probe"]["monitors"]]),
+                mean_std(get("dense", "miou")),
+                mean_std(get("monitors", "effective_rank")),
+                mean_std([r["probe"]["monitors"]["lidar"] for r in rs if "lidar" in r["probe"]["monitors"]]),
                 f"{statistics.mean(gap):+.1%}" if gap else "-",
                 f"{statistics.mean(p['first'] for p in pos):.0%}→{statistics.mean(p['mid'] for p in pos):.0%}"
                 f"→{statistics.mean(p['last'] for p in pos):.0%}"
@@ -401,7 +393,7 @@ def make_table() -> str:
             rs, head, get = common(method)
 
             def it(*path: str, rs: list[dict[str, Any]] = rs) -> str:
-                return _mean_std([_dig(r["image_text"], path) for r in rs])
+                return mean_std([_dig(r["image_text"], path) for r in rs])
 
             rows.append(
                 (

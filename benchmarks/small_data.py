@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import record, section_notes, table
+from _common import mean_std, record, section_notes, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "small_data_runs"
@@ -123,11 +123,7 @@ def rows() -> list[dict[str, Any]]:
 
 
 def _stat(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f} (1 seed)"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return mean_std(values, " (1 seed)")
 
 
 def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
