@@ -17,6 +17,7 @@ by :func:`load_encoder`, so that a frozen teacher and the probes load it alike.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -263,8 +264,15 @@ def training_checkpoint(source: str | os.PathLike) -> Path | None:
         return CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
     if path.suffix == ".safetensors" or not path.is_file():
         return None
-    state = load_checkpoint(path)
-    return path if {"model", "config", "step"} <= set(state) else None
+    stat = path.stat()
+    return path if _holds_a_run(str(path.resolve()), stat.st_mtime_ns, stat.st_size) else None
+
+
+@functools.cache
+def _holds_a_run(path: str, mtime: int, size: int) -> bool:
+    """Whether the file is a jepakit training checkpoint, read once per version of the file (a config that
+    names it asks whenever it is made)."""
+    return {"model", "config", "step"} <= set(load_checkpoint(path))
 
 
 def evaluated_encoder(path: str | os.PathLike) -> tuple[Any, str]:
