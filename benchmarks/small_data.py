@@ -12,7 +12,7 @@ of the test features, whether the trainer's collapse warning fired, the CPU minu
     python benchmarks/small_data.py run SET METHOD [SEED ...]  # train + probe (default seeds 0 1 2)
     python benchmarks/small_data.py all                        # every run not done yet, then the table
     python benchmarks/small_data.py table                      # RESULTS.md section and the plots
-    python benchmarks/small_data.py screen SET METHOD key=value ...  # one seed of a tuning step
+    python benchmarks/small_data.py screen SET METHOD key=value ... [--seed N]  # a tuning step
 
 Runs live in ``benchmarks/small_data_runs/SET/METHOD-sSEED`` (not committed); each finished run adds a
 line to ``benchmarks/small_data_results.jsonl`` (committed), from which ``table`` is built; a screen (one
@@ -214,6 +214,7 @@ def main() -> None:
     p_screen.add_argument("set", choices=SETS)
     p_screen.add_argument("method", choices=list(METHODS))
     p_screen.add_argument("edits", nargs="+", help="key=value overrides of the recipe")
+    p_screen.add_argument("--seed", type=int, default=0, help="the run's seed (a screen at more seeds: once each)")
     args = parser.parse_args()
     done = {(r["set"], r["method"], r["seed"]) for r in rows()}
     if args.command == "list":
@@ -223,7 +224,7 @@ def main() -> None:
         for seed in args.seeds:
             measure(args.set, args.method, seed)
     elif args.command == "screen":
-        measure(args.set, args.method, 0, tuple(args.edits), SCREENS)
+        measure(args.set, args.method, args.seed, tuple(args.edits), SCREENS)
     elif args.command == "all":
         for key in planned():
             if key not in done:
