@@ -301,19 +301,20 @@ def _run_probes(
     if "dense" in probes and not dense:
         emit("dense probe skipped: the data has no segmentation")
     if dense:
-        assert feats.patches is not None and feats.segmentation is not None
         bar.update(fitting, description="probe dense")
-        per_frame = [
-            feats.frame_tokens(*pair) for pair in zip(split(feats.patches), split(feats.segmentation), strict=True)
-        ]
-        out = dense_probe(
-            *((x, seg) for x, seg, _ in per_frame), grid=per_frame[0][2], num_classes=feats.num_seg_classes
-        )
+        out = _dense(feats, rows)
         results["dense"] = {"miou": out["miou"], "iou": out["iou"]}
         results["details"]["dense"] = out
         emit(f"dense/miou: {out['miou']:.4f}")
         bar.advance(fitting)
     return results
+
+
+def _dense(feats: Features, rows: list[torch.Tensor]) -> dict[str, Any]:
+    """The dense probe on the splits' patch tokens and segmentations (a clip's frames each a sample)."""
+    assert feats.patches is not None and feats.segmentation is not None
+    per_frame = [feats.frame_tokens(feats.patches[r], feats.segmentation[r]) for r in rows]
+    return dense_probe(*((x, seg) for x, seg, _ in per_frame), grid=per_frame[0][2], num_classes=feats.num_seg_classes)
 
 
 def _heads(dim: int) -> int:
