@@ -207,9 +207,9 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
             state = upgrade_checkpoint(load_checkpoint(latest))
             _check_same_config(state["config"], experiment, latest)
-        elif manager.latest() is not None:  # a new run's checkpoints must never sit beside an old run's
+        elif (other := manager.latest()) is not None:  # a new run's checkpoints never sit beside an old run's
             raise RunExistsError(
-                f"the run folder {str(out)!r} holds checkpoints of another run ({str(manager.latest())!r}); "
+                f"the run folder {str(out)!r} holds checkpoints of another run ({str(other)!r}); "
                 "resume it, or train into a new folder"
             )
         device = torch.device(
@@ -273,8 +273,9 @@ class Trainer:
             )
         if getattr(data, "report", ""):
             emit(f"data: {data.report}")
-        if method.report():
-            emit(method.report())
+        built_from = method.report()
+        if built_from:
+            emit(built_from)
         unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
 
         def checkpoint(step: int) -> None:
