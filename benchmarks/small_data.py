@@ -47,6 +47,8 @@ METHODS = {
     "mae": "mae-cpu",
     "salt": "salt-cpu",
 }
+#: The peers' own training code (``small_data_peers.py``), probed alike.
+PEERS = ("lightly-ijepa", "lightly-simclr", "spt-ijepa", "spt-lejepa")
 SEEDS = (0, 1, 2)
 #: Checkpoints probed along a run (kNN), for the score-against-CPU-minutes curve.
 CURVE = 4
@@ -66,48 +68,57 @@ def config(dataset: str, method: str, seed: int, edits: tuple[str, ...] = ()) ->
     return get_config(cfg, **seeded)
 
 
+def probe_run(
+    row: dict[str, Any], data: Any, final: Any, snapshots: list[tuple[int, float, Any]], results: Path
+) -> dict[str, Any]:
+    """Complete ``row`` with kNN at each ``(step, CPU minutes, encoder)`` snapshot (the curve) and every probe
+    of the ``final`` encoder, on the train split of ``data`` (a data config: the classifiers' images) and its
+    held-out test split; append it to ``results``. The peers' runs are probed by this too."""
+    from jepakit.eval import evaluate, summary
+
+    fit, test = data.build(), data.replace(split="test").build()
+    row["curve"] = [
+        [step, minutes, evaluate(enc.eval(), fit, test_data=test, probes=("knn",), lidar_views=None)["knn"]["label"]]
+        for step, minutes, enc in snapshots
+    ]
+    probed = summary(evaluate(final.eval(), fit, test_data=test, probes=PROBES, lidar_views=None, seed=row["seed"]))
+    row["probe"] = probed
+    with results.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{row['set']}/{row['method']}-s{row['seed']}: {json.dumps(probed)}", flush=True)
+    return row
+
+
 def measure(
     dataset: str, method: str, seed: int, edits: tuple[str, ...] = (), results: Path = RESULTS
 ) -> dict[str, Any]:
     """Train (unless the floor) and probe one run; append its row to ``results``."""
     from jepakit.checkpoint import CheckpointManager
-    from jepakit.eval import evaluate, random_encoder, summary
+    from jepakit.eval import random_encoder
     from jepakit.runs import checkpoint_encoder, load_run
     from jepakit.train import train
 
     cfg = config(dataset, method, seed, edits)
-    fit, test = cfg.data.build(), cfg.data.replace(split="test").build()
     tag = f"{method}-{'-'.join(edits)}" if edits else method
     out = RUNS / dataset / f"{tag.replace('/', '_')}-s{seed}"
     row: dict[str, Any] = {"set": dataset, "method": method, "seed": seed, "recipe": METHODS[method]}
     if edits:
         row["overrides"] = list(edits)
     if method == "random":
-        final = random_encoder(cfg.method.eval_encoder()[0], seed)
-        row |= {"steps": 0, "cpu_minutes": 0.0, "collapse_warning": False, "curve": []}
-    else:
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = train(cfg, out, overwrite=True, progress=False)
-        row["cpu_minutes"] = round((time.process_time() - cpu) / 60, 3)
-        row["wall_minutes"] = round((time.perf_counter() - wall) / 60, 3)
-        log = Path(result["log"]).read_text()
-        row["collapse_warning"] = "warning: collapse" in log
-        total = result["steps"] + (cfg.teacher_run.train.steps if cfg.teacher_run is not None else 0)
-        row["steps"] = total
-        curve = []
-        for step, path in CheckpointManager(out / "checkpoints").checkpoints():
-            encoder = checkpoint_encoder(*load_run(path))[0].eval()
-            knn = evaluate(encoder, fit, test_data=test, probes=("knn",), lidar_views=None)["knn"]["label"]
-            done = total - result["steps"] + step  # SALT: the teacher's steps came first
-            curve.append([step, round(row["cpu_minutes"] * done / total, 3), knn])
-        row["curve"] = curve
-        final = checkpoint_encoder(*load_run(out))[0].eval()
-    probed = summary(evaluate(final, fit, test_data=test, probes=PROBES, lidar_views=None, seed=seed))
-    row["probe"] = probed
-    with results.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(f"{dataset}/{method}-s{seed}: {json.dumps(probed)}", flush=True)
-    return row
+        row |= {"steps": 0, "cpu_minutes": 0.0, "collapse_warning": False}
+        return probe_run(row, cfg.data, random_encoder(cfg.method.eval_encoder()[0], seed), [], results)
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = train(cfg, out, overwrite=True, progress=False)
+    row["cpu_minutes"] = round((time.process_time() - cpu) / 60, 3)
+    row["wall_minutes"] = round((time.perf_counter() - wall) / 60, 3)
+    row["collapse_warning"] = "warning: collapse" in Path(result["log"]).read_text()
+    total = result["steps"] + (cfg.teacher_run.train.steps if cfg.teacher_run is not None else 0)
+    row["steps"] = total
+    snapshots = []
+    for step, path in CheckpointManager(out / "checkpoints").checkpoints():
+        done = total - result["steps"] + step  # SALT: the teacher's steps came first
+        snapshots.append((step, round(row["cpu_minutes"] * done / total, 3), checkpoint_encoder(*load_run(path))[0]))
+    return probe_run(row, cfg.data, checkpoint_encoder(*load_run(out))[0], snapshots, results)
 
 
 def rows() -> list[dict[str, Any]]:
@@ -132,7 +143,7 @@ def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
     mine = [r for r in found if r["set"] == dataset]
     floor = {p: [r["probe"][p]["label"] for r in mine if r["method"] == "random"] for p in PROBES}
     lines = []
-    for method in METHODS:
+    for method in (*METHODS, *PEERS):
         runs = [r for r in mine if r["method"] == method]
         if not runs:
             continue
@@ -146,10 +157,10 @@ def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
         ]
         rank = [r["probe"]["monitors"]["effective_rank"] for r in runs]
         cpu = [r["cpu_minutes"] for r in runs]
-        warned = sum(r["collapse_warning"] for r in runs)
+        warned = "n/a" if method in PEERS else f"{sum(r['collapse_warning'] for r in runs)} of {len(runs)}"
         verdict = ", ".join(beats) or ("-" if method == "random" else "neither")
         cells = [*(_stat(scores[p]) for p in PROBES), _stat(rank), f"{statistics.mean(cpu):.1f}"]
-        lines.append([method, len(runs), *cells, f"{warned} of {len(runs)}", verdict])
+        lines.append([method, len(runs), *cells, warned, verdict])
     header = ["method", "seeds", *PROBES, "effective rank", "CPU min", "collapse warned", "beats the floor"]
     return table(header, lines)
 
@@ -166,14 +177,14 @@ def plot(dataset: str, found: list[dict[str, Any]], path: Path) -> Path:
     floor = [r["probe"]["knn"]["label"] for r in mine if r["method"] == "random"]
     if floor:
         ax.axhline(statistics.mean(floor), color="grey", linestyle="--", label="random init")
-    for method in METHODS:
+    for method in (*METHODS, *PEERS):
         curves = [r["curve"] for r in mine if r["method"] == method and r["curve"]]
         if not curves:
             continue
         points = min(len(c) for c in curves)
         minutes = [statistics.mean(c[i][1] for c in curves) for i in range(points)]
         knn = [statistics.mean(c[i][2] for c in curves) for i in range(points)]
-        ax.plot(minutes, knn, marker="o", label=method)
+        ax.plot(minutes, knn, marker="o", label=method, linestyle=":" if method in PEERS else "-")
     ax.set_xlabel("CPU minutes of training")
     ax.set_ylabel("kNN accuracy (held-out test split)")
     ax.set_title(f"data={dataset}")

@@ -81,3 +81,18 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
     ijepa, mae = (next(line for line in text.splitlines() if line.startswith(f"| {m} ")) for m in ("ijepa", "mae"))
     assert ijepa.endswith("| 0 of 3 | linear, knn |") and mae.endswith("| 1 of 3 | neither |")
     assert small.plot("faces", found, tmp_path / "faces.png").stat().st_size > 0
+
+
+def test_a_peers_timm_vit_is_probed_as_the_very_function_it_trained():
+    """The peers train a timm ViT on ImageNet-normalised images; jepakit's encoder holding its weights reads
+    the [0, 1] images and gives the same tokens, so the small-data probes score what the peer trained."""
+    peers = pytest.importorskip("small_data_peers")
+    vit = peers.timm_vit(seed=3).eval()
+    with torch.no_grad():
+        vit.pos_embed.normal_()  # a trained table, not timm's initial one
+    ours = peers.as_jepakit(vit.state_dict()).eval()
+    images = torch.rand(2, 3, 64, 64)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    normalised = (images - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), vit.forward_features(normalised), rtol=1e-5, atol=1e-5)
