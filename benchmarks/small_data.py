@@ -178,13 +178,10 @@ def plot(dataset: str, found: list[dict[str, Any]], path: Path) -> Path:
     if floor:
         ax.axhline(statistics.mean(floor), color="grey", linestyle="--", label="random init")
     for method in (*METHODS, *PEERS):
-        curves = [r["curve"] for r in mine if r["method"] == method and r["curve"]]
-        if not curves:
-            continue
-        points = min(len(c) for c in curves)
-        minutes = [statistics.mean(c[i][1] for c in curves) for i in range(points)]
-        knn = [statistics.mean(c[i][2] for c in curves) for i in range(points)]
-        ax.plot(minutes, knn, marker="o", label=method, linestyle=":" if method in PEERS else "-")
+        curve = mean_curve([r for r in mine if r["method"] == method])
+        if curve:
+            minutes, knn = zip(*curve, strict=True)
+            ax.plot(minutes, knn, marker="o", label=method, linestyle=":" if method in PEERS else "-")
     ax.set_xlabel("CPU minutes of training")
     ax.set_ylabel("kNN accuracy (held-out test split)")
     ax.set_title(f"data={dataset}")
@@ -194,6 +191,50 @@ def plot(dataset: str, found: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def mean_curve(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(CPU minutes, kNN) at each snapshot, averaged over the runs (seeds) of one method."""
+    curves = [r["curve"] for r in runs if r["curve"]]
+    if not curves:
+        return []
+    points = min(len(c) for c in curves)
+    return [(statistics.mean(c[i][1] for c in curves), statistics.mean(c[i][2] for c in curves)) for i in range(points)]
+
+
+def minutes_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    """The CPU minutes at which ``curve`` first reaches ``target`` (linear between snapshots; from 0 minutes at
+    the first snapshot's score), or None if it never does."""
+    before = (0.0, curve[0][1]) if curve else (0.0, 0.0)
+    for minutes, knn in curve:
+        if knn >= target:
+            (m0, k0) = before
+            return m0 + (minutes - m0) * ((target - k0) / (knn - k0) if knn > k0 else 1.0)
+        before = (minutes, knn)
+    return None
+
+
+def time_to_quality(dataset: str, found: list[dict[str, Any]]) -> str:
+    """The best peer's final kNN (mean over its seeds) and its CPU minutes; for each jepakit method, the CPU
+    minutes its mean curve needs to reach that score and the speed-up over the peer (goal: 1.5x)."""
+    mine = [r for r in found if r["set"] == dataset]
+    peers = {p: [r for r in mine if r["method"] == p] for p in PEERS}
+    peers = {p: runs for p, runs in peers.items() if runs}
+    if not peers:
+        return "No peer rows yet."
+    best = max(peers, key=lambda p: statistics.mean(r["probe"]["knn"]["label"] for r in peers[p]))
+    target = statistics.mean(r["probe"]["knn"]["label"] for r in peers[best])
+    theirs = statistics.mean(r["cpu_minutes"] for r in peers[best])
+    lines = []
+    for method in METHODS:
+        curve = mean_curve([r for r in mine if r["method"] == method])
+        if method == "random" or not curve:
+            continue
+        reached = minutes_to(curve, target)
+        cells = ["not reached", "-"] if reached is None else [f"{reached:.2f}", f"{theirs / reached:.2f}x"]
+        lines.append([method, *cells])
+    head = f"Time to the best peer's kNN ({best}: {target:.3f} in {theirs:.2f} CPU minutes, its final snapshot)"
+    return head + ":\n\n" + table(["method", "CPU minutes to reach it", "speed-up over the peer"], lines)
+
+
 def write_table() -> None:
     found = rows()
     parts = []
@@ -201,7 +242,8 @@ def write_table() -> None:
         if not any(r["set"] == dataset for r in found):
             continue
         picture = plot(dataset, found, HERE / f"small_data_{dataset}.png")
-        parts.append(f"### data={dataset}\n\n![{dataset}]({picture.name})\n\n{set_table(dataset, found)}")
+        tables = f"{set_table(dataset, found)}\n\n{time_to_quality(dataset, found)}"
+        parts.append(f"### data={dataset}\n\n![{dataset}]({picture.name})\n\n{tables}")
     command = "python benchmarks/small_data.py all && python benchmarks/small_data.py table"
     notes = section_notes(TITLE)  # the hand-written status and reading below the last table stay
     record(TITLE, f"`{command}`\n\n" + "\n\n".join(parts) + (f"\n\n{notes}" if notes else ""))

@@ -285,6 +285,9 @@ def _probe(args: argparse.Namespace) -> int:
     written = summary(results)
     if floor is not None:
         written["random_floor"] = {k: floor[k] for k in ("seeds", "mean", "std")}
+        written["diagnosis"] = _diagnosis(results, floor, cfg, out)
+        for line in written["diagnosis"]:
+            print(line)
     rows, tested = results["details"]["test_rows"], results["details"]["test_data"]
     if cfg is not None and cfg.method.joint_embedding() and not args.source.startswith("random:"):
         from .eval.image_text import image_text, image_text_table
@@ -303,6 +306,17 @@ def _probe(args: argparse.Namespace) -> int:
         pictures = segmentation_overlay(images, target, dense["prediction"][: len(images)].long())
         print(f"wrote {save_png(pictures, out / 'segmentation.png', columns=6)} (image, truth, prediction)")
     return 0
+
+
+def _diagnosis(results: dict[str, Any], floor: dict[str, Any], cfg: Any, out: Path) -> list[str]:
+    """``diagnose.probe_diagnosis`` of a probe against its floor, citing the run's collapse warnings."""
+    from .diagnose import probe_diagnosis, remedies
+    from .train.loggers import read_jsonl
+
+    log = out / "log.jsonl"
+    events = read_jsonl(log) if log.is_file() else []
+    warned = [int(e["step"]) for e in events if "warning: collapse" in str(e.get("event", ""))]
+    return probe_diagnosis(results, floor, remedies(cfg.method, cfg.train), warned)
 
 
 def _probe_source(args: argparse.Namespace) -> tuple[Any, Any, Path]:

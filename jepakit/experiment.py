@@ -36,7 +36,7 @@ from .train.trainer import TrainConfig
 __all__ = ["SCHEMA_VERSION", "Experiment"]
 
 #: The layout of stored experiment dicts (``config.json``, checkpoints).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: train.collapse_drop (a fall of the centred rank) replaces train.collapse_rank
 
 _PARTS = ("method", "data", "train", "teacher_run")
 #: Maskers whose block shapes schema 2 drew with scale and aspect apart (schema 3's default couples them).
@@ -182,6 +182,9 @@ class Experiment(Assembly):
             conditioner = method.get("conditioner")
             if isinstance(conditioner, dict) and conditioner.get("type") == "conditioner/adaln":
                 data["method"]["conditioner"] = {"final_norm": False, **conditioner}
+        train = data.get("train")
+        if version < 4 and isinstance(train, dict) and "collapse_rank" in train:
+            data["train"] = {k: v for k, v in train.items() if k != "collapse_rank"}  # a warning threshold only
         return data
 
 

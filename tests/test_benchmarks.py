@@ -81,6 +81,12 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
     ijepa, mae = (next(line for line in text.splitlines() if line.startswith(f"| {m} ")) for m in ("ijepa", "mae"))
     assert ijepa.endswith("| 0 of 3 | linear, knn |") and mae.endswith("| 1 of 3 | neither |")
     assert small.plot("faces", found, tmp_path / "faces.png").stat().st_size > 0
+    # ijepa's mean curve: kNN 0.60 at 1 minute, 0.70 at 2; a peer ending at 0.65 after 3 minutes is reached
+    # half-way between the snapshots, at 1.5 minutes: 2x the peer's speed
+    peer = [{**row("lightly-ijepa", s, 0.65), "cpu_minutes": 3.0} for s in range(3)]
+    said = small.time_to_quality("faces", found + peer)
+    assert "lightly-ijepa: 0.650 in 3.00 CPU minutes" in said and "| ijepa | 1.50 | 2.00x |" in said
+    assert small.minutes_to([(1.0, 0.5), (2.0, 0.6)], 0.7) is None and small.minutes_to([(1.0, 0.8)], 0.7) == 1.0
 
 
 def test_a_peers_timm_vit_is_probed_as_the_very_function_it_trained():

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jepakit.eval import effective_rank, embedding_std, lidar, view_embeddings
+from jepakit.eval import centred_rank, effective_rank, embedding_std, lidar, view_embeddings
 
 
 @given(d=st.integers(2, 64))
@@ -25,6 +25,19 @@ def test_effective_rank_of_k_equal_directions_is_k(k, seed):
     q, _ = torch.linalg.qr(torch.randn(32, 32, generator=torch.Generator().manual_seed(seed)))
     z = q[:k].repeat(3, 1)  # k orthonormal rows, each three times: k equal singular values
     assert effective_rank(z) == pytest.approx(k, rel=1e-3)
+
+
+@given(k=st.integers(1, 12), seed=st.integers(0, 1000), shift=st.floats(-100, 100))
+def test_centred_rank_ignores_the_shared_mean_and_counts_the_directions_the_rows_spread_over(k, seed, shift):
+    """k orthonormal directions met by +-1 on each (rows summing to 0 on each direction), lifted by one shared
+    vector of any size: RankMe sees the lift, the centred rank sees k; one repeated row reads 0."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(32, 32, generator=g))
+    spread = torch.cat([q[:k], -q[:k]])  # mean zero, k equal singular values
+    lifted = spread + shift * torch.randn(32, generator=g)
+    assert centred_rank(lifted) == pytest.approx(k, rel=1e-3)
+    assert centred_rank(spread) == pytest.approx(effective_rank(spread), rel=1e-6)
+    assert centred_rank(torch.randn(1, 32, generator=g).repeat(6, 1)) == 0.0
 
 
 def test_embedding_std_zero_when_collapsed_and_near_one_over_sqrt_d_when_spread():

@@ -29,11 +29,11 @@ def test_a_run_writes_config_log_and_checkpoints(tmp_path):
     result = train(cfg, tmp_path, progress=False)
     assert len(result["losses"]) == 6 and all(torch.isfinite(torch.tensor(result["losses"])))
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 3, "method/jepa")
+    assert (saved["type"], saved["version"], saved["method"]["type"]) == ("experiment", 4, "method/jepa")
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3, 4, 6], "every log_every steps, and the monitor steps"
     assert {"loss", "predict", "lr", "weight_decay", "ema_momentum", "images_per_s"} <= set(records[-1])
-    assert "effective_rank" in records[-1] and "embedding_std" in records[-1]
+    assert {"effective_rank", "centred_rank", "embedding_std"} <= set(records[-1])
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003.pt", "step-00000006.pt"]
     assert (tmp_path / "curves.png").is_file() and any((tmp_path / "tensorboard").iterdir()), "the default loggers"
 
@@ -203,25 +203,53 @@ def test_autocast_precisions_train_like_fp32(tmp_path, precision, tolerance):
     assert result["losses"] != exact, f"{precision} autocast must change the arithmetic"
 
 
-def test_a_collapse_is_warned_in_the_log_once_per_fall(tmp_path, monkeypatch):
-    """Monitor readings of rank 0.9, 0.8 (below train.collapse_rank=1), 1.5, 0.7: a warning at the first fall
-    and at the second, not while it stays down; an event line of log.jsonl and a line of the run's output."""
-    from jepakit.eval import monitors
+def test_a_collapse_is_warned_in_the_log_once_per_fall_with_the_remedies(tmp_path, monkeypatch):
+    """Centred ranks 8 (the first reading, before any step), then 7, 5 (below 0.75 x 8), 5.5, 7.5, 4: a warning
+    at the first fall (step 2) and at the second (step 5), not while it stays down; an event line of
+    log.jsonl and a line of the run's output, naming the remedies (the method's own among them)."""
+    from jepakit import diagnose
 
-    ranks = iter([0.9, 0.8, 1.5, 0.7])
-    monkeypatch.setattr(monitors, "effective_rank", lambda z: next(ranks))
+    ranks = iter([8.0, 7.0, 5.0, 5.5, 7.5, 4.0])
+    monkeypatch.setattr(diagnose, "centred_rank", lambda z: next(ranks))
     lines: list[str] = []
-    cfg = experiment(train={**TRAIN, "steps": 4, "monitor_every": 1, "collapse_rank": 1.0})
+    cfg = experiment(train={**TRAIN, "steps": 5, "batch_size": 8, "monitor_every": 1})
     train(cfg, tmp_path, progress=False, log=lines.append)
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     warned = [e for e in events if "collapse" in e.get("event", "")]
-    assert [e["step"] for e in warned] == [1, 4], warned
-    assert "effective rank is 0.90" in warned[0]["event"] and "train.collapse_rank=1" in warned[0]["event"]
+    assert [e["step"] for e in warned] == [2, 5], warned
+    assert "centred rank is 5.00, below 0.75 x its first reading 8.00" in warned[0]["event"]
+    assert "train.steps=1" in warned[0]["event"] and "target_updater.momentum_start=0.999" in warned[0]["event"]
     assert sum("warning: collapse" in line for line in lines) == 2
-    ranks = iter([0.5] * 4)
-    few = experiment(train={**TRAIN, "steps": 4, "monitor_every": 1, "collapse_rank": 2.0})
+    records = [e for e in events if "centred_rank" in e]
+    assert [r["centred_rank"] for r in records] == [7.0, 5.0, 5.5, 7.5, 4.0]
+
+    ranks = iter([8.0, 1.0, 1.0])  # the first reading, then one per step
+    few = experiment(train={**TRAIN, "steps": 2, "batch_size": 4, "monitor_every": 1})
     train(few, tmp_path / "few", progress=False)
-    assert "collapse" not in (tmp_path / "few" / "log.jsonl").read_text(), "4 images cannot tell rank 2 from 1"
+    assert "collapse" not in (tmp_path / "few" / "log.jsonl").read_text(), "4 images cannot tell a collapse"
+
+
+def test_a_run_built_to_collapse_is_warned_and_its_probe_names_cause_and_remedies(tmp_path, capsys):
+    """A teacher that is the student (copy), raw targets (no layer norm) and a learning rate of 0.03: the
+    trivial solution is in reach and the pooled embeddings fall onto about 1.5 directions within 5 steps. The
+    trainer warns, and ``jepakit probe`` says how the scores stand against the floor, that the cause is a
+    collapse (the test features' centred rank against random init's), cites the warning and lists the
+    remedies, in its output and in probe.json."""
+    from jepakit.cli import main
+
+    fast = {"lr": 3e-2, "start_lr": 3e-2, "warmup_steps": 0, "steps": 10, "batch_size": 8, "monitor_every": 5}
+    cfg = experiment(target_updater={"type": "copy"}, loss={"normalize_targets": False}, train={**TRAIN, **fast})
+    train(cfg, tmp_path / "run", progress=False)
+    assert "warning: collapse at step 5" in (tmp_path / "run" / "log.jsonl").read_text()
+    capsys.readouterr()
+    split = ["--train", "24", "--val", "8", "--test", "16", "--floor-seeds", "2", "--probes", "linear,knn", "--quiet"]
+    main(["probe", str(tmp_path / "run"), *split])
+    said = capsys.readouterr().out
+    assert "linear and kNN scores beat the random-init floor" in said
+    assert "cause: a collapse; the test features' centred rank is" in said
+    assert "warned of a collapse at step 5" in said and "train.steps=3" in said and "train.lr=0.0075" in said
+    diagnosis = json.loads((tmp_path / "run" / "probe.json").read_text())["diagnosis"]
+    assert diagnosis[0].startswith("diagnosis:") and diagnosis[-1].startswith("try: ")
 
 
 def test_epochs_set_the_run_length_from_the_data(tmp_path):

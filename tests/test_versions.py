@@ -12,6 +12,7 @@ import torch
 
 from jepakit import ConfigError, Experiment, from_dict, get_config, to_dict
 from jepakit.checkpoint import CHECKPOINT_VERSION, load_checkpoint, upgrade_checkpoint
+from jepakit.experiment import SCHEMA_VERSION
 from jepakit.runs import load_eval_encoder, load_method, load_run
 from jepakit.train import train
 
@@ -53,7 +54,7 @@ def test_a_schema_1_checkpoint_resumes_exactly(v1_run, recorded_threads):
     else:  # elsewhere float rounding may differ
         assert result["losses"] == pytest.approx(EXPECTED[recipe]["losses"][2:], rel=1e-4)
     newest = upgrade_checkpoint(load_checkpoint(result["checkpoint"]))
-    assert newest["version"] == CHECKPOINT_VERSION and newest["config"]["version"] == 3
+    assert newest["version"] == CHECKPOINT_VERSION and newest["config"]["version"] == SCHEMA_VERSION
 
 
 def test_a_schema_1_checkpoint_loads_and_probes(v1_run, tmp_path):
@@ -109,10 +110,21 @@ def test_a_run_resumes_when_the_config_gained_a_field_with_a_default(tmp_path):
 
 def test_newer_versions_are_refused_with_a_clear_error():
     d = to_dict(get_config("ijepa-cpu"))
-    with pytest.raises(ConfigError, match=r"newer jepakit.*schema 4"):
-        from_dict({**d, "version": 4})
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(ConfigError, match=rf"newer jepakit.*schema {newer}"):
+        from_dict({**d, "version": newer})
     with pytest.raises(ValueError, match=r"newer jepakit.*version 9"):
         upgrade_checkpoint({"version": 9})
+
+
+def test_a_schema_3_config_with_the_absolute_collapse_threshold_reads_without_it():
+    """Schema 4 warns on a fall of the centred rank (train.collapse_drop); a schema-3 run's train.collapse_rank,
+    a warning threshold only, is dropped when it is read: its training is the same."""
+    stored = json.loads(json.dumps(to_dict(get_config("ijepa-cpu"))))
+    stored["version"] = 3
+    stored["train"]["collapse_rank"] = 2.0
+    old = from_dict(stored)
+    assert old == get_config("ijepa-cpu") and not hasattr(old.train, "collapse_rank")
 
 
 def test_renamed_names_are_deprecated_aliases(monkeypatch):
@@ -137,7 +149,7 @@ def test_a_schema_2_config_without_the_fields_schema_3_added_reads_what_it_ran()
     from jepakit import get_config
 
     stored = json.loads(json.dumps(to_dict(get_config("tc-jepa"))))
-    assert stored["version"] == 3 and stored["method"]["caption_choice"] == "sample"
+    assert stored["version"] == SCHEMA_VERSION and stored["method"]["caption_choice"] == "sample"
     assert stored["method"]["masker"]["shape_draw"] == "coupled"
     stored["version"] = 2
     del stored["method"]["caption_choice"]

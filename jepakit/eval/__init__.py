@@ -4,13 +4,14 @@ from .diagnostics import text_use
 from .evaluate import PROBES, evaluate, online_probe, probe_data, results_table, summary
 from .features import Features, extract, view_embeddings
 from .floor import random_encoder, random_floor
-from .monitors import effective_rank, embedding_std, lidar
+from .monitors import centred_rank, effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe, mean_iou
 
 __all__ = [
     "PROBES",
     "Features",
     "attentive_probe",
+    "centred_rank",
     "dense_probe",
     "effective_rank",
     "embedding_std",

@@ -20,7 +20,7 @@ from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, 
 from ..data.base import DatasetConfig, ProbeSets, default_probe_sets
 from ..progress import Bars
 from .features import TASKS, Encoder, Features, extract, sample_input, view_embeddings
-from .monitors import effective_rank, embedding_std, lidar
+from .monitors import centred_rank, effective_rank, embedding_std, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 from .splits import DEFAULT_SPLITS, chosen_rows, split_sizes, stratified_split
 
@@ -265,7 +265,11 @@ def _run_probes(
         "n": {k: len(r) for k, r in zip(("train", "val", "test"), rows, strict=True)},
     }
     test_pooled = feats.pooled[rows[2]]
-    results["monitors"] = {"embedding_std": embedding_std(test_pooled), "effective_rank": effective_rank(test_pooled)}
+    results["monitors"] = {
+        "embedding_std": embedding_std(test_pooled),
+        "effective_rank": effective_rank(test_pooled),
+        "centred_rank": centred_rank(test_pooled),
+    }
     pooled = split(feats.pooled)
     clip_tokens = feats.clip_tokens()
     tok = split(clip_tokens) if clip_tokens is not None else None
@@ -403,13 +407,14 @@ def results_table(results: dict[str, Any], floor: dict[str, Any] | None = None) 
     table.caption = (
         (f"{results['held_out_why']}; " if "held_out_why" in results else "")
         + f"accuracy on the test split; embedding std {monitors['embedding_std']:.4f}, "
-        f"effective rank {monitors['effective_rank']:.2f}{lidar_now}"
+        f"effective rank {monitors['effective_rank']:.2f}, centred {monitors['centred_rank']:.2f}{lidar_now}"
     )
     if floor is not None:
         mean = floor["mean"]
         lidar_then = f", {mean['monitors/lidar']:.2f}" if lidar_now and "monitors/lidar" in mean else ""
         table.caption += (
-            f" (random init: {mean['monitors/embedding_std']:.4f}, {mean['monitors/effective_rank']:.2f}{lidar_then}); "
+            f" (random init: {mean['monitors/embedding_std']:.4f}, {mean['monitors/effective_rank']:.2f}, "
+            f"{mean['monitors/centred_rank']:.2f}{lidar_then}); "
             "beats: above the random-init mean by more than twice its seed spread; noise: within it"
         )
     return table

@@ -5,6 +5,10 @@
   when they spread over the sphere.
 - ``effective_rank``: RankMe (Garrido et al., ICML 2023), exp of the entropy of the
   normalised singular values; 1 for embeddings on one line, D at most.
+- ``centred_rank``: the same of the embeddings less their mean: how many directions the images
+  spread over. A random-init ViT's pooled tokens share one large mean (RankMe about 1.8 on
+  digits, which a collapse barely moves); centred they read about 7, and about 4 once a run's
+  probes have collapsed (docs/methods.md), so the trainer's collapse warning reads this one.
 - ``lidar``: LiDAR (Thilak et al., ICLR 2024), the same entropy rank of the linear
   discriminant matrix Sigma_w^-1/2 Sigma_b Sigma_w^-1/2 of surrogate classes (the views of one
   image form a class): how many directions separate images beyond how much their own views
@@ -17,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["effective_rank", "embedding_std", "lidar"]
+__all__ = ["centred_rank", "effective_rank", "embedding_std", "lidar"]
 
 
 def _flat(z: Tensor) -> Tensor:
@@ -34,6 +38,13 @@ def embedding_std(z: Tensor) -> float:
 def effective_rank(z: Tensor, eps: float = 1e-7) -> float:
     """RankMe: exp(-sum p log p), p the singular values of ``z`` [N, D] over their sum."""
     return _entropy_rank(torch.linalg.svdvals(_flat(z).double()), eps)
+
+
+def centred_rank(z: Tensor, eps: float = 1e-7) -> float:
+    """RankMe of ``z`` [N, D] less its mean over the rows; 0 when every row is the same."""
+    flat = _flat(z).double()
+    values = torch.linalg.svdvals(flat - flat.mean(0))
+    return 0.0 if float(values.sum()) <= eps * float(flat.abs().sum()) else _entropy_rank(values, eps)
 
 
 def _entropy_rank(values: Tensor, eps: float) -> float:

@@ -112,6 +112,12 @@ class MethodConfig(Assembly, abc.ABC):
         ``jepakit probe`` then adds retrieval and zero-shot classification."""
         return False
 
+    def remedies(self) -> tuple[str, ...]:
+        """Overrides to try when this method's features collapse or its probes end at the random-init floor,
+        each as ``"key=value: why"`` (the evidence where there is some); the trainer's collapse warning and
+        ``jepakit probe`` print them after the advice every method shares (``jepakit.diagnose``)."""
+        return ()
+
     def min_batch_size(self) -> int:
         """The smallest global batch the method's loss is defined on (a contrastive loss needs a negative)."""
         return 1

@@ -195,6 +195,21 @@ class JEPAConfig(MethodConfig):
     def takes_clips(self) -> bool:
         return self.num_frames is not None
 
+    def remedies(self) -> tuple[str, ...]:
+        """An EMA teacher's pace, then C-JEPA's regulariser: what moved I-JEPA off its collapse on small data
+        (benchmarks/RESULTS.md, the small-data screens)."""
+        found = []
+        if isinstance(self.target_updater, EMAConfig) and self.target_updater.momentum_start < 0.999:
+            found.append(
+                "target_updater.momentum_start=0.999: a slower teacher (ijepa-cpu on digits: kNN 0.66 against 0.38)"
+            )
+        if self.embedding_loss is None and self.teacher_is_encoder():
+            found.append(
+                "embedding_loss=vicreg: C-JEPA's variance-covariance term keeps the features spread "
+                "(c-jepa-cpu with momentum_start=0.996 beats the kNN floor on digits, faces and textures)"
+            )
+        return tuple(found)
+
     def teacher_is_encoder(self) -> bool:
         """Whether the targets come from a second copy of the encoder (EMA, frozen), held beside it,
         rather than from the online encoder (copy) or the pixels (pixels)."""

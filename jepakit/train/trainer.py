@@ -36,7 +36,7 @@ from ..checkpoint import (
     load_checkpoint,
     upgrade_checkpoint,
 )
-from ..config import Config, ConfigError, at_least, config_diff, each, knob, ordered_pair, positive, to_dict
+from ..config import Config, ConfigError, at_least, config_diff, each, in_range, knob, ordered_pair, positive, to_dict
 from ..progress import Bars
 from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
@@ -95,12 +95,13 @@ class TrainConfig(Config):
         ("jsonl", "tensorboard"), "where records go: jsonl (log.jsonl), tensorboard (tensorboard/), wandb"
     )
     monitor_every: int = knob(50, "steps between collapse-monitor readings", valid=at_least(1))
-    collapse_rank: float = knob(
-        2.0,
-        "warn in the log when the pooled embeddings' effective rank falls below this (collapse; read on batches of "
-        "at least 4x this many images; 0: never)",
-        valid=at_least(0),
+    collapse_drop: float = knob(
+        0.75,
+        "warn in the log when the pooled embeddings' centred effective rank falls below this fraction of the run's "
+        "first reading (collapse: the features lose directions; read on batches of 8 or more; 0: never)",
+        valid=in_range(0, 1),
     )
+
     online_probe_every: int = knob(
         0,
         "steps between online probes (0: off): linear and kNN on the evaluated encoder's average-pooled tokens "
@@ -193,8 +194,8 @@ class Trainer:
         schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
         (``StopSignals``): the result's ``stopped`` then names the signal.
         """
+        from ..diagnose import CollapseWatch, remedies
         from ..eval.evaluate import online_probe
-        from ..eval.monitors import effective_rank, embedding_std
 
         cfg = self.config
         out = Path(out_dir)
@@ -293,6 +294,7 @@ class Trainer:
                     "method_state": method.extra_state(),
                     "imports": list(imports),
                     "rng": {"torch": torch.get_rng_state()},
+                    "monitors": {"centred_rank_start": watch.start},
                     # the pipeline is a pure function of (seed, step): this is its whole state
                     "data": {"seed": cfg.seed, "step": step, "samples": len(data)},
                 },
@@ -310,7 +312,8 @@ class Trainer:
         task = bar.add("train", total=steps, completed=start)
         history: list[float] = []
         skipped = 0
-        collapsed = False  # the last collapse-monitor reading was below train.collapse_rank
+        saved_start = state.get("monitors", {}).get("centred_rank_start") if state is not None else None
+        watch = CollapseWatch(cfg.collapse_drop, remedies(experiment.method, cfg), start=saved_start)
         amp: dict[str, Any] = dict(
             device_type=device.type,
             dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
@@ -366,6 +369,9 @@ class Trainer:
                 parts: dict[str, float] = {}
                 for _ in range(cfg.accum_steps):
                     _, _, batch = next(batches)
+                    if not watch.begun:  # the run's first reading, before any update, drawing no randomness
+                        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                            watch.begin(method.embeddings(batch))
                     with torch.autocast(**amp):
                         result = net(**batch, step=step)
                     scaler.scale(result["loss"] / cfg.accum_steps).backward()
@@ -402,18 +408,10 @@ class Trainer:
                 if monitored:
                     with torch.no_grad():
                         pooled = method.embeddings(batch)
-                    record.update(embedding_std=embedding_std(pooled), effective_rank=effective_rank(pooled))
-                    # a batch of n embeddings has rank at most n: too few of them cannot tell a collapse
-                    collapsing = record["effective_rank"] < cfg.collapse_rank and len(pooled) >= 4 * cfg.collapse_rank
-                    if collapsing and not collapsed:
-                        note(
-                            done,
-                            f"warning: collapse at step {done}: the pooled embeddings' effective rank is "
-                            f"{record['effective_rank']:.2f} (below train.collapse_rank={cfg.collapse_rank:g}; "
-                            f"embedding std {record['embedding_std']:.4f}): the features are falling towards one "
-                            "direction; lower the learning rate, start the EMA lower, or check the input normalisation",
-                        )
-                    collapsed = collapsing
+                    record.update(watch.read(pooled))
+                    warning = watch.warning(done, record, len(pooled))
+                    if warning is not None:
+                        note(done, warning)
                 probed = bool(cfg.online_probe_every) and (done % cfg.online_probe_every == 0 or done == steps)
                 if probed and rank == 0:  # the evaluated encoder is whole on rank 0 (DDP's replica)
                     record.update(online_probe(method.eval_encoder(), data, cfg.online_probe_images, cfg.seed))
