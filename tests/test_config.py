@@ -372,3 +372,10 @@ def test_values_out_of_range_fail_when_the_config_is_made_naming_field_and_range
             with pytest.raises(ConfigError) as e:
                 base.replace(**{f.name: value})
             assert f"{f.name}=" in str(e.value) and valid.says in str(e.value), str(e.value)
+
+
+def test_an_image_size_the_patches_do_not_divide_names_both_ways_out():
+    """A user's 28-pixel images: the error names the nearest sizes the 8-pixel patches divide and the patch
+    sizes that divide 28."""
+    with pytest.raises(ConfigError, match=r"set image_size=24 or 32 .*encoder\.patch_size to one of 2, 4, 7, 14"):
+        get_config("ijepa-cpu", image_size=28)

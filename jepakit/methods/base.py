@@ -251,9 +251,16 @@ def blocks_then_modules(modules: Iterable[nn.Module | None]) -> list[nn.Module]:
 
 
 def check_patches(image_size: int, patch_size: int) -> None:
-    """Raise ``ConfigError`` unless ``image_size`` is a whole number of ``patch_size`` patches."""
+    """Raise ``ConfigError`` unless ``image_size`` is a whole number of ``patch_size`` patches, naming the
+    nearest image sizes that are and the patch sizes that divide this one (the two ways out)."""
     if image_size % patch_size:
-        raise ConfigError(f"image_size={image_size} is not divisible by encoder.patch_size={patch_size}")
+        below, above = image_size - image_size % patch_size, image_size - image_size % patch_size + patch_size
+        sizes = " or ".join(str(s) for s in (below, above) if s > 0)
+        patches = ", ".join(str(p) for p in range(2, image_size // 2 + 1) if image_size % p == 0 and p <= 32)
+        raise ConfigError(
+            f"image_size={image_size} is not divisible by encoder.patch_size={patch_size}: set image_size={sizes} "
+            f"(the data is resized to it)" + (f", or encoder.patch_size to one of {patches}" if patches else "")
+        )
 
 
 def loss_names(family: type[Config]) -> list[str]:
