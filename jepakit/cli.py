@@ -225,10 +225,16 @@ def _viz(args: argparse.Namespace) -> int:
     from .methods.base import Draw
     from .viz import mask_overlay, save_png
 
+    if args.images < 1:
+        raise ConfigError(f"--images={args.images}: draw at least 1 image")
+    if Path(args.out).suffix.lower() != ".png" or Path(args.out).is_dir():
+        raise ConfigError(f"--out={args.out}: name a .png file to write (an existing PNG is replaced)")
     cfg = get_config(args.recipe, *args.overrides)
     data = cfg.data.build()
     samples = [s for s in (data[i] for i in range(min(args.images, len(data)))) if s is not None]
     n = len(samples)
+    if not n:
+        raise ConfigError(f"none of the first {args.images} samples of data {cfg.data.name!r} could be read")
     draw = Draw(seed=args.seed, epoch=0, step=0, micro=0, indices=torch.arange(n), rows=torch.arange(n), size=n)
     method = cfg.build()
     method.prepare(data)

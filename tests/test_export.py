@@ -54,3 +54,25 @@ def test_export_takes_the_target_weights_not_the_online_ones(trained, tmp_path):
 def test_load_encoder_needs_an_export(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config.json"):
         load_encoder(tmp_path)
+
+
+def test_an_export_of_another_checkpoint_is_refused_and_kept(trained, tmp_path, capsys):
+    """Exporting again into the same folder from the same checkpoint (named by its file or its run folder) is
+    allowed (the same files); from another checkpoint file, or onto a file, it is refused in one line and what
+    was there stays."""
+    import shutil
+
+    checkpoint, _ = trained
+    earlier = tmp_path / "copied.pt"
+    shutil.copy(checkpoint, earlier)
+    assert main(["export", str(checkpoint.parent.parent), "--out", str(tmp_path / "x")]) == 0
+    weights = (tmp_path / "x" / "model.safetensors").read_bytes()
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "x")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(earlier), "--out", str(tmp_path / "x")]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "holds the export of" in said[0] and str(checkpoint) in said[0]
+    assert (tmp_path / "x" / "model.safetensors").read_bytes() == weights
+    (tmp_path / "file").write_text("mine")
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "file")]) == 2
+    assert (tmp_path / "file").read_text() == "mine"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from unittest import mock
 
-from hypothesis import given, settings
+import cli_fuzz
+import pytest
+from hypothesis import HealthCheck, given, settings
 
 from jepakit import sizing
 
@@ -28,3 +30,24 @@ def test_the_fuzz_reaches_every_outcome():
         assert fuzz.run("ijepa-cpu", "encoder.depth", 10**6, False)[0] == "too large"
         with mock.patch("jepakit.methods.jepa.JEPA.forward", side_effect=RuntimeError("deep inside torch")):
             assert fuzz.run("ijepa-cpu", "predictor.depth", 2, True)[0] == "DEFECT"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny run and the other things a user may point the commands at (cli_fuzz.prepare)."""
+    return cli_fuzz.prepare(tmp_path_factory.mktemp("saved"))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cli_fuzz.commands())
+def test_probe_export_and_viz_run_or_refuse_in_one_line_whatever_one_argument_is(saved, argv):
+    outcome, detail = cli_fuzz.run(argv, saved)
+    assert outcome != "DEFECT", f"{argv}: {detail}"
+
+
+def test_the_command_fuzz_reaches_both_outcomes_and_sees_a_defect(saved):
+    assert cli_fuzz.run(["probe", "RUN", *cli_fuzz.PROBE_BASE, "--out", "OUT/p"], saved)[0] == "ran"
+    assert cli_fuzz.run(["probe", "NOTES", *cli_fuzz.PROBE_BASE], saved)[0] == "refused"
+    assert cli_fuzz.run(["probe", "RUN", "--layers", "x"], saved)[0] == "refused"  # argparse's own
+    with mock.patch("jepakit.export.export_timm", side_effect=RuntimeError("deep inside torch")):
+        assert cli_fuzz.run(["export", "RUN", "--out", "OUT/e"], saved)[0] == "DEFECT"
