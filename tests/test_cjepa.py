@@ -92,3 +92,63 @@ def test_the_regulariser_slot_takes_only_an_embedding_loss():
         get_config("ijepa-cpu", loss="vicreg")
     assert get_config("c-jepa-cpu").method.embedding_loss.name == "vicreg"
     assert get_config("ijepa-cpu").method.embedding_loss is None
+
+
+@settings(max_examples=20, deadline=None)
+@given(b=st.integers(2, 12), d=st.integers(2, 10), seed=st.integers(0, 10**6))
+def test_two_views_give_vicreg_itself_lightlys_loss_over_25(b, d, seed):
+    """With two views the three terms are VICReg's loss (lightly's VICRegLoss, 25 / 25 / 1) over 25: the
+    variance averaged over the views, the covariance summed over them, the invariance between them."""
+    from lightly.loss import VICRegLoss
+
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(2, b, d, generator=g)
+    terms = VICRegTermsConfig().build().of_views(z)
+    assert set(terms) == {"variance", "covariance", "invariance"}
+    torch.testing.assert_close(25 * sum(terms.values()), VICRegLoss()(z[0], z[1]), rtol=1e-5, atol=1e-5)
+    three = VICRegTermsConfig(invariance_weight=2.0).build().of_views(torch.randn(3, b, d, generator=g))
+    assert three["invariance"] > 0 and set(three) == set(terms)
+    one = VICRegTermsConfig().build().of_views(z[:1])
+    assert set(one) == {"variance", "covariance"} and torch.equal(one["variance"], terms_of(z[0])["variance"])
+
+
+def terms_of(z: torch.Tensor) -> dict[str, torch.Tensor]:
+    return VICRegTermsConfig().build()(z)
+
+
+def test_c_jepa_crops_each_image_twice_and_ties_the_views_by_their_pooled_context():
+    """views=2: the batch holds both crops of every image (view-major; the first is I-JEPA's own crop), a mask
+    row each, and the loss adds the invariance between the two views' pooled context features; one view is
+    I-JEPA's batch exactly."""
+    import dataclasses
+
+    from jepakit.methods.base import Draw
+
+    cfg = tiny_config("ijepa", masker={"min_keep": 4}, embedding_loss="vicreg", views=2)
+    one = get_config(cfg, views=1)
+    torch.manual_seed(0)
+    model, single = cfg.build(), one.build()
+    data = cfg.data.build()
+    samples = [data[i] for i in range(3)]
+    draw = Draw(seed=0, epoch=0, step=0, micro=0, indices=torch.arange(3), rows=torch.arange(3), size=3)
+    two, first = model.make_batch(samples, draw), single.make_batch(samples, draw)
+    assert two["images"].shape[0] == 6 and two["masks"].context.shape[0] == 6
+    assert torch.equal(two["images"][:3], first["images"]) and not torch.equal(two["images"][3:], first["images"])
+    out = model(**two)
+    assert {"variance", "covariance", "invariance"} <= set(out)
+    z = pooled_context(model.forward_context(two["images"], two["masks"]), two["masks"].context_valid)
+    torch.testing.assert_close(out["invariance"], (z[:3] - z[3:]).square().mean())
+    share = Draw(**{**dataclasses.asdict(draw), "indices": torch.tensor([2]), "rows": torch.tensor([2])})
+    part = model.make_batch(samples[2:], share)
+    assert torch.equal(part["masks"].context, two["masks"].context[[2, 5]]), "a rank's share: its rows of each view"
+
+
+def test_views_refuse_what_they_cannot_crop():
+    with pytest.raises(ConfigError, match=r"views=2 .*conditioner 'sparse-xattn'.*set views=1"):
+        get_config("tc-jepa-cpu", views=2)
+    with pytest.raises(ConfigError, match=r"views=2 .*num_frames=.*set views=1"):
+        get_config("vjepa-cpu", views=2)
+    assert get_config("c-jepa").method.views == 2 and get_config("c-jepa-cpu").method.views == 1
+    assert get_config("c-jepa", train={"batch_size": 8}).method.size(8).activations["predictor"] == pytest.approx(
+        2 * get_config("c-jepa", views=1).method.size(8).activations["predictor"]
+    )

@@ -359,12 +359,13 @@ def test_recipe_builds_trains_and_is_deterministic(recipe):
         torch.manual_seed(0)
         model = cfg.build()
         frames = (cfg.method.num_frames,) if cfg.method.num_frames else ()  # clips for a video method
-        x = torch.randn(2, 3, *frames, 4 * patch, 4 * patch, generator=torch.Generator().manual_seed(0))
+        rows = 2 * cfg.method.views  # every view of each of 2 images (C-JEPA: 2 crops each)
+        x = torch.randn(rows, 3, *frames, 4 * patch, 4 * patch, generator=torch.Generator().manual_seed(0))
         text = None
         if cfg.text_encoder is not None:
             ids = torch.randint(0, cfg.text_encoder.vocab_size, (2, 3, 5), generator=torch.Generator().manual_seed(0))
             text = TokenBatch(ids, torch.ones(2, 3, 5, dtype=torch.bool))
-        out = model(x, model.masker(2, torch.Generator().manual_seed(0)), text)
+        out = model(x, model.masker(rows, torch.Generator().manual_seed(0)), text)
         out["loss"].backward()
         grads_everywhere(model.encoder)
         grads_everywhere(model.predictor)

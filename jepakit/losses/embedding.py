@@ -60,6 +60,22 @@ class EmbeddingLoss(nn.Module, abc.ABC):
             )
         return self.terms(z, step or 0)
 
+    def across_views(self, z: Tensor) -> dict[str, Tensor]:
+        """Weighted terms that tie each image's views together, from this rank's ``z`` [V, B, D] (V >= 2); none
+        unless the regulariser has some (VICReg's invariance)."""
+        return {}
+
+    def of_views(self, z: Tensor, step: int | None = None) -> dict[str, Tensor]:
+        """The terms of views ``z`` [V, B, D] of B images: each view's terms averaged over the views, then the
+        terms across them (one view: its terms as they are)."""
+        if z.ndim != 3:
+            raise ValueError(f"{type(self).__name__}.of_views takes views [V, B, D]; got shape {tuple(z.shape)}")
+        if len(z) == 1:
+            return self(z[0], step)
+        per_view = [self(view, step) for view in z]
+        terms = {name: torch.stack([t[name] for t in per_view]).mean() for name in per_view[0]}
+        return terms | self.across_views(z)
+
 
 @dataclass(frozen=True)
 class VICRegTermsConfig(EmbeddingLossConfig):
@@ -76,12 +92,19 @@ class VICRegTermsConfig(EmbeddingLossConfig):
         valid=at_least(0),
     )
     eps: float = knob(1e-4, "added to the variance under the square root (VICReg)", valid=positive())
+    invariance_weight: float = knob(
+        1.0,
+        "weight of the invariance term, the mean squared difference between two views' embeddings of an image, "
+        "averaged over pairs of views, when a method gives several (VICReg's 25 against its variance's 25: 1)",
+        valid=at_least(0),
+    )
 
 
 @register("loss", "vicreg", VICRegTermsConfig)
 class VICRegTerms(EmbeddingLoss):
-    """VICReg's variance and covariance terms (no invariance term: the prediction loss takes its
-    place), lightly's tested functions: C-JEPA's additions to I-JEPA, against collapse."""
+    """VICReg's variance and covariance terms of each view, and with several views the invariance between
+    them (lightly's tested functions): C-JEPA's additions to I-JEPA, against collapse and for the mean patch
+    representation to agree across views."""
 
     config: VICRegTermsConfig
 
@@ -98,6 +121,21 @@ class VICRegTerms(EmbeddingLoss):
             "variance": cfg.variance_weight * variance_loss(z, eps=cfg.eps),
             "covariance": cfg.covariance_weight * covariance_loss(z),
         }
+
+    def of_views(self, z: Tensor, step: int | None = None) -> dict[str, Tensor]:
+        """VICReg's two-branch sum: the variance averaged over the views, the covariance summed over them (as
+        VICReg's and lightly's losses), the invariance across them."""
+        terms = super().of_views(z, step)
+        if len(z) > 1:
+            terms["covariance"] = terms["covariance"] * len(z)
+        return terms
+
+    def across_views(self, z: Tensor) -> dict[str, Tensor]:
+        from lightly.loss.vicreg_loss import invariance_loss
+
+        z = z.float()
+        pairs = [invariance_loss(z[i], z[j]) for i in range(len(z)) for j in range(i + 1, len(z))]
+        return {"invariance": self.config.invariance_weight * torch.stack(pairs).mean()}
 
 
 def epps_pulley(x: Tensor, t_max: float = 3.0, points: int = 17) -> Tensor:

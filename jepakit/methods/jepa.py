@@ -100,6 +100,13 @@ class JEPAConfig(MethodConfig):
         "regulariser of the context encoder's tokens averaged over each image's context patches (C-JEPA: "
         "vicreg; none: I-JEPA)",
     )
+    views: int = knob(
+        1,
+        "augmented crops of each image per step, each masked and predicted as I-JEPA's; the embedding loss's "
+        "terms are averaged over them and its invariance term (vicreg) makes their pooled context features "
+        "agree (C-JEPA: 2; I-JEPA: 1)",
+        valid=at_least(1),
+    )
     tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
@@ -160,6 +167,7 @@ class JEPAConfig(MethodConfig):
             if self.target_blocks > depth:
                 raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
         self._check_mask_tokens()
+        self._check_views()
         mask = self.masker
         clips = isinstance(mask, VideoMaskerConfig)
         if self.num_frames is None and getattr(self.encoder, "video", False):
@@ -176,6 +184,22 @@ class JEPAConfig(MethodConfig):
             raise ConfigError(
                 f"num_frames={self.num_frames}: the method trains on clips, and masker {mask.name!r} draws 2-D masks; "
                 "choose a 3-D masker (multiblock3d, tube)"
+            )
+
+    def _check_views(self) -> None:
+        """Several views are crops of images, taken whole by an unconditioned predictor (C-JEPA)."""
+        if self.views == 1:
+            return
+        repeats = self.masker.repeats if isinstance(self.masker, MaskerConfig) else 1
+        clash = [
+            f"num_frames={self.num_frames} (clips)" if self.num_frames is not None else "",
+            f"conditioner {self.conditioner.name!r} (captions)" if self.conditioner.name != "none" else "",
+            f"masker.repeats={repeats}" if repeats > 1 else "",
+        ]
+        if any(clash):
+            raise ConfigError(
+                f"views={self.views} takes several crops of each image, and this method has "
+                f"{', '.join(c for c in clash if c)}: set views=1"
             )
 
     def _check_mask_tokens(self) -> None:
@@ -245,10 +269,11 @@ class JEPAConfig(MethodConfig):
             size.fixed["target_encoder"] = size.params["encoder"]
             size.drivers["target_encoder"] = size.drivers["encoder"]
         text_tower_fixed(size, self.text_encoder)
-        tokens = image_tower_size(size, batch, self.image_size, self.encoder, self.num_frames or 1)
+        crops = batch * self.views
+        tokens = image_tower_size(size, crops, self.image_size, self.encoder, self.num_frames or 1)
         blocks = getattr(self.masker, "num_targets", 1)
         size.activations["predictor"] = transformer_activations(
-            batch * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
+            crops * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
         )
         if tok is not None and self.conditioner.name != "none":
             words = batch * tok.max_captions * tok.max_length
@@ -324,13 +349,18 @@ class JEPA(Method):
 
         Args:
             images: float [B, C, H, W] in [0, 1], or clips [B, C, T, H, W] when ``num_frames`` is set (any
-                device; moved to the method's).
+                device; moved to the method's); with ``views`` V, [V * B, ...]: every image's views, view-major.
             masks: the masker's output for this batch (any device; moved likewise).
             text: for a text conditioner: captions (a list of lists of strings), a
                 ``TokenBatch`` or precomputed ``TextFeatures``; ignored by ``none``.
             step: the optimiser step, for schedules inside the loss (regulariser warm-up).
         """
         grid = self.encoder.grid_of(images)
+        if images.shape[0] % self.config.views:
+            raise ValueError(
+                f"views={self.config.views}: images hold every view of each image, view-major (make_batch's "
+                f"layout); got {images.shape[0]} images"
+            )
         self._check_masks(masks, images.shape[0], grid)
         device = self.device
         images = images.to(device, non_blocking=True)
@@ -345,7 +375,9 @@ class JEPA(Method):
         parts = {"predict": self.loss_fn(pred, targets, masks.targets_valid)}
         parts.update(self.conditioner.losses(hook))
         if self.embedding_loss is not None:
-            parts.update(self.embedding_loss(pooled_context(z, masks.context_valid), step))
+            pooled = pooled_context(z, masks.context_valid)  # [V * B, D], view-major
+            views = self.config.views
+            parts.update(self.embedding_loss.of_views(pooled.view(views, -1, pooled.shape[-1]), step))
         return {"loss": torch.stack(list(parts.values())).sum(), **parts, **self.conditioner.metrics(hook)}
 
     def encode_text(self, text: Any, batch: int, device: torch.device) -> TextFeatures | None:
@@ -436,14 +468,17 @@ class JEPA(Method):
         return tokenizer_state(self.tokenizer)
 
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
-        """Cropped images [B, C, H, W], masks drawn for the global micro-batch (this share's
-        rows), and the tokenised captions when the conditioner reads text."""
-        scale = self.config.crop_scale
+        """Cropped images [V * B, C, H, W] (``views`` crops of each, view-major), masks drawn for the global
+        micro-batch (this share's rows), and the tokenised captions when the conditioner reads text."""
+        scale, views = self.config.crop_scale, self.config.views
         key = "image" if self.config.num_frames is None else "video"  # clips: one crop for all their frames
-        images = torch.stack([random_resized_crop(s[key], scale, draw.sample(k)) for k, s in enumerate(samples)])
-        masks = self.masker(draw.size, draw.batch())
+        # view-major: every sample's first crop (I-JEPA's draw), then every sample's second, ...
+        crops = [random_resized_crop(s[key], scale, draw.sample(k, salt=20 + v if v else 0)) for v in range(views)
+                 for k, s in enumerate(samples)]  # fmt: skip
+        images = torch.stack(crops)
+        masks = self.masker(draw.size * views, draw.batch())
         if draw.partial:
-            masks = masks.take(draw.rows)
+            masks = masks.take(torch.cat([draw.rows + v * draw.size for v in range(views)]))
         batch: dict[str, Any] = {"images": images, "masks": masks}
         if self.conditioner.uses_text:
             captions = [list(s.get("captions", [])) for s in samples]

@@ -167,8 +167,7 @@ class LeJEPA(Method):
             pooled.append(self.pooled(local_views.flatten(0, 1)))
         z = self.projector(torch.cat(pooled)).view(-1, b, self.config.projector[-1])  # [V, B, K]
         prediction = (z - z[:vg].mean(0)).square().mean()
-        per_view = [self.regulariser(view, step) for view in z]
-        terms = {name: torch.stack([t[name] for t in per_view]).mean() for name in per_view[0]}
+        terms = self.regulariser.of_views(z, step)
         lam = self.config.lam
         parts = {"prediction": (1 - lam) * prediction, **{name: lam * t for name, t in terms.items()}}
         return {"loss": torch.stack(list(parts.values())).sum(), **parts}
