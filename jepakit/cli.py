@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     p_viz.add_argument("recipe")
     p_viz.add_argument("overrides", nargs="*", help="key=value, e.g. masker=random image_size=128")
     p_viz.add_argument("--out", default="masks.png", help="PNG to write")
-    p_viz.add_argument("--images", type=int, default=8)
+    p_viz.add_argument("--images", type=int, default=8, help="how many images to draw (1 to 64)")
     p_viz.add_argument("--seed", type=int, default=0)
     p_probe = sub.add_parser("probe", help="probe a checkpoint's target encoder: linear, kNN, attentive, dense")
     p_probe.add_argument("source", help="checkpoint file, run folder, export folder, or random:RECIPE (the floor)")
@@ -215,6 +215,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The most images the probes' three splits may ask for (their features are held in memory together).
+PROBE_MAX_IMAGES = 200_000
+#: The most images ``viz`` draws in its one picture (more would only take memory and time).
+VIZ_MAX_IMAGES = 64
+
+
 def _viz(args: argparse.Namespace) -> int:
     """Draw a batch of the recipe's data with the masks its method draws for it."""
     import torch
@@ -225,8 +231,8 @@ def _viz(args: argparse.Namespace) -> int:
     from .methods.base import Draw
     from .viz import mask_overlay, save_png
 
-    if args.images < 1:
-        raise ConfigError(f"--images={args.images}: draw at least 1 image")
+    if not 1 <= args.images <= VIZ_MAX_IMAGES:
+        raise ConfigError(f"--images={args.images}: draw 1 to {VIZ_MAX_IMAGES} images (one picture of a grid of them)")
     if Path(args.out).suffix.lower() != ".png" or Path(args.out).is_dir():
         raise ConfigError(f"--out={args.out}: name a .png file to write (an existing PNG is replaced)")
     cfg = get_config(args.recipe, *args.overrides)
@@ -264,9 +270,14 @@ def _probe(args: argparse.Namespace) -> int:
     if args.floor_seeds < 0:
         raise ConfigError(f"--floor-seeds={args.floor_seeds} must be 0 (no floor) or more")
     probes = [p for p in args.probes.split(",") if p]
-    encoder, cfg, out = _probe_source(args)
     sizes = (args.train, args.val, args.test)
     need = sum(s if s is not None else d for s, d in zip(sizes, DEFAULT_SPLITS, strict=True))
+    if need > PROBE_MAX_IMAGES:
+        raise ConfigError(
+            f"--train, --val and --test ask for {need} images: the probes hold the features of every one; "
+            f"ask for at most {PROBE_MAX_IMAGES} in all"
+        )
+    encoder, cfg, out = _probe_source(args)
     sets = probe_data(cfg, encoder, args.overrides, images=need, test_data=args.test_data)
     data = sets.fit.build()
     test = sets.test.build() if sets.test is not None else None

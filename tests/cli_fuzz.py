@@ -38,7 +38,11 @@ PROBE_EDITS = ["data.size=0", "data.size=-3", "data=imagefolder", "data.root=/no
 SOURCES = ["RUN", "STEP", "NOTES", "BROKEN", "/no/such/run", "EMPTY", "random:ijepa-cpu", "random:nope"]
 VIZ_RECIPES = ["ijepa-cpu", "nope", "clip-cpu", "mae-cpu"]
 VIZ_EDITS = ["image_size=16", "image_size=28", "masker=random", "masker=nope", "data.size=0", "train.steps=0"]
-VIZ_OPTIONS = {"--images": ["0", "-1", "1", "100000"], "--seed": ["-1", "3"], "--out": ["NOTES", "EMPTY", "NODIR"]}
+VIZ_OPTIONS = {
+    "--images": ["0", "-1", "1", "64", "65", "100000"],
+    "--seed": ["-1", "3"],
+    "--out": ["NOTES", "EMPTY", "NODIR"],
+}
 
 
 def prepare(tmp: Path) -> dict[str, str]:
