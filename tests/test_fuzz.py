@@ -52,5 +52,10 @@ def test_the_command_fuzz_reaches_both_outcomes_and_sees_a_defect(saved):
     # sizes that once ran out of memory (a billion probe images, 100,000 pictured ones) are refused at once
     assert cli_fuzz.run(["probe", "RUN", *cli_fuzz.PROBE_BASE[:5], "1000000000"], saved)[0] == "refused"
     assert cli_fuzz.run(["viz", "masks", "ijepa-cpu", "--images", "100000"], saved)[0] == "refused"
+    # and values the probes once met with a traceback: more layers than blocks, a train split of one class
+    assert cli_fuzz.run(["probe", "RUN", *cli_fuzz.PROBE_BASE, "--layers", "99"], saved)[0] == "refused"
+    assert (
+        cli_fuzz.run(["probe", "RUN", *cli_fuzz.PROBE_BASE[:1], "1", *cli_fuzz.PROBE_BASE[2:]], saved)[0] == "refused"
+    )
     with mock.patch("jepakit.export.export_timm", side_effect=RuntimeError("deep inside torch")):
         assert cli_fuzz.run(["export", "RUN", "--out", "OUT/e"], saved)[0] == "DEFECT"

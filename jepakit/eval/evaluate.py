@@ -159,6 +159,9 @@ def evaluate(
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
         raise ConfigError(f"unknown probes {unknown}; choose from {list(PROBES)}")
+    depth = encoder.config.depth
+    if not 1 <= layers <= depth:
+        raise ConfigError(f"layers={layers} (--layers): the encoder has {depth} blocks; choose 1 to {depth}")
     sizes = split_sizes(len(data), None if test_data is None else len(test_data), train, val, test)
     for given in (data, test_data):
         if given is not None:

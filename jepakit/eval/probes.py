@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..config import ConfigError
+
 __all__ = [
     "AttentiveHead",
     "attentive_probe",
@@ -233,7 +235,10 @@ def _unseen_classes(name: str, train_y: Tensor, *others: Tensor) -> None:
     for y in others:
         extra = sorted(set(y.unique().tolist()) - seen)
         if extra:
-            raise ValueError(f"{name}: classes {extra} occur in val/test but never in train (train has {sorted(seen)})")
+            raise ConfigError(
+                f"{name}: classes {extra} occur in val/test but never in train (train has {sorted(seen)}): give the "
+                "classifiers more images (--train) or the probes more labelled data"
+            )
 
 
 # ----------------------------------------------------------------------------- the probes

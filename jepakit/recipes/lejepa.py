@@ -19,7 +19,22 @@ from ..registry import register_recipe
 from ..train.trainer import TrainConfig
 from .ijepa import CPU_SIZE, CPU_TRAIN, cpu_preset, preset_departure
 
-__all__ = ["LEJEPA_DEPARTURES", "lejepa_config"]
+__all__ = ["LEJEPA_DEPARTURES", "LEJEPA_FACTS", "lejepa_config"]
+
+#: The LeJEPA paper's values (Balestriero & LeCun, 2025), for ``check_recipe``.
+LEJEPA_FACTS: dict[str, object] = {
+    "global_views": 2,
+    "local_views": 6,
+    "image_size": 224,
+    "local_size": 96,
+    "global_scale": (0.3, 1.0),
+    "local_scale": (0.05, 0.3),
+    "lam": 0.05,
+    "regulariser": "sigreg",
+    "regulariser.num_slices": 1024,
+    "regulariser.t_max": 3.0,
+    "regulariser.points": 17,
+}
 
 #: Where the LeJEPA recipes depart from the paper, and why (``describe`` prints these).
 LEJEPA_DEPARTURES = (
@@ -78,6 +93,7 @@ def lejepa_config(size: str = "large", image_size: int = 224, local_size: int = 
     "lejepa",
     help="LeJEPA, ViT-L/16: 2 global (224 px) + 6 local (96 px) views, SIGReg, no teacher or predictor",
     departures=LEJEPA_DEPARTURES,
+    facts=LEJEPA_FACTS,
 )
 def lejepa() -> Experiment:
     return lejepa_config()
@@ -94,6 +110,7 @@ def lejepa() -> Experiment:
             "presets' LR",
         ),
     ),
+    facts=LEJEPA_FACTS,
 )
 def lejepa_cpu() -> Experiment:
     return apply_overrides(lejepa_config(image_size=64, local_size=32), {"encoder": CPU_SIZE, "train": CPU_TRAIN})

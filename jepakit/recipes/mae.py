@@ -21,7 +21,25 @@ from ..targets.pixels import PixelsConfig
 from ..train.trainer import TrainConfig
 from .ijepa import cpu_config, cpu_preset, preset_departure
 
-__all__ = ["MAE_DEPARTURES", "mae_config"]
+__all__ = ["MAE_DEPARTURES", "MAE_FACTS", "mae_config"]
+
+#: The MAE paper's values (He et al., 2022: its pre-training table and section 4), for ``check_recipe``.
+MAE_FACTS: dict[str, object] = {
+    "masker": "random",
+    "masker.ratio": 0.75,
+    "target_updater": "pixels",
+    "target_updater.norm_pix": True,
+    "loss": "l2",
+    "predictor.embed_dim": 512,
+    "predictor.depth": 8,
+    "predictor.num_heads": 16,
+    "train.batch_size": 4096,
+    "train.lr": 1.5e-4 * 4096 / 256,
+    "train.weight_decay": 0.05,
+    "train.betas": (0.9, 0.95),
+    "train.epochs": 800,
+    "train.warmup_epochs": 40,
+}
 
 #: Where the MAE recipes depart from the paper, and why.
 MAE_DEPARTURES = (
@@ -33,7 +51,7 @@ MAE_DEPARTURES = (
         kind="mechanism",
     ),
     Departure(
-        "encoder, predictor",
+        "encoder.init_std, predictor.init_std",
         "a class token the decoder drops; xavier-uniform Linear layers",
         "sin-cos positions and no class token; truncated-normal init",
         "one encoder for every method of the family, so their probes read the same tokens",
@@ -73,7 +91,12 @@ def mae_config(size: str = "base", image_size: int = 224) -> Experiment:
     return Experiment(method=method, train=train)
 
 
-@register_recipe("mae", help="MAE, ViT-B/16 at 224 px: pixel targets, random 75% masking", departures=MAE_DEPARTURES)
+@register_recipe(
+    "mae",
+    help="MAE, ViT-B/16 at 224 px: pixel targets, random 75% masking",
+    departures=MAE_DEPARTURES,
+    facts=MAE_FACTS,
+)
 def mae() -> Experiment:
     return mae_config("base")
 
@@ -88,6 +111,7 @@ def mae() -> Experiment:
             cpu_preset() + "; the JEPA presets' LR (1e-3 from 2e-4, 30 warm-up steps) and weight decay",
         ),
     ),
+    facts=MAE_FACTS,
 )
 def mae_cpu() -> Experiment:
     return cpu_config(mae_config("tiny"))
