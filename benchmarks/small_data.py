@@ -244,7 +244,11 @@ def write_table() -> None:
         picture = plot(dataset, found, HERE / f"small_data_{dataset}.png")
         tables = f"{set_table(dataset, found)}\n\n{time_to_quality(dataset, found)}"
         parts.append(f"### data={dataset}\n\n![{dataset}]({picture.name})\n\n{tables}")
-    command = "python benchmarks/small_data.py all && python benchmarks/small_data.py table"
+    command = (
+        "python benchmarks/small_data.py all; python -m venv spt && spt/bin/pip install stable-pretraining; "
+        "SPT_PYTHON=spt/bin/python python benchmarks/small_data_peers.py run SET PEER (each set and peer); "
+        "python benchmarks/small_data.py table"
+    )
     notes = section_notes(TITLE)  # the hand-written status and reading below the last table stay
     record(TITLE, f"`{command}`\n\n" + "\n\n".join(parts) + (f"\n\n{notes}" if notes else ""))
 

@@ -219,9 +219,10 @@ def _check_splits(name: str, *splits: Split) -> None:
 
 
 def _standardise(train: Split, val: Split, test: Split) -> tuple[Split, Split, Split]:
-    """Features [..., D] minus the training split's per-feature mean, over its std."""
+    """Features [..., D] minus the training split's per-feature mean, over its std (1 for a single row)."""
     flat = train[0].reshape(-1, train[0].shape[-1]).float()
-    mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
+    spread = flat.std(0) if len(flat) > 1 else torch.ones_like(flat[0])
+    mean, std = flat.mean(0), spread.clamp_min(1e-6)
 
     def scaled(split: Split) -> Split:
         return (split[0].float() - mean) / std, split[1]
