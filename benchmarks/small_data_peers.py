@@ -79,11 +79,16 @@ def endless(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
         yield from loader
 
 
+def recipe_encoder() -> Any:
+    """The CPU recipes' encoder config (``ijepa-cpu``'s: ViT 192/6, 8 px patches at 64 px)."""
+    return config("digits", "random", 0).method.eval_encoder()[0]
+
+
 def timm_vit(seed: int) -> nn.Module:
     """The CPU recipes' encoder as timm builds it (average pooled, no class token), seeded."""
     import timm
 
-    name, kwargs = config("digits", "random", 0).method.eval_encoder()[0].timm_args()
+    name, kwargs = recipe_encoder().timm_args()
     torch.manual_seed(seed)
     return timm.create_model(name, pretrained=False, **kwargs)
 
@@ -91,7 +96,7 @@ def timm_vit(seed: int) -> nn.Module:
 def as_jepakit(state: dict[str, Tensor]) -> Any:
     """A timm ViT's weights (fed ImageNet-normalised images) in jepakit's encoder (which normalises [0, 1]
     images itself with the same statistics): the same function, probed as jepakit's runs."""
-    encoder = config("digits", "random", 0).method.eval_encoder()[0].build()
+    encoder = recipe_encoder().build()
     encoder.load_state_dict(state, strict=True)
     return encoder
 
@@ -168,7 +173,7 @@ def spt(method: str) -> Callable[..., None]:
             images = Path(tmp) / "images.pt"
             torch.save({"images": torch.stack([data[i]["image"] for i in range(len(data))])}, images)
             every = steps // CURVE
-            spec = {"method": method, "timm": config("digits", "random", 0).method.eval_encoder()[0].timm_args()}
+            spec = {"method": method, "timm": recipe_encoder().timm_args()}
             spec |= {"seed": seed, "steps": steps, "batch": batch, "side": data.side, "images": str(images)}
             spec |= {"snapshots": [s for s in range(1, steps + 1) if s % every == 0 or s == steps], "out": tmp}
             (Path(tmp) / "spec.json").write_text(json.dumps(spec))

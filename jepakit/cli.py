@@ -333,7 +333,7 @@ def _diagnosis(results: dict[str, Any], floor: dict[str, Any], cfg: Any, out: Pa
     log = out / "log.jsonl"
     events = read_jsonl(log) if log.is_file() else []
     warned = [int(e["step"]) for e in events if "warning: collapse" in str(e.get("event", ""))]
-    return probe_diagnosis(results, floor, remedies(cfg.method, cfg.train), warned)
+    return probe_diagnosis(results, floor, remedies(cfg.method, cfg.train), warned, cfg.train.collapse_drop)
 
 
 def _probe_source(args: argparse.Namespace) -> tuple[Any, Any, Path]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .eval.monitors import centred_rank, effective_rank, embedding_std
+from .eval import monitors
 
 __all__ = ["CollapseWatch", "probe_diagnosis", "remedies"]
 
@@ -55,15 +55,11 @@ class CollapseWatch:
         """The run's first reading, before any update, on the pooled embeddings [N, D] of its first batch
         (too small a batch to trust leaves the watch without a reference: it never warns)."""
         self.begun = True
-        self.start = centred_rank(pooled) if len(pooled) >= self.MIN_BATCH else None
+        self.start = monitors.centred_rank(pooled) if len(pooled) >= self.MIN_BATCH else None
 
     def read(self, pooled: Tensor) -> dict[str, float]:
         """The monitors of one batch's pooled embeddings [N, D]."""
-        return {
-            "embedding_std": embedding_std(pooled),
-            "effective_rank": effective_rank(pooled),
-            "centred_rank": centred_rank(pooled),
-        }
+        return monitors.collapse_monitors(pooled)
 
     def warning(self, step: int, record: Mapping[str, float], batch: int) -> str | None:
         """The warning for a reading that starts a fall below ``drop`` x start, else None."""
@@ -85,9 +81,10 @@ def probe_diagnosis(
     floor: Mapping[str, Any] | None,
     advice: Sequence[str],
     warned: Sequence[int] = (),
+    drop: float = 0.75,
 ) -> list[str]:
-    """Lines for ``jepakit probe`` when the features have collapsed (centred rank below 0.75 x the random-init
-    floor's) or no linear or kNN score beats the ``floor`` (``random_floor``): how the scores stand, the likely
+    """Lines for ``jepakit probe`` when the features have collapsed (centred rank below ``drop`` (the run's
+    ``train.collapse_drop``) x the random-init floor's) or no linear or kNN score beats the ``floor`` (``random_floor``): how the scores stand, the likely
     cause, the collapse warnings of the run's log (``warned``: their steps) and the ``advice``. [] otherwise,
     and without a floor."""
     from .eval.floor import beats
@@ -99,7 +96,7 @@ def probe_diagnosis(
     judged = [k for k in scores if k in mean and k in std]
     beaten = [k for k in judged if beats(scores[k], mean[k], std[k])]
     now, then = results["monitors"]["centred_rank"], mean.get("monitors/centred_rank")
-    collapsed = then is not None and now < 0.75 * then
+    collapsed = then is not None and now < drop * then
     if not collapsed and (beaten or not judged):
         return []
     lines = [f"diagnosis: {len(beaten)} of {len(judged)} linear and kNN scores beat the random-init floor."]

@@ -207,10 +207,10 @@ def test_a_collapse_is_warned_in_the_log_once_per_fall_with_the_remedies(tmp_pat
     """Centred ranks 8 (the first reading, before any step), then 7, 5 (below 0.75 x 8), 5.5, 7.5, 4: a warning
     at the first fall (step 2) and at the second (step 5), not while it stays down; an event line of
     log.jsonl and a line of the run's output, naming the remedies (the method's own among them)."""
-    from jepakit import diagnose
+    from jepakit.eval import monitors
 
     ranks = iter([8.0, 7.0, 5.0, 5.5, 7.5, 4.0])
-    monkeypatch.setattr(diagnose, "centred_rank", lambda z: next(ranks))
+    monkeypatch.setattr(monitors, "centred_rank", lambda z: next(ranks))
     lines: list[str] = []
     cfg = experiment(train={**TRAIN, "steps": 5, "batch_size": 8, "monitor_every": 1})
     train(cfg, tmp_path, progress=False, log=lines.append)

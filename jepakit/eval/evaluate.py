@@ -20,7 +20,7 @@ from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, 
 from ..data.base import DatasetConfig, ProbeSets, default_probe_sets
 from ..progress import Bars
 from .features import TASKS, Encoder, Features, extract, sample_input, view_embeddings
-from .monitors import centred_rank, effective_rank, embedding_std, lidar
+from .monitors import collapse_monitors, lidar
 from .probes import attentive_probe, dense_probe, knn_probe, linear_probe
 from .splits import DEFAULT_SPLITS, chosen_rows, split_sizes, stratified_split
 
@@ -268,11 +268,7 @@ def _run_probes(
         "n": {k: len(r) for k, r in zip(("train", "val", "test"), rows, strict=True)},
     }
     test_pooled = feats.pooled[rows[2]]
-    results["monitors"] = {
-        "embedding_std": embedding_std(test_pooled),
-        "effective_rank": effective_rank(test_pooled),
-        "centred_rank": centred_rank(test_pooled),
-    }
+    results["monitors"] = collapse_monitors(test_pooled)
     pooled = split(feats.pooled)
     clip_tokens = feats.clip_tokens()
     tok = split(clip_tokens) if clip_tokens is not None else None

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["centred_rank", "effective_rank", "embedding_std", "lidar"]
+__all__ = ["centred_rank", "collapse_monitors", "effective_rank", "embedding_std", "lidar"]
 
 
 def _flat(z: Tensor) -> Tensor:
@@ -45,6 +45,12 @@ def centred_rank(z: Tensor, eps: float = 1e-7) -> float:
     flat = _flat(z).double()
     values = torch.linalg.svdvals(flat - flat.mean(0))
     return 0.0 if float(values.sum()) <= eps * float(flat.abs().sum()) else _entropy_rank(values, eps)
+
+
+def collapse_monitors(z: Tensor) -> dict[str, float]:
+    """The readings of embeddings [N, D] that the trainer logs on its monitor steps and the probes report on the
+    test features: embedding std, effective rank and centred rank."""
+    return {"embedding_std": embedding_std(z), "effective_rank": effective_rank(z), "centred_rank": centred_rank(z)}
 
 
 def _entropy_rank(values: Tensor, eps: float) -> float:

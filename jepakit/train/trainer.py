@@ -101,7 +101,6 @@ class TrainConfig(Config):
         "first reading (collapse: the features lose directions; read on batches of 8 or more; 0: never)",
         valid=in_range(0, 1),
     )
-
     online_probe_every: int = knob(
         0,
         "steps between online probes (0: off): linear and kNN on the evaluated encoder's average-pooled tokens "
