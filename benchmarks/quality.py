@@ -122,6 +122,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "salt-equal-compute": ("salt-cpu", {"train": {"steps": 230}, "teacher_run": {"train": {"steps": 115}}}, SEEDS),
     # LeJEPA: one encoder, 2 global + 6 local views, SIGReg; no teacher, no predictor
     "lejepa": ("lejepa-cpu", {}, SEEDS),
+    # issue 33: BYOL from the photometric transforms and one EMA over the encoder and projector
+    "byol": ("byol-cpu", {}, SEEDS),
     # real images the library did not generate: scikit-learn's handwritten digits through data=imagefolder
     "digits-random": ("ijepa-cpu", {"data": "digits"}, SEEDS),
     "digits-ijepa": ("ijepa-cpu", {"data": "digits"}, SEEDS),

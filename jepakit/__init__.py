@@ -8,6 +8,7 @@ needs them is built.
 """
 
 from . import (  # noqa: F401
+    augment,
     conditioners,
     data,
     encoders,

@@ -287,6 +287,11 @@ def evaluated_encoder(path: str | os.PathLike) -> tuple[Any, str]:
     return encoder, f"the {prefix} of {str(path)!r} (step {int(state['step'])})"
 
 
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is a ``jepakit export`` folder (``model.safetensors`` and ``config.json``)."""
+    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
 def export_config(path: str | Path) -> dict[str, Any]:
     """What a ``jepakit export`` folder's ``config.json`` says: the encoder's config under "encoder"."""
     meta_file = Path(path) / "config.json"

@@ -6,6 +6,9 @@
     jepakit export CHECKPOINT --format timm [--out DIR]
     jepakit viz masks RECIPE [key=value ...] [--out masks.png]
     jepakit probe SOURCE [key=value ...] [--train N --val N --test N] [--probes ...] [--out DIR]
+    jepakit check my_file.py [KIND.FIELD=VALUE ...]
+    jepakit import-weights CHECKPOINT --format ijepa|vjepa --out DIR [key=value ...]
+    jepakit push RUN_OR_EXPORT USER/NAME [--private]
 
 ``--import MODULE`` (before the command, repeatable) imports a module or a ``.py`` file
 first, so that methods, components and recipes a user registers in their own code are
@@ -97,6 +100,28 @@ def _parser() -> argparse.ArgumentParser:
         "beside their mean ± spread (cached; 0: no floor)",
     )
     p_probe.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_import = sub.add_parser(
+        "import-weights", help="read an official I-JEPA / V-JEPA checkpoint into a jepakit run folder (step 0)"
+    )
+    p_import.add_argument("checkpoint", help="the official training checkpoint (.pth.tar)")
+    p_import.add_argument("--format", required=True, help="ijepa or vjepa")
+    p_import.add_argument("--out", required=True, help="the run folder to write (probe it, or train.init_from=DIR)")
+    p_import.add_argument("--overwrite", action="store_true", help="move a run already in --out aside first")
+    p_import.add_argument("overrides", nargs="*", help="key=value, e.g. encoder.num_heads=8 for an unofficial width")
+    p_push = sub.add_parser("push", help="upload a run's encoder with a model card to the Hugging Face hub")
+    p_push.add_argument("source", help="run folder, checkpoint or export folder")
+    p_push.add_argument("repo", help="USER/NAME on the hub (read back as hf://USER/NAME)")
+    p_push.add_argument("--private", action="store_true", help="a private repository")
+    p_check = sub.add_parser(
+        "check", help="run the registry's generated tests on the components and recipes your own code registers"
+    )
+    p_check.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help=".py files or modules that register components; KIND.FIELD=VALUE sets a field of that kind's "
+        "components, e.g. dataset.root=DIR",
+    )
     return parser
 
 
@@ -183,6 +208,7 @@ def _train(args: argparse.Namespace) -> int:
             log=print,
             until=args.until,
             imports=imports,
+            recipe=args.recipe,
         )
     finally:
         if launched:
@@ -350,13 +376,70 @@ def _probe_source(args: argparse.Namespace) -> tuple[Any, Any, Path]:
             cfg,
             Path(args.out or f"runs/{args.source.replace(':', '-')}"),
         )
+    from .hub import hub_repo
+
     print(f"probing {weights_read(args.source)}")
     encoder, experiment = load_eval_encoder(args.source)
-    src = Path(args.source)
-    return encoder, experiment, Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    src, hub = Path(args.source), hub_repo(args.source)
+    if args.out:
+        return encoder, experiment, Path(args.out)
+    if hub is not None:  # never into the hub's cache
+        return encoder, experiment, Path(f"runs/hf-{hub[0].replace('/', '-')}")
+    return encoder, experiment, src if src.is_dir() else src.parent
 
 
-COMMANDS = {"list": _list, "show": _show, "train": _train, "export": _export, "viz": _viz, "probe": _probe}
+def _import_weights(args: argparse.Namespace) -> int:
+    from .official import import_weights
+
+    written = import_weights(args.checkpoint, args.format, args.out, args.overrides, overwrite=args.overwrite)
+    print(
+        f"wrote {written} ({args.format} weights of {args.checkpoint}); probe it with jepakit probe {args.out}, "
+        f"train from it with train.init_from={args.out}, or teach with target_updater.checkpoint={args.out}"
+    )
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .publish import push
+
+    print(f"pushed {args.source} to {push(args.source, args.repo, private=args.private)}; read it as hf://{args.repo}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """The generated tests on what each file registers: a line per component or recipe; 1 if one fails."""
+    from .check import Outcome, check_file
+    from .config import ConfigError, parse_cli_overrides
+    from .registry import KINDS
+
+    fields = parse_cli_overrides(f for f in args.files if "=" in f)
+    for kind, edits in fields.items():
+        if kind not in KINDS or not isinstance(edits, dict):
+            raise ConfigError(f"{kind}={edits}: edits are KIND.FIELD=VALUE, KIND one of {', '.join(KINDS)}")
+
+    def show(o: Outcome) -> None:
+        print(f"  {'ok  ' if o.passed else 'FAIL'}  {o.what} ({o.seconds:.1f} s){': ' + o.error if o.error else ''}")
+
+    outcomes = []
+    for name in (f for f in args.files if "=" not in f):
+        print(f"checking what {name} registers: build, forward, backward, gradients, determinism, config round trip")
+        outcomes += check_file(name, fields, log=show)
+    failed = sum(not o.passed for o in outcomes)
+    print(f"{len(outcomes) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+COMMANDS = {
+    "list": _list,
+    "show": _show,
+    "train": _train,
+    "export": _export,
+    "viz": _viz,
+    "probe": _probe,
+    "check": _check,
+    "import-weights": _import_weights,
+    "push": _push,
+}
 
 
 def _init_distributed() -> bool:

@@ -55,6 +55,7 @@ KINDS: tuple[str, ...] = (
     "tokenizer",
     "target_updater",
     "loss",
+    "transform",
     "method",
     "dataset",
     "trainer",

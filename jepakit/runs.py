@@ -16,6 +16,7 @@ from .checkpoint import (
     BadCheckpointError,
     checkpoint_encoder,
     export_config,
+    is_export,
     load_checkpoint,
     load_encoder,
     resolve_checkpoint,
@@ -49,15 +50,15 @@ def load_method(source: str | Path) -> Any:
     return method.eval()
 
 
-def _is_export(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
 def weights_read(source: str | Path) -> str:
     """Which weights a command reads from ``source``, for the line it prints first: the checkpoint file a
     run folder resolves to (its newest), or the export folder and the checkpoint it came from."""
-    path = Path(source)
-    if _is_export(path):
+    from .hub import hub_repo, local_path
+
+    path = local_path(source)
+    if hub_repo(source) is not None:
+        return f"{source} ({path})"
+    if is_export(path):
         origin = export_config(path).get("source", {})
         made = f" (exported from {origin['checkpoint']}, step {origin['step']})" if "checkpoint" in origin else ""
         return f"the export {str(path)!r}{made}"
@@ -66,9 +67,11 @@ def weights_read(source: str | Path) -> str:
 
 def load_eval_encoder(source: str | Path) -> tuple[Any, Experiment | None]:
     """(encoder in eval mode, the experiment or None) from a checkpoint file, a run folder
-    or its ``checkpoints/`` (the newest checkpoint), or a ``jepakit export`` folder."""
-    path = Path(source)
-    if _is_export(path):
+    or its ``checkpoints/`` (the newest checkpoint), a ``jepakit export`` folder, or ``hf://USER/NAME``."""
+    from .hub import local_path
+
+    path = local_path(source)
+    if is_export(path):
         return load_encoder(path), None
     experiment, state = load_run(path)
     encoder, _ = checkpoint_encoder(experiment, state)

@@ -12,6 +12,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from jepakit.check import tiny_config  # noqa: F401  (recipes shrunk for the tests, as the generated tests shrink them)
+
 # Derandomised so CI sees the same examples every run; no deadline (machines are noisy).
 settings.register_profile(
     "ci",
@@ -32,47 +34,6 @@ torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 # No test reaches the network: Hugging Face libraries read local files only, W&B runs offline.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true")
-
-#: Overrides that shrink any recipe to a model a CPU test can run in milliseconds.
-TINY = {
-    "encoder": {"embed_dim": 32, "depth": 2, "num_heads": 2},
-    "predictor": {"embed_dim": 16, "depth": 2, "num_heads": 2},
-}
-
-
-def tiny_config(recipe: Any = "ijepa", patch: int = 4, grid: int = 8, **overrides):
-    """``recipe`` shrunk: a ``grid`` x ``grid`` patch grid of ``patch`` px, tiny widths."""
-    from jepakit import get_config
-
-    base = get_config(recipe)
-    merged: dict[str, Any] = {
-        "image_size": patch * grid,
-        "encoder": {**TINY["encoder"], "patch_size": patch},
-        # step counts at the trainer's defaults, not the paper-size recipes' epochs of batch 2048 in bf16
-        "train": {
-            "steps": 1000,
-            "warmup_steps": 100,
-            "epochs": None,
-            "warmup_epochs": None,
-            "batch_size": 64,
-            "precision": "fp32",
-        },
-    }
-    if hasattr(base.method, "predictor"):
-        merged["predictor"] = dict(TINY["predictor"])
-    if getattr(base.method, "text_encoder", None) is not None:
-        # a tiny text side trained here (the recipes' pretrained MiniLM is tested on its own)
-        merged["text_encoder"] = {"type": "transformer", "embed_dim": 16, "depth": 1, "num_heads": 2}
-        merged["tokenizer"] = {"type": "sentencepiece", "vocab_size": 300, "max_length": 8, "max_captions": 3}
-    if getattr(base.method, "target_blocks", 1) > 1:  # targets averaging blocks: as many as the tiny depth has
-        merged["target_blocks"] = TINY["encoder"]["depth"]
-    if base.teacher_run is not None:  # a first stage (SALT's teacher) shrinks alike, so its encoder still fits
-        shape = {k: overrides[k] for k in ("num_frames", "tubelet_size") if k in overrides}
-        merged["teacher_run"] = tiny_config(base.teacher_run, patch, grid, **shape)
-    for key, value in overrides.items():  # edits merge into the shrinking; a swap ("type") replaces it
-        mergeable = isinstance(value, dict) and "type" not in value and isinstance(merged.get(key), dict)
-        merged[key] = {**merged[key], **value} if mergeable else value
-    return get_config(recipe, **merged)
 
 
 def batch(model: Any, b: int = 4, seed: int = 0) -> tuple[torch.Tensor, Any]:

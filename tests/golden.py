@@ -108,7 +108,10 @@ def config(recipe: str):
     from jepakit import get_config
 
     base = get_config(recipe)
-    overrides = {k: v for k, v in OVERRIDES.items() if k != "predictor" or hasattr(base.method, "predictor")}
+    from jepakit import Config
+
+    transformer_predictor = isinstance(getattr(base.method, "predictor", None), Config)  # BYOL's is an MLP
+    overrides = {k: v for k, v in OVERRIDES.items() if k != "predictor" or transformer_predictor}
     text = getattr(base.method, "text_encoder", None)
     if text is not None:
         overrides.update(SCRATCH_TEXT if text.type_id() == "text_encoder/transformer" else PRETRAINED_TEXT)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from jepakit import ConfigError, create
+from jepakit.data.base import StreamingData
 from jepakit.eval import evaluate
 from jepakit.train import train
 
@@ -109,7 +110,7 @@ def test_webdataset_shards_by_brace_pattern_count_their_problems(tmp_path):
         shuffle_shards=False,
         shuffle_buffer=0,
     )
-    assert len(data) == 12 and data.streams
+    assert len(data) == 12 and isinstance(data, StreamingData)
     samples = stream(data)
     assert samples[0]["captions"] == ["a red square", "red"] and samples[0]["image"].shape == (3, 12, 12)
     assert samples[1]["captions"] == ["green"] and samples[7]["captions"] == ["green"]

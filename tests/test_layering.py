@@ -30,6 +30,9 @@ FORBIDDEN = {
     "runs": {"train", "eval", "export", "recipes", "cli"},
     "export": {"train", "eval", "recipes", "cli"},
     "train": {"export", "runs", "recipes", "cli"},
+    # the trainer and the frozen teacher read weights and hub sources: neither may reach back to them
+    "weights": {"methods", "train", "data", "eval", "export", "runs", "experiment", "recipes", "cli", "api"},
+    "hub": {"methods", "train", "data", "eval", "export", "runs", "experiment", "recipes", "cli", "api", "checkpoint"},
 }
 
 

@@ -11,19 +11,33 @@ whether pretraining read it is unknown.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
 from ..config import Config, to_dict
 
-__all__ = ["DataError", "DatasetConfig", "ProbeSets", "new_draws", "stratified_split"]
+__all__ = ["DataError", "DatasetConfig", "ProbeSets", "StreamingData", "new_draws", "stratified_split"]
 
 
 class DataError(ValueError):
     """The data cannot be read as configured: a corrupt or missing file under ``on_error="fail"``, a
     batch none of whose samples can be read. The command line prints it as one line."""
+
+
+@runtime_checkable
+class StreamingData(Protocol):
+    """A data set read as a stream rather than by index (tar shards): the trainer's pipeline takes an
+    epoch's raw samples in order and decodes each; the probes, which read by index, refuse it."""
+
+    def epoch(self, seed: int) -> Iterator[Any]:
+        """An epoch's raw samples, exactly ``len(self)`` of them, in an order seeded by ``seed``."""
+        ...
+
+    def decode(self, raw: Any, index: int) -> dict[str, Any] | None:
+        """The sample of a raw one, or None (counted) when it cannot be read."""
+        ...
 
 
 class ProbeSets(NamedTuple):

@@ -97,10 +97,8 @@ def caption_file(raw: dict[str, Any]) -> tuple[Any, bool] | None:
 
 @register("dataset", "webdataset", WebDatasetConfig)
 class WebDataset(ReportingDataset):
-    """Samples streamed out of tar shards, epoch by epoch (see the module docstring)."""
-
-    #: The trainer's pipeline reads this data set as a stream (``epoch``, ``decode``), not by index.
-    streams = True
+    """Samples streamed out of tar shards, epoch by epoch (see the module docstring); a
+    :class:`~jepakit.data.base.StreamingData`."""
 
     def __init__(self, cfg: WebDatasetConfig) -> None:
         super().__init__(cfg.on_error)

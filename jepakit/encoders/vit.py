@@ -31,7 +31,16 @@ from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, i
 from ..registry import register
 from ..transforms import warn_if_not_unit_range
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VIT_PRESETS", "TubeletEmbed", "ViTConfig", "ViTEncoder", "check_index"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "VIT_PRESETS",
+    "TubeletEmbed",
+    "ViTConfig",
+    "ViTEncoder",
+    "check_index",
+    "renormalised",
+]
 
 #: The per-channel pixel statistics I-JEPA normalises its inputs with (images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -212,6 +221,27 @@ class TubeletEmbed(nn.Module):
         return self.proj(clips).flatten(2).transpose(1, 2)
 
 
+def renormalised(
+    state: dict[str, Tensor], source: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]
+) -> dict[str, Tensor]:
+    """``state`` with its patch embedding changed so that, on images normalised by ``target`` (mean, std),
+    it computes what it computed on images normalised by ``source``: W' = (W / s) s', b' = b - sum((W / s) m)
+    + sum((W / s) m'). Folding the normalisation into the weights (an export for timm) is ``target`` = (0, 1);
+    reading such an export back into a normalising encoder is the reverse."""
+    (mean, std), (mean_to, std_to) = source, target
+    w, b = state["patch_embed.proj.weight"], state["patch_embed.proj.bias"]
+    shape = (1, -1) + (1,) * (w.ndim - 2)  # [1, C, k, k] (a tubelet: [1, C, t, k, k])
+    scaled = w / std.view(shape)
+    out = dict(state)
+    out["patch_embed.proj.weight"] = scaled * std_to.view(shape)
+    out["patch_embed.proj.bias"] = (
+        b
+        - (scaled * mean.view(shape)).sum(tuple(range(1, w.ndim)))
+        + (scaled * mean_to.view(shape)).sum(tuple(range(1, w.ndim)))
+    )
+    return out
+
+
 @register("encoder", "vit", ViTConfig)
 class ViTEncoder(nn.Module):
     """ViT over the patches of an image, optionally only those in a patch-index mask."""
@@ -258,11 +288,8 @@ class ViTEncoder(nn.Module):
         model gives this encoder's features on the same [0, 1] images: W/s and b - sum(W m/s)."""
         self.config.timm_args()  # a video encoder has no timm model: the error says so
         state = {k: v.detach().clone() for k, v in self.state_dict().items()}
-        w, b = state["patch_embed.proj.weight"], state["patch_embed.proj.bias"]
-        scaled = w / self.pixel_std.view(1, -1, 1, 1)
-        state["patch_embed.proj.weight"] = scaled
-        state["patch_embed.proj.bias"] = b - (scaled * self.pixel_mean.view(1, -1, 1, 1)).sum((1, 2, 3))
-        return state
+        plain = (torch.zeros_like(self.pixel_mean), torch.ones_like(self.pixel_std))
+        return renormalised(state, (self.pixel_mean, self.pixel_std), plain)
 
     def as_clip(self, images: Tensor) -> Tensor:
         """Images [B, C, H, W] for a video encoder: clips of one tubelet (the frame repeated); else as given."""

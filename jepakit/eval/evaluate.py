@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from ..config import Config, ConfigError, apply_overrides, parse_cli_overrides, slot
-from ..data.base import DatasetConfig, ProbeSets, default_probe_sets
+from ..data.base import DatasetConfig, ProbeSets, StreamingData, default_probe_sets
 from ..progress import Bars
 from .features import TASKS, Encoder, Features, extract, sample_input, view_embeddings
 from .monitors import collapse_monitors, lidar
@@ -151,7 +151,7 @@ def evaluate(
     """
     emit = log or (lambda line: None)
     for given in (data, test_data):
-        if getattr(given, "streams", False):
+        if isinstance(given, StreamingData):
             raise ConfigError(
                 f"probe data: {type(given).__name__} streams its samples; probes read labelled images by index: "
                 "give data=imagefolder data.root=DIR, or data=hf data.path=... data.label_column=NAME"

@@ -1,6 +1,6 @@
 """SSL methods: the ``Method`` contract the engine talks to, and the methods built on it."""
 
-from . import contrastive, jepa, lejepa  # noqa: F401  (registers)
+from . import byol, contrastive, jepa, lejepa  # noqa: F401  (registers)
 from .base import Draw, Method, MethodConfig, ParamGroup
 from .contrastive import Contrastive, ContrastiveConfig
 from .jepa import JEPA, JEPAConfig

@@ -37,6 +37,7 @@ __all__ = [
     "ParamGroup",
     "blocks_then_modules",
     "check_patches",
+    "image_encoder_provides",
     "image_tower_size",
     "loss_names",
     "mix_seed",
@@ -248,6 +249,16 @@ def blocks_then_modules(modules: Iterable[nn.Module | None]) -> list[nn.Module]:
             continue
         units += [*getattr(module, "blocks", []), module]
     return units
+
+
+def image_encoder_provides(image_size: int, encoder: Any) -> dict[str, tuple[Any, str]]:
+    """What a method of one image encoder gives its parts to follow: the image size, the encoder's patch
+    size and width, each with the field it comes from (``MethodConfig.provides``)."""
+    return {
+        "image_size": (image_size, "image_size"),
+        "patch_size": (encoder.patch_size, "encoder.patch_size"),
+        "encoder.width": (encoder.embed_dim, "encoder.embed_dim"),
+    }
 
 
 def check_patches(image_size: int, patch_size: int) -> None:

@@ -36,6 +36,7 @@ from .base import (
     ParamGroup,
     blocks_then_modules,
     check_patches,
+    image_encoder_provides,
     image_tower_size,
     loss_names,
     prepare_tokenizer,
@@ -68,12 +69,9 @@ class ContrastiveConfig(MethodConfig):
     loss: Config = slot(ClipLossConfig(), "loss", "clip (symmetric InfoNCE) | siglip (pairwise sigmoid)")
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        enc: Any = self.encoder
         tok: Any = self.tokenizer
         return {
-            "image_size": (self.image_size, "image_size"),
-            "patch_size": (enc.patch_size, "encoder.patch_size"),
-            "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
+            **image_encoder_provides(self.image_size, self.encoder),
             "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
             "tokenizer.max_length": (getattr(tok, "max_length", None), "tokenizer.max_length"),
         }

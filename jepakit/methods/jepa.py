@@ -27,6 +27,7 @@ from ..masks.multiblock import MultiBlockConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register
 from ..sizing import Size, transformer_activations
+from ..targets.base import TargetUpdater, TargetUpdaterConfig
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
 from ..transforms import random_resized_crop
@@ -92,7 +93,9 @@ class JEPAConfig(MethodConfig):
     encoder: Config = slot(ViTConfig(), "encoder", "context encoder; the target encoder has the same architecture")
     predictor: Config = slot(ViTPredictorConfig(), "predictor", "predicts target tokens from context tokens")
     conditioner: Config = slot(NoConditionerConfig(), "conditioner", "acts on every predictor layer (none: I-JEPA)")
-    target_updater: Config = slot(EMAConfig(), "target_updater", "where targets come from: ema | frozen | copy")
+    target_updater: TargetUpdaterConfig = slot(
+        EMAConfig(), "target_updater", "where targets come from: ema | frozen | copy"
+    )
     loss: Config = slot(SmoothL1Config(), "loss", "regression loss on the predicted target tokens")
     embedding_loss: Config | None = slot(
         None,
@@ -150,7 +153,7 @@ class JEPAConfig(MethodConfig):
                 f"embedding_loss {self.embedding_loss.name!r} is not a regulariser of embeddings; choose from "
                 f"{loss_names(EmbeddingLossConfig)}"
             )
-        teacher = getattr(self.target_updater, "teacher_shape", lambda: None)()
+        teacher = self.target_updater.teacher_shape()
         if teacher is not None and teacher[1] != self.provides()["patch_size"][0]:
             raise ConfigError(
                 f"the teacher (target_updater.checkpoint, target_updater.timm) cuts {teacher[1]} px patches and "
@@ -158,7 +161,7 @@ class JEPAConfig(MethodConfig):
             )
         if self.target_blocks > 1 or self.target_block_norm != "final":
             updater = self.target_updater
-            if getattr(updater, "pixel_targets", False) or getattr(updater, "timm", None) is not None:
+            if not updater.blocks_readable():
                 raise ConfigError(
                     f"target_blocks={self.target_blocks}, target_block_norm={self.target_block_norm!r} read the "
                     f"teacher's blocks, and target_updater {updater.name!r} has none jepakit can read"
@@ -237,23 +240,23 @@ class JEPAConfig(MethodConfig):
     def teacher_is_encoder(self) -> bool:
         """Whether the targets come from a second copy of the encoder (EMA, frozen), held beside it,
         rather than from the online encoder (copy) or the pixels (pixels)."""
-        return getattr(self.target_updater, "holds_encoder", True)
+        return self.target_updater.holds_encoder
 
     def teacher_evaluated(self) -> bool:
         """Whether probes and export read the teacher (I-JEPA's EMA target encoder) rather than the online
         encoder (copy, pixels, and a frozen teacher, whose student is what the method trains)."""
-        return self.teacher_is_encoder() and getattr(self.target_updater, "teacher_evaluated", True)
+        return self.teacher_is_encoder() and self.target_updater.teacher_evaluated
 
     def target_width(self) -> tuple[int, str]:
         """The width of a target patch and where it comes from: the encoder's tokens, or with pixel
         targets a patch's pixel values (patch_size**2 x channels)."""
         enc: Any = self.encoder
-        if getattr(self.target_updater, "pixel_targets", False):
+        if self.target_updater.pixel_targets:
             if self.num_frames is not None:  # a clip's target is a tubelet's values
                 width = self.tubelet_size * enc.patch_size**2 * enc.in_chans
                 return width, "tubelet_size x encoder.patch_size**2 x encoder.in_chans (pixel targets of clips)"
             return enc.patch_size**2 * enc.in_chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
-        teacher = getattr(self.target_updater, "teacher_shape", lambda: None)()
+        teacher = self.target_updater.teacher_shape()
         if teacher is not None:
             return teacher[0], "the teacher's width (target_updater.checkpoint, target_updater.timm)"
         return enc.embed_dim, "encoder.embed_dim"
@@ -324,7 +327,7 @@ class JEPA(Method):
         self.encoder = cfg.encoder.build()
         self.predictor = cfg.predictor.build()
         self.conditioner = cfg.conditioner.build()
-        self.target_updater = cfg.target_updater.build()
+        self.target_updater: TargetUpdater = cfg.target_updater.build()
         self.target_encoder = self.target_updater.make_target(self.encoder)
         self.loss_fn = cfg.loss.build()
         # text last, so the image side initialises exactly as I-JEPA's for the same seed
@@ -509,8 +512,8 @@ class JEPA(Method):
     def after_step(self, step: int, total_steps: int) -> dict[str, float]:
         """Move the target encoder (EMA; nothing for frozen or copy); log the momentum used."""
         self.target_updater.update(self.encoder, self.target_encoder, step, total_steps)
-        momentum = getattr(self.target_updater, "momentum", None)
-        return {"ema_momentum": momentum(step, total_steps)} if momentum is not None else {}
+        momentum = self.target_updater.momentum(step, total_steps)
+        return {"ema_momentum": momentum} if momentum is not None else {}
 
     def shard_units(self) -> list[nn.Module]:
         """Each transformer block, then the module holding it: the encoders, the predictor, the

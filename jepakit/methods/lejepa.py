@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..augment import Transform, augmented, check_transforms
 from ..config import Config, ConfigError, at_least, each, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..losses.embedding import EmbeddingLoss, EmbeddingLossConfig, SIGRegConfig
@@ -33,6 +34,7 @@ from .base import (
     ParamGroup,
     blocks_then_modules,
     check_patches,
+    image_encoder_provides,
     image_tower_size,
     loss_names,
     weight_decay_groups,
@@ -67,6 +69,11 @@ class LeJEPAConfig(MethodConfig):
         (0.05, 0.3), "RandomResizedCrop area range of a local view (LeJEPA: 0.05-0.3)", valid=ordered_pair(0, 1)
     )
     flip: bool = knob(True, "mirror each view left-right with probability 1/2 (LeJEPA's pipeline)")
+    augment: tuple[Config, ...] = knob(
+        (),
+        "photometric transforms after each view's crop and flip (jepakit.augment), each with its probability "
+        "per view, global views first; () for crops and flips only",
+    )
     projector: tuple[int, ...] = knob(
         (2048, 2048, 128),
         "widths of the projector MLP on the pooled encoder output, BatchNorm and ReLU between layers",
@@ -83,12 +90,7 @@ class LeJEPAConfig(MethodConfig):
     )
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        enc: Any = self.encoder
-        return {
-            "image_size": (self.image_size, "image_size"),
-            "patch_size": (enc.patch_size, "encoder.patch_size"),
-            "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
-        }
+        return image_encoder_provides(self.image_size, self.encoder)
 
     def check_sources(self) -> None:
         check_patches(self.image_size, self.provides()["patch_size"][0])
@@ -97,6 +99,7 @@ class LeJEPAConfig(MethodConfig):
             raise ConfigError(f"local_size={self.local_size} is not divisible by encoder.patch_size={patch}")
 
     def check(self) -> None:
+        check_transforms(self.augment, "augment")
         if self.global_views < 2:
             raise ConfigError(
                 f"global_views={self.global_views}: LeJEPA needs at least 2, since each view regresses the mean "
@@ -144,6 +147,7 @@ class LeJEPA(Method):
         self.encoder = cfg.encoder.build()
         self.projector = projector(self.encoder.embed_dim, cfg.projector)
         self.regulariser: EmbeddingLoss = cfg.regulariser.build()
+        self.augment: list[Transform] = [t.build() for t in cfg.augment]
 
     def pooled(self, images: Tensor) -> Tensor:
         """float [N, C, H, W] in [0, 1] -> the encoder's tokens averaged over patches [N, D]."""
@@ -174,10 +178,12 @@ class LeJEPA(Method):
 
     # ------------------------------------------------------------ the contract
 
-    def view(self, image: Tensor, scale: tuple[float, float], size: int, g: torch.Generator) -> Tensor:
-        """One augmented view of ``image`` [C, H, W]: a crop of area ``scale`` resized to ``size``, maybe mirrored."""
+    def view(self, image: Tensor, scale: tuple[float, float], size: int, g: torch.Generator, v: int) -> Tensor:
+        """View ``v`` of ``image`` [C, H, W]: a crop of area ``scale`` resized to ``size``, maybe mirrored,
+        then through ``augment``."""
         crop = random_resized_crop(image, scale, g, size)
-        return random_flip(crop, g) if self.config.flip else crop
+        crop = random_flip(crop, g) if self.config.flip else crop
+        return augmented(crop, self.augment, g, v)
 
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Every sample's global then local views, drawn per (seed, epoch, index): ``global_views``
@@ -189,7 +195,7 @@ class LeJEPA(Method):
             for v in range(len(views)):
                 glob = v < cfg.global_views
                 scale, size = (cfg.global_scale, cfg.image_size) if glob else (cfg.local_scale, cfg.local_size)
-                views[v].append(self.view(s["image"], scale, size, g))
+                views[v].append(self.view(s["image"], scale, size, g, v))
         stacked = [torch.stack(v) for v in views]
         local = torch.stack(stacked[cfg.global_views :]) if cfg.local_views else None
         return {"global_views": torch.stack(stacked[: cfg.global_views]), "local_views": local}

@@ -22,8 +22,7 @@ from ..methods.jepa import JEPAConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.ema import EMAConfig
-from ..train.trainer import TrainConfig
-from .ijepa import PREDICTOR_DEPTH, PREDICTOR_WIDTH, cpu_config, cpu_preset, preset_departure
+from .ijepa import PREDICTOR_DEPTH, PREDICTOR_WIDTH, cpu_config, cpu_preset, epoch_schedule, preset_departure
 
 __all__ = ["DATA2VEC_DEPARTURES", "data2vec_config"]
 
@@ -79,20 +78,8 @@ def data2vec_config(size: str = "base", image_size: int = 224) -> Experiment:
         target_updater=EMAConfig(momentum_start=0.9998, momentum_end=0.99999, total_steps=100_000),
         loss=L2Config(normalize_targets=True, features="sum-over-sqrt"),
     )
-    train = TrainConfig(
-        steps=None,
-        epochs=75,
-        warmup_steps=None,
-        warmup_epochs=10,
-        batch_size=256,
-        lr=1e-3,
-        start_lr=0.0,
-        final_lr=0.0,
-        weight_decay=0.05,
-        final_weight_decay=0.05,
-        betas=(0.9, 0.95),
-        clip_grad=4.0,
-        precision="bf16",
+    train = epoch_schedule(
+        75, 10, batch_size=256, lr=1e-3, weight_decay=0.05, final_lr=0.0, betas=(0.9, 0.95), clip_grad=4.0
     )
     return Experiment(method=method, train=train)
 

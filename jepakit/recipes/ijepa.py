@@ -183,6 +183,28 @@ def paper_schedule(size: str) -> TrainConfig:
     )
 
 
+def epoch_schedule(
+    epochs: int, warmup_epochs: int, batch_size: int, lr: float, weight_decay: float, **extra: object
+) -> TrainConfig:
+    """A paper's training in epochs: the LR warmed up from 0 over ``warmup_epochs``, then a cosine to
+    1e-6 (``final_lr`` in ``extra`` otherwise); a constant weight decay; bf16 autocast; ``extra``: any
+    other trainer field (betas, clip_grad)."""
+    fields: dict[str, object] = {"final_lr": 1e-6, **extra}
+    return TrainConfig(
+        steps=None,
+        epochs=epochs,
+        warmup_steps=None,
+        warmup_epochs=warmup_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        start_lr=0.0,
+        weight_decay=weight_decay,
+        final_weight_decay=weight_decay,
+        precision="bf16",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 def ijepa_config(size: str = "base", image_size: int = 224, **encoder_fields: object) -> Experiment:
     """The I-JEPA experiment for a ViT ``size`` at ``image_size`` pixels (the embedded scenes as data)."""
     encoder = ViTConfig.preset(size, **{"depth_rescale": False, **encoder_fields})

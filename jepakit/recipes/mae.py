@@ -18,8 +18,7 @@ from ..methods.jepa import JEPAConfig
 from ..predictors.vit_predictor import ViTPredictorConfig
 from ..registry import register_recipe
 from ..targets.pixels import PixelsConfig
-from ..train.trainer import TrainConfig
-from .ijepa import cpu_config, cpu_preset, preset_departure
+from .ijepa import cpu_config, cpu_preset, epoch_schedule, preset_departure
 
 __all__ = ["MAE_DEPARTURES", "MAE_FACTS", "mae_config"]
 
@@ -74,19 +73,8 @@ def mae_config(size: str = "base", image_size: int = 224) -> Experiment:
         target_updater=PixelsConfig(norm_pix=True),
         loss=L2Config(normalize_targets=False),
     )
-    train = TrainConfig(
-        steps=None,
-        epochs=800,
-        warmup_steps=None,
-        warmup_epochs=40,
-        batch_size=4096,
-        lr=1.5e-4 * 4096 / 256,
-        start_lr=0.0,
-        final_lr=0.0,
-        weight_decay=0.05,
-        final_weight_decay=0.05,
-        betas=(0.9, 0.95),
-        precision="bf16",
+    train = epoch_schedule(
+        800, 40, batch_size=4096, lr=1.5e-4 * 4096 / 256, weight_decay=0.05, final_lr=0.0, betas=(0.9, 0.95)
     )
     return Experiment(method=method, train=train)
 

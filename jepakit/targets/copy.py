@@ -7,15 +7,14 @@ from typing import ClassVar
 
 from torch import nn
 
-from ..config import Config
 from ..registry import register
-from .base import TargetUpdater
+from .base import TargetUpdater, TargetUpdaterConfig
 
 __all__ = ["CopyConfig", "CopyUpdater"]
 
 
 @dataclass(frozen=True)
-class CopyConfig(Config):
+class CopyConfig(TargetUpdaterConfig):
     #: no second copy of the encoder's weights (the online encoder gives the targets)
     holds_encoder: ClassVar[bool] = False
 

@@ -15,15 +15,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import Config, at_least, in_range, knob
+from ..config import at_least, in_range, knob
 from ..registry import register
-from .base import TargetUpdater
+from .base import TargetUpdater, TargetUpdaterConfig
 
 __all__ = ["EMAConfig", "EMAUpdater", "ema_momentum"]
 
 
 @dataclass(frozen=True)
-class EMAConfig(Config):
+class EMAConfig(TargetUpdaterConfig):
     momentum_start: float = knob(0.996, "momentum at step 0 (I-JEPA: 0.996; V-JEPA: 0.998)", valid=in_range(0, 1))
     momentum_end: float = knob(1.0, "momentum at total_steps and after (I-JEPA: 1.0)", valid=in_range(0, 1))
     total_steps: int | None = knob(

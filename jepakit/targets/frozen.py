@@ -28,15 +28,15 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import evaluated_encoder, export_config, load_encoder, training_checkpoint
-from ..config import Config, ConfigError, MissingFileError, knob
+from ..config import ConfigError, MissingFileError, knob
 from ..registry import register
-from .base import TargetUpdater, frozen_copy
+from .base import TargetUpdater, TargetUpdaterConfig, frozen_copy
 
 __all__ = ["FrozenConfig", "FrozenUpdater", "load_state_dict_file"]
 
 
 @dataclass(frozen=True)
-class FrozenConfig(Config):
+class FrozenConfig(TargetUpdaterConfig):
     checkpoint: str | None = knob(
         None,
         "the teacher: a run folder or training checkpoint (its evaluated encoder), a jepakit export folder, or "
@@ -47,20 +47,23 @@ class FrozenConfig(Config):
     timm: str | None = knob(None, "a timm architecture the weights file is for (e.g. 'vit_small_patch16_224')")
     #: the student is what the method is for: probes and export read the online encoder
     teacher_evaluated: ClassVar[bool] = False
+    #: the teacher's weights are an encoder's (a run's, an export's, a timm model's)
+    any_module: ClassVar[bool] = False
 
     def check_files(self) -> None:
         if self.checkpoint is None:
             if self.timm is not None:
                 raise ConfigError(f"target_updater.timm={self.timm!r} needs its weights: set target_updater.checkpoint")
             return
-        if os.path.isdir(self.checkpoint):
-            export = (Path(self.checkpoint) / "model.safetensors").is_file()
-            if self.timm is not None or not (export or training_checkpoint(self.checkpoint)):
+        where = self.weights_path()
+        if os.path.isdir(where):
+            export = (Path(where) / "model.safetensors").is_file()
+            if self.timm is not None or not (export or training_checkpoint(where)):
                 raise MissingFileError(
                     f"teacher checkpoint {self.checkpoint!r} is a folder but neither a run (checkpoints/step-N.pt) "
                     "nor a jepakit export (model.safetensors + config.json); with timm=NAME give the weights file"
                 )
-        elif not os.path.isfile(self.checkpoint):
+        elif not os.path.isfile(where):
             raise MissingFileError(f"teacher checkpoint {self.checkpoint!r} does not exist (target_updater.checkpoint)")
 
     def teacher_shape(self) -> tuple[int, int] | None:
@@ -68,8 +71,8 @@ class FrozenConfig(Config):
         a timm model), read from the export's config or a weightless timm model; None: the encoder's."""
         if self.timm is not None:
             return _timm_shape(self.timm)
-        if self.checkpoint is not None and os.path.isdir(self.checkpoint) and not self.run():
-            enc = export_config(self.checkpoint)["encoder"]
+        if self.checkpoint is not None and os.path.isdir(self.weights_path()) and not self.run():
+            enc = export_config(self.weights_path())["encoder"]
             return int(enc["embed_dim"]), int(enc["patch_size"])
         run = self.run()
         if run is not None:
@@ -77,11 +80,22 @@ class FrozenConfig(Config):
             return int(encoder.config.embed_dim), int(encoder.config.patch_size)
         return None
 
+    def blocks_readable(self) -> bool:
+        """A timm teacher's blocks are timm's, which jepakit does not read."""
+        return self.timm is None
+
     def run(self) -> Path | None:
         """The training checkpoint the teacher is read from (a run folder's newest), or None."""
         if self.checkpoint is None or self.timm is not None or self.key is not None or self.prefix is not None:
             return None
-        return training_checkpoint(self.checkpoint)
+        return training_checkpoint(self.weights_path())
+
+    def weights_path(self) -> str:
+        """Where the teacher's weights are on this machine: ``checkpoint``, or a hub source's cached copy."""
+        from ..hub import local_path
+
+        assert self.checkpoint is not None, "a teacher frozen at init reads no weights"
+        return str(local_path(self.checkpoint))
 
 
 @functools.cache
@@ -164,18 +178,18 @@ class FrozenUpdater(TargetUpdater):
             model = timm.create_model(
                 cfg.timm,
                 pretrained=True,
-                pretrained_cfg_overlay={"file": cfg.checkpoint},
+                pretrained_cfg_overlay={"file": cfg.weights_path()},
                 num_classes=0,
                 **({"img_size": size} if size else {}),
             )
             return frozen_copy(TimmTeacher(model))
-        if cfg.checkpoint is not None and os.path.isdir(cfg.checkpoint):
+        if cfg.checkpoint is not None and os.path.isdir(cfg.weights_path()):
             self.source = f"teacher: the exported encoder of {cfg.checkpoint!r}"
-            return frozen_copy(load_encoder(cfg.checkpoint))
+            return frozen_copy(load_encoder(cfg.weights_path()))
         target = frozen_copy(online)
         if cfg.checkpoint is None:
             return target
-        state = load_state_dict_file(cfg.checkpoint, cfg.key)
+        state = load_state_dict_file(cfg.weights_path(), cfg.key)
         if cfg.prefix:
             state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
         own = target.state_dict()

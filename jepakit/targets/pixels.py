@@ -18,20 +18,22 @@ from typing import ClassVar
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..config import Config, knob
+from ..config import knob
 from ..registry import register
-from .base import TargetUpdater
+from .base import TargetUpdater, TargetUpdaterConfig
 
 __all__ = ["PatchPixels", "PixelsConfig", "PixelsUpdater"]
 
 
 @dataclass(frozen=True)
-class PixelsConfig(Config):
+class PixelsConfig(TargetUpdaterConfig):
     norm_pix: bool = knob(True, "normalise each patch's values to zero mean and unit variance (MAE's norm_pix_loss)")
     #: the target is no copy of the encoder: nothing to evaluate, shard or count but the online encoder
     holds_encoder: ClassVar[bool] = False
     #: a target patch is its pixel values: the predictor's output width follows the patch
     pixel_targets: ClassVar[bool] = True
+    #: the targets are cut from the images: there is no module to copy
+    any_module: ClassVar[bool] = False
 
 
 class PatchPixels(nn.Module):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError
-from ..data.base import DataError
+from ..data.base import DataError, StreamingData
 from ..methods.base import Draw, mix_seed
 
 __all__ = ["EpochOrder", "MicroBatch", "MicroBatches", "micro_batches"]
@@ -104,7 +104,7 @@ def micro_batches(
 
     micro = order.batch_size // accum_steps
 
-    streams = getattr(data, "streams", False)
+    streams = isinstance(data, StreamingData)
     reading: dict[str, Any] = {"epoch": None}  # a stream's open epoch and how far it has been read
 
     def raw_samples(step: int, epoch: int) -> list[Any]:

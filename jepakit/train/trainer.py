@@ -36,10 +36,24 @@ from ..checkpoint import (
     load_checkpoint,
     upgrade_checkpoint,
 )
-from ..config import Config, ConfigError, at_least, config_diff, each, in_range, knob, ordered_pair, positive, to_dict
+from ..config import (
+    Config,
+    ConfigError,
+    MissingFileError,
+    at_least,
+    config_diff,
+    each,
+    in_range,
+    knob,
+    ordered_pair,
+    positive,
+    to_dict,
+)
+from ..data.base import StreamingData
 from ..progress import Bars
 from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
+from ..weights import init_weights
 from .loggers import Logger, read_jsonl
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
@@ -120,12 +134,31 @@ class TrainConfig(Config):
     memory_check: Literal["error", "warn", "off"] = knob(
         "error", "estimate memory from the config before building; off: you know better (e.g. FSDP on other machines)"
     )
+    init_from: str | None = knob(
+        None,
+        "start from these weights: a run folder or checkpoint (one jepakit import-weights wrote, too), a jepakit "
+        "export or an official I-JEPA/V-JEPA checkpoint; no optimiser state, the schedules start at step 0",
+    )
+    init_prefixes: tuple[str, ...] = knob(
+        (), "take only the weights under these prefixes of the method (e.g. [encoder]); (): all the source has"
+    )
     compile: bool = knob(False, "run the method's forward through torch.compile")
     compile_backend: str = knob("inductor", "torch.compile backend (inductor; eager for a quick check)")
     num_workers: int = knob(
         2, "threads reading samples and making batches ahead of the step (0: in line)", valid=at_least(0)
     )
     prefetch: int = knob(2, "micro-batches prepared ahead (0: none)", valid=at_least(0))
+
+    def check_files(self) -> None:
+        from ..hub import hub_repo, local_path
+
+        if self.init_from is not None and hub_repo(self.init_from) is not None:
+            local_path(self.init_from)  # fetched (or found in the cache) now, or one line saying why not
+        elif self.init_from is not None and not Path(self.init_from).exists():
+            raise MissingFileError(
+                f"train.init_from={self.init_from!r} does not exist: give a run folder or checkpoint, a jepakit "
+                "export folder or an official I-JEPA/V-JEPA checkpoint"
+            )
 
     def validate(self) -> None:
         if self.batch_size % self.accum_steps:
@@ -141,7 +174,10 @@ class TrainConfig(Config):
                     f"(e.g. {t}.{passes}=null {t}.{count}=N, or {t}.{count}=null {t}.{passes}=E)"
                 )
         if self.steps is not None and self.warmup_steps is not None and self.warmup_steps > self.steps:
-            raise ConfigError(f"{t}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]")
+            raise ConfigError(
+                f"{t}.warmup_steps={self.warmup_steps} must lie in [0, steps={self.steps}]: shorten the warm-up too "
+                f"(e.g. {t}.warmup_steps={self.steps // 10})"
+            )
         if self.epochs is not None and self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
             raise ConfigError(f"{t}.warmup_epochs={self.warmup_epochs} must lie in [0, epochs={self.epochs}]")
         if self.fsdp and self.online_probe_every:
@@ -149,6 +185,8 @@ class TrainConfig(Config):
                 f"{t}.online_probe_every={self.online_probe_every} with {t}.fsdp=true: the online probes run the "
                 "encoder on rank 0 alone, which a sharded encoder cannot; probe the checkpoints with jepakit probe"
             )
+        if self.init_prefixes and self.init_from is None:
+            raise ConfigError(f"{t}.init_prefixes={list(self.init_prefixes)} filters train.init_from, which is not set")
         for name in self.loggers:
             config_class("logger", name, where=f"{self.type_id()}.loggers")
         if len(set(self.loggers)) != len(self.loggers):
@@ -185,9 +223,11 @@ class Trainer:
         log: Callable[[str], None] | None = None,
         until: int | None = None,
         imports: Sequence[str] = (),
+        recipe: str | None = None,
     ) -> dict[str, Any]:
         """Train ``experiment`` (an ``Experiment``); write config, log and checkpoints under ``out_dir``;
-        ``imports``: the user code it needs (``--import``), recorded in both for whoever reads the run.
+        ``imports``: the user code it needs (``--import``), recorded in both for whoever reads the run;
+        ``recipe``: the recipe it was made from, recorded in config.json (a model card names it).
 
         ``until`` stops after that many steps (with a checkpoint) without changing any
         schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
@@ -206,6 +246,11 @@ class Trainer:
             if latest is None:
                 raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
             state = upgrade_checkpoint(load_checkpoint(latest))
+            if "imported" in state:
+                raise ConfigError(
+                    f"{str(latest)!r} holds weights imported from {state['imported']['path']} and no optimiser state: "
+                    f"start a new run from them with train.init_from={str(out)!r}"
+                )
             _check_same_config(state["config"], experiment, latest)
         elif (other := manager.latest()) is not None:  # a new run's checkpoints never sit beside an old run's
             raise RunExistsError(
@@ -233,7 +278,11 @@ class Trainer:
         if rank == 0:  # fail now, not at the first checkpoint: weights, AdamW's two moments, fixed parts
             check_run_folder(out, int(FLOAT * (3 * sum(size.params.values()) + sum(size.fixed.values()))))
         torch.manual_seed(cfg.seed)
-        method = experiment.build().to(device)
+        method = experiment.build()
+        if cfg.init_from is not None and state is None:  # a resumed run's own weights come with its state
+            emit_early = log if rank == 0 and log is not None else (lambda line: None)
+            emit_early(init_weights(method, cfg.init_from, cfg.init_prefixes))
+        method = method.to(device)
         data = experiment.data.build()
         steps, warmup_steps = run_length(cfg, len(data))
         laid = round(steps * cfg.schedule_scale)  # the schedules' length (the run's, unless scaled)
@@ -262,7 +311,8 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         if rank == 0:  # one writer: rank 0 writes the config, the logs and the checkpoints
             with atomic_path(out / "config.json") as tmp:
-                tmp.write_text(json.dumps({**to_dict(experiment), "imports": list(imports)}, indent=2))
+                made = {"imports": list(imports)} | ({"recipe": recipe} if recipe else {})
+                tmp.write_text(json.dumps({**to_dict(experiment), **made}, indent=2))
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         if state is not None:
             emit(f"resuming from {manager.latest()} (step {int(state['step'])})")
@@ -324,7 +374,7 @@ class Trainer:
             net = torch.compile(net, backend=cfg.compile_backend)
         method.train()
         stop = steps if until is None else min(until, steps)
-        order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not getattr(data, "streams", False))
+        order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not isinstance(data, StreamingData))
         batches = micro_batches(
             method.make_batch,
             data,

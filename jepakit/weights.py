@@ -1,0 +1,121 @@
+"""Weights in: official I-JEPA / V-JEPA checkpoints read, and any weights a new run starts from.
+
+The official code (``facebookresearch/ijepa``, ``facebookresearch/jepa``) saves a dict holding
+``encoder``, ``predictor`` and ``target_encoder`` state dicts (keys prefixed ``module.`` by DDP),
+beside the optimiser's state. Its encoder's names are timm's, as jepakit's are; its predictor
+calls its blocks ``predictor_blocks`` and stores its fixed sin-cos positions
+(``predictor_pos_embed``) and V-JEPA's per-generator mask tokens (``mask_tokens.0``, ...):
+:func:`official_state` maps them. :func:`init_weights` loads a run's, an export's or an official
+checkpoint's weights into a new method (``train.init_from``); ``jepakit.official`` turns an official
+checkpoint into a run folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .checkpoint import BadCheckpointError, load_checkpoint
+from .config import ConfigError
+from .encoders.vit import renormalised
+
+__all__ = ["init_weights", "official_state", "read_official", "source_state"]
+
+PARTS = ("encoder", "predictor", "target_encoder")
+
+
+def read_official(path: str | Path) -> dict[str, dict[str, Tensor]]:
+    """The three state dicts of an official checkpoint, ``module.`` prefixes removed."""
+    state = load_checkpoint(path)
+    missing = [p for p in PARTS if not isinstance(state.get(p), Mapping)]
+    if missing:
+        raise BadCheckpointError(
+            f"{str(path)!r} is not an official I-JEPA/V-JEPA checkpoint: it has no {', '.join(missing)} "
+            f"(it holds {', '.join(sorted(map(str, state))[:8])})"
+        )
+    return {p: {k.removeprefix("module."): v for k, v in state[p].items()} for p in PARTS}
+
+
+def official_state(weights: Mapping[str, Mapping[str, Tensor]], method: Any) -> dict[str, Tensor]:
+    """The method's state dict from the official parts: the encoders as they are, the predictor's names
+    mapped, its fixed positions checked against the method's own (they are not weights)."""
+    state = {f"encoder.{k}": v for k, v in weights["encoder"].items()}
+    state |= {f"target_encoder.{k}": v for k, v in weights["target_encoder"].items()}
+    pred = dict(weights["predictor"])
+    positions = pred.pop("predictor_pos_embed", None)
+    tokens = sorted(k for k in pred if k.startswith("mask_tokens."))
+    if tokens:  # V-JEPA: one [1, 1, D] token per mask generator -> jepakit's [generators, 1, D]
+        pred["mask_token"] = torch.cat([pred.pop(k) for k in tokens])
+    for key, value in pred.items():
+        state["predictor." + key.replace("predictor_blocks.", "blocks.", 1)] = value
+    if positions is not None:
+        ours = method.predictor.pos_embed_for(_grid(method.config), torch.device("cpu"))
+        if ours.shape != positions.shape or not torch.allclose(ours, positions.float(), atol=1e-4):
+            raise BadCheckpointError(
+                f"the checkpoint's predictor positions {tuple(positions.shape)} are not jepakit's sin-cos positions "
+                f"{tuple(ours.shape)} for this grid: the predictor would place its tokens elsewhere"
+            )
+    return state
+
+
+def _grid(cfg: Any) -> tuple[int, ...]:
+    """The patch grid of a JEPA method config: (H, W), or (T, H, W) of tubelets for clips."""
+    side = cfg.image_size // cfg.encoder.patch_size
+    return (cfg.num_frames // cfg.tubelet_size, side, side) if cfg.num_frames else (side, side)
+
+
+def source_state(method: Any, source: str | Path) -> tuple[dict[str, Tensor], str]:
+    """(weights named as ``method``'s state dict, a line saying what they are) of ``source``: a run folder or
+    training checkpoint (its model), a jepakit export (its encoder, under each prefix the method evaluates an
+    encoder from), or an official checkpoint (mapped as :func:`official_state` maps it)."""
+    from .checkpoint import is_export, load_encoder, training_checkpoint, upgrade_checkpoint
+    from .hub import local_path
+
+    path = local_path(source)
+    if is_export(path):  # its patch embedding folds the normalisation in: unfold it into the method's
+        exported, ours = load_encoder(path), method.eval_encoder()
+        stats = [(e.pixel_mean, e.pixel_std) for e in (exported, ours)]
+        encoder = renormalised(exported.state_dict(), *stats)
+        prefixes = [
+            p for p in method.config.eval_encoder()[1] if any(k.startswith(p + ".") for k in method.state_dict())
+        ]
+        return {f"{p}.{k}": v for p in prefixes for k, v in encoder.items()}, f"the export {str(path)!r}"
+    run = training_checkpoint(path)
+    if run is not None:
+        state = upgrade_checkpoint(load_checkpoint(run))
+        return dict(state["model"]), f"the checkpoint {str(run)!r} (step {int(state['step'])})"
+    return official_state(read_official(path), method), f"the official checkpoint {str(path)!r}"
+
+
+def init_weights(method: Any, source: str | Path, prefixes: Sequence[str] = ()) -> str:
+    """Load ``source``'s weights into ``method`` (``prefixes``: only those under them); a weight the method
+    lacks, or of another shape, fails naming it; the method's weights the source lacks stay as initialised.
+    Returns a line for the run's log."""
+    state, what = source_state(method, source)
+    if prefixes:
+        state = {k: v for k, v in state.items() if any(k.startswith(p + ".") for p in prefixes)}
+        if not state:
+            raise ConfigError(f"train.init_prefixes={list(prefixes)}: {what} has no weights under them")
+    ours = method.state_dict()
+    unexpected = sorted(set(state) - set(ours))
+    misshapen = [
+        f"{k} {tuple(v.shape)} (here {tuple(ours[k].shape)})"
+        for k, v in state.items()
+        if k in ours and v.shape != ours[k].shape
+    ]
+    if unexpected or misshapen:
+        named = (["the method has no " + ", ".join(unexpected[:5])] if unexpected else []) + (
+            ["shapes differ: " + ", ".join(misshapen[:5])] if misshapen else []
+        )
+        raise ConfigError(
+            f"train.init_from: {what} does not fit this method; {'; '.join(named)} (train.init_prefixes filters)"
+        )
+    method.load_state_dict(state, strict=False)
+    kept = len(set(ours) - set(state))
+    return f"initialised {len(state)} of the method's {len(ours)} weights from {what}" + (
+        f"; {kept} stay as initialised" if kept else ""
+    )

@@ -1,0 +1,249 @@
+"""Official I-JEPA / V-JEPA checkpoints into jepakit runs.
+
+The checkpoints here are written in the official layout (``encoder``, ``predictor`` and ``target_encoder``
+state dicts with DDP's ``module.`` prefixes, the official predictor's names, its fixed positions, the
+optimiser's state beside) from independent implementations at a tiny size of the released structure:
+timm's VisionTransformer as the encoders and lightly's I-JEPA predictor (a port of the official one). The
+imported run must compute what they compute, in float64.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from jepakit import ConfigError, UnknownChoiceError
+from jepakit.checkpoint import BadCheckpointError
+from jepakit.cli import main
+from jepakit.official import import_weights
+from jepakit.runs import load_eval_encoder, load_method
+
+IMAGE, PATCH, WIDTH, PRED = 32, 8, 192, 96  # ViT-tiny's width and heads (3), a 4 x 4 grid, predictor 96 wide
+GRID = IMAGE // PATCH
+
+
+def sincos(dim: int) -> torch.Tensor:
+    from lightly.models import utils
+
+    return torch.from_numpy(utils.get_2d_sincos_pos_embed(dim, GRID, cls_token=False)).float()[None]
+
+
+def official_parts(seed: int = 0):
+    """(encoder, target encoder, predictor): timm ViTs and lightly's predictor, randomly initialised."""
+    import timm
+    from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
+
+    torch.manual_seed(seed)
+    kwargs = dict(img_size=IMAGE, patch_size=PATCH, embed_dim=WIDTH, depth=2, num_heads=3, class_token=False)
+    kwargs |= dict(global_pool="avg", fc_norm=False, num_classes=0)
+    encoders = [timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs) for _ in range(2)]
+    for enc in encoders:
+        enc.pos_embed.data.copy_(sincos(WIDTH))
+    predictor = IJEPAPredictorTIMM(num_patches=GRID**2, depth=2, mlp_dim=WIDTH, predictor_embed_dim=PRED, num_heads=3)
+    predictor.decoder.pos_embed.data.copy_(sincos(PRED))
+    torch.nn.init.normal_(predictor.decoder.mask_token, std=0.02)
+    return encoders[0], encoders[1], predictor
+
+
+def official_checkpoint(path, parts) -> None:
+    """Write ``parts`` under the official names: the encoders as timm's, the predictor's renamed."""
+    encoder, target, predictor = parts
+    names = {"decoder.blocks.": "predictor_blocks.", "decoder.norm.": "predictor_norm."}
+    pred = {}
+    for key, value in predictor.state_dict().items():
+        for old, new in names.items():
+            key = key.replace(old, new)
+        pred[key.replace("decoder.mask_token", "mask_token").replace("decoder.pos_embed", "predictor_pos_embed")] = (
+            value
+        )
+    state = {
+        "encoder": {f"module.{k}": v for k, v in encoder.state_dict().items()},
+        "predictor": {f"module.{k}": v for k, v in pred.items()},
+        "target_encoder": {f"module.{k}": v for k, v in target.state_dict().items()},
+        "opt": {"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]},
+        "scaler": None,
+        "epoch": 3,
+        "loss": 0.25,
+        "batch_size": 8,
+        "world_size": 1,
+        "lr": 1e-3,
+    }
+    torch.save(state, path)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("official")
+    parts = official_parts()
+    official_checkpoint(root / "IN1K-vit.t.8-3e.pth.tar", parts)
+    import_weights(root / "IN1K-vit.t.8-3e.pth.tar", "ijepa", root / "run")
+    return root, parts
+
+
+def test_the_imported_encoders_compute_what_the_official_weights_do(imported):
+    """jepakit's encoders take [0, 1] images and normalise them by ImageNet's statistics; the official ones
+    take images the loader normalised alike (the same constants, as jepakit holds them)."""
+    root, (encoder, target, _) = imported
+    method = load_method(root / "run").double()
+    x = torch.rand(2, 3, IMAGE, IMAGE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    normalised = (x - method.encoder.pixel_mean) / method.encoder.pixel_std
+    for ours, theirs in ((method.encoder, encoder), (method.target_encoder, target)):
+        assert torch.allclose(ours(x), theirs.double().eval().forward_features(normalised), atol=1e-10)
+    probed, experiment = load_eval_encoder(root / "run")
+    assert torch.allclose(probed.double()(x), target.forward_features(normalised), atol=1e-10)
+    assert (
+        experiment is not None and experiment.method.encoder.num_heads == 3 and experiment.method.predictor.depth == 2
+    )
+
+
+def test_the_imported_predictor_computes_what_the_official_one_does(imported):
+    """To float64 precision given the same fixed positions; jepakit recomputes those (sin-cos, not weights),
+    equal to the checkpoint's to one float32 rounding (checked when importing), so to 1e-6 as they are."""
+    root, (_, _, official) = imported
+    method = load_method(root / "run").double()
+    predictor = copy.deepcopy(official).double().eval()
+    g = torch.Generator().manual_seed(1)
+    context = torch.stack([torch.randperm(GRID**2, generator=g)[:10] for _ in range(2)])
+    targets = torch.stack([torch.stack([torch.randperm(GRID**2, generator=g)[:4] for _ in range(3)]) for _ in range(2)])
+    z = torch.randn(2, 10, WIDTH, generator=g, dtype=torch.float64)
+    ours = method.predictor(z, context, targets, (GRID, GRID))  # [B, M, Kt, D]
+
+    def theirs() -> torch.Tensor:  # [M * B, Kt, D], mask-major -> [B, M, Kt, D]
+        return predictor(z, [context], list(targets.unbind(1))).view(3, 2, 4, WIDTH).transpose(0, 1)
+
+    assert torch.allclose(ours, theirs(), atol=1e-6)
+    predictor.decoder.pos_embed.data.copy_(method.predictor.pos_embed_for((GRID, GRID), torch.device("cpu")))
+    assert torch.allclose(ours, theirs(), atol=1e-10)
+
+
+def test_an_imported_run_is_read_like_any_run_but_not_resumed(imported, capsys):
+    """Its config says where the weights came from; a frozen teacher and init_from take it; --resume
+    refuses it in one line (there is no optimiser state)."""
+    from jepakit import get_config
+
+    root, _ = imported
+    meta = json.loads((root / "run" / "config.json").read_text())
+    assert meta["imported"]["format"] == "ijepa" and meta["imported"]["path"].endswith("IN1K-vit.t.8-3e.pth.tar")
+    student = dict(encoder={"embed_dim": 192, "depth": 2, "num_heads": 3, "patch_size": PATCH}, image_size=IMAGE)
+    cfg = get_config("salt-cpu", f"target_updater.checkpoint={root / 'run'}", teacher_run="none", **student)
+    assert "target_encoder" in cfg.build().report()
+    assert main(["train", "ijepa-tiny", "--out", str(root / "run"), "--resume", "--quiet"]) == 2
+    assert "no optimiser state: start a new run from them with train.init_from=" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_does_not_fit_fails_naming_the_keys(tmp_path):
+    encoder, target, predictor = official_parts()
+    official_checkpoint(tmp_path / "ok.pth.tar", (encoder, target, predictor))
+    state = torch.load(tmp_path / "ok.pth.tar", weights_only=True)
+    state["target_encoder"]["module.blocks.0.attn.extra"] = torch.zeros(3)
+    del state["predictor"]["module.predictor_norm.weight"]
+    torch.save(state, tmp_path / "bad.pth.tar")
+    with pytest.raises(
+        BadCheckpointError,
+        match=r"missing: predictor.predictor_norm.weight; unexpected: target_encoder.blocks.0.attn.extra",
+    ):
+        import_weights(tmp_path / "bad.pth.tar", "ijepa", tmp_path / "run")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(BadCheckpointError, match="no encoder, predictor, target_encoder"):
+        import_weights(tmp_path / "other.pt", "ijepa", tmp_path / "run2")
+    with pytest.raises(UnknownChoiceError, match="unknown weights format 'ijepa2'"):
+        import_weights(tmp_path / "ok.pth.tar", "ijepa2", tmp_path / "run3")
+    assert not (tmp_path / "run").exists()
+
+
+def same_size(**fields):
+    """ijepa-tiny at the imported checkpoint's size (ViT 192/2, 3 heads, 8 px patches at 32 px, predictor 96/2)."""
+    from jepakit import get_config
+
+    size = dict(encoder={"depth": 2, "patch_size": PATCH}, predictor={"embed_dim": PRED, "depth": 2}, image_size=IMAGE)
+    return get_config("ijepa-tiny", masker={"min_keep": 4}, **{**size, **fields})
+
+
+def test_init_from_starts_a_new_run_from_an_imported_run_an_export_or_the_official_file(imported, tmp_path):
+    """Every weight equals the source's (an export's encoder goes to both encoders); a weight of another shape
+    fails naming it unless init_prefixes leaves it out; a missing source fails when the config is made."""
+    from jepakit import get_config
+    from jepakit.config import MissingFileError
+    from jepakit.export import export_timm
+    from jepakit.weights import init_weights
+
+    root, _ = imported
+    source = load_method(root / "run").state_dict()
+    for where in (root / "run", root / "IN1K-vit.t.8-3e.pth.tar"):
+        method = same_size().build()
+        line = init_weights(method, where)
+        assert line.startswith(f"initialised {len(source)} of the method's {len(source)} weights from")
+        assert all(torch.equal(v, source[k]) for k, v in method.state_dict().items())
+    export = export_timm(root / "run", tmp_path / "export")
+    method = same_size().build()
+    init_weights(method, export)
+    # the evaluated (target) encoder, to both encoders; its export folds the pixel normalisation into the patch
+    # embedding, which reading it back unfolds (to rounding)
+    teacher = {k.split(".", 1)[1]: v for k, v in source.items() if k.startswith("target_encoder.")}
+    got = {k: v for k, v in method.state_dict().items() if k.split(".", 1)[0] in ("encoder", "target_encoder")}
+    assert got and all(torch.allclose(v, teacher[k.split(".", 1)[1]], atol=1e-5) for k, v in got.items())
+    wider = same_size(predictor={"embed_dim": 48, "depth": 2}).build()
+    with pytest.raises(ConfigError, match=r"shapes differ: predictor.mask_token \(1, 1, 96\) \(here \(1, 1, 48\)\)"):
+        init_weights(wider, root / "run")
+    assert "stay as initialised" in init_weights(wider, root / "run", ["encoder", "target_encoder"])
+    with pytest.raises(MissingFileError, match=r"train.init_from='nowhere' does not exist"):
+        get_config("ijepa-tiny", "train.init_from=nowhere")
+
+
+def test_a_run_from_init_from_logs_its_source_and_trains_from_step_0(imported, tmp_path):
+    from jepakit.train import train
+
+    root, _ = imported
+    cfg = same_size(
+        data={"size": 8},
+        train={
+            "steps": 2,
+            "epochs": None,
+            "warmup_epochs": None,
+            "batch_size": 4,
+            "warmup_steps": 1,
+            "precision": "fp32",
+            "init_from": str(root / "run"),
+        },
+    )
+    lines: list[str] = []
+    result = train(cfg, tmp_path / "continued", progress=False, log=lines.append)
+    assert any(line.startswith("initialised") and "step 0" in line for line in lines)
+    assert len(result["losses"]) == 2
+
+
+def test_a_vjepa_checkpoint_maps_its_tubelets_and_per_generator_mask_tokens(tmp_path):
+    """V-JEPA's layout: a 3-D patch embedding, 16 frames in tubelets of 2, one mask token per mask generator
+    (``mask_tokens.0``, ``mask_tokens.1``), the predictor's 3-D positions; every weight lands where it belongs."""
+    from jepakit import get_config
+
+    size = dict(encoder={"embed_dim": WIDTH, "depth": 1, "num_heads": 3, "patch_size": PATCH}, image_size=IMAGE)
+    method = get_config("vjepa", predictor={"embed_dim": PRED, "depth": 1}, **size).build()
+    ours = method.state_dict()
+    pred = {
+        k.removeprefix("predictor.").replace("blocks.", "predictor_blocks.", 1): v
+        for k, v in ours.items()
+        if k.startswith("predictor.")
+    }
+    tokens = pred.pop("mask_token")
+    pred |= {f"mask_tokens.{i}": t[None] for i, t in enumerate(tokens)}
+    pred["predictor_pos_embed"] = method.predictor.pos_embed_for((8, GRID, GRID), torch.device("cpu"))
+    state = {
+        p: {f"module.{k.split('.', 1)[1]}": v for k, v in ours.items() if k.startswith(p + ".")}
+        for p in ("encoder", "target_encoder")
+    }
+    torch.save(
+        {**state, "predictor": {f"module.{k}": v for k, v in pred.items()}, "epoch": 1}, tmp_path / "vitl16.pth.tar"
+    )
+    assert (
+        main(["import-weights", str(tmp_path / "vitl16.pth.tar"), "--format", "vjepa", "--out", str(tmp_path / "run")])
+        == 0
+    )
+    loaded = load_method(tmp_path / "run")
+    assert (
+        loaded.config.num_frames == 16 and loaded.config.tubelet_size == 2 and loaded.predictor.mask_token.shape[0] == 2
+    )
+    assert all(torch.equal(v, ours[k]) for k, v in loaded.state_dict().items())
