@@ -152,3 +152,21 @@ def test_views_refuse_what_they_cannot_crop():
     assert get_config("c-jepa", train={"batch_size": 8}).method.size(8).activations["predictor"] == pytest.approx(
         2 * get_config("c-jepa", views=1).method.size(8).activations["predictor"]
     )
+
+
+def test_c_jepas_views_take_photometric_transforms_per_view_from_the_samples_draw():
+    """augment applies after each view's crop with the view's own probability (greyed: the second view
+    only), drawn from the sample's generator (the same draw, the same batch); the default keeps crops."""
+    from jepakit.augment import GrayscaleConfig
+    from jepakit.methods.base import Draw
+
+    method = tiny_config("c-jepa", masker={"min_keep": 4}, augment=[GrayscaleConfig(p=(0.0, 1.0))]).build()
+    samples = [{"image": torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(k))} for k in range(2)]
+    draw = Draw(seed=0, epoch=0, step=0, micro=0, indices=torch.arange(2), rows=torch.arange(2), size=2)
+    images = method.make_batch(samples, draw)["images"]  # view-major: [2 views x 2 images, C, H, W]
+    assert torch.equal(images, method.make_batch(samples, draw)["images"])
+    first, second = images[:2], images[2:]
+    assert torch.allclose(second[:, 0], second[:, 1]) and torch.allclose(second[:, 1], second[:, 2])
+    assert not torch.allclose(first[:, 0], first[:, 1])
+    plain = tiny_config("c-jepa", masker={"min_keep": 4}).build().make_batch(samples, draw)["images"]
+    assert torch.equal(plain[:2], first), "the transforms drew from the first view's generator before its crop"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..augment import Transform, augmented, check_transforms
 from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
@@ -110,6 +111,11 @@ class JEPAConfig(MethodConfig):
         "agree (C-JEPA: 2; I-JEPA: 1)",
         valid=at_least(1),
     )
+    augment: tuple[Config, ...] = knob(
+        (),
+        "photometric transforms after each view's crop (jepakit.augment), each with its probability per view; "
+        "() for crops only (I-JEPA's pipeline)",
+    )
     tokenizer: Config | None = slot(None, "tokenizer", "captions -> token ids (text-conditioned recipes)")
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
@@ -143,6 +149,7 @@ class JEPAConfig(MethodConfig):
         check_patches(self.image_size, self.provides()["patch_size"][0])
 
     def check(self) -> None:
+        check_transforms(self.augment, "augment")
         if not isinstance(self.loss, RegressionLossConfig):
             raise ConfigError(
                 f"loss {self.loss.name!r} is not a regression loss; jepa regresses target tokens with "
@@ -330,6 +337,7 @@ class JEPA(Method):
         self.target_updater: TargetUpdater = cfg.target_updater.build()
         self.target_encoder = self.target_updater.make_target(self.encoder)
         self.loss_fn = cfg.loss.build()
+        self.augment: list[Transform] = [t.build() for t in cfg.augment]
         # text last, so the image side initialises exactly as I-JEPA's for the same seed
         self.embedding_loss = cfg.embedding_loss.build() if cfg.embedding_loss is not None else None
         self.tokenizer = cfg.tokenizer.build() if cfg.tokenizer is not None else None
@@ -470,13 +478,18 @@ class JEPA(Method):
     def extra_state(self) -> dict[str, Any]:
         return tokenizer_state(self.tokenizer)
 
+    def view(self, image: Tensor, scale: tuple[float, float], g: torch.Generator, v: int) -> Tensor:
+        """View ``v`` of ``image`` [C, H, W] (a clip [C, T, H, W]: one crop for every frame): a crop of area
+        ``scale``, then ``augment``, every draw from ``g``."""
+        return augmented(random_resized_crop(image, scale, g), self.augment, g, v)
+
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Cropped images [V * B, C, H, W] (``views`` crops of each, view-major), masks drawn for the global
         micro-batch (this share's rows), and the tokenised captions when the conditioner reads text."""
         scale, views = self.config.crop_scale, self.config.views
         key = "image" if self.config.num_frames is None else "video"  # clips: one crop for all their frames
         # view-major: every sample's first crop (I-JEPA's draw), then every sample's second, ...
-        crops = [random_resized_crop(s[key], scale, draw.sample(k, salt=20 + v if v else 0)) for v in range(views)
+        crops = [self.view(s[key], scale, draw.sample(k, salt=20 + v if v else 0), v) for v in range(views)
                  for k, s in enumerate(samples)]  # fmt: skip
         images = torch.stack(crops)
         masks = self.masker(draw.size * views, draw.batch())
