@@ -426,3 +426,36 @@ def test_coupled_blocks_are_wide_when_small_and_tall_when_large_independent_ones
     free = sorted(shapes(False), key=lambda hw: hw[0] * hw[1])
     assert any(h > w for h, w in free[:100]) and any(h < w for h, w in free[-100:])
     assert make("multiblock", 14).config.shape_draw == "coupled", "the masker's default is the paper's draw"
+
+
+@given(seed=st.integers(0, 2**31), batch=st.integers(1, 16), tries=st.sampled_from([1, 20]))
+def test_the_overlap_fallback_admits_lightlys_masks_and_keeps_min_keep(seed, batch, tries):
+    """lightly's collator defaults (context and targets 20-80%, aspect 0.3-3, 2 targets, min_keep 4) on an
+    8 x 8 grid: refused with the stacking fallback, drawn with the overlap one; every row keeps min_keep
+    context patches, and only a relaxed row keeps target patches in its context."""
+    lightly = dict(input_size=64, patch_size=8, context_scale=(0.2, 0.8), target_scale=(0.2, 0.8))
+    lightly |= dict(target_aspect=(0.3, 3.0), num_targets=2, min_keep=4)
+    with pytest.raises(ConfigError, match="fallback=overlap"):
+        create("masker", "multiblock", **lightly)
+    masker = create("masker", "multiblock", **lightly, fallback="overlap", max_tries=tries)
+    masks = masker(batch, torch.Generator().manual_seed(seed))
+    kept = (
+        masks.context_valid.sum(1) if masks.context_valid is not None else torch.full((batch,), masks.context.shape[1])
+    )
+    assert bool((kept >= 4).all())
+    overlapping = 0
+    for row in range(batch):
+        ctx = set(
+            masks.context[row][masks.context_valid[row]].tolist()
+            if masks.context_valid is not None
+            else masks.context[row].tolist()
+        )
+        overlapping += bool(ctx & set(masks.targets[row].flatten().tolist()))
+    assert overlapping <= masks.stats["relaxations"]
+
+
+def test_the_overlap_fallback_is_taken_when_retries_run_out():
+    lightly = dict(input_size=64, patch_size=8, context_scale=(0.2, 0.8), target_scale=(0.2, 0.8), num_targets=2)
+    masker = create("masker", "multiblock", **lightly, min_keep=4, fallback="overlap", max_tries=1)
+    relaxed = sum(masker(16, torch.Generator().manual_seed(s)).stats["relaxations"] for s in range(20))
+    assert relaxed > 0

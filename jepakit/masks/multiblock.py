@@ -10,8 +10,10 @@ positions are drawn uniformly over *all* cells. The target patches are removed f
 context. A draw whose context keeps fewer than ``min_keep`` patches is redrawn (targets
 and context together: rejection sampling of the joint), at most ``max_tries`` rounds,
 all rows at once; rows still short then stack their target blocks on one position,
-which the construction check guarantees to leave ``min_keep`` patches. Such rows are
-counted in ``stats["relaxations"]``; nothing is printed and nothing loops forever.
+which the construction check guarantees to leave ``min_keep`` patches (``fallback="overlap"``:
+they keep their target patches in the context instead, the official collator's last resort,
+so that targets as large as the context may be asked for). Such rows are counted in
+``stats["relaxations"]``; nothing is printed and nothing loops forever.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ class MultiBlockConfig(MaskerConfig):
         "a block's scale and aspect: coupled, one uniform draw for both, as the official collator (small blocks "
         "wide, large ones tall); independent, two draws (every shape in the ranges)",
     )
-    max_tries: int = knob(20, "rejection-sampling rounds before a row's target blocks are stacked", valid=at_least(1))
+    max_tries: int = knob(20, "rejection-sampling rounds before a short row's fallback", valid=at_least(1))
+    fallback: Literal["stack", "overlap"] = knob(
+        "stack",
+        "a row still short of min_keep after max_tries: stack its target blocks on one position (the construction "
+        "check guarantees that keeps min_keep), or keep its target patches in its context (the official "
+        "collator's last resort; targets as large as the context may then be asked for, e.g. lightly's defaults)",
+    )
 
     @property
     def margin(self) -> int:
@@ -85,13 +93,14 @@ class MultiBlockConfig(MaskerConfig):
         _, tgt_max = block_area_range(
             self.target_scale, self.target_aspect, self.grid, margin=self.margin, coupled=coupled
         )
-        guaranteed = ctx_min if self.allow_overlap else ctx_min - tgt_max
+        guaranteed = ctx_min if self.allow_overlap or self.fallback == "overlap" else ctx_min - tgt_max
         if guaranteed < self.min_keep:
             raise ConfigError(
                 f"{t}: the grid {self.grid} is too small for these blocks: a context block of "
                 f"{ctx_min} patches (context_scale={self.context_scale}) minus a target block of up "
                 f"to {tgt_max} (target_scale={self.target_scale}) cannot always keep "
-                f"min_keep={self.min_keep}; lower min_keep or target_scale, or raise context_scale"
+                f"min_keep={self.min_keep}; lower min_keep or target_scale, raise context_scale, or let a short "
+                "row keep its targets in its context (fallback=overlap)"
             )
 
 
@@ -136,13 +145,15 @@ class MultiBlockMasker(Masker):
         generator: torch.Generator,
         stack: bool,
     ) -> Tensor:
-        """Draw targets and context for ``rows``; store the rows that keep ``min_keep``."""
+        """Draw targets and context for ``rows``; store the rows that keep ``min_keep``. ``stack``: the
+        fallback draw (targets stacked, or left in the context, as ``fallback`` says)."""
         cfg = self.config
         n = len(rows)
-        starts = draw_starts(n, 1 if stack else cfg.num_targets, t_shape, self.grid, generator)
+        stacked = stack and cfg.fallback == "stack"
+        starts = draw_starts(n, 1 if stacked else cfg.num_targets, t_shape, self.grid, generator)
         starts = starts.expand(n, cfg.num_targets, 2)
         ctx = box_union(draw_starts(n, cfg.num_context, c_shape, self.grid, generator), c_shape, self.grid)
-        if not cfg.allow_overlap:
+        if not (cfg.allow_overlap or (stack and cfg.fallback == "overlap")):
             ctx &= ~box_union(starts, t_shape, self.grid)
         ok = ctx.sum(1) >= cfg.min_keep
         t_starts[rows[ok]] = starts[ok]
