@@ -7,14 +7,15 @@ Each example sets one field of ``ijepa-cpu`` or ``tc-jepa-cpu`` (at the tests' t
 right or wrong value, an edge or an absurd size, or swaps a slot to any registered component,
 then builds the method and runs a forward on two samples (``tests/fuzz.py``). Outcomes:
 refused at config time naming the field, refused by the memory estimate before building,
-ran with a finite loss, or a defect. ``--commands`` fuzzes ``probe``, ``export`` and ``viz`` instead, one
-hostile argument each, against a tiny saved run (``tests/cli_fuzz.py``): ran, refused in one line, or a defect.
+ran with a finite loss, or a defect. ``--commands`` fuzzes ``probe``, ``export``, ``viz``, ``import-weights``,
+``push`` (offline) and ``check`` instead, one hostile argument each, against a tiny saved run (``tests/cli_fuzz.py``): ran, refused in one line, or a defect.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import sys
 import tempfile
 import time
@@ -33,7 +34,8 @@ from _common import publish, table
 
 
 def commands(examples: int, seed_: int, record: bool) -> None:
-    """The command fuzz: counts by outcome and by command, and every defect."""
+    """The command fuzz: counts by outcome and by command, and every defect (the hub offline, as in the tests)."""
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
     counts: collections.Counter = collections.Counter()
     defects: list[str] = []
     t0 = time.perf_counter()
@@ -51,12 +53,13 @@ def commands(examples: int, seed_: int, record: bool) -> None:
 
         explore()
     minutes = (time.perf_counter() - t0) / 60
-    rows = [(c, *(counts[(c, o)] for o in ("ran", "refused", "DEFECT"))) for c in ("probe", "export", "viz")]
+    names = ("probe", "export", "viz", "import-weights", "push", "check")
+    rows = [(c, *(counts[(c, o)] for o in ("ran", "refused", "DEFECT"))) for c in names]
     note = (
         f"`python benchmarks/override_fuzz.py --commands {examples} --seed {seed_}`: {sum(counts.values())} "
         f"command lines, {minutes:.1f} min, each with one hostile argument (a split size, a probe name, a data "
-        "edit, a source that is not a run, a truncated checkpoint, a file where a folder goes) against a tiny saved "
-        "run. 'refused': exit 1 or 2 with one line `jepakit: error: ...` (or argparse's usage error); 'ran': exit 0."
+        "edit, a source that is not a run, a truncated checkpoint, a file where a folder goes, a weights format, a "
+        "hub id, a file that is no Python) against a tiny saved run, the hub offline. 'refused': exit 1 or 2 with one line `jepakit: error: ...` (or argparse's usage error); 'ran': exit 0."
     )
     for d in defects:
         print("DEFECT", d)
@@ -68,7 +71,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", action="store_true")
-    parser.add_argument("--commands", type=int, help="fuzz probe, export and viz with this many command lines")
+    parser.add_argument("--commands", type=int, help="fuzz the commands that read a user's files: this many lines")
     args = parser.parse_args()
     if args.commands:
         commands(args.commands, args.seed, args.record)

@@ -437,7 +437,12 @@ def check_file(
     if name.endswith(".py") and not Path(name).is_file():
         raise ConfigError(f"jepakit check {name}: no such file")
     before = registered()
-    import_user_code(name)
+    try:
+        import_user_code(name)
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"jepakit check {name}: no such file or module ({e}); give a .py file or a module name"
+        ) from None
     new = _order(registered() - before)
     if not new:
         raise ConfigError(

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError, MissingFileError
+
 __all__ = ["model_card", "push"]
 
 
@@ -78,10 +80,16 @@ def push(source: str | Path, repo_id: str, private: bool = False, api: Any = Non
     """Export ``source`` (a run folder or checkpoint; an export folder as it is) with a model card, and
     upload it to ``repo_id``; returns the commit's URL. ``api``: a ``huggingface_hub.HfApi`` (its token)."""
     from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+    from huggingface_hub.utils import validate_repo_id
 
     from .checkpoint import is_export, resolve_checkpoint
     from .export import export_timm
 
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise ConfigError(f"push {repo_id!r}: not a hub repository id (USER/NAME): {e}") from None
     path = Path(source)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "export"
@@ -96,7 +104,12 @@ def push(source: str | Path, repo_id: str, private: bool = False, api: Any = Non
                 shutil.copy(run / extra, staged / extra)
         (staged / "README.md").write_text(model_card(staged, run))
         api = api or HfApi()
-        api.create_repo(repo_id, private=private, exist_ok=True)
         files = [CommitOperationAdd(f.name, str(f)) for f in sorted(staged.iterdir())]
-        info = api.create_commit(repo_id, operations=files, commit_message=f"jepakit push {path.name}")
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.create_commit(repo_id, operations=files, commit_message=f"jepakit push {path.name}")
+        except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as e:
+            raise MissingFileError(
+                f"push to {repo_id}: the hub refused or cannot be reached: {' '.join(str(e).split())[:300]}"
+            ) from None
     return str(getattr(info, "commit_url", info))

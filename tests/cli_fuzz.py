@@ -1,5 +1,6 @@
-"""A fuzz of the commands that read what a user saved: ``probe``, ``export`` and ``viz``, each with one hostile
-argument (a size, a probe name, a data edit, a source that is not a run, a file where a folder goes).
+"""A fuzz of the commands that read what a user saved or wrote: ``probe``, ``export``, ``viz``, ``import-weights``,
+``push`` and ``check``, each with one hostile argument (a size, a probe name, a data edit, a source that is not
+a run, a file where a folder goes, a format, a hub id, a file that is no Python).
 
 Every example must end one of two clean ways: the command runs (exit 0), or it refuses in one line on stderr
 (``jepakit: error: ...``, exit 1 or 2; argparse's own usage error, exit 2, counts too). A traceback, any
@@ -38,6 +39,11 @@ PROBE_EDITS = ["data.size=0", "data.size=-3", "data=imagefolder", "data.root=/no
 SOURCES = ["RUN", "STEP", "NOTES", "BROKEN", "/no/such/run", "EMPTY", "random:ijepa-cpu", "random:nope"]
 VIZ_RECIPES = ["ijepa-cpu", "nope", "clip-cpu", "mae-cpu"]
 VIZ_EDITS = ["image_size=16", "image_size=28", "masker=random", "masker=nope", "data.size=0", "train.steps=0"]
+IMPORT_SOURCES = ["RUN", "STEP", "NOTES", "BROKEN", "EMPTY", "/no/such/file.pth.tar"]
+IMPORT_FORMATS = ["ijepa", "vjepa", "vjepa2", ""]
+IMPORT_EDITS = ["encoder.num_heads=0", "encoder.num_heads=abc", "nonsense", "image_size=7"]
+PUSH_REPOS = ["me/model", "no-slash", "a/b/c", ""]
+CHECK_FILES = ["NOTES", "EMPTY", "/no/such/file.py", "no_such_module", "BROKEN"]
 VIZ_OPTIONS = {
     "--images": ["0", "-1", "1", "64", "65", "100000"],
     "--seed": ["-1", "3"],
@@ -70,7 +76,20 @@ def prepare(tmp: Path) -> dict[str, str]:
 @st.composite
 def commands(draw: Any) -> list[str]:
     """A command line with placeholders (``RUN``, ``NOTES``, ...) and one hostile part."""
-    command = draw(st.sampled_from(["probe", "export", "viz"]))
+    command = draw(st.sampled_from(["probe", "export", "viz", "import-weights", "push", "check"]))
+    if command == "import-weights":
+        argv = [
+            "import-weights",
+            draw(st.sampled_from(IMPORT_SOURCES)),
+            "--format",
+            draw(st.sampled_from(IMPORT_FORMATS)),
+        ]
+        argv += ["--out", draw(st.sampled_from(["OUT/imported", "NOTES", "RUN"]))]
+        return [*argv, *draw(st.sampled_from([[]] + [[e] for e in IMPORT_EDITS]))]
+    if command == "push":  # the hub is offline in the tests: a push that gets as far as the upload is refused there
+        return ["push", draw(st.sampled_from(SOURCES[:6])), draw(st.sampled_from(PUSH_REPOS))]
+    if command == "check":
+        return ["check", draw(st.sampled_from(CHECK_FILES)), *draw(st.sampled_from([[], ["loss.delta=2"], ["nope=1"]]))]
     if command == "export":
         source = draw(st.sampled_from(SOURCES[:6]))
         return ["export", source, *draw(st.sampled_from([[], ["--out", "OUT/x"], ["--out", "NOTES"]]))]

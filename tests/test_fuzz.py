@@ -40,7 +40,7 @@ def saved(tmp_path_factory):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cli_fuzz.commands())
-def test_probe_export_and_viz_run_or_refuse_in_one_line_whatever_one_argument_is(saved, argv):
+def test_the_commands_that_read_a_users_files_run_or_refuse_in_one_line_whatever_one_argument_is(saved, argv):
     outcome, detail = cli_fuzz.run(argv, saved)
     assert outcome != "DEFECT", f"{argv}: {detail}"
 

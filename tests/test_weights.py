@@ -247,3 +247,55 @@ def test_a_vjepa_checkpoint_maps_its_tubelets_and_per_generator_mask_tokens(tmp_
         loaded.config.num_frames == 16 and loaded.config.tubelet_size == 2 and loaded.predictor.mask_token.shape[0] == 2
     )
     assert all(torch.equal(v, ours[k]) for k, v in loaded.state_dict().items())
+
+
+class OfficialVideoViT(torch.nn.Module):
+    """The official V-JEPA encoder's forward, written here from timm's blocks: a 3-D patch embedding over
+    tubelets, fixed positions added, pre-LN blocks, a final LayerNorm; the official parameter names."""
+
+    def __init__(self, width: int, depth: int, heads: int, tubelet: int, patch: int, tokens: int) -> None:
+        import functools
+
+        from timm.models.vision_transformer import Block
+
+        super().__init__()
+        self.patch_embed = torch.nn.Module()
+        self.patch_embed.proj = torch.nn.Conv3d(3, width, (tubelet, patch, patch), stride=(tubelet, patch, patch))
+        self.pos_embed = torch.nn.Parameter(torch.randn(1, tokens, width) * 0.02, requires_grad=False)
+        norm = functools.partial(torch.nn.LayerNorm, eps=1e-6)
+        self.blocks = torch.nn.ModuleList(
+            Block(width, heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth)
+        )
+        self.norm = norm(width)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:  # [B, 3, T, H, W], normalised -> [B, N, D]
+        x = self.patch_embed.proj(clips).flatten(2).transpose(1, 2) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+def test_an_imported_vjepa_encoder_computes_what_the_official_forward_does(tmp_path):
+    from jepakit import get_config
+
+    size = dict(encoder={"embed_dim": WIDTH, "depth": 1, "num_heads": 3, "patch_size": PATCH}, image_size=IMAGE)
+    method = get_config("vjepa", predictor={"embed_dim": PRED, "depth": 1}, **size).build()
+    torch.manual_seed(3)
+    official = OfficialVideoViT(WIDTH, 1, 3, 2, PATCH, 8 * GRID**2)
+    official.pos_embed.data.copy_(method.encoder.pos_embed)  # the fixed 3-D sin-cos table, as released
+    pred = {
+        k.removeprefix("predictor.").replace("blocks.", "predictor_blocks.", 1): v
+        for k, v in method.state_dict().items()
+        if k.startswith("predictor.")
+    }
+    pred |= {f"mask_tokens.{i}": t[None] for i, t in enumerate(pred.pop("mask_token"))}
+    encoder = {f"module.{k}": v for k, v in official.state_dict().items()}
+    torch.save(
+        {"encoder": encoder, "target_encoder": encoder, "predictor": {f"module.{k}": v for k, v in pred.items()}},
+        tmp_path / "v.pth.tar",
+    )
+    import_weights(tmp_path / "v.pth.tar", "vjepa", tmp_path / "run")
+    ours = load_method(tmp_path / "run").target_encoder.double()
+    clips = torch.rand(2, 3, 16, IMAGE, IMAGE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    normalised = (clips - ours.pixel_mean[..., None]) / ours.pixel_std[..., None]
+    assert torch.allclose(ours(clips), official.double().eval()(normalised), atol=1e-10)
