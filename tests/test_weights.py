@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -37,9 +38,9 @@ def official_parts(seed: int = 0):
     from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
 
     torch.manual_seed(seed)
-    kwargs = dict(img_size=IMAGE, patch_size=PATCH, embed_dim=WIDTH, depth=2, num_heads=3, class_token=False)
-    kwargs |= dict(global_pool="avg", fc_norm=False, num_classes=0)
-    encoders = [timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs) for _ in range(2)]
+    kwargs: dict[str, Any] = dict(img_size=IMAGE, patch_size=PATCH, embed_dim=WIDTH, depth=2, num_heads=3)
+    kwargs |= dict(class_token=False, global_pool="avg", fc_norm=False, num_classes=0)
+    encoders: list[Any] = [timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs) for _ in range(2)]
     for enc in encoders:
         enc.pos_embed.data.copy_(sincos(WIDTH))
     predictor = IJEPAPredictorTIMM(num_patches=GRID**2, depth=2, mlp_dim=WIDTH, predictor_embed_dim=PRED, num_heads=3)
@@ -259,12 +260,13 @@ class OfficialVideoViT(torch.nn.Module):
         from timm.models.vision_transformer import Block
 
         super().__init__()
-        self.patch_embed = torch.nn.Module()
+        self.patch_embed: Any = torch.nn.Module()
         self.patch_embed.proj = torch.nn.Conv3d(3, width, (tubelet, patch, patch), stride=(tubelet, patch, patch))
         self.pos_embed = torch.nn.Parameter(torch.randn(1, tokens, width) * 0.02, requires_grad=False)
         norm = functools.partial(torch.nn.LayerNorm, eps=1e-6)
         self.blocks = torch.nn.ModuleList(
-            Block(width, heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(depth)
+            Block(width, heads, 4.0, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]  # timm takes a partial
+            for _ in range(depth)
         )
         self.norm = norm(width)
 
