@@ -1,4 +1,4 @@
-"""Photometric augmentations as registered components (kind ``transform``), seeded by the sample's draw.
+"""Photometric augmentations (and a flip) as registered components (kind ``transform``), seeded by the sample's draw.
 
 A view-based method lists transform configs in its ``augment`` field; after cropping, each view of a
 sample goes through them in order, every random choice (whether to apply, the factors, the jitter's
@@ -27,6 +27,7 @@ __all__ = [
     "ColorJitterConfig",
     "GaussianBlurConfig",
     "GrayscaleConfig",
+    "HorizontalFlipConfig",
     "SolarizeConfig",
     "Transform",
     "TransformConfig",
@@ -171,6 +172,19 @@ class Solarize(Transform):
         import torchvision.transforms.v2.functional as F
 
         return F.solarize(image, self.config.threshold)
+
+
+@dataclass(frozen=True)
+class HorizontalFlipConfig(TransformConfig):
+    p: tuple[float, ...] = knob((0.5,), "probability per view (torchvision's default: 0.5)", valid=each(in_range(0, 1)))
+
+
+@register("transform", "hflip", HorizontalFlipConfig)
+class HorizontalFlip(Transform):
+    """The image mirrored left-right (for a method whose views have no flip of their own: I-JEPA's crops)."""
+
+    def apply(self, image: Tensor, g: torch.Generator) -> Tensor:
+        return image.flip(-1)
 
 
 #: BYOL's photometric pipeline (after its crop and flip), in its order.

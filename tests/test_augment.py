@@ -75,3 +75,11 @@ def test_byols_pipeline_keeps_shape_and_range_and_is_a_function_of_its_generator
     assert out.shape == x.shape and out.dtype == x.dtype
     assert 0 <= float(out.min()) and float(out.max()) <= 1
     assert torch.equal(out, augmented(x, transforms, g(seed), view))
+
+
+def test_the_flip_mirrors_left_right_with_its_probability():
+    x = image()
+    flip = create("transform", "hflip")
+    outs = [flip(x, g(s)) for s in range(400)]
+    assert all(torch.equal(o, x) or torch.equal(o, x.flip(-1)) for o in outs)
+    assert abs(sum(not torch.equal(o, x) for o in outs) / 400 - 0.5) <= 4 * math.sqrt(0.25 / 400)
