@@ -22,6 +22,7 @@ seed, overrides of the recipe: how a recipe is tuned) adds one to ``benchmarks/s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -100,6 +101,8 @@ def measure(
 
     cfg = config(dataset, method, seed, edits)
     tag = f"{method}-{'-'.join(edits)}" if edits else method
+    if len(tag) > 120:  # a folder name the file system takes: the edits' start and a digest of them all
+        tag = f"{tag[:80]}-{hashlib.sha1(tag.encode()).hexdigest()[:12]}"
     out = RUNS / dataset / f"{tag.replace('/', '_')}-s{seed}"
     row: dict[str, Any] = {"set": dataset, "method": method, "seed": seed, "recipe": METHODS[method]}
     if edits:
