@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .config import Config, ConfigError, each, in_range, knob, ordered_pair
 from .registry import register
+from .transforms import random_flip, random_resized_crop
 
 __all__ = [
     "BYOL_AUGMENT",
@@ -32,6 +33,7 @@ __all__ = [
     "Transform",
     "TransformConfig",
     "augmented",
+    "augmented_view",
     "check_transforms",
     "multi_crop_augment",
 ]
@@ -218,3 +220,19 @@ def augmented(image: Tensor, transforms: list[Transform], g: torch.Generator, vi
     for t in transforms:
         image = t(image, g, view)
     return image
+
+
+def augmented_view(
+    image: Tensor,
+    scale: tuple[float, float],
+    g: torch.Generator,
+    view: int,
+    transforms: list[Transform],
+    size: int | None = None,
+    flip: bool = False,
+) -> Tensor:
+    """View ``view`` of ``image`` [C, H, W] (a clip [C, T, H, W]: one draw for every frame), as the view-based
+    methods draw it: a RandomResizedCrop of area ``scale`` (resized to ``size``; default: the image's), a
+    mirror with probability 1/2 when ``flip``, then ``transforms``; every draw from ``g``, in that order."""
+    crop = random_resized_crop(image, scale, g, size)
+    return augmented(random_flip(crop, g) if flip else crop, transforms, g, view)

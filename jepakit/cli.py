@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     p_viz.add_argument("--out", default="masks.png", help="PNG to write")
     p_viz.add_argument("--images", type=int, default=8, help="how many images to draw (1 to 64)")
     p_viz.add_argument("--seed", type=int, default=0)
+    _add_probe(sub)
+    _add_weights_and_check(sub)
+    return parser
+
+
+def _add_probe(sub: Any) -> None:
+    """``jepakit probe``'s arguments: the source, data edits, split sizes, probes and the floor."""
     p_probe = sub.add_parser("probe", help="probe a checkpoint's target encoder: linear, kNN, attentive, dense")
     p_probe.add_argument("source", help="checkpoint file, run folder, export folder, or random:RECIPE (the floor)")
     p_probe.add_argument(
@@ -100,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
         "beside their mean ± spread (cached; 0: no floor)",
     )
     p_probe.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_weights_and_check(sub: Any) -> None:
+    """``import-weights``, ``push`` and ``check``: weights in and out, and the generated tests on a user's code."""
     p_import = sub.add_parser(
         "import-weights", help="read an official I-JEPA / V-JEPA checkpoint into a jepakit run folder (step 0)"
     )
@@ -122,7 +133,6 @@ def _parser() -> argparse.ArgumentParser:
         help=".py files or modules that register components; KIND.FIELD=VALUE sets a field of that kind's "
         "components, e.g. dataset.root=DIR",
     )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .checkpoint import CHECKPOINT_VERSION, BadCheckpointError, claim_run_folder, save_checkpoint
 from .config import ConfigError, to_dict, unknown
-from .weights import official_state, read_official
+from .weights import misfits, official_state, read_official
 
 __all__ = ["FORMATS", "OFFICIAL_HEADS", "import_weights", "official_experiment"]
 
@@ -42,14 +42,8 @@ def _shape(state: Mapping[str, Tensor], key: str, where: str) -> tuple[int, ...]
 
 def _load_strictly(method: Any, state: Mapping[str, Tensor], path: str | Path) -> None:
     """``method.load_state_dict(state)``, its complaints (missing, unexpected, misshapen keys) as one line."""
-    ours = method.state_dict()
-    missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    misshapen = [
-        f"{k} {tuple(state[k].shape)} (jepakit: {tuple(ours[k].shape)})"
-        for k in ours
-        if k in state and state[k].shape != ours[k].shape
-    ]
+    missing, unexpected, wrong = misfits(method.state_dict(), state)
+    misshapen = [f"{k} {theirs} (jepakit: {own})" for k, theirs, own in wrong]
     problems = [
         f"{what}: {', '.join(keys[:5])}{f' and {len(keys) - 5} more' if len(keys) > 5 else ''}"
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen))

@@ -23,7 +23,7 @@ from .checkpoint import BadCheckpointError, load_checkpoint
 from .config import ConfigError
 from .encoders.vit import renormalised
 
-__all__ = ["init_weights", "official_state", "read_official", "source_state"]
+__all__ = ["init_weights", "misfits", "official_state", "read_official", "source_state"]
 
 PARTS = ("encoder", "predictor", "target_encoder")
 
@@ -91,6 +91,19 @@ def source_state(method: Any, source: str | Path) -> tuple[dict[str, Tensor], st
     return official_state(read_official(path), method), f"the official checkpoint {str(path)!r}"
 
 
+def misfits(
+    ours: Mapping[str, Tensor], state: Mapping[str, Tensor]
+) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """What keeps ``state`` from loading into a module whose state dict is ``ours``: the keys only ``ours``
+    has, the keys only ``state`` has (both sorted), and (key, its shape in ``state``, in ``ours``) of those
+    whose shapes differ, in the module's order."""
+    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+    misshapen = [
+        (k, tuple(state[k].shape), tuple(v.shape)) for k, v in ours.items() if k in state and state[k].shape != v.shape
+    ]
+    return missing, unexpected, misshapen
+
+
 def init_weights(method: Any, source: str | Path, prefixes: Sequence[str] = ()) -> str:
     """Load ``source``'s weights into ``method`` (``prefixes``: only those under them); a weight the method
     lacks, or of another shape, fails naming it; the method's weights the source lacks stay as initialised.
@@ -101,13 +114,9 @@ def init_weights(method: Any, source: str | Path, prefixes: Sequence[str] = ()) 
         if not state:
             raise ConfigError(f"train.init_prefixes={list(prefixes)}: {what} has no weights under them")
     ours = method.state_dict()
-    unexpected = sorted(set(state) - set(ours))
-    misshapen = [
-        f"{k} {tuple(v.shape)} (here {tuple(ours[k].shape)})"
-        for k, v in state.items()
-        if k in ours and v.shape != ours[k].shape
-    ]
-    if unexpected or misshapen:
+    _, unexpected, wrong = misfits(ours, state)
+    if unexpected or wrong:
+        misshapen = [f"{k} {theirs} (here {own})" for k, theirs, own in wrong]
         named = (["the method has no " + ", ".join(unexpected[:5])] if unexpected else []) + (
             ["shapes differ: " + ", ".join(misshapen[:5])] if misshapen else []
         )

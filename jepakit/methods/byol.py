@@ -11,7 +11,6 @@ stop-gradient. The loss is 2 - 2 cos(p1, z2), symmetrised over the two views and
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..augment import BYOL_AUGMENT, Transform, augmented, check_transforms
+from ..augment import BYOL_AUGMENT, Transform, augmented_view, check_transforms
 from ..config import Config, ConfigError, at_least, each, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..registry import register
 from ..sizing import Size
 from ..targets.base import TargetUpdater, TargetUpdaterConfig
 from ..targets.ema import EMAConfig
-from ..transforms import random_flip, random_resized_crop
 from .base import (
     Draw,
     Method,
@@ -39,7 +37,7 @@ from .base import (
     image_tower_size,
     weight_decay_groups,
 )
-from .lejepa import projector
+from .lejepa import projector, projector_params
 
 __all__ = ["BYOL", "BYOLConfig", "byol_loss"]
 
@@ -103,13 +101,12 @@ class BYOLConfig(MethodConfig):
         """The encoder and both MLPs; a target copy of the encoder and projector; two views' activations."""
         size = super().size(batch)
         enc: Any = self.encoder
-        for name, widths in (
-            ("projector", (enc.embed_dim, *self.projector)),
-            ("predictor", (self.projector[-1], *self.predictor)),
+        for name, in_dim, widths in (
+            ("projector", enc.embed_dim, self.projector),
+            ("predictor", self.projector[-1], self.predictor),
         ):
-            linear = sum(a * b + b for a, b in itertools.pairwise(widths))
-            size.params[name] = float(linear + 2 * sum(widths[1:-1]))  # and BatchNorm's gain and bias
-            size.drivers[name] = [f"{name}={widths[1:]}"]
+            size.params[name] = projector_params(in_dim, widths)
+            size.drivers[name] = [f"{name}={widths}"]
         size.fixed["target"] = size.params["encoder"] + size.params["projector"]
         size.drivers["target"] = ["a moving copy of the encoder and projector"]
         image_tower_size(size, 2 * batch, self.image_size, enc)
@@ -158,9 +155,9 @@ class BYOL(Method):
         for k, s in enumerate(samples):
             for v in range(2):
                 g = draw.sample(k, salt=20 + v)
-                crop = random_resized_crop(s["image"], cfg.crop_scale, g, cfg.image_size)
-                crop = random_flip(crop, g) if cfg.flip else crop
-                views[v].append(augmented(crop, self.augment, g, v))
+                views[v].append(
+                    augmented_view(s["image"], cfg.crop_scale, g, v, self.augment, cfg.image_size, cfg.flip)
+                )
         return {"views": torch.stack([torch.stack(v) for v in views])}
 
     def param_groups(self) -> list[ParamGroup]:
@@ -170,9 +167,7 @@ class BYOL(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> dict[str, float]:
         """Move the target encoder and projector together; log the momentum used."""
-        self.target_updater.update(self.online, self.target, step, total_steps)
-        momentum = self.target_updater.momentum(step, total_steps)
-        return {"ema_momentum": momentum} if momentum is not None else {}
+        return self.target_updater.after_step(self.online, self.target, step, total_steps)
 
     def shard_units(self) -> list[nn.Module]:
         return blocks_then_modules([self.online["encoder"], self.online, self.predictor])

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..augment import Transform, augmented, check_transforms
+from ..augment import Transform, augmented_view, check_transforms
 from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
@@ -31,7 +31,6 @@ from ..sizing import Size, transformer_activations
 from ..targets.base import TargetUpdater, TargetUpdaterConfig
 from ..targets.ema import EMAConfig
 from ..text.batch import TextFeatures, TokenBatch
-from ..transforms import random_resized_crop
 from .base import (
     Draw,
     Method,
@@ -478,19 +477,14 @@ class JEPA(Method):
     def extra_state(self) -> dict[str, Any]:
         return tokenizer_state(self.tokenizer)
 
-    def view(self, image: Tensor, scale: tuple[float, float], g: torch.Generator, v: int) -> Tensor:
-        """View ``v`` of ``image`` [C, H, W] (a clip [C, T, H, W]: one crop for every frame): a crop of area
-        ``scale``, then ``augment``, every draw from ``g``."""
-        return augmented(random_resized_crop(image, scale, g), self.augment, g, v)
-
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Cropped images [V * B, C, H, W] (``views`` crops of each, view-major), masks drawn for the global
         micro-batch (this share's rows), and the tokenised captions when the conditioner reads text."""
         scale, views = self.config.crop_scale, self.config.views
         key = "image" if self.config.num_frames is None else "video"  # clips: one crop for all their frames
         # view-major: every sample's first crop (I-JEPA's draw), then every sample's second, ...
-        crops = [self.view(s[key], scale, draw.sample(k, salt=20 + v if v else 0), v) for v in range(views)
-                 for k, s in enumerate(samples)]  # fmt: skip
+        crops = [augmented_view(s[key], scale, draw.sample(k, salt=20 + v if v else 0), v, self.augment)
+                 for v in range(views) for k, s in enumerate(samples)]  # fmt: skip
         images = torch.stack(crops)
         masks = self.masker(draw.size * views, draw.batch())
         if draw.partial:
@@ -524,9 +518,7 @@ class JEPA(Method):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> dict[str, float]:
         """Move the target encoder (EMA; nothing for frozen or copy); log the momentum used."""
-        self.target_updater.update(self.encoder, self.target_encoder, step, total_steps)
-        momentum = self.target_updater.momentum(step, total_steps)
-        return {"ema_momentum": momentum} if momentum is not None else {}
+        return self.target_updater.after_step(self.encoder, self.target_encoder, step, total_steps)
 
     def shard_units(self) -> list[nn.Module]:
         """Each transformer block, then the module holding it: the encoders, the predictor, the

@@ -20,13 +20,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..augment import Transform, augmented, check_transforms
+from ..augment import Transform, augmented_view, check_transforms
 from ..config import Config, ConfigError, at_least, each, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..losses.embedding import EmbeddingLoss, EmbeddingLossConfig, SIGRegConfig
 from ..registry import register
 from ..sizing import Size, transformer_activations
-from ..transforms import random_flip, random_resized_crop
 from .base import (
     Draw,
     Method,
@@ -40,7 +39,7 @@ from .base import (
     weight_decay_groups,
 )
 
-__all__ = ["LeJEPA", "LeJEPAConfig", "projector"]
+__all__ = ["LeJEPA", "LeJEPAConfig", "projector", "projector_params"]
 
 
 def projector(in_dim: int, widths: Sequence[int]) -> nn.Sequential:
@@ -52,6 +51,13 @@ def projector(in_dim: int, widths: Sequence[int]) -> nn.Sequential:
         if i < len(widths) - 1:
             layers += [nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
+
+
+def projector_params(in_dim: int, widths: Sequence[int]) -> float:
+    """The parameters of ``projector(in_dim, widths)``: each layer's weights and biases, and the gain and
+    bias of every BatchNorm."""
+    dims = (in_dim, *widths)
+    return float(sum(a * b + b for a, b in itertools.pairwise(dims)) + 2 * sum(widths[:-1]))
 
 
 @dataclass(frozen=True)
@@ -121,9 +127,7 @@ class LeJEPAConfig(MethodConfig):
         """The encoder, the projector, and the activations of every view for ``batch`` images."""
         size = super().size(batch)
         enc: Any = self.encoder
-        widths = (enc.embed_dim, *self.projector)
-        linear = sum(a * b + b for a, b in itertools.pairwise(widths))
-        size.params["projector"] = float(linear + 2 * sum(self.projector[:-1]))  # and BatchNorm's gain and bias
+        size.params["projector"] = projector_params(enc.embed_dim, self.projector)
         size.drivers["projector"] = [f"projector={self.projector}"]
         image_tower_size(size, batch * self.global_views, self.image_size, enc)
         local_tokens = (self.local_size // enc.patch_size) ** 2
@@ -178,13 +182,6 @@ class LeJEPA(Method):
 
     # ------------------------------------------------------------ the contract
 
-    def view(self, image: Tensor, scale: tuple[float, float], size: int, g: torch.Generator, v: int) -> Tensor:
-        """View ``v`` of ``image`` [C, H, W]: a crop of area ``scale`` resized to ``size``, maybe mirrored,
-        then through ``augment``."""
-        crop = random_resized_crop(image, scale, g, size)
-        crop = random_flip(crop, g) if self.config.flip else crop
-        return augmented(crop, self.augment, g, v)
-
     def make_batch(self, samples: Sequence[Mapping[str, Any]], draw: Draw) -> dict[str, Any]:
         """Every sample's global then local views, drawn per (seed, epoch, index): ``global_views``
         [Vg, B, C, H, W] and ``local_views`` [Vl, B, C, h, w] (None without local views)."""
@@ -195,7 +192,7 @@ class LeJEPA(Method):
             for v in range(len(views)):
                 glob = v < cfg.global_views
                 scale, size = (cfg.global_scale, cfg.image_size) if glob else (cfg.local_scale, cfg.local_size)
-                views[v].append(self.view(s["image"], scale, size, g, v))
+                views[v].append(augmented_view(s["image"], scale, g, v, self.augment, size, cfg.flip))
         stacked = [torch.stack(v) for v in views]
         local = torch.stack(stacked[cfg.global_views :]) if cfg.local_views else None
         return {"global_views": torch.stack(stacked[: cfg.global_views]), "local_views": local}

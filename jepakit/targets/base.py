@@ -66,5 +66,12 @@ class TargetUpdater:
         """The EMA momentum used after step ``step`` (logged), or None for an updater without one."""
         return None
 
+    def after_step(self, online: nn.Module, target: nn.Module | None, step: int, total_steps: int) -> dict[str, float]:
+        """``update`` after optimiser step ``step``; the values a method's ``after_step`` logs of it (the
+        momentum used, for an EMA)."""
+        self.update(online, target, step, total_steps)
+        momentum = self.momentum(step, total_steps)
+        return {"ema_momentum": momentum} if momentum is not None else {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

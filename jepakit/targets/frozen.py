@@ -71,8 +71,9 @@ class FrozenConfig(TargetUpdaterConfig):
         a timm model), read from the export's config or a weightless timm model; None: the encoder's."""
         if self.timm is not None:
             return _timm_shape(self.timm)
-        if self.checkpoint is not None and os.path.isdir(self.weights_path()) and not self.run():
-            enc = export_config(self.weights_path())["encoder"]
+        where = self.weights_path() if self.checkpoint is not None else None
+        if where is not None and os.path.isdir(where) and not self.run():
+            enc = export_config(where)["encoder"]
             return int(enc["embed_dim"]), int(enc["patch_size"])
         run = self.run()
         if run is not None:
@@ -166,6 +167,7 @@ class FrozenUpdater(TargetUpdater):
         cfg = self.config
         cfg.check_files()
         self.source = f"teacher: the weights of {cfg.checkpoint!r}" if cfg.checkpoint else "teacher: frozen at init"
+        where = cfg.weights_path() if cfg.checkpoint is not None else None
         run = cfg.run()
         if run is not None:
             encoder, which = _run_encoder(str(run))
@@ -178,18 +180,18 @@ class FrozenUpdater(TargetUpdater):
             model = timm.create_model(
                 cfg.timm,
                 pretrained=True,
-                pretrained_cfg_overlay={"file": cfg.weights_path()},
+                pretrained_cfg_overlay={"file": where},
                 num_classes=0,
                 **({"img_size": size} if size else {}),
             )
             return frozen_copy(TimmTeacher(model))
-        if cfg.checkpoint is not None and os.path.isdir(cfg.weights_path()):
+        if where is not None and os.path.isdir(where):
             self.source = f"teacher: the exported encoder of {cfg.checkpoint!r}"
-            return frozen_copy(load_encoder(cfg.weights_path()))
+            return frozen_copy(load_encoder(where))
         target = frozen_copy(online)
-        if cfg.checkpoint is None:
+        if where is None:
             return target
-        state = load_state_dict_file(cfg.weights_path(), cfg.key)
+        state = load_state_dict_file(where, cfg.key)
         if cfg.prefix:
             state = {k[len(cfg.prefix) :]: v for k, v in state.items() if k.startswith(cfg.prefix)}
         own = target.state_dict()

@@ -150,11 +150,10 @@ class TrainConfig(Config):
     prefetch: int = knob(2, "micro-batches prepared ahead (0: none)", valid=at_least(0))
 
     def check_files(self) -> None:
-        from ..hub import hub_repo, local_path
+        from ..hub import local_path
 
-        if self.init_from is not None and hub_repo(self.init_from) is not None:
-            local_path(self.init_from)  # fetched (or found in the cache) now, or one line saying why not
-        elif self.init_from is not None and not Path(self.init_from).exists():
+        # a hub source is fetched (or found in the cache) now, or refused in one line saying why not
+        if self.init_from is not None and not local_path(self.init_from).exists():
             raise MissingFileError(
                 f"train.init_from={self.init_from!r} does not exist: give a run folder or checkpoint, a jepakit "
                 "export folder or an official I-JEPA/V-JEPA checkpoint"
@@ -269,6 +268,7 @@ class Trainer:
                 f"train.device={cfg.device!r}: this machine has no CUDA GPU; give train.device=cpu or auto"
             )
         rank, world = _distributed()
+        emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
         per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
         size = experiment.method.size(per_rank)
@@ -280,8 +280,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         method = experiment.build()
         if cfg.init_from is not None and state is None:  # a resumed run's own weights come with its state
-            emit_early = log if rank == 0 and log is not None else (lambda line: None)
-            emit_early(init_weights(method, cfg.init_from, cfg.init_prefixes))
+            emit(init_weights(method, cfg.init_from, cfg.init_prefixes))
         method = method.to(device)
         data = experiment.data.build()
         steps, warmup_steps = run_length(cfg, len(data))
@@ -313,7 +312,6 @@ class Trainer:
             with atomic_path(out / "config.json") as tmp:
                 made = {"imports": list(imports)} | ({"recipe": recipe} if recipe else {})
                 tmp.write_text(json.dumps({**to_dict(experiment), **made}, indent=2))
-        emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
         if state is not None:
             emit(f"resuming from {manager.latest()} (step {int(state['step'])})")
         if cfg.epochs is not None:
