@@ -42,7 +42,7 @@ _PARTS = ("method", "data", "train", "teacher_run")
 #: Maskers whose block shapes schema 2 drew with scale and aspect apart (schema 3's default couples them).
 _INDEPENDENT_DRAWS = ("masker/multiblock", "masker/multiblock-paper-context")
 #: Encoder fields that do not change its weights' shapes (a teacher trained with other values still fits).
-_TRAINING_ONLY = ("drop_path_rate", "init_std", "depth_rescale")
+_TRAINING_ONLY = ("drop_path_rate", "init", "init_std", "depth_rescale")
 
 
 @register_root

@@ -168,6 +168,30 @@ def test_depth_rescale_divides_each_blocks_output_projections_by_sqrt_2i(rescale
     )
 
 
+def test_xavier_init_is_maes_and_lightlys_masked_vit_init():
+    """``init="xavier"``: every Linear and the patch embedding (as a [out, in * k * k] matrix) drawn
+    xavier-uniform, biases zero; parameter for parameter the spread of lightly's masked ViT (timm names)."""
+    import timm
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+
+    shape = dict(img_size=32, patch_size=4, embed_dim=64, depth=2, num_heads=2)
+    torch.manual_seed(0)
+    ours = create("encoder", "vit", init="xavier", depth_rescale=False, **shape).state_dict()
+    timm_args = dict(pretrained=False, class_token=False, global_pool="avg", num_classes=0)
+    vit = timm.create_model("vit_tiny_patch16_224", **timm_args, **shape)
+    theirs = MaskedVisionTransformerTIMM(vit=vit).vit.state_dict()
+    weights = [k for k, w in ours.items() if k.endswith("weight") and w.dim() > 1]
+    assert len(weights) == 1 + 4 * 2  # the patch embedding and, per block, qkv, proj, fc1, fc2
+    for key in weights:
+        w = ours[key].flatten(1)
+        xavier = math.sqrt(2.0 / sum(w.shape))
+        assert float(w.abs().max()) <= math.sqrt(3) * xavier and float(w.std()) == pytest.approx(xavier, rel=0.1)
+        assert float(w.std()) == pytest.approx(float(theirs[key].std()), rel=0.1), key
+        assert not ours[key.replace("weight", "bias")].any()
+    trunc = create("encoder", "vit", **shape).state_dict()["blocks.0.mlp.fc1.weight"]
+    assert float(trunc.std()) == pytest.approx(0.02, rel=0.1)
+
+
 def test_the_encoder_warns_once_when_its_input_looks_like_0_to_255_pixels():
     import warnings
 

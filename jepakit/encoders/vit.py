@@ -275,7 +275,7 @@ class ViTEncoder(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
-        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
+        init_weights(self, self.blocks, cfg)
         self._pos_cache: dict[tuple[int, ...], Tensor] = {}
         self.range_checked = False  #: the first images read were checked for a [0, 1] range (once)
         #: run the blocks on the valid tokens only when given padding (see ``Packing``); False

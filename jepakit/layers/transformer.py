@@ -3,7 +3,9 @@
 Init follows I-JEPA: trunc-normal(0.02) on Linear and Conv2d weights, zero biases,
 LayerNorm (1, 0); the output projections of attention and MLP in layer i (1-based)
 are divided by sqrt(2 i) (``depth_rescale``; the official training undid it by
-re-initialising every Linear, so the recipes turn it off).
+re-initialising every Linear, so the recipes turn it off). ``init="xavier"`` is MAE's
+(and lightly's masked ViT's): xavier-uniform on every Linear and on the patch embedding
+as a [out, in * k * k] matrix, zero biases.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +52,11 @@ class TransformerConfig(Config):
     qkv_bias: bool = knob(True, "bias on the query, key and value projections")
     drop_path_rate: float = knob(
         0.0, "stochastic depth, rising linearly to this rate in the last block", valid=in_range(0, 1, high_open=True)
+    )
+    init: Literal["trunc-normal", "xavier"] = knob(
+        "trunc-normal",
+        "weight init of every Linear and the patch embedding: trunc-normal(init_std) (I-JEPA) or xavier-uniform "
+        "(MAE; lightly's masked ViT), whose larger weights give small images richer features at init",
     )
     init_std: float = knob(0.02, "std of the truncated-normal weight init", valid=positive())
     depth_rescale: bool = knob(
@@ -326,17 +333,21 @@ class _GeluMlpFunction(torch.autograd.Function):
         return gx, gw1, gb1, gw2, gb2
 
 
-def init_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02, rescale: bool = True) -> None:
-    """I-JEPA initialisation of ``module``, with the depth rescaling of ``blocks`` when ``rescale``."""
+def init_weights(module: nn.Module, blocks: nn.ModuleList, cfg: TransformerConfig) -> None:
+    """``cfg.init`` on every Linear and convolution of ``module`` (zero biases, LayerNorm (1, 0)), then
+    the depth rescaling of ``blocks`` when ``cfg.depth_rescale``."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
-            nn.init.trunc_normal_(m.weight, std=std)
+            if cfg.init == "xavier":  # a convolution as the matrix it applies to each flattened patch
+                nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
+            else:
+                nn.init.trunc_normal_(m.weight, std=cfg.init_std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    if not rescale:
+    if not cfg.depth_rescale:
         return
     with torch.no_grad():
         for i, blk in enumerate(blocks, start=1):

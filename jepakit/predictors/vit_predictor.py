@@ -89,7 +89,7 @@ class ViTPredictor(nn.Module):
         self.blocks = cfg.make_blocks()
         self.predictor_norm = layer_norm(cfg.embed_dim)
         self.predictor_proj = nn.Linear(cfg.embed_dim, cfg.out_dim or encoder_dim)
-        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
+        init_weights(self, self.blocks, cfg)
         if cfg.mask_token_init == "trunc-normal":
             nn.init.trunc_normal_(self.mask_token, std=cfg.init_std)
         self._pos_cache: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}

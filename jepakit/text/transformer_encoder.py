@@ -116,7 +116,7 @@ class TransformerTextEncoder(TextEncoder):
         )
         self.blocks = cfg.make_blocks()
         self.norm = layer_norm(cfg.embed_dim)
-        init_weights(self, self.blocks, cfg.init_std, cfg.depth_rescale)
+        init_weights(self, self.blocks, cfg)
         nn.init.trunc_normal_(self.token_embed.weight, std=cfg.init_std)
         if not cfg.trainable:
             self.freeze(cfg.memo)
