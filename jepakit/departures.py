@@ -76,7 +76,7 @@ def _same(value: Any, expected: Any) -> bool:
     if isinstance(value, Config):
         return isinstance(expected, str) and value.name == expected
     if isinstance(value, (tuple, list)) and isinstance(expected, (tuple, list)):
-        return list(value) == list(expected)
+        return len(value) == len(expected) and all(_same(v, e) for v, e in zip(value, expected, strict=True))
     return bool(value == expected)
 
 

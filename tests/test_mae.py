@@ -110,3 +110,13 @@ def test_video_pixel_targets_follow_the_tubelet():
     cfg = get_config("salt-video-cpu").teacher_run
     assert cfg.method.predictor.out_dim == 2 * 8 * 8 * 3 and cfg.method.target_updater.name == "pixels"
     assert get_config(cfg, tubelet_size=4).method.predictor.out_dim == 4 * 8 * 8 * 3
+
+
+def test_the_mae_recipes_initialise_and_augment_as_the_paper():
+    """MAE's xavier-uniform Linear layers (encoder and decoder) and its flips after the 20-100% crops, in the
+    paper recipe and its CPU preset alike; I-JEPA keeps its truncated normal."""
+    for recipe in ("mae", "mae-cpu"):
+        method = get_config(recipe).method
+        assert (method.encoder.init, method.predictor.init, method.crop_scale) == ("xavier", "xavier", (0.2, 1.0))
+        assert [t.name for t in method.augment] == ["hflip"]
+    assert get_config("ijepa-cpu").method.encoder.init == "trunc-normal"
