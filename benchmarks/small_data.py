@@ -49,7 +49,10 @@ METHODS = {
     "salt": "salt-cpu",
 }
 #: The peers' own training code (``small_data_peers.py``), probed alike.
-PEERS = ("lightly-ijepa", "lightly-simclr", "spt-ijepa", "spt-lejepa")
+PEERS = ("lightly-ijepa", "lightly-random", "lightly-simclr", "spt-ijepa", "spt-lejepa")
+#: Peers that start from another init than the recipes' (lightly's masked ViT: xavier-uniform), beside the
+#: untrained row of that init: their own floor. The others start from timm's init, as ``random``.
+FLOORS = {"lightly-ijepa": "lightly-random"}
 SEEDS = (0, 1, 2)
 #: Checkpoints probed along a run (kNN), for the score-against-CPU-minutes curve.
 CURVE = 4
@@ -144,24 +147,26 @@ def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
     """One set's table: per method, the probes (mean ± seed spread), the effective rank, CPU minutes,
     collapse warnings, and whether linear and kNN beat the floor by more than twice its spread."""
     mine = [r for r in found if r["set"] == dataset]
-    floor = {p: [r["probe"][p]["label"] for r in mine if r["method"] == "random"] for p in PROBES}
     lines = []
     for method in (*METHODS, *PEERS):
         runs = [r for r in mine if r["method"] == method]
         if not runs:
             continue
+        own = FLOORS.get(method, "random")
+        floor = {p: [r["probe"][p]["label"] for r in mine if r["method"] == own] for p in PROBES}
         scores = {p: [r["probe"][p]["label"] for r in runs] for p in PROBES}
         beats = [
             p
             for p in ("linear", "knn")
-            if method != "random"
+            if method not in (own, *FLOORS.values())
             and len(floor[p]) > 1
             and statistics.mean(scores[p]) - statistics.mean(floor[p]) > 2 * statistics.stdev(floor[p])
         ]
         rank = [r["probe"]["monitors"]["effective_rank"] for r in runs]
         cpu = [r["cpu_minutes"] for r in runs]
         warned = "n/a" if method in PEERS else f"{sum(r['collapse_warning'] for r in runs)} of {len(runs)}"
-        verdict = ", ".join(beats) or ("-" if method == "random" else "neither")
+        verdict = "-" if method in ("random", *FLOORS.values()) else ", ".join(beats) or "neither"
+        verdict += f" (its floor: {own})" if own != "random" else ""
         cells = [*(_stat(scores[p]) for p in PROBES), _stat(rank), f"{statistics.mean(cpu):.1f}"]
         lines.append([method, len(runs), *cells, warned, verdict])
     header = ["method", "seeds", *PROBES, "effective rank", "CPU min", "collapse warned", "beats the floor"]
@@ -177,10 +182,13 @@ def plot(dataset: str, found: list[dict[str, Any]], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     mine = [r for r in found if r["set"] == dataset]
-    floor = [r["probe"]["knn"]["label"] for r in mine if r["method"] == "random"]
-    if floor:
-        ax.axhline(statistics.mean(floor), color="grey", linestyle="--", label="random init")
+    for method, style in (("random", "--"), *((f, "-.") for f in FLOORS.values())):
+        floor = [r["probe"]["knn"]["label"] for r in mine if r["method"] == method]
+        if floor:
+            ax.axhline(statistics.mean(floor), color="grey", linestyle=style, label=f"{method} (untrained)")
     for method in (*METHODS, *PEERS):
+        if method in FLOORS.values():
+            continue
         curve = mean_curve([r for r in mine if r["method"] == method])
         if curve:
             minutes, knn = zip(*curve, strict=True)
@@ -219,7 +227,7 @@ def time_to_quality(dataset: str, found: list[dict[str, Any]]) -> str:
     """The best peer's final kNN (mean over its seeds) and its CPU minutes; for each jepakit method, the CPU
     minutes its mean curve needs to reach that score and the speed-up over the peer (goal: 1.5x)."""
     mine = [r for r in found if r["set"] == dataset]
-    peers = {p: [r for r in mine if r["method"] == p] for p in PEERS}
+    peers = {p: [r for r in mine if r["method"] == p] for p in PEERS if p not in FLOORS.values()}
     peers = {p: runs for p, runs in peers.items() if runs}
     if not peers:
         return "No peer rows yet."

@@ -7,6 +7,9 @@ on a packaged set's train split, with its own modules, transforms, masks, optimi
 - ``lightly-ijepa``: lightly's I-JEPA example (``examples/pytorch/ijepa.py``) on lightly's timm modules
   (``MaskedVisionTransformerTIMM``, ``IJEPAPredictorTIMM``, a 3-block predictor as the recipe's):
   ``IJEPATransform``, ``IJEPAMaskCollator`` with its defaults, AdamW at 1.5e-4, EMA 0.996 -> 1, smooth L1;
+- ``lightly-random``: that ViT as lightly's masked ViT initialises it (xavier-uniform Linear layers and
+  patch embedding, fixed sin-cos positions), untrained: the floor of ``lightly-ijepa``'s rows, which start
+  from it (timm's and jepakit's truncated-normal init give poorer random features);
 - ``lightly-simclr``: lightly's SimCLR example (``examples/pytorch/simclr.py``) on the same ViT (average
   pooled): ``SimCLRTransform`` (no blur, as the example), ``SimCLRProjectionHead``, ``NTXentLoss``, SGD 0.06;
 - ``spt-ijepa``, ``spt-lejepa``: stable-pretraining's methods, trained in a separate virtual environment
@@ -141,6 +144,13 @@ def lightly_ijepa(data: Any, seed: int, steps: int, batch: int, snap: Callable[[
         snap(step, target.vit)
 
 
+def lightly_random(data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None]) -> None:
+    """lightly's I-JEPA encoder at its initialisation (no step): lightly-ijepa's own floor."""
+    from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
+
+    snap(steps, MaskedVisionTransformerTIMM(vit=timm_vit(seed)).vit)
+
+
 def lightly_simclr(data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None]) -> None:
     """lightly's SimCLR example's loop, on the recipes' ViT."""
     from lightly.loss import NTXentLoss
@@ -188,6 +198,7 @@ def spt(method: str) -> Callable[..., None]:
 
 TRAINERS: dict[str, Callable[..., None]] = {
     "lightly-ijepa": lightly_ijepa,
+    "lightly-random": lightly_random,
     "lightly-simclr": lightly_simclr,
     "spt-ijepa": spt("ijepa"),
     "spt-lejepa": spt("lejepa"),

@@ -86,6 +86,11 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
     peer = [{**row("lightly-ijepa", s, 0.65), "cpu_minutes": 3.0} for s in range(3)]
     said = small.time_to_quality("faces", found + peer)
     assert "lightly-ijepa: 0.650 in 3.00 CPU minutes" in said and "| ijepa | 1.50 | 2.00x |" in said
+    # lightly's I-JEPA starts from lightly's own init: its verdict reads against that floor, which is no peer
+    own = [{**row("lightly-random", s, 0.64 + 0.01 * s), "cpu_minutes": 0.0, "curve": []} for s in range(3)]
+    text = small.set_table("faces", found + peer + own)
+    assert "| lightly-ijepa | 3 |" in text and text.count("neither (its floor: lightly-random) |") == 1
+    assert "lightly-ijepa: 0.650" in small.time_to_quality("faces", found + peer + own)
     assert small.minutes_to([(1.0, 0.5), (2.0, 0.6)], 0.7) is None and small.minutes_to([(1.0, 0.8)], 0.7) == 1.0
 
 
