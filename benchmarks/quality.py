@@ -111,6 +111,8 @@ PLAN: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     # issue 19: the JEPA family from the same parts: pixel targets (MAE), I-JEPA plus VICReg's variance and
     # covariance terms (C-JEPA)
     "mae": ("mae-cpu", {}, SEEDS),
+    # the floor of a method that initialises xavier-uniform as MAE does (the other floors: trunc-normal)
+    "xavier-random": ("ijepa-cpu", {"encoder": {"init": "xavier"}}, SEEDS),
     "c-jepa": ("c-jepa-cpu", {}, SEEDS),
     # data2vec 2.0: averaged instance-normed teacher blocks, 4 inverse-block masks per image
     "data2vec": ("data2vec-cpu", {}, SEEDS),
