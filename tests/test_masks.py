@@ -195,6 +195,23 @@ def test_grid_too_small_raises_at_construction():
         make("multiblock", 3)
 
 
+@pytest.mark.parametrize("side, patch", [(16, 2), (24, 3), (8, 1)])
+def test_a_recipe_on_smaller_images_says_which_patch_size_keeps_its_grid(side, patch):
+    """ijepa-cpu's 8 px patches at 64 px make an 8 x 8 grid; on smaller images the refusal names the patch
+    size that gives that grid back, and the recipe with it builds."""
+    from jepakit import get_config
+
+    with pytest.raises(ConfigError, match=rf"at {side} x {side} px set the encoder's patch_size={patch} "):
+        get_config("ijepa-cpu", image_size=side)
+    assert get_config("ijepa-cpu", f"encoder.patch_size={patch}", image_size=side).method.masker.grid == (8, 8)
+
+
+def test_no_patch_size_is_advised_where_none_takes_the_blocks():
+    with pytest.raises(ConfigError, match=r"too small") as refusal:
+        make("multiblock", 3, min_keep=200)  # not even 1 px patches (a 12 x 12 grid) keep 200
+    assert "patch_size=" not in str(refusal.value) and "min_keep=200; lower min_keep" in str(refusal.value)
+
+
 def test_bad_batch_size():
     with pytest.raises(ValueError, match=r"batch_size"):
         make("multiblock", 6)(0)

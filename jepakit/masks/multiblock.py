@@ -40,6 +40,9 @@ from .boxes import block_area_range, box_indices, box_union, draw_block_shape, d
 
 __all__ = ["MultiBlockConfig", "MultiBlockMasker", "PaperContextConfig"]
 
+#: The patch grid side of the CPU recipes (64 px in 8 px patches): what advice for small images aims at.
+CPU_GRID = 8
+
 
 @dataclass(frozen=True)
 class MultiBlockConfig(MaskerConfig):
@@ -85,23 +88,50 @@ class MultiBlockConfig(MaskerConfig):
             if getattr(self, name) > cells:
                 raise ConfigError(
                     f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid"
+                    f"{self._finer_patches()}"
                 )
-        coupled = self.shape_draw == "coupled"
-        ctx_min, _ = block_area_range(
-            self.context_scale, self.context_aspect, self.grid, margin=self.margin, coupled=coupled
-        )
-        _, tgt_max = block_area_range(
-            self.target_scale, self.target_aspect, self.grid, margin=self.margin, coupled=coupled
-        )
-        guaranteed = ctx_min if self.allow_overlap or self.fallback == "overlap" else ctx_min - tgt_max
-        if guaranteed < self.min_keep:
+        if self.context_kept(self.grid) < self.min_keep:
+            ctx_min, tgt_max = self._block_areas(self.grid)
+            advice = self._finer_patches()
             raise ConfigError(
                 f"{t}: the grid {self.grid} is too small for these blocks: a context block of "
                 f"{ctx_min} patches (context_scale={self.context_scale}) minus a target block of up "
-                f"to {tgt_max} (target_scale={self.target_scale}) cannot always keep "
-                f"min_keep={self.min_keep}; lower min_keep or target_scale, raise context_scale, or let a short "
-                "row keep its targets in its context (fallback=overlap)"
+                f"to {tgt_max} (target_scale={self.target_scale}) cannot always keep min_keep={self.min_keep}"
+                f"{advice}; {'or ' if advice else ''}lower min_keep or target_scale, raise context_scale, or let "
+                "a short row keep its targets in its context (fallback=overlap)"
             )
+
+    def _block_areas(self, grid: tuple[int, ...]) -> tuple[int, int]:
+        """(the smallest context block, the largest target block) in patches on ``grid``."""
+        coupled = self.shape_draw == "coupled"
+        ctx_min, _ = block_area_range(
+            self.context_scale, self.context_aspect, grid, margin=self.margin, coupled=coupled
+        )
+        _, tgt_max = block_area_range(self.target_scale, self.target_aspect, grid, margin=self.margin, coupled=coupled)
+        return ctx_min, tgt_max
+
+    def context_kept(self, grid: tuple[int, ...]) -> int:
+        """The context patches every draw on ``grid`` is guaranteed to keep."""
+        ctx_min, tgt_max = self._block_areas(grid)
+        return ctx_min if self.allow_overlap or self.fallback == "overlap" else ctx_min - tgt_max
+
+    def _finer_patches(self) -> str:
+        """Advice for images smaller than the recipe was made for (the grid, not the blocks, should follow
+        the image size): the largest smaller patch size giving at least the CPU recipes' 8 x 8 grid, else
+        any grid, that takes these blocks; or ''."""
+        h, w = self.image_hw
+        fits = [
+            (p, (h // p, w // p))
+            for p in range(self.patch - 1, 0, -1)
+            if h % p == 0
+            and w % p == 0
+            and (h // p) * (w // p) >= max(self.num_targets, self.num_context)
+            and self.context_kept((h // p, w // p)) >= self.min_keep
+        ]
+        if not fits:
+            return ""
+        p, grid = next((f for f in fits if min(f[1]) >= CPU_GRID), fits[0])
+        return f": at {h} x {w} px set the encoder's patch_size={p} (a grid of {grid[0]} x {grid[1]} patches takes these blocks)"
 
 
 @register("masker", "multiblock", MultiBlockConfig)
