@@ -72,9 +72,10 @@ def tiny_config(recipe: Any = "ijepa", patch: int = 4, grid: int = 8, **override
             "precision": "fp32",
         },
     }
-    if isinstance(getattr(base.method, "predictor", None), Config):  # a transformer predictor (BYOL's is an MLP)
+    parts = base.method.parts()
+    if "predictor" in parts:  # a transformer predictor (BYOL's is an MLP's widths, no component)
         merged["predictor"] = dict(TINY["predictor"])
-    if getattr(base.method, "text_encoder", None) is not None:
+    if "text_encoder" in parts:
         # a tiny text side trained here (the recipes' pretrained MiniLM is tested on its own)
         merged["text_encoder"] = {"type": "transformer", "embed_dim": 16, "depth": 1, "num_heads": 2}
         merged["tokenizer"] = {"type": "sentencepiece", "vocab_size": 300, "max_length": 8, "max_captions": 3}

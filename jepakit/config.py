@@ -276,6 +276,12 @@ class Assembly(Config):
         forwards shorthand paths, as ``Experiment`` forwards ``predictor.depth`` to its method)."""
         return dict(overrides)
 
+    def parts(self) -> dict[str, Config]:
+        """The components in this assembly's slots, by field (empty slots left out): what callers ask
+        instead of probing for attributes a method may not have."""
+        fields = (f.name for f in dataclasses.fields(self) if f.metadata.get("kind"))
+        return {name: part for name in fields if isinstance(part := getattr(self, name), Config)}
+
     @property
     def followed(self) -> frozenset[str]:
         """The ``slot.field`` paths that took a provided value (the other following fields were set)."""

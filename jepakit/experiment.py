@@ -31,6 +31,7 @@ from .methods.base import MethodConfig
 from .methods.jepa import JEPAConfig
 from .registry import register_legacy, register_root
 from .sizing import check_fits
+from .targets.frozen import FrozenConfig
 from .train.trainer import TrainConfig
 
 __all__ = ["SCHEMA_VERSION", "Experiment"]
@@ -97,8 +98,8 @@ class Experiment(Assembly):
 
     def _check_teacher_run(self, first: Experiment) -> None:
         """A first stage needs a frozen teacher to feed, of the architecture its evaluated encoder has."""
-        updater = getattr(self.method, "target_updater", None)
-        if updater is None or updater.name != "frozen":
+        updater = self.method.parts().get("target_updater")
+        if not isinstance(updater, FrozenConfig):
             found = "none" if updater is None else repr(updater.name)
             raise ConfigError(
                 f"teacher_run is set, so the method needs target_updater=frozen to read its encoder; it has {found}"
@@ -108,7 +109,7 @@ class Experiment(Assembly):
         from .config import config_diff
 
         teacher, _ = first.method.eval_encoder()
-        encoder: Config = getattr(self.method, "encoder", teacher)
+        encoder = self.method.parts().get("encoder", teacher)
         diff = [d for d in config_diff(teacher, encoder) if d not in _TRAINING_ONLY]
         if diff:
             raise ConfigError(

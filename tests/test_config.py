@@ -379,3 +379,12 @@ def test_an_image_size_the_patches_do_not_divide_names_both_ways_out():
     sizes that divide 28."""
     with pytest.raises(ConfigError, match=r"set image_size=24 or 32 .*encoder\.patch_size to one of 2, 4, 7, 14"):
         get_config("ijepa-cpu", image_size=28)
+
+
+def test_an_assembly_names_the_components_in_its_slots():
+    """``parts()`` is what callers ask instead of probing a method for attributes it may not have."""
+    ijepa, byol = get_config("ijepa-cpu"), get_config("byol-cpu")
+    assert {"encoder", "masker", "predictor", "target_updater", "loss"} <= set(ijepa.method.parts())
+    assert ijepa.method.parts()["masker"] is ijepa.method.masker
+    assert "predictor" not in byol.method.parts() and "target_updater" in byol.method.parts()
+    assert {"method", "data", "train"} <= set(ijepa.parts()) and "teacher_run" not in ijepa.parts()

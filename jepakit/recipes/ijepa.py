@@ -277,9 +277,10 @@ def cpu_config(cfg: Experiment) -> Experiment:
         "predictor": {"embed_dim": 192, "depth": 3, "num_heads": 3},
         "train": CPU_TRAIN,
     }
-    if hasattr(getattr(cfg.method, "target_updater", None), "momentum_start"):
+    parts = cfg.method.parts()
+    if isinstance(parts.get("target_updater"), EMAConfig):
         fields["target_updater"] = {"momentum_start": 0.99}
-    if isinstance(getattr(cfg.method, "masker", None), MultiBlockConfig):  # what the CPU rows were measured with
+    if isinstance(parts.get("masker"), MultiBlockConfig):  # what the CPU rows were measured with
         fields["masker"] = {"shape_draw": "independent"}
     return apply_overrides(cfg, fields)
 
