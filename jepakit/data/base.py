@@ -18,7 +18,7 @@ import torch
 
 from ..config import Config, to_dict
 
-__all__ = ["DataError", "DatasetConfig", "ProbeSets", "StreamingData", "new_draws", "stratified_split"]
+__all__ = ["DataError", "DatasetConfig", "ProbeSets", "Reporting", "StreamingData", "new_draws", "stratified_split"]
 
 
 class DataError(ValueError):
@@ -37,6 +37,19 @@ class StreamingData(Protocol):
 
     def decode(self, raw: Any, index: int) -> dict[str, Any] | None:
         """The sample of a raw one, or None (counted) when it cannot be read."""
+        ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A data set that skips what it cannot read and says so (the file, shard and video sets): the trainer
+    logs ``report`` once and, per epoch, the samples ``unreadable`` counts."""
+
+    unreadable: int  #: samples that could not be decoded since construction
+
+    @property
+    def report(self) -> str:
+        """What was skipped at construction ('' when nothing)."""
         ...
 
 

@@ -20,9 +20,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
 
@@ -49,7 +49,7 @@ from ..config import (
     positive,
     to_dict,
 )
-from ..data.base import StreamingData
+from ..data.base import Reporting, StreamingData
 from ..progress import Bars
 from ..registry import config_class, register, register_alias
 from ..sizing import FLOAT, check_fits
@@ -59,6 +59,9 @@ from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
 from .signals import StopSignals
+
+if TYPE_CHECKING:
+    from ..diagnose import CollapseWatch
 
 __all__ = ["NonFiniteLossError", "TrainConfig", "Trainer", "train"]
 
@@ -232,275 +235,418 @@ class Trainer:
         schedule: a later ``resume=True`` continues exactly. So does a SIGTERM or SIGINT
         (``StopSignals``): the result's ``stopped`` then names the signal.
         """
-        from ..diagnose import CollapseWatch, remedies
-        from ..eval.evaluate import online_probe
-
         cfg = self.config
-        out = Path(out_dir)
-        manager = CheckpointManager(out / "checkpoints", keep=cfg.keep_checkpoints)
-        state = None
-        if resume:
-            manager.clear_partial()
-            latest = manager.latest()
-            if latest is None:
-                raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
-            state = upgrade_checkpoint(load_checkpoint(latest))
-            if "imported" in state:
-                raise ConfigError(
-                    f"{str(latest)!r} holds weights imported from {state['imported']['path']} and no optimiser state: "
-                    f"start a new run from them with train.init_from={str(out)!r}"
-                )
-            _check_same_config(state["config"], experiment, latest)
-        elif (other := manager.latest()) is not None:  # a new run's checkpoints never sit beside an old run's
-            raise RunExistsError(
-                f"the run folder {str(out)!r} holds checkpoints of another run ({str(other)!r}); "
-                "resume it, or train into a new folder"
-            )
-        device = torch.device(
-            "cuda"
-            if cfg.device == "auto" and torch.cuda.is_available()
-            else "cpu"
-            if cfg.device == "auto"
-            else cfg.device
-        )
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(
-                f"train.device={cfg.device!r}: this machine has no CUDA GPU; give train.device=cpu or auto"
-            )
-        rank, world = _distributed()
-        emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
-        loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
-        per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
-        size = experiment.method.size(per_rank)
-        for part in size.activations:
-            size.drivers.setdefault(part, []).append(f"train.batch_size={cfg.batch_size}")
-        check_fits(size, device, training=True, mode=cfg.memory_check)
-        if rank == 0:  # fail now, not at the first checkpoint: weights, AdamW's two moments, fixed parts
-            check_run_folder(out, int(FLOAT * (3 * sum(size.params.values()) + sum(size.fixed.values()))))
-        torch.manual_seed(cfg.seed)
-        method = experiment.build()
-        if cfg.init_from is not None and state is None:  # a resumed run's own weights come with its state
-            emit(init_weights(method, cfg.init_from, cfg.init_prefixes))
-        method = method.to(device)
-        data = experiment.data.build()
-        steps, warmup_steps = run_length(cfg, len(data))
-        laid = round(steps * cfg.schedule_scale)  # the schedules' length (the run's, unless scaled)
-        if cfg.online_probe_every and sum(cfg.online_probe_images) > len(data):
-            raise ConfigError(
-                f"train.online_probe_images={list(cfg.online_probe_images)} need {sum(cfg.online_probe_images)} "
-                f"images; data {experiment.data.name!r} has {len(data)}"
-            )
-        method.prepare(data, state["method_state"] if state is not None else None)
-        if not size.activations_known and cfg.memory_check != "off":  # a user method without size()
-            size.activations["activations (measured)"] = _measured_activations(method, data, per_rank, cfg.seed)
-            size.drivers["activations (measured)"] = [f"train.batch_size={cfg.batch_size}"]
-            check_fits(size, device, training=True, mode=cfg.memory_check)
-        spread = _Parallel(method, device, world, cfg.fsdp)
-        groups = method.param_groups()
-        opt = adamw(
-            torch_groups(groups, cfg.weight_decay), cfg.start_lr, betas=cfg.betas, eps=cfg.eps
-        )  # sharded (DTensor) parameters: not fused
-        scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-        start = 0
-        if state is not None:
-            spread.load(opt, state)
-            scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
-            start = int(state["step"])
-        out.mkdir(parents=True, exist_ok=True)
-        if rank == 0:  # one writer: rank 0 writes the config, the logs and the checkpoints
-            with atomic_path(out / "config.json") as tmp:
-                made = {"imports": list(imports)} | ({"recipe": recipe} if recipe else {})
-                tmp.write_text(json.dumps({**to_dict(experiment), **made}, indent=2))
-        if state is not None:
-            emit(f"resuming from {manager.latest()} (step {int(state['step'])})")
-        if cfg.epochs is not None:
-            emit(
-                f"train.epochs={cfg.epochs:g} of {len(data)} samples at batch {cfg.batch_size}: {steps} steps "
-                f"(warm-up {warmup_steps})"
-            )
-        if getattr(data, "report", ""):
-            emit(f"data: {data.report}")
-        built_from = method.report()
-        if built_from:
-            emit(built_from)
-        unreadable_at_epoch = (-1, getattr(data, "unreadable", 0))
-
-        def checkpoint(step: int) -> None:
-            model_state, opt_state = spread.state(opt)  # collective under FSDP: every rank calls it
-            if rank != 0:
-                return
-            manager.save(
-                {
-                    "version": CHECKPOINT_VERSION,
-                    "model": model_state,
-                    "optimizer": opt_state,
-                    "scaler": scaler.state_dict(),
-                    "step": step,
-                    "config": to_dict(experiment),
-                    "method_state": method.extra_state(),
-                    "imports": list(imports),
-                    "rng": {"torch": torch.get_rng_state()},
-                    "monitors": {"centred_rank_start": watch.start},
-                    # the pipeline is a pure function of (seed, step): this is its whole state
-                    "data": {"seed": cfg.seed, "step": step, "samples": len(data)},
-                },
-                step,
-            )
-
-        records: list[dict[str, Any]] = []  # this fit's records, for the curves when there is no log.jsonl
-
-        def note(step: int, text: str) -> None:
-            emit(text)
-            for logger in loggers:
-                logger.event(step, text)
-
-        bar = Bars(progress and rank == 0)
-        task = bar.add("train", total=steps, completed=start)
-        history: list[float] = []
-        skipped = 0
-        saved_start = state.get("monitors", {}).get("centred_rank_start") if state is not None else None
-        watch = CollapseWatch(cfg.collapse_drop, remedies(experiment.method, cfg), start=saved_start)
-        amp: dict[str, Any] = dict(
-            device_type=device.type,
-            dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16,
-            enabled=cfg.precision != "fp32",
-        )
-        tic, seen = time.perf_counter(), 0
-        net = spread.net
-        if cfg.compile:
-            net = torch.compile(net, backend=cfg.compile_backend)
-        method.train()
-        stop = steps if until is None else min(until, steps)
-        order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not isinstance(data, StreamingData))
-        batches = micro_batches(
-            method.make_batch,
-            data,
-            order,
-            seed=cfg.seed,
-            accum_steps=cfg.accum_steps,
-            start=start,
-            stop=stop,
-            rank=rank,
-            world=world,
-            num_workers=cfg.num_workers,
-            prefetch=cfg.prefetch,
-        )
+        run = _Run.start(cfg, experiment, Path(out_dir), resume, log, imports, recipe)
+        stop = run.steps if until is None else min(until, run.steps)
+        batches = run.batches(stop)
         stopped: str | None = None
         with contextlib.ExitStack() as cleanup:  # however the loop ends: signals restored, threads stopped, log closed
             signals = cleanup.enter_context(StopSignals())
             cleanup.enter_context(batches)
-            for logger in loggers:
-                logger.open(out, to_dict(experiment), start)
-                cleanup.callback(logger.close)
-            cleanup.callback(bar.stop)
-            for step in range(start, stop):
-                lr = lr_at(
-                    step,
-                    peak=cfg.lr,
-                    total_steps=laid,
-                    warmup_steps=warmup_steps,
-                    start=cfg.start_lr,
-                    final=cfg.final_lr,
-                )
-                wd = weight_decay_at(step, total_steps=laid, start=cfg.weight_decay, end=cfg.final_weight_decay)
-                for group, spec in zip(opt.param_groups, groups, strict=True):
-                    group["lr"] = lr * spec.lr_scale
-                    group["weight_decay"] = wd * spec.weight_decay_scale
-                epoch = step // order.steps_per_epoch
-                if epoch != unreadable_at_epoch[0]:  # report the unreadable samples of the epoch that ended
-                    count = getattr(data, "unreadable", 0) - unreadable_at_epoch[1]
-                    if unreadable_at_epoch[0] >= 0 and count:
-                        note(step, f"epoch {unreadable_at_epoch[0]}: {count} unreadable samples skipped")
-                    unreadable_at_epoch = (epoch, getattr(data, "unreadable", 0))
-                parts: dict[str, float] = {}
-                for _ in range(cfg.accum_steps):
-                    _, _, batch = next(batches)
-                    if not watch.begun:  # the run's first reading, before any update, drawing no randomness
-                        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                            watch.begin(method.embeddings(batch))
-                    with torch.autocast(**amp):
-                        result = net(**batch, step=step)
-                    scaler.scale(result["loss"] / cfg.accum_steps).backward()
-                    for k, v in result.items():
-                        parts[k] = parts.get(k, 0.0) + _mean_over_ranks(v.detach(), world) / cfg.accum_steps
-                loss = parts["loss"]
-                if not math.isfinite(loss):
-                    if cfg.nonfinite == "stop":
-                        raise NonFiniteLossError(
-                            f"the loss is {loss} at step {step}; last good checkpoint: {manager.latest() or 'none'}"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    skipped += 1
+            run.open(cleanup, progress)
+            for step in range(run.first, stop):
+                stepped = run.step(step, batches)
+                if stepped is None:  # a non-finite loss, skipped
                     continue
-                scaler.unscale_(opt)  # fp16: the norm of the true gradients (a no-op otherwise)
-                # the norm before clipping, logged (what a collapsing run is debugged with); an infinite bound
-                # clips nothing (the gradients are multiplied by exactly 1)
-                bound = cfg.clip_grad if cfg.clip_grad > 0 else math.inf
-                grad_norm = torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], bound)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                spread.before_target_update()
-                logged = method.after_step(step, laid)
-                history.append(loss)
-                seen += cfg.batch_size
                 done = step + 1
-                record = {**parts, "lr": lr, "weight_decay": wd, "grad_norm": _scalar(grad_norm)}
-                record.update(method.batch_stats(batch))
-                if hasattr(data, "unreadable"):
-                    record["unreadable_samples"] = data.unreadable
-                record.update(logged)
-                monitored = done % cfg.monitor_every == 0 or done == steps
-                if monitored:
-                    with torch.no_grad():
-                        pooled = method.embeddings(batch)
-                    record.update(watch.read(pooled))
-                    warning = watch.warning(done, record, len(pooled))
-                    if warning is not None:
-                        note(done, warning)
-                probed = bool(cfg.online_probe_every) and (done % cfg.online_probe_every == 0 or done == steps)
-                if probed and rank == 0:  # the evaluated encoder is whole on rank 0 (DDP's replica)
-                    record.update(online_probe(method.eval_encoder(), data, cfg.online_probe_images, cfg.seed))
-                logging = done % cfg.log_every == 0 or done == steps
-                if logging:
-                    elapsed = time.perf_counter() - tic
-                    record["images_per_s"] = seen / elapsed
-                    tic, seen = time.perf_counter(), 0
-                    emit(" ".join(f"{k}={v:.4g}" for k, v in {"step": done, **record}.items()))
-                if logging or monitored or probed:
-                    records.append({"step": done, **record})
-                    for logger in loggers:
-                        logger.log(done, record)
-                shown = " ".join(f"{k} {v:.4f}" for k, v in parts.items() if not k.startswith("metric/"))
-                bar.update(task, completed=done, description=f"{shown} lr {lr:.2e}")
-                halt = signals.requested(world, device)
-                if done % cfg.checkpoint_every == 0 or done in (steps, stop) or halt:
-                    checkpoint(done)
+                run.observe(done, stepped)
+                halt = signals.requested(run.world, run.device)
+                if done % cfg.checkpoint_every == 0 or done in (run.steps, stop) or halt:
+                    run.checkpoint(done)
                 if halt:
                     stopped = signals.reason
-                    note(
+                    run.note(
                         done,
-                        f"stopped by {stopped} after step {done}; checkpoint {manager.latest()}; --resume continues",
+                        f"stopped by {stopped} after step {done}; checkpoint {run.manager.latest()}; --resume continues",
                     )
                     break
-        if rank == 0:
-            from ..viz import plot_curves
-
-            if (out / "log.jsonl").is_file():  # the whole run's records, across resumes
-                records = [r for r in read_jsonl(out / "log.jsonl") if "event" not in r]
-            if records:
-                plot_curves(records, out / "curves.png")
+        run.plot()
         return {
-            "steps": steps,
-            "losses": history,
-            "skipped": skipped,
-            "checkpoint": manager.latest(),
-            "rank": rank,
-            "log": out / "log.jsonl",
-            "model": method,
+            "steps": run.steps,
+            "losses": run.history,
+            "skipped": run.skipped,
+            "checkpoint": run.manager.latest(),
+            "rank": run.rank,
+            "log": run.out / "log.jsonl",
+            "model": run.method,
             "stopped": stopped,
         }
+
+
+def _resumed_state(experiment: Any, out: Path, manager: CheckpointManager, resume: bool) -> dict[str, Any] | None:
+    """The latest checkpoint's state when resuming (None for a new run); a new run's folder must hold no
+    other run's checkpoints, and a resumed one the same config's."""
+    if not resume:
+        if (other := manager.latest()) is not None:  # a new run's checkpoints never sit beside an old run's
+            raise RunExistsError(
+                f"the run folder {str(out)!r} holds checkpoints of another run ({str(other)!r}); "
+                "resume it, or train into a new folder"
+            )
+        return None
+    manager.clear_partial()
+    latest = manager.latest()
+    if latest is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {str(out / 'checkpoints')!r}")
+    state = upgrade_checkpoint(load_checkpoint(latest))
+    if "imported" in state:
+        raise ConfigError(
+            f"{str(latest)!r} holds weights imported from {state['imported']['path']} and no optimiser state: "
+            f"start a new run from them with train.init_from={str(out)!r}"
+        )
+    _check_same_config(state["config"], experiment, latest)
+    return state
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    """The device ``train.device`` names (``auto``: a CUDA GPU when there is one)."""
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={cfg.device!r}: this machine has no CUDA GPU; give train.device=cpu or auto")
+    return device
+
+
+class _Stepped(NamedTuple):
+    """What a step hands to ``observe``: its record, the loss parts, the last micro-batch, the LR."""
+
+    record: dict[str, Any]
+    losses: dict[str, float]
+    batch: dict[str, Any]
+    lr: float
+
+
+@dataclass
+class _Run:
+    """One fit's state and its parts of the loop: ``step`` (schedules, accumulation, the non-finite
+    policy, clipping, the optimiser, ``after_step``), ``observe`` (monitors, online probes, loggers,
+    progress) and ``checkpoint``. ``start`` sets it up."""
+
+    cfg: TrainConfig
+    experiment: Any
+    out: Path
+    method: Any
+    data: Any
+    spread: _Parallel
+    net: Any
+    groups: list[Any]
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    order: EpochOrder
+    manager: CheckpointManager
+    watch: CollapseWatch
+    device: torch.device
+    rank: int
+    world: int
+    steps: int
+    warmup_steps: int
+    laid: int  #: the schedules' length (the run's, unless scaled)
+    first: int  #: the step this fit starts at (a resumed run's)
+    imports: Sequence[str]
+    emit: Callable[[str], None]
+    loggers: list[Logger] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  #: for the curves when there is no log.jsonl
+    skipped: int = 0
+    seen: int = 0
+    tic: float = 0.0
+    unreadable_at_epoch: tuple[int, int] = (-1, 0)
+    bar: Bars = field(default_factory=lambda: Bars(False))
+    task: Any = None
+
+    @classmethod
+    def start(
+        cls,
+        cfg: TrainConfig,
+        experiment: Any,
+        out: Path,
+        resume: bool,
+        log: Callable[[str], None] | None,
+        imports: Sequence[str],
+        recipe: str | None,
+    ) -> _Run:
+        """Resume or begin: device, memory check, method, data, optimiser; config.json written."""
+        from ..diagnose import CollapseWatch, remedies
+
+        manager = CheckpointManager(out / "checkpoints", keep=cfg.keep_checkpoints)
+        state = _resumed_state(experiment, out, manager, resume)
+        device, (rank, world) = _device(cfg), _distributed()
+        emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
+        loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
+        method, data = _build(cfg, experiment, out, device, rank, world, state, emit)
+        steps, warmup_steps = run_length(cfg, len(data))
+        spread = _Parallel(method, device, world, cfg.fsdp)
+        groups = method.param_groups()
+        # sharded (DTensor) parameters: not fused
+        opt = adamw(torch_groups(groups, cfg.weight_decay), cfg.start_lr, betas=cfg.betas, eps=cfg.eps)
+        scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        if state is not None:
+            spread.load(opt, state)
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"]["torch"])  # drop-path and dropout continue their streams
+        saved_start = state.get("monitors", {}).get("centred_rank_start") if state is not None else None
+        net = torch.compile(spread.net, backend=cfg.compile_backend) if cfg.compile else spread.net
+        order = EpochOrder(len(data), cfg.batch_size, cfg.seed, shuffle=not isinstance(data, StreamingData))
+        method.train()
+        run = cls(
+            cfg,
+            experiment,
+            out,
+            method,
+            data,
+            spread,
+            net,
+            groups,
+            opt,
+            scaler,
+            order,
+            manager,
+            CollapseWatch(cfg.collapse_drop, remedies(experiment.method, cfg), start=saved_start),
+            device,
+            rank,
+            world,
+            steps,
+            warmup_steps,
+            round(steps * cfg.schedule_scale),
+            int(state["step"]) if state is not None else 0,
+            imports,
+            emit,
+            loggers=loggers,
+            unreadable_at_epoch=(-1, _unreadable(data)),
+        )
+        run.announce(state, recipe)
+        return run
+
+    def announce(self, state: dict[str, Any] | None, recipe: str | None) -> None:
+        """Write config.json (rank 0: the one writer of config, logs and checkpoints) and say what runs."""
+        cfg, data = self.cfg, self.data
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            with atomic_path(self.out / "config.json") as tmp:
+                made = {"imports": list(self.imports)} | ({"recipe": recipe} if recipe else {})
+                tmp.write_text(json.dumps({**to_dict(self.experiment), **made}, indent=2))
+        if state is not None:
+            self.emit(f"resuming from {self.manager.latest()} (step {self.first})")
+        if cfg.epochs is not None:
+            self.emit(
+                f"train.epochs={cfg.epochs:g} of {len(data)} samples at batch {cfg.batch_size}: {self.steps} steps "
+                f"(warm-up {self.warmup_steps})"
+            )
+        if isinstance(data, Reporting) and data.report:
+            self.emit(f"data: {data.report}")
+        if built_from := self.method.report():
+            self.emit(built_from)
+
+    def batches(self, stop: int) -> Any:
+        """The pipeline of this rank's micro-batches from the first step to ``stop`` (a context manager)."""
+        cfg = self.cfg
+        return micro_batches(
+            self.method.make_batch,
+            self.data,
+            self.order,
+            seed=cfg.seed,
+            accum_steps=cfg.accum_steps,
+            start=self.first,
+            stop=stop,
+            rank=self.rank,
+            world=self.world,
+            num_workers=cfg.num_workers,
+            prefetch=cfg.prefetch,
+        )
+
+    def open(self, cleanup: contextlib.ExitStack, progress: bool) -> None:
+        """Open the loggers and the progress bar (closed by ``cleanup``); the clock of images per second."""
+        for logger in self.loggers:
+            logger.open(self.out, to_dict(self.experiment), self.first)
+            cleanup.callback(logger.close)
+        self.bar = Bars(progress and self.rank == 0)
+        self.task = self.bar.add("train", total=self.steps, completed=self.first)
+        cleanup.callback(self.bar.stop)
+        self.tic = time.perf_counter()
+
+    def note(self, step: int, text: str) -> None:
+        """A line of text for the log and every logger."""
+        self.emit(text)
+        for logger in self.loggers:
+            logger.event(step, text)
+
+    def step(self, step: int, batches: Any) -> _Stepped | None:
+        """One optimiser step over ``accum_steps`` micro-batches, or None when the loss was not finite and
+        the step skipped (``train.nonfinite=skip``)."""
+        cfg = self.cfg
+        lr = lr_at(
+            step,
+            peak=cfg.lr,
+            total_steps=self.laid,
+            warmup_steps=self.warmup_steps,
+            start=cfg.start_lr,
+            final=cfg.final_lr,
+        )
+        wd = weight_decay_at(step, total_steps=self.laid, start=cfg.weight_decay, end=cfg.final_weight_decay)
+        for group, spec in zip(self.opt.param_groups, self.groups, strict=True):
+            group["lr"] = lr * spec.lr_scale
+            group["weight_decay"] = wd * spec.weight_decay_scale
+        self._report_unreadable(step)
+        parts: dict[str, float] = {}
+        for _ in range(cfg.accum_steps):
+            _, _, batch = next(batches)
+            if not self.watch.begun:  # the run's first reading, before any update, drawing no randomness
+                with (
+                    torch.no_grad(),
+                    torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []),
+                ):
+                    self.watch.begin(self.method.embeddings(batch))
+            with torch.autocast(**self._amp()):
+                result = self.net(**batch, step=step)
+            self.scaler.scale(result["loss"] / cfg.accum_steps).backward()
+            for k, v in result.items():
+                parts[k] = parts.get(k, 0.0) + _mean_over_ranks(v.detach(), self.world) / cfg.accum_steps
+        loss = parts["loss"]
+        if not math.isfinite(loss):
+            if cfg.nonfinite == "stop":
+                raise NonFiniteLossError(
+                    f"the loss is {loss} at step {step}; last good checkpoint: {self.manager.latest() or 'none'}"
+                )
+            self.opt.zero_grad(set_to_none=True)
+            self.skipped += 1
+            return None
+        self.scaler.unscale_(self.opt)  # fp16: the norm of the true gradients (a no-op otherwise)
+        # the norm before clipping, logged (what a collapsing run is debugged with); an infinite bound clips
+        # nothing (the gradients are multiplied by exactly 1)
+        bound = cfg.clip_grad if cfg.clip_grad > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], bound)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        self.spread.before_target_update()
+        logged = self.method.after_step(step, self.laid)
+        self.history.append(loss)
+        self.seen += cfg.batch_size
+        record = {**parts, "lr": lr, "weight_decay": wd, "grad_norm": _scalar(grad_norm)}
+        record.update(self.method.batch_stats(batch))
+        if isinstance(self.data, Reporting):
+            record["unreadable_samples"] = self.data.unreadable
+        return _Stepped(record | logged, parts, batch, lr)
+
+    def observe(self, done: int, stepped: _Stepped) -> None:
+        """After step ``done``: the collapse monitors, online probes, the log line, loggers and progress."""
+        from ..eval.evaluate import online_probe
+
+        cfg, record, batch = self.cfg, stepped.record, stepped.batch
+        monitored = done % cfg.monitor_every == 0 or done == self.steps
+        if monitored:
+            with torch.no_grad():
+                pooled = self.method.embeddings(batch)
+            record.update(self.watch.read(pooled))
+            warning = self.watch.warning(done, record, len(pooled))
+            if warning is not None:
+                self.note(done, warning)
+        probed = bool(cfg.online_probe_every) and (done % cfg.online_probe_every == 0 or done == self.steps)
+        if probed and self.rank == 0:  # the evaluated encoder is whole on rank 0 (DDP's replica)
+            record.update(online_probe(self.method.eval_encoder(), self.data, cfg.online_probe_images, cfg.seed))
+        logging = done % cfg.log_every == 0 or done == self.steps
+        if logging:
+            record["images_per_s"] = self.seen / (time.perf_counter() - self.tic)
+            self.tic, self.seen = time.perf_counter(), 0
+            self.emit(" ".join(f"{k}={v:.4g}" for k, v in {"step": done, **record}.items()))
+        if logging or monitored or probed:
+            self.records.append({"step": done, **record})
+            for logger in self.loggers:
+                logger.log(done, record)
+        shown = " ".join(f"{k} {v:.4f}" for k, v in stepped.losses.items() if not k.startswith("metric/"))
+        self.bar.update(self.task, completed=done, description=f"{shown} lr {stepped.lr:.2e}")
+
+    def checkpoint(self, step: int) -> None:
+        """Save the run's whole state at ``step`` (rank 0 writes; every rank joins FSDP's gathering)."""
+        model_state, opt_state = self.spread.state(self.opt)  # collective under FSDP: every rank calls it
+        if self.rank != 0:
+            return
+        self.manager.save(
+            {
+                "version": CHECKPOINT_VERSION,
+                "model": model_state,
+                "optimizer": opt_state,
+                "scaler": self.scaler.state_dict(),
+                "step": step,
+                "config": to_dict(self.experiment),
+                "method_state": self.method.extra_state(),
+                "imports": list(self.imports),
+                "rng": {"torch": torch.get_rng_state()},
+                "monitors": {"centred_rank_start": self.watch.start},
+                # the pipeline is a pure function of (seed, step): this is its whole state
+                "data": {"seed": self.cfg.seed, "step": step, "samples": len(self.data)},
+            },
+            step,
+        )
+
+    def plot(self) -> None:
+        """curves.png from the whole run's records (across resumes), on rank 0."""
+        if self.rank != 0:
+            return
+        from ..viz import plot_curves
+
+        if (self.out / "log.jsonl").is_file():
+            self.records = [r for r in read_jsonl(self.out / "log.jsonl") if "event" not in r]
+        if self.records:
+            plot_curves(self.records, self.out / "curves.png")
+
+    def _amp(self) -> dict[str, Any]:
+        return dict(
+            device_type=self.device.type,
+            dtype=torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16,
+            enabled=self.cfg.precision != "fp32",
+        )
+
+    def _report_unreadable(self, step: int) -> None:
+        """At an epoch's first step, a note on the samples the epoch that ended could not read."""
+        epoch = step // self.order.steps_per_epoch
+        if epoch == self.unreadable_at_epoch[0]:
+            return
+        count = _unreadable(self.data) - self.unreadable_at_epoch[1]
+        if self.unreadable_at_epoch[0] >= 0 and count:
+            self.note(step, f"epoch {self.unreadable_at_epoch[0]}: {count} unreadable samples skipped")
+        self.unreadable_at_epoch = (epoch, _unreadable(self.data))
+
+
+def _unreadable(data: Any) -> int:
+    return data.unreadable if isinstance(data, Reporting) else 0
+
+
+def _build(
+    cfg: TrainConfig,
+    experiment: Any,
+    out: Path,
+    device: torch.device,
+    rank: int,
+    world: int,
+    state: dict[str, Any] | None,
+    emit: Callable[[str], None],
+) -> tuple[Any, Any]:
+    """(method, data): the memory check, the seeded build, ``init_from``'s weights, ``prepare``."""
+    per_rank = max(1, cfg.batch_size // cfg.accum_steps // world)
+    size = experiment.method.size(per_rank)
+    for part in size.activations:
+        size.drivers.setdefault(part, []).append(f"train.batch_size={cfg.batch_size}")
+    check_fits(size, device, training=True, mode=cfg.memory_check)
+    if rank == 0:  # fail now, not at the first checkpoint: weights, AdamW's two moments, fixed parts
+        check_run_folder(out, int(FLOAT * (3 * sum(size.params.values()) + sum(size.fixed.values()))))
+    torch.manual_seed(cfg.seed)
+    method = experiment.build()
+    if cfg.init_from is not None and state is None:  # a resumed run's own weights come with its state
+        emit(init_weights(method, cfg.init_from, cfg.init_prefixes))
+    method = method.to(device)
+    data = experiment.data.build()
+    if cfg.online_probe_every and sum(cfg.online_probe_images) > len(data):
+        raise ConfigError(
+            f"train.online_probe_images={list(cfg.online_probe_images)} need {sum(cfg.online_probe_images)} "
+            f"images; data {experiment.data.name!r} has {len(data)}"
+        )
+    method.prepare(data, state["method_state"] if state is not None else None)
+    if not size.activations_known and cfg.memory_check != "off":  # a user method without size()
+        size.activations["activations (measured)"] = _measured_activations(method, data, per_rank, cfg.seed)
+        size.drivers["activations (measured)"] = [f"train.batch_size={cfg.batch_size}"]
+        check_fits(size, device, training=True, mode=cfg.memory_check)
+    return method, data
 
 
 register_alias("trainer", "jepa", "default")
