@@ -280,70 +280,81 @@ def extract(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be positive")
     rows = hashlib.sha256(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16]
-    key = json.dumps(
-        {
-            "layout": 2,  # features carry the index of each row
-            "user": cache_key,
-            "encoder": encoder_fingerprint(encoder),
-            "indices": rows,
-            "layers": layers,
-            "patches": keep_patches,
-        }
-    )
+    fingerprint = {"layout": 2, "user": cache_key, "encoder": encoder_fingerprint(encoder), "indices": rows}
+    key = json.dumps(fingerprint | {"layers": layers, "patches": keep_patches})  # layout 2: rows carry their index
     if cache is not None and Path(cache).is_file():
         feats, saved_key = Features.load(cache)
         if saved_key == key:
             return feats
     was_training = encoder.training
     encoder.eval().to(device)
-    pooled, patches, segs, kept = [], [], [], []
-    labels: dict[str, list[Any]] = {}
-    skipped = 0
-    grid: tuple[int, ...] = (0, 0)
-    per_frame = False
-    done = on_batch or (lambda n: None)
+    collected = _Collected(keep_patches)
     for start in range(0, len(indices), batch_size):
         batch = indices[start : start + batch_size]
-        read = [dataset[int(i)] for i in batch]
-        samples = [s for s in read if s is not None]
-        skipped += len(read) - len(samples)  # unreadable: the data set counted them; so do we
-        if not samples:
-            done(len(batch))
-            continue
-        outs, grid, per_frame = encode(encoder, torch.stack([sample_input(s) for s in samples]).to(device), layers)
-        pooled.append(torch.cat([o.mean(1) for o in outs], dim=-1).float().cpu())
-        if keep_patches:
-            patches.append(outs[-1].to(torch.float16).cpu())
-        kept += [int(i) for i, s in zip(batch, read, strict=True) if s is not None]
-        for s in samples:
-            for k, v in _sample_labels(s).items():
-                labels.setdefault(k, []).append(v)
-            if "segmentation" in s:
-                segs.append(s["segmentation"].to(torch.uint8))
-        done(len(batch))
+        collected.add(encoder, [int(i) for i in batch], [dataset[int(i)] for i in batch], layers, device)
+        if on_batch is not None:
+            on_batch(len(batch))
     encoder.train(was_training)
-    if not pooled:
-        raise ValueError(f"no readable samples among the {len(indices)} requested ({skipped} unreadable)")
-    seg = torch.stack(segs) if segs and len(segs) == sum(p.shape[0] for p in pooled) else None
-    from ..data.scenes import SHAPES
-
-    feats = Features(
-        pooled=torch.cat(pooled),
-        patches=torch.cat(patches) if keep_patches else None,
-        grid=grid,
-        labels={
-            k: torch.tensor(v, dtype=torch.float32 if TASKS[k] == "multilabel" else torch.long)
-            for k, v in labels.items()
-        },
-        segmentation=seg,
-        num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
-        skipped=skipped,
-        per_frame=per_frame,
-        index=torch.tensor(kept, dtype=torch.long),
-    )
+    feats = collected.features(len(indices))
     if cache is not None:  # atomic_path makes the folder
         feats.save(cache, key)
     return feats
+
+
+@dataclass
+class _Collected:
+    """What ``extract`` gathers batch by batch: pooled and patch features, labels, masks, kept rows."""
+
+    keep_patches: bool
+    pooled: list[Tensor] = field(default_factory=list)
+    patches: list[Tensor] = field(default_factory=list)
+    segs: list[Tensor] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)
+    labels: dict[str, list[Any]] = field(default_factory=dict)
+    skipped: int = 0
+    grid: tuple[int, ...] = (0, 0)
+    per_frame: bool = False
+
+    def add(self, encoder: Encoder, batch: list[int], read: list[Any], layers: int, device: Any) -> None:
+        """Encode the readable samples of ``read`` (``dataset[i]`` for ``i`` in ``batch``; None: unreadable)."""
+        samples = [s for s in read if s is not None]
+        self.skipped += len(read) - len(samples)  # unreadable: the data set counted them; so do we
+        if not samples:
+            return
+        outs, self.grid, self.per_frame = encode(
+            encoder, torch.stack([sample_input(s) for s in samples]).to(device), layers
+        )
+        self.pooled.append(torch.cat([o.mean(1) for o in outs], dim=-1).float().cpu())
+        if self.keep_patches:
+            self.patches.append(outs[-1].to(torch.float16).cpu())
+        self.kept += [i for i, s in zip(batch, read, strict=True) if s is not None]
+        for s in samples:
+            for k, v in _sample_labels(s).items():
+                self.labels.setdefault(k, []).append(v)
+            if "segmentation" in s:
+                self.segs.append(s["segmentation"].to(torch.uint8))
+
+    def features(self, requested: int) -> Features:
+        """The gathered rows as ``Features``; an error when none of the ``requested`` could be read."""
+        from ..data.scenes import SHAPES
+
+        if not self.pooled:
+            raise ValueError(f"no readable samples among the {requested} requested ({self.skipped} unreadable)")
+        seg = torch.stack(self.segs) if self.segs and len(self.segs) == len(self.kept) else None
+        return Features(
+            pooled=torch.cat(self.pooled),
+            patches=torch.cat(self.patches) if self.keep_patches else None,
+            grid=self.grid,
+            labels={
+                k: torch.tensor(v, dtype=torch.float32 if TASKS[k] == "multilabel" else torch.long)
+                for k, v in self.labels.items()
+            },
+            segmentation=seg,
+            num_seg_classes=1 + len(SHAPES) if seg is not None else 0,
+            skipped=self.skipped,
+            per_frame=self.per_frame,
+            index=torch.tensor(self.kept, dtype=torch.long),
+        )
 
 
 @torch.no_grad()
