@@ -3,7 +3,8 @@
 from ..checkpoint import CheckpointManager, load_checkpoint, save_checkpoint
 from .optim import adamw, torch_groups
 from .schedules import lr_at, weight_decay_at
-from .trainer import NonFiniteLossError, TrainConfig, Trainer, train
+from .stages import train
+from .trainer import NonFiniteLossError, TrainConfig, Trainer
 
 __all__ = [
     "CheckpointManager",
