@@ -342,12 +342,8 @@ def run_trainer(name: str, fields: Mapping[str, Any], **train: Any) -> torch.Ten
 
 
 def run_logger(name: str, fields: Mapping[str, Any]) -> torch.Tensor:
-    """A short run logging to ``name`` only (its files in the run folder), the logger at its defaults."""
-    from .config import ConfigError
-
-    if fields:
-        raise ConfigError(f"logger {name} is checked at its defaults (a run names its loggers): drop {list(fields)}")
-    return run_trainer("default", {}, loggers=(name,))
+    """A short run logging to ``name`` only (its files in the run folder), with ``fields``."""
+    return run_trainer("default", {}, loggers=({"type": f"logger/{name}", **fields},))
 
 
 #: The harness of each kind: (name, extra fields) -> a tensor that must be equal on a second run.

@@ -405,6 +405,12 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if isinstance(value, Mapping):
             return from_dict(value, expected=tp)
+        if isinstance(value, str) and tp.kind:  # a registered name: that component at its defaults
+            from .registry import config_class
+
+            named = config_class(tp.kind, value, where=where)()
+            if isinstance(named, tp):
+                return named
         raise ConfigError(f"{where}={value!r} is not a {tp.__name__}")
     if tp is bool:
         if isinstance(value, bool):

@@ -25,13 +25,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from .config import Assembly, Config, ConfigError, slot, unknown
+from .config import Assembly, Config, ConfigError, coerce, slot, unknown
 from .data.scenes import SceneConfig
 from .methods.base import MethodConfig
 from .methods.jepa import JEPAConfig
-from .registry import register_legacy, register_root
+from .registry import list_components, register_legacy, register_root
 from .sizing import check_fits
 from .targets.frozen import FrozenConfig
+from .train.loggers import LoggerConfig
 from .train.trainer import TrainConfig
 
 __all__ = ["SCHEMA_VERSION", "Experiment"]
@@ -134,17 +135,24 @@ class Experiment(Assembly):
         return getattr(method, name)
 
     def route(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Keys that are not ``method``, ``data`` or ``train`` are the method's fields."""
+        """Keys that are not ``method``, ``data`` or ``train`` are the method's fields, or a logger's name
+        (``wandb.project=NAME``: the fields of that logger in ``train.loggers``)."""
         routed: dict[str, Any] = {}
         forwarded: dict[str, Any] = {}
+        logged: dict[str, Any] = {}
         names = {f.name for f in dataclasses.fields(self.method)}
+        loggers = list_components("logger")["logger"]
         for key, value in overrides.items():
             if key in _PARTS:
                 routed[key] = value
             elif key in names:
                 forwarded[key] = value
+            elif key in loggers and isinstance(value, Mapping):
+                logged[key] = value
             else:
-                raise unknown("field", key, [*_PARTS, *names])
+                raise unknown("field", key, [*_PARTS, *names, *(f"{n}.FIELD" for n in loggers)])
+        if logged:
+            routed["train"] = self._logger_fields(routed.get("train", {}), logged)
         if forwarded:
             given = routed.get("method", {})
             if isinstance(given, Config):
@@ -152,6 +160,23 @@ class Experiment(Assembly):
             given = {"type": given} if isinstance(given, str) else dict(given)
             routed["method"] = {**given, **forwarded}
         return routed
+
+    def _logger_fields(self, train: Any, fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """``train``'s overrides with ``fields`` (logger name -> its field values) set on the loggers it
+        chooses (``train.loggers`` as overridden, else as configured)."""
+        if isinstance(train, Config):
+            raise ConfigError(f"train is replaced by a config; set the loggers' fields {sorted(fields)} on it")
+        train = dict(train)
+        where = "train.loggers"
+        chosen = coerce(train.get("loggers", self.train.loggers), tuple[LoggerConfig, ...], where)
+        for name, values in fields.items():
+            if name not in [c.name for c in chosen]:
+                raise ConfigError(
+                    f"{name}.{', '.join(values)} is set, but {where}={[c.name for c in chosen]} does not choose "
+                    f"{name}: add it to {where}"
+                )
+            chosen = tuple(c.replace(**values) if c.name == name else c for c in chosen)
+        return train | {"loggers": chosen}
 
     def build(self) -> Any:
         """The method's module (a ready model); data and training are built by the trainer. Its

@@ -150,8 +150,12 @@ def test_a_run_draws_its_curves(tmp_path):
     assert Image.open(tmp_path / "curves.png").size[0] > 600
 
 
+def names(cfg) -> list[str]:
+    return [c.name for c in cfg.train.loggers]
+
+
 def test_loggers_are_chosen_by_name_and_checked_when_the_config_is_made(monkeypatch):
-    assert get_config("ijepa-cpu", "train.loggers=[jsonl, tensorboard]").train.loggers == ("jsonl", "tensorboard")
+    assert names(get_config("ijepa-cpu", "train.loggers=[jsonl, tensorboard]")) == ["jsonl", "tensorboard"]
     assert get_config("ijepa-cpu", "train.loggers=[]").train.loggers == ()
     with pytest.raises(
         UnknownChoiceError, match=r"unknown logger 'tensorbord'.*jsonl, tensorboard, wandb.*'tensorboard'"
@@ -169,3 +173,45 @@ def test_wandb_not_installed_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'jepakit\[wandb\]'"):
         train(experiment("wandb"), tmp_path, progress=False)
     assert not (tmp_path / "checkpoints").exists(), "refused before training"
+
+
+def test_a_chosen_loggers_fields_are_set_by_its_name_and_reach_the_logger(tmp_path, monkeypatch):
+    """``wandb.project=...``, ``tensorboard.flush_secs=...``: fields of a logger ``train.loggers`` chooses; a
+    field of one it does not choose, or one it lacks, is refused when the config is made."""
+    import importlib.util
+    import sys
+    import types
+
+    cfg = get_config("ijepa-cpu", "train.loggers=[jsonl,wandb]", "wandb.project=mine", "wandb.entity=lab")
+    assert [(c.name, getattr(c, "project", None)) for c in cfg.train.loggers] == [("jsonl", None), ("wandb", "mine")]
+    assert get_config("ijepa-cpu", "tensorboard.flush_secs=7").train.loggers[1].flush_secs == 7
+    with pytest.raises(ConfigError, match=r"wandb.project is set, but train.loggers=\['jsonl', 'tensorboard'\]"):
+        get_config("ijepa-cpu", "wandb.project=mine")
+    with pytest.raises(UnknownChoiceError, match=r"unknown field 'projct'.*'project'"):
+        get_config("ijepa-cpu", "train.loggers=[wandb]", "wandb.projct=mine")
+    with pytest.raises(ConfigError, match=r"flush_secs=0 must be >= 1"):
+        get_config("ijepa-cpu", "tensorboard.flush_secs=0")
+    seen: dict = {}
+
+    class Run:
+        def log(self, *a, **k) -> None: ...
+        def finish(self) -> None: ...
+
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kwargs: seen.update(kwargs) or Run()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else real(name, *a))
+    chosen = ({"type": "logger/wandb", "project": "mine", "entity": "lab"}, {"type": "tensorboard", "flush_secs": 7})
+    result = train(experiment(*chosen), tmp_path, progress=False)
+    assert (seen["project"], seen["entity"], seen["name"]) == ("mine", "lab", tmp_path.name)
+    assert result["steps"] == TRAIN["steps"] and any((tmp_path / "tensorboard").iterdir())
+
+
+def test_a_run_saved_with_logger_names_resumes_with_logger_configs(tmp_path):
+    """Runs written before loggers had fields stored their names; they read back as the same loggers."""
+    from jepakit.config import from_dict, to_dict
+
+    saved = to_dict(get_config("ijepa-cpu"))
+    saved["train"]["loggers"] = ["jsonl", "tensorboard"]
+    assert from_dict(saved) == get_config("ijepa-cpu")

@@ -1,7 +1,8 @@
 """Where a run's scalars go: a JSONL file, TensorBoard, Weights & Biases.
 
 A logger is a registered component of kind ``logger``; ``train.loggers=[jsonl,tensorboard]``
-chooses them by name, and each receives every record the trainer makes (loss and its
+chooses them by name, ``wandb.project=NAME`` (any logger's name, then its field) sets a chosen one's
+fields, and each receives every record the trainer makes (loss and its
 parts, learning rate, weight decay, EMA momentum, collapse monitors, images/s) and every
 event (a stop by signal, unreadable samples). Only rank 0 logs.
 
@@ -21,13 +22,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..checkpoint import atomic_path
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, at_least, knob
 from ..registry import register
 
-__all__ = ["JsonlLogger", "Logger", "TensorBoardLogger", "WandbLogger", "read_jsonl"]
+__all__ = ["JsonlLogger", "Logger", "LoggerConfig", "TensorBoardLogger", "WandbLogger", "read_jsonl"]
+
+
+@dataclass(frozen=True)
+class LoggerConfig(Config):
+    """Base of the loggers' configs: ``train.loggers`` holds them, and a bare name stands for one at its
+    defaults."""
+
+    kind: ClassVar[str] = "logger"
 
 
 class Logger(ABC):
@@ -62,7 +71,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class JsonlConfig(Config):
+class JsonlConfig(LoggerConfig):
     """``log.jsonl`` in the run folder: one JSON object per record, ``{"step": ..., "event": ...}`` per event."""
 
 
@@ -97,8 +106,10 @@ class JsonlLogger(Logger):
 
 
 @dataclass(frozen=True)
-class TensorBoardConfig(Config):
+class TensorBoardConfig(LoggerConfig):
     """TensorBoard event files under ``tensorboard/`` in the run folder (``tensorboard --logdir RUN``)."""
+
+    flush_secs: int = knob(120, "seconds between writes of pending events to disk", valid=at_least(1))
 
 
 @register("logger", "tensorboard", TensorBoardConfig)
@@ -111,7 +122,8 @@ class TensorBoardLogger(Logger):
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step: TensorBoard drops the events an interrupted run wrote after the checkpoint (steps > start)
-        self._writer = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start + 1 if start else None)
+        purge = start + 1 if start else None
+        self._writer = SummaryWriter(str(out / "tensorboard"), purge_step=purge, flush_secs=self.config.flush_secs)
         if not start:
             self._writer.add_text("config", "```json\n" + json.dumps(config, indent=2) + "\n```", 0)
 
@@ -129,10 +141,13 @@ class TensorBoardLogger(Logger):
 
 
 @dataclass(frozen=True)
-class WandbConfig(Config):
-    """Weights & Biases (``pip install jepakit[wandb]``): the project is ``$WANDB_PROJECT`` or "jepakit",
-    the run is named after the run folder, and ``$WANDB_MODE=offline`` keeps it on disk
-    (``wandb sync`` uploads it later). A resumed run continues the same W&B run."""
+class WandbConfig(LoggerConfig):
+    """Weights & Biases (``pip install jepakit[wandb]``): the run is named after the run folder, and
+    ``$WANDB_MODE=offline`` keeps it on disk (``wandb sync`` uploads it later). A resumed run continues
+    the same W&B run."""
+
+    project: str | None = knob(None, "the W&B project (unset: $WANDB_PROJECT, else 'jepakit')")
+    entity: str | None = knob(None, "the W&B team or user it logs under (unset: W&B's default for the login)")
 
 
 @register("logger", "wandb", WandbConfig)
@@ -150,7 +165,8 @@ class WandbLogger(Logger):
         if not id_file.is_file():
             _write_text(id_file, secrets.token_hex(4))
         self._run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "jepakit"),
+            project=self.config.project or os.environ.get("WANDB_PROJECT", "jepakit"),
+            entity=self.config.entity,
             name=out.resolve().name,
             id=id_file.read_text().strip(),
             resume="allow",

@@ -50,10 +50,10 @@ from ..config import (
 )
 from ..data.base import Reporting, StreamingData
 from ..progress import Bars
-from ..registry import config_class, register, register_alias
+from ..registry import register, register_alias
 from ..sizing import FLOAT, check_fits
 from ..weights import init_weights
-from .loggers import Logger, read_jsonl
+from .loggers import JsonlConfig, Logger, LoggerConfig, TensorBoardConfig, read_jsonl
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
 from .schedules import lr_at, weight_decay_at
@@ -107,8 +107,10 @@ class TrainConfig(Config):
     device: str = knob("auto", "cpu, cuda, cuda:1, ...; auto: cuda when available")
     seed: int = knob(0, "seed of the data order, augmentation, masks and initialisation", valid=at_least(0))
     log_every: int = knob(10, "steps between progress lines and logged records", valid=at_least(1))
-    loggers: tuple[str, ...] = knob(
-        ("jsonl", "tensorboard"), "where records go: jsonl (log.jsonl), tensorboard (tensorboard/), wandb"
+    loggers: tuple[LoggerConfig, ...] = knob(
+        (JsonlConfig(), TensorBoardConfig()),
+        "where records go: jsonl (log.jsonl), tensorboard (tensorboard/), wandb; names, each at its defaults "
+        "(wandb.project=NAME ... sets a chosen logger's fields)",
     )
     monitor_every: int = knob(50, "steps between collapse-monitor readings", valid=at_least(1))
     collapse_drop: float = knob(
@@ -188,10 +190,9 @@ class TrainConfig(Config):
             )
         if self.init_prefixes and self.init_from is None:
             raise ConfigError(f"{t}.init_prefixes={list(self.init_prefixes)} filters train.init_from, which is not set")
-        for name in self.loggers:
-            config_class("logger", name, where=f"{self.type_id()}.loggers")
-        if len(set(self.loggers)) != len(self.loggers):
-            raise ConfigError(f"{self.type_id()}.loggers={list(self.loggers)} names a logger twice")
+        names = [c.name for c in self.loggers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.type_id()}.loggers={names} names a logger twice")
 
 
 def run_length(cfg: TrainConfig, samples: int) -> tuple[int, int]:
@@ -371,7 +372,7 @@ class _Run:
         state = _resumed_state(experiment, out, manager, resume)
         device, (rank, world) = _device(cfg), _distributed()
         emit = (log or (lambda line: None)) if rank == 0 else (lambda line: None)
-        loggers: list[Logger] = [config_class("logger", n)().build() for n in cfg.loggers] if rank == 0 else []
+        loggers: list[Logger] = [c.build() for c in cfg.loggers] if rank == 0 else []
         method, data = _build(cfg, experiment, out, device, rank, world, state, emit)
         steps, warmup_steps = run_length(cfg, len(data))
         spread = _Parallel(method, device, world, cfg.fsdp)
