@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -41,7 +41,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TransformConfig(Config):
-    """Base of transform configs: the probability of applying the transform, per view (cycled)."""
+    """Base of transform configs: the probability of applying the transform, per view (cycled). A bare
+    name stands for one at its defaults (``augment=[hflip,grayscale]``)."""
+
+    kind: ClassVar[str] = "transform"
 
     p: tuple[float, ...] = knob(
         (1.0,), "probability of applying it to view v: p[v % len(p)]", valid=each(in_range(0, 1))
@@ -190,10 +193,15 @@ class HorizontalFlip(Transform):
 
 
 #: BYOL's photometric pipeline (after its crop and flip), in its order.
-BYOL_AUGMENT: tuple[Config, ...] = (ColorJitterConfig(), GrayscaleConfig(), GaussianBlurConfig(), SolarizeConfig())
+BYOL_AUGMENT: tuple[TransformConfig, ...] = (
+    ColorJitterConfig(),
+    GrayscaleConfig(),
+    GaussianBlurConfig(),
+    SolarizeConfig(),
+)
 
 
-def multi_crop_augment(global_views: int = 2, local_views: int = 6) -> tuple[Config, ...]:
+def multi_crop_augment(global_views: int = 2, local_views: int = 6) -> tuple[TransformConfig, ...]:
     """DINO's photometric pipeline for ``global_views`` large and ``local_views`` small crops (views in that
     order): jitter and grey as BYOL's; blur 1.0 on the first global view, 0.1 on the others and 0.5 on
     the local ones; solarise 0.2 on the second global view only (Caron et al., 2021)."""

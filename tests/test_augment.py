@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -83,3 +84,13 @@ def test_the_flip_mirrors_left_right_with_its_probability():
     outs = [flip(x, g(s)) for s in range(400)]
     assert all(torch.equal(o, x) or torch.equal(o, x.flip(-1)) for o in outs)
     assert abs(sum(not torch.equal(o, x) for o in outs) / 400 - 0.5) <= 4 * math.sqrt(0.25 / 400)
+
+
+def test_transforms_are_chosen_by_name_at_their_defaults():
+    """``augment=[hflip,grayscale]`` on the command line; a misspelt name is refused naming the choices."""
+    from jepakit import UnknownChoiceError, get_config
+
+    chosen = get_config("ijepa-cpu", "augment=[hflip, grayscale]").method.augment
+    assert [t.name for t in chosen] == ["hflip", "grayscale"] and chosen[0].p == (0.5,)
+    with pytest.raises(UnknownChoiceError, match=r"augment\[0\]: unknown transform 'hflp'.*'hflip'"):
+        get_config("ijepa-cpu", "augment=[hflp]")

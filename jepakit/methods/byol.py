@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..augment import BYOL_AUGMENT, Transform, augmented_view, check_transforms
+from ..augment import BYOL_AUGMENT, Transform, TransformConfig, augmented_view, check_transforms
 from ..config import Config, ConfigError, at_least, each, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..registry import register
@@ -54,7 +54,7 @@ class BYOLConfig(MethodConfig):
         (0.08, 1.0), "RandomResizedCrop area range of each view (BYOL: 0.08-1)", valid=ordered_pair(0, 1)
     )
     flip: bool = knob(True, "mirror each view left-right with probability 1/2 (BYOL)")
-    augment: tuple[Config, ...] = knob(
+    augment: tuple[TransformConfig, ...] = knob(
         BYOL_AUGMENT,
         "photometric transforms after the crop, in order, each with its probability per view (BYOL: colour "
         "jitter, grayscale, blur 1.0/0.1, solarise 0/0.2); () for crops only",

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..augment import Transform, augmented_view, check_transforms
+from ..augment import Transform, TransformConfig, augmented_view, check_transforms
 from ..conditioners.none import NoConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
@@ -110,7 +110,7 @@ class JEPAConfig(MethodConfig):
         "agree (C-JEPA: 2; I-JEPA: 1)",
         valid=at_least(1),
     )
-    augment: tuple[Config, ...] = knob(
+    augment: tuple[TransformConfig, ...] = knob(
         (),
         "photometric transforms after each view's crop (jepakit.augment), each with its probability per view; "
         "() for crops only (I-JEPA's pipeline)",

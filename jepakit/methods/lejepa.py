@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..augment import Transform, augmented_view, check_transforms
+from ..augment import Transform, TransformConfig, augmented_view, check_transforms
 from ..config import Config, ConfigError, at_least, each, in_range, knob, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..losses.embedding import EmbeddingLoss, EmbeddingLossConfig, SIGRegConfig
@@ -75,7 +75,7 @@ class LeJEPAConfig(MethodConfig):
         (0.05, 0.3), "RandomResizedCrop area range of a local view (LeJEPA: 0.05-0.3)", valid=ordered_pair(0, 1)
     )
     flip: bool = knob(True, "mirror each view left-right with probability 1/2 (LeJEPA's pipeline)")
-    augment: tuple[Config, ...] = knob(
+    augment: tuple[TransformConfig, ...] = knob(
         (),
         "photometric transforms after each view's crop and flip (jepakit.augment), each with its probability "
         "per view, global views first; () for crops and flips only",
