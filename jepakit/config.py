@@ -193,6 +193,22 @@ def knob(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def offered(part: Config | None, slot: str, name: str, required: bool = True) -> tuple[Any, str]:
+    """What ``part`` (in ``slot``) offers as ``name``, as an assembly's ``provides`` gives it: (value,
+    "slot.field"); (None, "slot.name") when the slot is empty or, not ``required``, the part does not offer
+    it; a part that does not offer what is required is a ``ConfigError`` naming the part and the offer."""
+    offers = part.offers() if part is not None else {}
+    if name in offers:
+        value, field = offers[name]
+        return value, f"{slot}.{field}"
+    if part is None or not required:
+        return None, f"{slot}.{name}"
+    raise ConfigError(
+        f"{slot}={part.type_id()} does not offer its {name}, which the parts beside it follow: "
+        f"its config's offers() must give {name!r}"
+    )
+
+
 def slot(default: Config | None, kind: str, doc: str) -> Any:
     """A config field holding the config of one component of ``kind`` (None: no component)."""
     return dataclasses.field(default=default, metadata={"doc": doc, "kind": kind})
@@ -223,6 +239,11 @@ class Config:
     def validate(self) -> None:
         """Raise ``ConfigError`` for values that do not fit together (each field's own range is
         declared with it and checked before this runs)."""
+
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """What this component tells the parts beside it (an assembly's wiring reads it): NAME -> (value,
+        the field it comes from), e.g. an encoder's ``width`` and ``patch_size``; none by default."""
+        return {}
 
     def build(self) -> Any:
         """Create the component this config describes."""

@@ -388,3 +388,32 @@ def test_an_assembly_names_the_components_in_its_slots():
     assert ijepa.method.parts()["masker"] is ijepa.method.masker
     assert "predictor" not in byol.method.parts() and "target_updater" in byol.method.parts()
     assert {"method", "data", "train"} <= set(ijepa.parts()) and "teacher_run" not in ijepa.parts()
+
+
+def test_a_method_wires_its_parts_from_what_the_encoder_offers_not_its_field_names():
+    """An encoder config that names its width and patch otherwise still drives the predictor's input width
+    and the masker's grid through ``offers()``; one that offers nothing is refused naming the offer."""
+    import dataclasses
+    from typing import Any, ClassVar
+
+    from jepakit.config import Config, knob
+
+    @dataclasses.dataclass(frozen=True)
+    class Renamed(Config):
+        kind: ClassVar[str] = "encoder"
+        name: ClassVar[str] = "renamed"
+        tokens: int = knob(96, "token width")
+        patch: int = knob(8, "patch side")
+
+        def offers(self) -> dict[str, tuple[Any, str]]:
+            return {"width": (self.tokens, "tokens"), "patch_size": (self.patch, "patch"), "in_chans": (3, "patch")}
+
+    @dataclasses.dataclass(frozen=True)
+    class Silent(Config):
+        kind: ClassVar[str] = "encoder"
+        name: ClassVar[str] = "silent"
+
+    method = get_config("ijepa-cpu").method.replace(encoder=Renamed(tokens=96, patch=16))
+    assert (method.predictor.encoder_dim, method.masker.patch_size, method.masker.grid) == (96, 16, (4, 4))
+    with pytest.raises(ConfigError, match=r"encoder=encoder/silent does not offer its patch_size"):
+        get_config("ijepa-cpu").method.replace(encoder=Silent())

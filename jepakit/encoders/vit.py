@@ -163,6 +163,11 @@ class ViTConfig(TransformerConfig):
         """Whether this encoder takes clips (``num_frames`` set): tubelet embedding, 3-D positions."""
         return self.num_frames is not None
 
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """Its token width and depth, patch size, image channels and clip positions."""
+        mine = {f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions")}
+        return super().offers() | mine
+
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the patch (or tubelet) projection; the position table is a buffer."""
         params, _ = super().param_count()

@@ -77,6 +77,10 @@ class TransformerConfig(Config):
                 f"{t}.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at embed_dim={self.embed_dim}"
             )
 
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """Its token width and depth."""
+        return {"width": (self.embed_dim, "embed_dim"), "depth": (self.depth, "depth")}
+
     def param_count(self) -> tuple[float, float]:
         """(parameters, buffer values) it builds: the blocks and a final LayerNorm (subclasses add theirs)."""
         from ..sizing import transformer_params

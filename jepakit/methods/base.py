@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import Assembly, Config, ConfigError
+from ..config import Assembly, Config, ConfigError, offered
 from ..sizing import Size, size_fields, transformer_activations
 from ..transforms import mix_seed
 
@@ -251,13 +251,13 @@ def blocks_then_modules(modules: Iterable[nn.Module | None]) -> list[nn.Module]:
     return units
 
 
-def image_encoder_provides(image_size: int, encoder: Any) -> dict[str, tuple[Any, str]]:
-    """What a method of one image encoder gives its parts to follow: the image size, the encoder's patch
-    size and width, each with the field it comes from (``MethodConfig.provides``)."""
+def image_encoder_provides(image_size: int, encoder: Config) -> dict[str, tuple[Any, str]]:
+    """What a method of one image encoder gives its parts to follow: the image size, the patch size and
+    width the encoder offers, each with the field it comes from (``MethodConfig.provides``)."""
     return {
         "image_size": (image_size, "image_size"),
-        "patch_size": (encoder.patch_size, "encoder.patch_size"),
-        "encoder.width": (encoder.embed_dim, "encoder.embed_dim"),
+        "patch_size": offered(encoder, "encoder", "patch_size"),
+        "encoder.width": offered(encoder, "encoder", "width"),
     }
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import Config, ConfigError, at_least, knob, ordered_pair, slot
+from ..config import Config, ConfigError, at_least, knob, offered, ordered_pair, slot
 from ..encoders.vit import ViTConfig
 from ..losses.contrastive import ClipLossConfig, ContrastiveLoss, ContrastiveLossConfig
 from ..registry import register
@@ -69,11 +69,10 @@ class ContrastiveConfig(MethodConfig):
     loss: Config = slot(ClipLossConfig(), "loss", "clip (symmetric InfoNCE) | siglip (pairwise sigmoid)")
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        tok: Any = self.tokenizer
         return {
             **image_encoder_provides(self.image_size, self.encoder),
-            "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
-            "tokenizer.max_length": (getattr(tok, "max_length", None), "tokenizer.max_length"),
+            "tokenizer.vocab_size": offered(self.tokenizer, "tokenizer", "vocab_size", required=False),
+            "tokenizer.max_length": offered(self.tokenizer, "tokenizer", "max_length", required=False),
         }
 
     def check_sources(self) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..augment import Transform, TransformConfig, augmented_view, check_transforms
 from ..conditioners.none import NoConditionerConfig
-from ..config import Config, ConfigError, at_least, in_range, knob, ordered_pair, slot
+from ..config import Config, ConfigError, at_least, in_range, knob, offered, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import gather_tokens, masked_mean
 from ..losses.embedding import EmbeddingLossConfig
@@ -119,29 +119,25 @@ class JEPAConfig(MethodConfig):
     text_encoder: Config | None = slot(None, "text_encoder", "token ids -> word embeddings (text-conditioned recipes)")
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        # the parts are read by the fields a ViT encoder and predictor have (any config of their kinds that has them)
-        enc: Any = self.encoder
-        pred: Any = self.predictor
-        text: Any = self.text_encoder
-        tok = self.tokenizer
+        """What the parts follow, each asked of the part that offers it (``Config.offers``)."""
         no_text = "text_encoder.embed_dim (there is no text_encoder: a text conditioner needs one, e.g. text_encoder=transformer)"
         clips = {}
         if self.num_frames is not None:  # only a video method provides them: image parts never follow them
             clips = {
                 "num_frames": (self.num_frames, "num_frames"),
                 "tubelet_size": (self.tubelet_size, "tubelet_size"),
-                "encoder.video_positions": (enc.video_positions, "encoder.video_positions"),
+                "encoder.video_positions": offered(self.encoder, "encoder", "video_positions"),
             }
         return clips | {
             "image_size": (self.image_size, "image_size"),
-            "patch_size": (enc.patch_size, "encoder.patch_size"),
-            "encoder.width": (enc.embed_dim, "encoder.embed_dim"),
-            "predictor.width": (pred.embed_dim, "predictor.embed_dim"),
+            "patch_size": offered(self.encoder, "encoder", "patch_size"),
+            "encoder.width": offered(self.encoder, "encoder", "width"),
+            "predictor.width": offered(self.predictor, "predictor", "width"),
             "target.width": self.target_width(),
-            "predictor.depth": (pred.depth, "predictor.depth"),
-            "text.width": (text.embed_dim, "text_encoder.embed_dim") if text is not None else (None, no_text),
-            "tokenizer.vocab_size": (getattr(tok, "vocab_size", None), "tokenizer.vocab_size"),
-            "tokenizer.max_length": (getattr(tok, "max_length", None), "tokenizer.max_length"),
+            "predictor.depth": offered(self.predictor, "predictor", "depth"),
+            "text.width": offered(self.text_encoder, "text_encoder", "width") if self.text_encoder else (None, no_text),
+            "tokenizer.vocab_size": offered(self.tokenizer, "tokenizer", "vocab_size", required=False),
+            "tokenizer.max_length": offered(self.tokenizer, "tokenizer", "max_length", required=False),
         }
 
     def check_sources(self) -> None:
@@ -256,16 +252,16 @@ class JEPAConfig(MethodConfig):
     def target_width(self) -> tuple[int, str]:
         """The width of a target patch and where it comes from: the encoder's tokens, or with pixel
         targets a patch's pixel values (patch_size**2 x channels)."""
-        enc: Any = self.encoder
         if self.target_updater.pixel_targets:
+            patch, chans = (offered(self.encoder, "encoder", k)[0] for k in ("patch_size", "in_chans"))
             if self.num_frames is not None:  # a clip's target is a tubelet's values
-                width = self.tubelet_size * enc.patch_size**2 * enc.in_chans
+                width = self.tubelet_size * patch**2 * chans
                 return width, "tubelet_size x encoder.patch_size**2 x encoder.in_chans (pixel targets of clips)"
-            return enc.patch_size**2 * enc.in_chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
+            return patch**2 * chans, "encoder.patch_size**2 x encoder.in_chans (pixel targets)"
         teacher = self.target_updater.teacher_shape()
         if teacher is not None:
             return teacher[0], "the teacher's width (target_updater.checkpoint, target_updater.timm)"
-        return enc.embed_dim, "encoder.embed_dim"
+        return offered(self.encoder, "encoder", "width")
 
     def size(self, batch: int) -> Size:
         """The parts, the target encoder (a frozen copy unless ``copy``), a frozen text encoder, and what

@@ -177,6 +177,10 @@ class HFTextConfig(Config):
         cfg = _read_config(self.path)
         return cfg.get("d_model") or cfg.get("hidden_size")
 
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """Its token width (None while unreadable)."""
+        return {"width": (self.embed_dim, "embed_dim")}
+
 
 @register("text_encoder", "hf", HFTextConfig)
 class HFTextEncoder(TextEncoder):
@@ -225,6 +229,10 @@ class HFTokenizerConfig(Config):
     def vocab_size(self) -> int | None:
         """The vocabulary of the model next to the tokenizer (None if unreadable)."""
         return _read_config(self.path).get("vocab_size")
+
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """Its vocabulary (None while unreadable) and caption length."""
+        return {"vocab_size": (self.vocab_size, "vocab_size"), "max_length": (self.max_length, "max_length")}
 
 
 @register("tokenizer", "hf", HFTokenizerConfig)

@@ -49,6 +49,10 @@ class SentencePieceConfig(Config):
     )
     seed: int = knob(0, "training seed (SentencePiece takes 32 bits)", valid=in_range(0, 2**32 - 1))
 
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """The vocabulary asked for and the caption length."""
+        return {"vocab_size": (self.vocab_size, "vocab_size"), "max_length": (self.max_length, "max_length")}
+
     def check_files(self) -> None:
         if self.model_file is not None and not os.path.isfile(self.model_file):
             raise MissingFileError(f"{self.type_id()}.model_file={self.model_file!r} does not exist")
