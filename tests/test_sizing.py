@@ -61,6 +61,20 @@ def test_a_training_step_that_cannot_fit_names_the_batch(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_run_estimates_its_memory_once(tmp_path, monkeypatch):
+    """The trainer checks training's memory (weights, AdamW's moments, activations) before building; the
+    build inside it does not check again."""
+    import jepakit.train.trainer as trainer
+
+    calls = []
+    real = trainer.check_fits
+    monkeypatch.setattr(trainer, "check_fits", lambda *a, **k: calls.append(k["training"]) or real(*a, **k))
+    monkeypatch.setattr("jepakit.experiment.check_fits", lambda *a, **k: calls.append(k["training"]))
+    cfg = tiny_config("ijepa", data={"size": 8}, train={"steps": 1, "warmup_steps": 0, "batch_size": 4})
+    train(cfg, tmp_path, progress=False)
+    assert calls == [True]
+
+
 def test_i_know_better_skips_the_check():
     cfg = get_config("ijepa-cpu", encoder={"depth": 1_000_000}, train={"memory_check": "off"})
     with torch.device("meta"):  # and a meta-device build allocates nothing: never checked

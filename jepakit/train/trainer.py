@@ -631,7 +631,7 @@ def _build(
     if rank == 0:  # fail now, not at the first checkpoint: weights, AdamW's two moments, fixed parts
         check_run_folder(out, int(FLOAT * (3 * sum(size.params.values()) + sum(size.fixed.values()))))
     torch.manual_seed(cfg.seed)
-    method = experiment.build()
+    method = experiment.method.build()  # checked above, with training's memory (Experiment.build checks a forward's)
     if cfg.init_from is not None and state is None:  # a resumed run's own weights come with its state
         emit(init_weights(method, cfg.init_from, cfg.init_prefixes))
     method = method.to(device)
