@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+from typing import Any
 
 import torch
 
@@ -85,6 +86,18 @@ def ema(parts: dict, momentum: float) -> None:
         t.lerp_(o, 1 - momentum)
 
 
+def set_lr(opt: torch.optim.Optimizer, lr: float, step: int, steps: int) -> None:
+    """A linear warm-up over the first tenth of the run, then a cosine decay to 0."""
+    warm = min(1.0, (step + 1) / max(1, steps // 10))
+    for group in opt.param_groups:
+        group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def crops(data: Any, step: int, batch: int, g: torch.Generator) -> torch.Tensor:
+    """Step ``step``'s images of ``data`` (each read once, in order), each a random crop of 30-100% of it."""
+    return torch.stack([random_resized_crop(data[step * batch + i]["image"], (0.3, 1.0), g) for i in range(batch)])
+
+
 def train(
     steps: int = 200, batch: int = 32, lr: float = 1e-3, seed: int = 0, log_every: int = 20, **sizes: int
 ) -> tuple[list[float], dict]:
@@ -96,12 +109,8 @@ def train(
     g = torch.Generator().manual_seed(seed)
     losses = []
     for step in range(steps):
-        warm = min(1.0, (step + 1) / max(1, steps // 10))  # linear warm-up, then cosine
-        for group in opt.param_groups:
-            group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
-        images = torch.stack(
-            [random_resized_crop(data[step * batch + i]["image"], (0.3, 1.0), g) for i in range(batch)]
-        )
+        set_lr(opt, lr, step, steps)
+        images = crops(data, step, batch, g)
         loss = ijepa_loss(parts, images, parts["masker"](batch, g))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -20,15 +20,13 @@ probes), write it as a registered method: docs/tutorial.md.
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
-from ijepa_loop import build_parts, optimizer
+from ijepa_loop import build_parts, crops, optimizer, set_lr
 
 from jepakit import create
 from jepakit.layers.transformer import gather_tokens
 from jepakit.methods.jepa import pooled_context
-from jepakit.transforms import random_resized_crop
 
 
 def mixed_loss(parts: dict, images: torch.Tensor, masks, step: int, weight: float) -> dict[str, torch.Tensor]:
@@ -63,11 +61,8 @@ def train(
     g = torch.Generator().manual_seed(seed)
     history = []
     for step in range(steps):
-        warm = min(1.0, (step + 1) / max(1, steps // 10))  # linear warm-up, then cosine
-        for group in opt.param_groups:
-            group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / steps))
-        crops = [random_resized_crop(data[step * batch + i]["image"], (0.3, 1.0), g) for i in range(batch)]
-        images = torch.stack(crops)
+        set_lr(opt, lr, step, steps)
+        images = crops(data, step, batch, g)
         out = mixed_loss(parts, images, parts["masker"](batch, g), step, weight)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
