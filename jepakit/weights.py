@@ -23,7 +23,7 @@ from .checkpoint import BadCheckpointError, load_checkpoint
 from .config import ConfigError
 from .encoders.vit import renormalised
 
-__all__ = ["init_weights", "misfits", "official_state", "read_official", "source_state"]
+__all__ = ["TIMM", "init_weights", "misfits", "official_state", "read_official", "source_state", "timm_encoder_state"]
 
 PARTS = ("encoder", "predictor", "target_encoder")
 
@@ -68,27 +68,58 @@ def _grid(cfg: Any) -> tuple[int, ...]:
     return (cfg.num_frames // cfg.tubelet_size, side, side) if cfg.num_frames else (side, side)
 
 
+#: ``train.init_from=timm:NAME``: a timm model's pretrained weights, fetched by timm (its hub cache).
+TIMM = "timm:"
+
+
 def source_state(method: Any, source: str | Path) -> tuple[dict[str, Tensor], str]:
     """(weights named as ``method``'s state dict, a line saying what they are) of ``source``: a run folder or
-    training checkpoint (its model), a jepakit export (its encoder, under each prefix the method evaluates an
-    encoder from), or an official checkpoint (mapped as :func:`official_state` maps it)."""
+    training checkpoint (its model), a jepakit export or a timm model (``timm:NAME``; its encoder, under each
+    prefix the method evaluates an encoder from), or an official checkpoint (mapped as :func:`official_state`
+    maps it)."""
     from .checkpoint import is_export, load_encoder, training_checkpoint, upgrade_checkpoint
     from .hub import local_path
 
+    if str(source).startswith(TIMM):
+        return evaluated(method, *timm_encoder_state(str(source)[len(TIMM) :])), f"the timm model {source!r}"
     path = local_path(source)
     if is_export(path):  # its patch embedding folds the normalisation in: unfold it into the method's
-        exported, ours = load_encoder(path), method.eval_encoder()
-        stats = [(e.pixel_mean, e.pixel_std) for e in (exported, ours)]
-        encoder = renormalised(exported.state_dict(), *stats)
-        prefixes = [
-            p for p in method.config.eval_encoder()[1] if any(k.startswith(p + ".") for k in method.state_dict())
-        ]
-        return {f"{p}.{k}": v for p in prefixes for k, v in encoder.items()}, f"the export {str(path)!r}"
+        exported = load_encoder(path)
+        return evaluated(method, exported.state_dict(), (exported.pixel_mean, exported.pixel_std)), (
+            f"the export {str(path)!r}"
+        )
     run = training_checkpoint(path)
     if run is not None:
         state = upgrade_checkpoint(load_checkpoint(run))
         return dict(state["model"]), f"the checkpoint {str(run)!r} (step {int(state['step'])})"
     return official_state(read_official(path), method), f"the official checkpoint {str(path)!r}"
+
+
+def evaluated(method: Any, encoder: dict[str, Tensor], stats: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+    """An encoder's weights (made for images normalised by ``stats``, (mean, std) [1, C, 1, 1]) under each
+    prefix ``method`` evaluates an encoder from, its patch embedding re-expressed for the method's own
+    normalisation."""
+    ours = method.eval_encoder()
+    state = renormalised(encoder, stats, (ours.pixel_mean, ours.pixel_std))
+    prefixes = [p for p in method.config.eval_encoder()[1] if any(k.startswith(p + ".") for k in method.state_dict())]
+    return {f"{p}.{k}": v for p in prefixes for k, v in state.items()}
+
+
+def timm_encoder_state(name: str) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor]]:
+    """A timm ViT's pretrained weights (timm's own loader: its hub cache, or a download) as a jepakit
+    encoder's, and the normalisation it was trained with: the patch embedding, the blocks and the final
+    norm. Its class and register tokens and learned positions are left out (jepakit's encoder has none and
+    fixed sin-cos positions), so its blocks start from what they learnt and relearn where to look."""
+    import timm
+
+    try:
+        model: Any = timm.create_model(name, pretrained=True, num_classes=0)
+    except Exception as e:  # an unknown name, no weights for it, or none in the cache offline
+        raise ConfigError(f"train.init_from=timm:{name}: timm cannot give its pretrained weights ({e})") from None
+    dropped = ("cls_token", "reg_token", "pos_embed", "fc_norm.", "head.")
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(dropped)}
+    cfg = model.pretrained_cfg
+    return state, (torch.tensor(cfg["mean"]).view(1, -1, 1, 1), torch.tensor(cfg["std"]).view(1, -1, 1, 1))
 
 
 def misfits(

@@ -301,3 +301,41 @@ def test_an_imported_vjepa_encoder_computes_what_the_official_forward_does(tmp_p
     clips = torch.rand(2, 3, 16, IMAGE, IMAGE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     normalised = (clips - ours.pixel_mean[..., None]) / ours.pixel_std[..., None]
     assert torch.allclose(ours(clips), official.double().eval()(normalised), atol=1e-10)
+
+
+def test_init_from_a_timm_model_by_name_reads_its_pretrained_weights_through_timms_cache(tmp_path, monkeypatch):
+    """``train.init_from=timm:NAME``: timm's own loader finds NAME's weights in the hub cache (populated here as a
+    download leaves it; no network); the blocks and norm go to both encoders as they are, the patch embedding
+    re-expressed so that on [0, 1] images it computes what timm's computes on images normalised by the model's
+    own statistics (0.5, 0.5 for this one), to float32 rounding; its class token and learned positions stay
+    out. A name timm has no weights for is refused in one line."""
+    import huggingface_hub
+    import timm
+    from safetensors.torch import save
+
+    from jepakit import get_config
+    from jepakit.train import train
+    from test_hub import cache_as_downloaded
+
+    torch.manual_seed(0)
+    reference = timm.create_model("test_vit", pretrained=False, num_classes=0).double()  # 64 wide, 6 blocks, 2 heads
+    state = {k: v.float() for k, v in reference.state_dict().items()}
+    cache_as_downloaded(tmp_path / "hub", "timm/test_vit.r160_in1k", {"model.safetensors": save(state)})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    shape = {"embed_dim": 64, "depth": 6, "num_heads": 2, "mlp_ratio": 3.0, "patch_size": 16}
+    train_fields = {"steps": 1, "epochs": None, "warmup_epochs": None, "batch_size": 4, "warmup_steps": 0}
+    train_fields["init_from"] = "timm:test_vit.r160_in1k"
+    cfg = get_config("ijepa-tiny", encoder=shape, masker={"min_keep": 4}, data={"size": 8}, train=train_fields)
+    log: list[str] = []
+    result = train(cfg, tmp_path / "run", progress=False, until=0, log=log.append)
+    method = result["model"].double()
+    assert any("from the timm model 'timm:test_vit.r160_in1k'" in line for line in log)
+    ours = method.target_encoder.state_dict()
+    assert all(torch.equal(ours[k], v.double()) for k, v in state.items() if k.startswith(("blocks.", "norm.")))
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    normalised = (x - method.target_encoder.pixel_mean) / method.target_encoder.pixel_std
+    theirs = reference.patch_embed.proj((x - 0.5) / 0.5)
+    assert torch.allclose(method.target_encoder.patch_embed.proj(normalised), theirs, atol=1e-5)  # float32 weights
+    with pytest.raises(ConfigError, match=r"train.init_from=timm:test_vit2.r160_in1k: timm cannot give"):
+        train(get_config(cfg, "train.init_from=timm:test_vit2.r160_in1k"), tmp_path / "other", progress=False)

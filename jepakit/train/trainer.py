@@ -52,7 +52,7 @@ from ..data.base import Reporting, StreamingData
 from ..progress import Bars
 from ..registry import register, register_alias
 from ..sizing import FLOAT, check_fits
-from ..weights import init_weights
+from ..weights import TIMM, init_weights
 from .loggers import JsonlConfig, Logger, LoggerConfig, TensorBoardConfig, read_jsonl
 from .optim import adamw, torch_groups
 from .pipeline import EpochOrder, micro_batches
@@ -141,7 +141,8 @@ class TrainConfig(Config):
     init_from: str | None = knob(
         None,
         "start from these weights: a run folder or checkpoint (one jepakit import-weights wrote, too), a jepakit "
-        "export or an official I-JEPA/V-JEPA checkpoint; no optimiser state, the schedules start at step 0",
+        "export, an official I-JEPA/V-JEPA checkpoint, or timm:NAME (a timm ViT's pretrained blocks, patch "
+        "embedding and norm in the evaluated encoder); no optimiser state, the schedules start at step 0",
     )
     init_prefixes: tuple[str, ...] = knob(
         (), "take only the weights under these prefixes of the method (e.g. [encoder]); (): all the source has"
@@ -156,11 +157,14 @@ class TrainConfig(Config):
     def check_files(self) -> None:
         from ..hub import local_path
 
-        # a hub source is fetched (or found in the cache) now, or refused in one line saying why not
-        if self.init_from is not None and not local_path(self.init_from).exists():
+        # a hub source is fetched (or found in the cache) now, or refused in one line saying why not; timm
+        # fetches its own when the run starts
+        if self.init_from is None or self.init_from.startswith(TIMM):
+            return
+        if not local_path(self.init_from).exists():
             raise MissingFileError(
                 f"train.init_from={self.init_from!r} does not exist: give a run folder or checkpoint, a jepakit "
-                "export folder or an official I-JEPA/V-JEPA checkpoint"
+                "export folder, an official I-JEPA/V-JEPA checkpoint or timm:NAME"
             )
 
     def validate(self) -> None:
