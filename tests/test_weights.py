@@ -312,10 +312,10 @@ def test_init_from_a_timm_model_by_name_reads_its_pretrained_weights_through_tim
     import huggingface_hub
     import timm
     from safetensors.torch import save
+    from test_hub import cache_as_downloaded
 
     from jepakit import get_config
     from jepakit.train import train
-    from test_hub import cache_as_downloaded
 
     torch.manual_seed(0)
     reference = timm.create_model("test_vit", pretrained=False, num_classes=0).double()  # 64 wide, 6 blocks, 2 heads
@@ -339,3 +339,71 @@ def test_init_from_a_timm_model_by_name_reads_its_pretrained_weights_through_tim
     assert torch.allclose(method.target_encoder.patch_embed.proj(normalised), theirs, atol=1e-5)  # float32 weights
     with pytest.raises(ConfigError, match=r"train.init_from=timm:test_vit2.r160_in1k: timm cannot give"):
         train(get_config(cfg, "train.init_from=timm:test_vit2.r160_in1k"), tmp_path / "other", progress=False)
+
+
+class OfficialVideoPredictor(torch.nn.Module):
+    """The official V-JEPA predictor's forward, written here from timm's blocks with its parameter names: the
+    context mapped to the predictor's width plus the positions of its patches; per target patch the mask token
+    of the mask generator that drew it plus its position; both through pre-LN blocks, a LayerNorm and a map
+    back to the encoder's width, read at the target tokens."""
+
+    def __init__(self, width: int, pred: int, depth: int, heads: int, tokens: int, generators: int) -> None:
+        import functools
+
+        from timm.models.vision_transformer import Block
+
+        super().__init__()
+        self.predictor_embed = torch.nn.Linear(width, pred)
+        self.mask_tokens = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(1, 1, pred)) for _ in range(generators)
+        )
+        self.predictor_pos_embed = torch.nn.Parameter(torch.zeros(1, tokens, pred), requires_grad=False)
+        norm = functools.partial(torch.nn.LayerNorm, eps=1e-6)
+        self.predictor_blocks = torch.nn.ModuleList(
+            Block(pred, heads, 4.0, qkv_bias=True, norm_layer=norm)  # type: ignore[arg-type]  # timm takes a partial
+            for _ in range(depth)
+        )
+        self.predictor_norm = norm(pred)
+        self.predictor_proj = torch.nn.Linear(pred, width)
+
+    def forward(self, ctxt: torch.Tensor, masks_ctxt: torch.Tensor, masks_tgt: torch.Tensor, mask_index: int):
+        """ctxt [B, Nc, width], masks_* long [B, N*] patch indices -> [B, Nt, width]."""
+        pos = self.predictor_pos_embed.expand(len(ctxt), -1, -1)
+        at = lambda index: torch.gather(pos, 1, index[..., None].expand(-1, -1, pos.shape[-1]))  # noqa: E731
+        x = self.predictor_embed(ctxt) + at(masks_ctxt)
+        queries = self.mask_tokens[mask_index].expand(len(ctxt), masks_tgt.shape[1], -1) + at(masks_tgt)
+        x = torch.cat([x, queries], dim=1)
+        for block in self.predictor_blocks:
+            x = block(x)
+        return self.predictor_proj(self.predictor_norm(x)[:, ctxt.shape[1] :])
+
+
+def test_an_imported_vjepa_predictor_computes_what_the_official_forward_does(tmp_path):
+    """Two mask generators, each with its own mask token: the rows of each generator's masks (generator-major,
+    as jepakit stacks them) are predicted with that generator's token, as the official predictor is called once
+    per generator with its ``mask_index``; to float64 precision."""
+    from jepakit import get_config
+
+    size = dict(encoder={"embed_dim": WIDTH, "depth": 1, "num_heads": 3, "patch_size": PATCH}, image_size=IMAGE)
+    method = get_config("vjepa", predictor={"embed_dim": PRED, "depth": 2}, **size).build()
+    grid, tokens = (8, GRID, GRID), 8 * GRID**2
+    torch.manual_seed(4)
+    official = OfficialVideoPredictor(WIDTH, PRED, 2, 3, tokens, generators=2)
+    official.predictor_pos_embed.data.copy_(method.predictor.pos_embed_for(grid, torch.device("cpu")))
+    encoder = {f"module.{k}": v for k, v in method.encoder.state_dict().items()}
+    predictor = {f"module.{k}": v for k, v in official.state_dict().items()}
+    torch.save({"encoder": encoder, "target_encoder": encoder, "predictor": predictor}, tmp_path / "v.pth.tar")
+    import_weights(tmp_path / "v.pth.tar", "vjepa", tmp_path / "run")
+    ours = load_method(tmp_path / "run").predictor.double().eval()
+    official = official.double().eval()
+    g = torch.Generator().manual_seed(2)
+    images, kc, kt = 2, 20, 6
+    context = torch.stack([torch.randperm(tokens, generator=g)[:kc] for _ in range(2 * images)])  # [R, Kc]
+    targets = torch.stack([torch.randperm(tokens, generator=g)[:kt] for _ in range(2 * images)])  # [R, Kt]
+    z = torch.randn(2 * images, kc, WIDTH, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        predicted = ours(z, context, targets[:, None], grid, repeats=2)[:, 0]  # [R, Kt, D]
+        for generator in (0, 1):
+            rows = slice(generator * images, (generator + 1) * images)
+            theirs = official(z[rows], context[rows], targets[rows], mask_index=generator)
+            assert torch.allclose(predicted[rows], theirs, atol=1e-10)
