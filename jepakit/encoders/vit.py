@@ -249,7 +249,21 @@ def renormalised(
 
 @register("encoder", "vit", ViTConfig)
 class ViTEncoder(nn.Module):
-    """ViT over the patches of an image, optionally only those in a patch-index mask."""
+    """ViT over the patches of an image, optionally only those in a patch-index mask.
+
+    Shapes: images [B, 3, H, W] in [0, 1] (it normalises them itself) -> tokens [B, N, D] of the
+    (H / p) x (W / p) grid in raster order; with ``index`` long [B, K] only those patches -> [B, K, D].
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> enc = create("encoder", "vit", img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)
+        >>> images = torch.rand(2, 3, 32, 32)
+        >>> tuple(enc(images).shape), enc.grid_of(images)
+        ((2, 16, 48), (4, 4))
+        >>> tuple(enc(images, torch.tensor([[0, 1, 2, 5], [3, 4, 8, 9]])).shape)
+        (2, 4, 48)
+    """
 
     patch_embed: Any  # timm's PatchEmbed, or TubeletEmbed for clips: both have .proj and .norm
     pos_embed: Tensor

@@ -171,7 +171,20 @@ class SIGRegConfig(EmbeddingLossConfig):
 @register("loss", "sigreg", SIGRegConfig)
 class SIGReg(EmbeddingLoss):
     """LeJEPA's sketched isotropic Gaussian regulariser: the mean over ``num_slices`` random unit
-    directions of the Epps-Pulley statistic of the embeddings' projections against N(0, 1)."""
+    directions of the Epps-Pulley statistic of the embeddings' projections against N(0, 1).
+
+    Shapes: embeddings [B, D] -> {"sigreg": a weighted scalar}.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> sigreg = create("loss", "sigreg", num_slices=64)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> gaussian = sigreg(torch.randn(512, 16, generator=g), step=0)["sigreg"]
+        >>> collapsed = sigreg(torch.ones(512, 16) + 1e-3 * torch.randn(512, 16, generator=g), step=0)["sigreg"]
+        >>> bool(gaussian < 0.1 < collapsed)
+        True
+    """
 
     config: SIGRegConfig
 

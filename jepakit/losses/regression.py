@@ -28,7 +28,22 @@ class RegressionLossConfig(Config):
 
 
 class RegressionLoss(nn.Module, abc.ABC):
-    """Mean over valid target patches of a per-patch loss."""
+    """Mean over valid target patches of a per-patch loss.
+
+    Shapes: ``loss(pred, target, valid)``: pred and target [..., D], ``valid`` bool [...] (None: all) ->
+    a scalar, the per-patch loss averaged over the valid patches only.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> loss = create("loss", "smooth-l1", normalize_targets=False)
+        >>> pred, target = torch.zeros(2, 3, 4, 8), torch.ones(2, 3, 4, 8)  # [B, M, Kt, D]
+        >>> float(loss(pred, target))  # smooth-L1 of an error of 1: 0.5
+        0.5
+        >>> valid = torch.arange(4) < 2  # the last two patches of each block are padding
+        >>> float(loss(pred, target.index_fill(2, torch.tensor([2, 3]), 5.0), valid.expand(2, 3, 4)))
+        0.5
+    """
 
     def __init__(self, cfg: RegressionLossConfig) -> None:
         super().__init__()

@@ -136,7 +136,21 @@ class MultiBlockConfig(MaskerConfig):
 
 @register("masker", "multiblock", MultiBlockConfig)
 class MultiBlockMasker(Masker):
-    """I-JEPA multi-block masks: M target blocks, a context block without them."""
+    """I-JEPA multi-block masks: M target blocks, a context block without them.
+
+    Shapes: ``masker(B, generator)`` -> ``Masks``: context long [B, Kc] (``context_valid`` bool [B, Kc]
+    marks padding, equalised as ``context`` says), targets long [B, M, Kt], patch indices in raster order.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "multiblock", input_size=64, patch_size=8)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> masks.grid, masks.targets.shape[:2]  # 4 target blocks per image on the 8 x 8 grid
+        ((8, 8), torch.Size([2, 4]))
+        >>> bool(torch.isin(masks.targets[0], masks.context[0][masks.context_valid[0]]).any())  # disjoint
+        False
+    """
 
     config: MultiBlockConfig
 

@@ -78,7 +78,20 @@ class ViTPredictorConfig(TransformerConfig):
 
 @register("predictor", "vit-predictor", ViTPredictorConfig)
 class ViTPredictor(nn.Module):
-    """Predict the encoder's tokens at target patches from the context tokens."""
+    """Predict the encoder's tokens at target patches from the context tokens.
+
+    Shapes: context tokens [R, Kc, encoder_dim] at patch indices [R, Kc], target indices [R, M, Kt] of
+    M blocks on a grid -> predictions [R, M, Kt, encoder_dim] (``forward`` has the padding and repeats).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred = create("predictor", "vit-predictor", embed_dim=32, depth=1, num_heads=2, encoder_dim=48)
+        >>> z, context = torch.randn(2, 4, 48), torch.tensor([[0, 1, 2, 5], [3, 4, 8, 9]])
+        >>> targets = torch.tensor([[[6, 7], [10, 11]], [[0, 1], [12, 13]]])  # 2 blocks of 2 patches each
+        >>> tuple(pred(z, context, targets, (4, 4)).shape)
+        (2, 2, 2, 48)
+    """
 
     def __init__(self, cfg: ViTPredictorConfig) -> None:
         super().__init__()

@@ -46,7 +46,20 @@ def ema_momentum(cfg: EMAConfig, step: int, total_steps: int) -> float:
 
 @register("target_updater", "ema", EMAConfig)
 class EMAUpdater(TargetUpdater):
-    """The target follows the online encoder with momentum ``ema_momentum(step)``."""
+    """The target follows the online encoder with momentum ``ema_momentum(step)``.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> ema = create("target_updater", "ema", momentum_start=0.9, momentum_end=1.0)
+        >>> online = torch.nn.Linear(2, 2, bias=False)
+        >>> _ = torch.nn.init.ones_(online.weight)
+        >>> target = ema.make_target(online)  # a frozen copy
+        >>> _ = torch.nn.init.constant_(online.weight, 2.0)
+        >>> ema.update(online, target, step=0, total_steps=10)  # 0.9 * 1 + 0.1 * 2
+        >>> round(float(target.weight[0, 0]), 4), target.weight.requires_grad, ema.momentum(10, 10)
+        (1.1, False, 1.0)
+    """
 
     config: EMAConfig
 
