@@ -89,7 +89,16 @@ class ColorJitterConfig(TransformConfig):
 @register("transform", "color-jitter", ColorJitterConfig)
 class ColorJitter(Transform):
     """Brightness, contrast, saturation and hue, each by a drawn factor, in a drawn order (torchvision's
-    ``ColorJitter``)."""
+    ``ColorJitter``).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))  # [C, H, W] in [0, 1]
+        >>> out = create("transform", "color-jitter", p=(1.0,))(image, torch.Generator().manual_seed(0), view=0)
+        >>> tuple(out.shape), bool(0 <= out.min() and out.max() <= 1), bool(torch.equal(out, image))
+        ((3, 8, 8), True, False)
+    """
 
     config: ColorJitterConfig
 
@@ -117,7 +126,16 @@ class GrayscaleConfig(TransformConfig):
 
 @register("transform", "grayscale", GrayscaleConfig)
 class Grayscale(Transform):
-    """ITU-R 601 luma, as many channels as the image has."""
+    """ITU-R 601 luma, as many channels as the image has.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))  # [C, H, W] in [0, 1]
+        >>> grey = create("transform", "grayscale", p=(1.0,))(image, torch.Generator().manual_seed(0), view=0)
+        >>> tuple(grey.shape), bool(torch.equal(grey[0], grey[1]))  # ITU-R 601 luma in every channel
+        ((3, 8, 8), True)
+    """
 
     def apply(self, image: Tensor, g: torch.Generator) -> Tensor:
         import torchvision.transforms.v2.functional as F
@@ -144,7 +162,16 @@ class GaussianBlurConfig(TransformConfig):
 
 @register("transform", "gaussian-blur", GaussianBlurConfig)
 class GaussianBlur(Transform):
-    """A Gaussian blur of drawn std, its kernel a fixed fraction of the image's side."""
+    """A Gaussian blur of drawn std, its kernel a fixed fraction of the image's side.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))  # kernel: ~a tenth of the side
+        >>> out = create("transform", "gaussian-blur", p=(1.0,))(image, torch.Generator().manual_seed(0), view=0)
+        >>> tuple(out.shape), bool(out.diff(dim=-1).abs().mean() < image.diff(dim=-1).abs().mean())  # smoother
+        ((3, 64, 64), True)
+    """
 
     config: GaussianBlurConfig
 
@@ -169,7 +196,16 @@ class SolarizeConfig(TransformConfig):
 
 @register("transform", "solarize", SolarizeConfig)
 class Solarize(Transform):
-    """Pixels at or above ``threshold`` become 1 - pixel."""
+    """Pixels at or above ``threshold`` become 1 - pixel.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))  # [C, H, W] in [0, 1]
+        >>> out = create("transform", "solarize", p=(1.0,))(image, torch.Generator().manual_seed(0), view=0)
+        >>> bool(torch.equal(out, torch.where(image >= 0.5, 1 - image, image)))
+        True
+    """
 
     config: SolarizeConfig
 
@@ -186,7 +222,16 @@ class HorizontalFlipConfig(TransformConfig):
 
 @register("transform", "hflip", HorizontalFlipConfig)
 class HorizontalFlip(Transform):
-    """The image mirrored left-right (for a method whose views have no flip of their own: I-JEPA's crops)."""
+    """The image mirrored left-right (for a method whose views have no flip of their own: I-JEPA's crops).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))  # [C, H, W] in [0, 1]
+        >>> flip = create("transform", "hflip", p=(1.0,))  # p per view; the default is 0.5
+        >>> bool(torch.equal(flip(image, torch.Generator().manual_seed(0), view=0), image.flip(-1)))
+        True
+    """
 
     def apply(self, image: Tensor, g: torch.Generator) -> Tensor:
         return image.flip(-1)

@@ -174,14 +174,35 @@ class TexturesConfig(PackagedConfig):
 
 @register("dataset", "digits", DigitsConfig)
 class Digits(PackagedImages):
-    """scikit-learn's handwritten digits, 10 classes."""
+    """scikit-learn's handwritten digits, 10 classes.
+
+    Example:
+        >>> from jepakit import create
+        >>> train, test = (create("dataset", "digits", image_size=64, split=s) for s in ("train", "test"))
+        >>> len(train), len(test), tuple(train[0]["image"].shape), train[0]["label"]  # [3, H, W] in [0, 1]
+        (1438, 359, (3, 64, 64), 0)
+    """
 
 
 @register("dataset", "faces", FacesConfig)
 class Faces(PackagedImages):
-    """scikit-image's LFW subset: face or not a face."""
+    """scikit-image's LFW subset: face or not a face.
+
+    Example:
+        >>> from jepakit import create
+        >>> faces = create("dataset", "faces", image_size=64)
+        >>> len(faces), tuple(faces[0]["image"].shape), faces.config.classes
+        (160, (3, 64, 64), ('face', 'not a face'))
+    """
 
 
 @register("dataset", "textures", TexturesConfig)
 class Textures(PackagedImages):
-    """Crops of scikit-image's brick, grass and gravel photographs: which texture."""
+    """Crops of scikit-image's brick, grass and gravel photographs: which texture.
+
+    Example:
+        >>> from jepakit import create
+        >>> textures = create("dataset", "textures", image_size=64)
+        >>> len(textures), tuple(textures[0]["image"].shape)  # 400 crops of each texture to train on
+        (1200, (3, 64, 64))
+    """

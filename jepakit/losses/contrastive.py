@@ -80,7 +80,16 @@ class ClipLossConfig(ContrastiveLossConfig):
 
 @register("loss", "clip", ClipLossConfig)
 class ClipLoss(ContrastiveLoss):
-    """Symmetric InfoNCE (image->text and text->image cross-entropy, averaged) with a learnt 1/T."""
+    """Symmetric InfoNCE (image->text and text->image cross-entropy, averaged) with a learnt 1/T.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.nn.functional.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+        >>> loss = create("loss", "clip")  # image, text: [B, D] unit embeddings, pair i matching i
+        >>> bool(loss(image, image) < 0.1 < 10 < loss(image, image.roll(1, 0)))  # matched pairs vs shifted ones
+        True
+    """
 
     config: ClipLossConfig
 
@@ -110,7 +119,16 @@ class SigLipLossConfig(ContrastiveLossConfig):
 
 @register("loss", "siglip", SigLipLossConfig)
 class SigLipLoss(ContrastiveLoss):
-    """Sigmoid loss over all image–text pairs, -1/B sum log sigmoid(z_ij (t cos_ij + b)), z = +1 on pairs."""
+    """Sigmoid loss over all image–text pairs, -1/B sum log sigmoid(z_ij (t cos_ij + b)), z = +1 on pairs.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> image = torch.nn.functional.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+        >>> loss = create("loss", "siglip")  # image, text: [B, D] unit embeddings, pair i matching i
+        >>> bool(loss(image, image) < loss(image, image.roll(1, 0)))
+        True
+    """
 
     config: SigLipLossConfig
 

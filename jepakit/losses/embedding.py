@@ -104,7 +104,18 @@ class VICRegTermsConfig(EmbeddingLossConfig):
 class VICRegTerms(EmbeddingLoss):
     """VICReg's variance and covariance terms of each view, and with several views the invariance between
     them (lightly's tested functions): C-JEPA's additions to I-JEPA, against collapse and for the mean patch
-    representation to agree across views."""
+    representation to agree across views.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> terms = create("loss", "vicreg")
+        >>> collapsed = terms(torch.zeros(256, 8))  # every dimension's std 0: the hinge at its most
+        >>> round(float(collapsed["variance"]), 4), float(collapsed["covariance"])
+        (0.99, 0.0)
+        >>> bool(terms(torch.randn(256, 8, generator=torch.Generator().manual_seed(0)))["variance"] < 0.05)
+        True
+    """
 
     config: VICRegTermsConfig
 

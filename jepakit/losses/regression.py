@@ -95,7 +95,15 @@ class SmoothL1Config(ElementwiseConfig):
 
 @register("loss", "smooth-l1", SmoothL1Config)
 class SmoothL1Loss(RegressionLoss):
-    """Smooth-L1 per element, averaged over features (I-JEPA code)."""
+    """Smooth-L1 per element, averaged over features (I-JEPA code).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred, target = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)  # [B, M, Kt, D]
+        >>> float(create("loss", "smooth-l1", normalize_targets=False)(pred, target))  # 0.5 e^2 below beta = 1
+        0.5
+    """
 
     config: SmoothL1Config
 
@@ -110,7 +118,15 @@ class L1Config(ElementwiseConfig):
 
 @register("loss", "l1", L1Config)
 class L1Loss(RegressionLoss):
-    """Absolute error averaged over features (V-JEPA, frozen teachers)."""
+    """Absolute error averaged over features (V-JEPA, frozen teachers).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred, target = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)  # [B, M, Kt, D]
+        >>> float(create("loss", "l1", normalize_targets=False)(pred, target))
+        1.0
+    """
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.over_features((pred - target).abs())
@@ -123,7 +139,15 @@ class L2Config(ElementwiseConfig):
 
 @register("loss", "l2", L2Config)
 class L2Loss(RegressionLoss):
-    """Squared error averaged over features (the I-JEPA paper text)."""
+    """Squared error averaged over features (the I-JEPA paper text).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred, target = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)  # [B, M, Kt, D]
+        >>> float(create("loss", "l2", normalize_targets=False)(pred, target))
+        1.0
+    """
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.over_features((pred - target).square())
@@ -136,7 +160,15 @@ class L2NormConfig(RegressionLossConfig):
 
 @register("loss", "l2-norm", L2NormConfig)
 class L2NormLoss(RegressionLoss):
-    """Un-squared Euclidean distance per patch, ||pred - target||_2 (as TC-JEPA writes it)."""
+    """Un-squared Euclidean distance per patch, ||pred - target||_2 (as TC-JEPA writes it).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred, target = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)  # [B, M, Kt, D]
+        >>> float(create("loss", "l2-norm", normalize_targets=False)(pred, target))  # ||(1, 1, 1, 1)|| per patch
+        2.0
+    """
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
         return torch.linalg.vector_norm(pred - target, dim=-1)
@@ -149,7 +181,15 @@ class CosineConfig(RegressionLossConfig):
 
 @register("loss", "cosine", CosineConfig)
 class CosineLoss(RegressionLoss):
-    """1 − cosine similarity per patch (BYOL-style, scale-free)."""
+    """1 − cosine similarity per patch (BYOL-style, scale-free).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> pred, target = torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([[[[0.0, 3.0]]]])  # orthogonal
+        >>> float(create("loss", "cosine", normalize_targets=False)(pred, target))  # 1 - cos
+        1.0
+    """
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
         return 1.0 - F.cosine_similarity(pred, target, dim=-1, eps=1e-8)

@@ -40,7 +40,15 @@ class BlockConfig(MaskerConfig):
 
 @register("masker", "block", BlockConfig)
 class BlockMasker(Masker):
-    """A single rectangular target block; every other patch is context."""
+    """A single rectangular target block; every other patch is context.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masks = create("masker", "block", input_size=64, patch_size=8)(2, torch.Generator().manual_seed(0))
+        >>> masks.grid, masks.targets.shape[1], masks.targets.shape[2] + masks.context.shape[1]  # one block; the rest
+        ((8, 8), 1, 64)
+    """
 
     config: BlockConfig
 

@@ -49,7 +49,18 @@ class InverseBlockConfig(MaskerConfig):
 
 @register("masker", "inverse-block", InverseBlockConfig)
 class InverseBlockMasker(Masker):
-    """Per row, exactly round(keep * N) visible patches from a union of blocks; the rest are targets."""
+    """Per row, exactly round(keep * N) visible patches from a union of blocks; the rest are targets.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "inverse-block", input_size=64, patch_size=8)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> masks.repeats, masks.context.shape[0]  # several masks per image, image-major rows
+        (16, 32)
+        >>> masks.targets.shape[2] + masks.context.shape[1]  # each row: the kept blocks' patches, the rest targets
+        64
+    """
 
     config: InverseBlockConfig
 

@@ -221,4 +221,13 @@ class PaperContextConfig(MultiBlockConfig):
 
 @register("masker", "multiblock-paper-context", PaperContextConfig)
 class PaperContextMasker(MultiBlockMasker):
-    """I-JEPA multi-block masks with the official effective context length, drawn without raster bias."""
+    """I-JEPA multi-block masks with the official effective context length, drawn without raster bias.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "multiblock-paper-context", input_size=64, patch_size=8)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> masks.targets.shape[1], masks.context_valid is None  # 4 targets; contexts cut to the shortest row
+        (4, True)
+    """

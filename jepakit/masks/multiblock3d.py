@@ -90,7 +90,16 @@ def _temporal_length(scale: float, frames: int) -> int:
 
 @register("masker", "multiblock3d", MultiBlock3DConfig)
 class MultiBlock3DMasker(Masker):
-    """V-JEPA masks: per generator, target = union of blocks, context = complement."""
+    """V-JEPA masks: per generator, target = union of blocks, context = complement.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "multiblock3d", input_size=64, patch_size=8, num_frames=8, tubelet_size=2)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> masks.grid, masks.repeats, masks.context.shape[0]  # one mask set per generator, generator-major rows
+        ((4, 8, 8), 2, 4)
+    """
 
     config: MultiBlock3DConfig
 

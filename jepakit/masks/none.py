@@ -23,7 +23,15 @@ class NoMaskConfig(MaskerConfig):
 
 @register("masker", "none", NoMaskConfig)
 class NoMasker(Masker):
-    """Every patch is context, and every patch is a target."""
+    """Every patch is context, and every patch is a target.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masks = create("masker", "none", input_size=64, patch_size=8)(2, torch.Generator().manual_seed(0))
+        >>> tuple(masks.context.shape), bool((masks.context[0] == torch.arange(64)).all())
+        ((2, 64), True)
+    """
 
     allows_overlap = True
 

@@ -30,7 +30,16 @@ class RandomConfig(MaskerConfig):
 
 @register("masker", "random", RandomConfig)
 class RandomMasker(Masker):
-    """One target set of ``ratio`` of the patches; the context is the rest."""
+    """One target set of ``ratio`` of the patches; the context is the rest.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "random", input_size=64, patch_size=8, ratio=0.75)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> tuple(masks.context.shape), tuple(masks.targets.shape)  # MAE's 25% seen, 75% predicted
+        ((2, 16), (2, 1, 48))
+    """
 
     config: RandomConfig
 

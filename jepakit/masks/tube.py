@@ -33,7 +33,16 @@ class TubeConfig(VideoMaskerConfig):
 
 @register("masker", "tube", TubeConfig)
 class TubeMasker(Masker):
-    """Targets: the masked spatial positions at every time step; context: the rest."""
+    """Targets: the masked spatial positions at every time step; context: the rest.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> masker = create("masker", "tube", input_size=64, patch_size=8, num_frames=8, tubelet_size=2)
+        >>> masks = masker(2, torch.Generator().manual_seed(0))
+        >>> masks.grid, masks.context.shape[1] + masks.targets.shape[2]  # (time, height, width) of tubelets
+        ((4, 8, 8), 256)
+    """
 
     config: TubeConfig
 

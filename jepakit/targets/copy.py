@@ -21,7 +21,15 @@ class CopyConfig(TargetUpdaterConfig):
 
 @register("target_updater", "copy", CopyConfig)
 class CopyUpdater(TargetUpdater):
-    """No target encoder: targets are the online encoder's output, detached."""
+    """No target encoder: targets are the online encoder's output, detached.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> encoder = create("encoder", "vit", img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3)
+        >>> create("target_updater", "copy").make_target(encoder) is None  # the online encoder gives the targets
+        True
+    """
 
     def make_target(self, online: nn.Module) -> nn.Module | None:
         return None

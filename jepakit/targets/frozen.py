@@ -158,7 +158,20 @@ class TimmTeacher(nn.Module):
 
 @register("target_updater", "frozen", FrozenConfig)
 class FrozenUpdater(TargetUpdater):
-    """The target encoder is fixed: loaded once, never updated."""
+    """The target encoder is fixed: loaded once, never updated.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> encoder = create("encoder", "vit", img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3)
+        >>> frozen = create("target_updater", "frozen")
+        >>> teacher = frozen.make_target(encoder)  # a copy at the encoder's weights (no checkpoint given)
+        >>> before = teacher.blocks[0].attn.qkv.weight.clone()
+        >>> _ = torch.nn.init.ones_(encoder.blocks[0].attn.qkv.weight)
+        >>> frozen.update(encoder, teacher, step=0, total_steps=10)  # nothing moves
+        >>> bool(torch.equal(before, teacher.blocks[0].attn.qkv.weight)), any(p.requires_grad for p in teacher.parameters())
+        (True, False)
+    """
 
     config: FrozenConfig
 

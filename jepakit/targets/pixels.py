@@ -70,7 +70,16 @@ class PatchPixels(nn.Module):
 
 @register("target_updater", "pixels", PixelsConfig)
 class PixelsUpdater(TargetUpdater):
-    """The targets are the image's patches (normalised as the encoder normalises its input); nothing moves."""
+    """The targets are the image's patches (normalised as the encoder normalises its input); nothing moves.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> encoder = create("encoder", "vit", img_size=32, patch_size=8, embed_dim=48, depth=1, num_heads=3)
+        >>> cutter = create("target_updater", "pixels").make_target(encoder)
+        >>> tuple(cutter(torch.rand(2, 3, 32, 32)).shape)  # each of the 4 x 4 patches' 8 * 8 * 3 values, normalised
+        (2, 16, 192)
+    """
 
     config: PixelsConfig
 

@@ -77,6 +77,23 @@ class JsonlConfig(LoggerConfig):
 
 @register("logger", "jsonl", JsonlConfig)
 class JsonlLogger(Logger):
+    """One JSON object per line in ``OUT/log.jsonl``: ``{"step": ..., NAME: value, ...}`` per record,
+    ``{"step": ..., "event": TEXT}`` per event.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from jepakit import create
+        >>> out = Path(tempfile.mkdtemp())
+        >>> logger = create("logger", "jsonl")
+        >>> logger.open(out, config={}, start=0)
+        >>> logger.log(10, {"loss": 0.5})
+        >>> logger.event(10, "a note")
+        >>> logger.close()
+        >>> read_jsonl(out / "log.jsonl")
+        [{'step': 10, 'loss': 0.5}, {'step': 10, 'event': 'a note'}]
+    """
+
     def __init__(self, cfg: JsonlConfig) -> None:
         self.config = cfg
         self.path: Path | None = None
