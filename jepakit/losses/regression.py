@@ -144,9 +144,9 @@ class L2Loss(RegressionLoss):
     Example:
         >>> import torch
         >>> from jepakit import create
-        >>> pred, target = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)  # [B, M, Kt, D]
-        >>> float(create("loss", "l2", normalize_targets=False)(pred, target))
-        1.0
+        >>> loss = create("loss", "l2", normalize_targets=False)
+        >>> float(loss(torch.zeros(2, 1, 3, 4), torch.full((2, 1, 3, 4), 2.0)))  # an error of 2 in every feature
+        4.0
     """
 
     def per_patch(self, pred: Tensor, target: Tensor) -> Tensor:
