@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from .config import Assembly, Config, ConfigError, coerce, slot, unknown
+from .data.base import DatasetConfig
 from .data.scenes import SceneConfig
 from .methods.base import MethodConfig
 from .methods.jepa import JEPAConfig
@@ -79,7 +80,8 @@ class Experiment(Assembly):
                 f"train.batch_size={self.train.batch_size}: method {self.method.name!r} needs at least {least} "
                 "samples per step (a contrastive loss has no negative in a batch of one)"
             )
-        clips = bool(getattr(self.data, "clips", False))
+        data = self.data if isinstance(self.data, DatasetConfig) else None  # a user's config may not derive it
+        clips = data is not None and data.clips
         if clips != self.method.takes_clips():
             wants = "clips (num_frames is set)" if self.method.takes_clips() else "images"
             gives = "clips" if clips else "images"
@@ -91,7 +93,7 @@ class Experiment(Assembly):
                     else "unset data's frames or choose image data"
                 )
             )
-        missing = getattr(self.data, "captions_missing", lambda: None)()
+        missing = data.captions_missing() if data is not None else None
         if self.method.needs_captions() and missing:
             raise ConfigError(
                 f"method {self.method.name!r} pairs images with captions, and data {self.data.name!r} has none: {missing}"

@@ -71,6 +71,12 @@ class DatasetConfig(Config):
     #: fields that change how the images are read, not which images: data that differs from another only
     #: in these holds the same images
     reading: ClassVar[tuple[str, ...]] = ("image_size", "on_error", "decoder")
+    #: its samples are clips ("video" [C, T, H, W]), not images: only a method with num_frames takes them
+    clips: ClassVar[bool] = False
+
+    def captions_missing(self) -> str | None:
+        """Why this data has no captions for a method that pairs images with text (None: it has them)."""
+        return None
 
     def same_images(self, other: Config | None) -> bool:
         """Whether ``other`` is this data, read perhaps at another size."""

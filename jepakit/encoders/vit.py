@@ -164,9 +164,9 @@ class ViTConfig(TransformerConfig):
         return self.num_frames is not None
 
     def offers(self) -> dict[str, tuple[Any, str]]:
-        """Its token width and depth, patch size, image channels and clip positions."""
-        mine = {f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions")}
-        return super().offers() | mine
+        """Its token width and depth, patch size, image channels, and whether (frames, positions) it reads clips."""
+        mine = {f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions", "num_frames")}
+        return super().offers() | mine | {"video": (self.video, "num_frames")}
 
     def param_count(self) -> tuple[float, float]:
         """Blocks and norm, the patch (or tubelet) projection; the position table is a buffer."""

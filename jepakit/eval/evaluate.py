@@ -112,7 +112,7 @@ def _check_fits(encoder: Encoder, data: Any) -> None:
     c = encoder.config.in_chans
     if x.shape[0] != c:
         raise ValueError(f"probe data: images have {x.shape[0]} channels; the encoder takes {c}")
-    tubelet = encoder.config.tubelet if getattr(encoder.config, "video", False) else 1
+    tubelet = encoder.config.tubelet if encoder.config.video else 1
     if x.ndim == 4 and x.shape[1] % tubelet:
         raise ValueError(
             f"probe data: clips of {x.shape[1]} frames are not divisible by the encoder's tubelet_size={tubelet}; "

@@ -49,12 +49,34 @@ __all__ = [
 ]
 
 
+class EncoderSpec(Protocol):
+    """What evaluation reads of an encoder's config (``ViTConfig``)."""
+
+    in_chans: int
+    depth: int
+    img_size: int | None
+
+    @property
+    def video(self) -> bool:
+        """Whether it reads clips."""
+        ...
+
+    @property
+    def tubelet(self) -> int:
+        """Frames per token of a clip."""
+        ...
+
+
 class Encoder(Protocol):
     """What evaluation reads of an encoder (``ViTEncoder`` and anything shaped like it)."""
 
     patch_size: int
-    config: Any
     training: bool
+
+    @property
+    def config(self) -> EncoderSpec:
+        """Its config: channels, depth, image size, and whether (and how) it reads clips."""
+        ...
 
     def grid_of(self, images: Tensor) -> tuple[int, int]: ...
 
@@ -245,7 +267,7 @@ def encode(encoder: Encoder, x: Tensor, last: int = 1) -> tuple[list[Tensor], tu
     A video encoder reads a clip whole (grid (T', H', W')). An image encoder reads each frame alone, its
     tokens laid out frame after frame, [B, T * H' * W', D] on the grid (T, H', W'): the frame-only baseline.
     A video encoder's image is a clip of one tubelet; its grid is given as (H', W')."""
-    if x.ndim == 5 and not getattr(encoder.config, "video", False):
+    if x.ndim == 5 and not encoder.config.video:
         b, t = x.shape[0], x.shape[2]
         frames = rearrange(x, "b c t h w -> (b t) c h w")
         grid = encoder.grid_of(frames)

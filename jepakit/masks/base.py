@@ -159,6 +159,11 @@ class MaskerConfig(Config):
         return 1
 
     @property
+    def target_blocks(self) -> int:
+        """Target blocks per mask set (``Masks.targets`` [R, M, Kt]: M); 1 here."""
+        return 1
+
+    @property
     def has_grid(self) -> bool:
         """Whether input and patch size are set (inside a method they follow it)."""
         return self.input_size is not None and self.patch_size is not None

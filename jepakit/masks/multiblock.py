@@ -74,6 +74,10 @@ class MultiBlockConfig(MaskerConfig):
     )
 
     @property
+    def target_blocks(self) -> int:
+        return self.num_targets
+
+    @property
     def margin(self) -> int:
         """Patches short of the grid a block side may reach."""
         return 1 if self.block_cap == "grid-1" else 0

@@ -168,16 +168,16 @@ class JEPAConfig(MethodConfig):
                     f"target_blocks={self.target_blocks}, target_block_norm={self.target_block_norm!r} read the "
                     f"teacher's blocks, and target_updater {updater.name!r} has none jepakit can read"
                 )
-            depth = getattr(self.encoder, "depth", self.target_blocks)
+            depth = offered(self.encoder, "encoder", "depth")[0]
             if self.target_blocks > depth:
                 raise ConfigError(f"target_blocks={self.target_blocks} exceeds encoder.depth={depth}")
         self._check_mask_tokens()
         self._check_views()
         mask = self.masker
         clips = isinstance(mask, VideoMaskerConfig)
-        if self.num_frames is None and getattr(self.encoder, "video", False):
+        if self.num_frames is None and offered(self.encoder, "encoder", "video", required=False)[0]:
             raise ConfigError(
-                f"encoder.num_frames={getattr(self.encoder, 'num_frames', None)} makes a video encoder on an image "
+                f"encoder.num_frames={offered(self.encoder, 'encoder', 'num_frames')[0]} makes a video encoder on an image "
                 "method: set num_frames (the method's; the encoder, masker and data follow it) instead"
             )
         if self.num_frames is None and clips:
@@ -276,13 +276,13 @@ class JEPAConfig(MethodConfig):
         text_tower_fixed(size, self.text_encoder)
         crops = batch * self.views
         tokens = image_tower_size(size, crops, self.image_size, self.encoder, self.num_frames or 1)
-        blocks = getattr(self.masker, "num_targets", 1)
+        blocks = self.masker.target_blocks if isinstance(self.masker, MaskerConfig) else 1
         size.activations["predictor"] = transformer_activations(
             crops * blocks, tokens, pred.embed_dim, pred.depth, pred.mlp_ratio, pred.num_heads
         )
         if tok is not None and self.conditioner.name != "none":
             words = batch * tok.max_captions * tok.max_length
-            width = getattr(self.text_encoder, "embed_dim", None) or 1024
+            width = offered(self.text_encoder, "text_encoder", "width", required=False)[0] or 1024  # unread: T5's
             size.activations["text"] = words * (2 + width)
             size.drivers["text"] = [
                 f"tokenizer.max_captions={tok.max_captions}",
