@@ -294,7 +294,7 @@ def image_tower_size(size: Size, batch: int, image_size: int, encoder: Any, fram
     return tokens
 
 
-def text_tower_fixed(size: Size, text_encoder: Any) -> None:
+def text_tower_fixed(size: Size, text_encoder: Config | None) -> None:
     """Count a frozen text encoder's parameters as fixed (held, never trained); a trainable one stays."""
-    if text_encoder is not None and not getattr(text_encoder, "trainable", False):
+    if text_encoder is not None and not offered(text_encoder, "text_encoder", "trainable")[0]:
         size.fixed["text_encoder"] = size.fixed.get("text_encoder", 0.0) + size.params.pop("text_encoder", 0.0)

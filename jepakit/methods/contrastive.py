@@ -108,7 +108,7 @@ class ContrastiveConfig(MethodConfig):
         size.drivers["projections"] = [f"embed_dim={self.embed_dim}"]
         text_tower_fixed(size, text)
         image_tower_size(size, batch, self.image_size, enc)
-        if getattr(text, "trainable", False):
+        if offered(text, "text_encoder", "trainable")[0]:
             size.activations["text_encoder"] = transformer_activations(
                 batch, tok.max_length, text.embed_dim, text.depth, text.mlp_ratio, text.num_heads
             )

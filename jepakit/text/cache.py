@@ -53,7 +53,7 @@ class TextCache:
         device: torch.device | str = "cpu",
     ) -> TextCache:
         """Encode ``captions`` (one list per sample, in sample order) and write the cache at ``path``."""
-        if getattr(encoder, "trainable", False):
+        if encoder.trainable:
             raise ValueError("only a frozen text encoder can be cached (its output would change in training)")
         meta_f, tok_f, mask_f = cls._files(path)
         n_samples = len(captions)

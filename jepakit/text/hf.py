@@ -178,8 +178,8 @@ class HFTextConfig(Config):
         return cfg.get("d_model") or cfg.get("hidden_size")
 
     def offers(self) -> dict[str, tuple[Any, str]]:
-        """Its token width (None while unreadable)."""
-        return {"width": (self.embed_dim, "embed_dim")}
+        """Its token width (None while unreadable); it never trains (a frozen pretrained encoder)."""
+        return {"width": (self.embed_dim, "embed_dim"), "trainable": (False, "type")}
 
 
 @register("text_encoder", "hf", HFTextConfig)

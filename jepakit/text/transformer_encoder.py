@@ -8,6 +8,7 @@ independently: [B, N, S] ids -> [B, N, S, d_t] word embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -87,6 +88,11 @@ class TransformerTextConfig(TransformerConfig):
         False, "each token attends to itself and earlier tokens only (CLIP's text transformer); False: both ways"
     )
     trainable: bool = knob(True, "train with the model; False: frozen at its (random or loaded) weights")
+
+    def offers(self) -> dict[str, tuple[Any, str]]:
+        """Its width and depth, and whether it trains."""
+        return super().offers() | {"trainable": (self.trainable, "trainable")}
+
     memo: int = knob(
         4096, "frozen: remember this many distinct captions' embeddings (0: off); repeats are read", valid=at_least(0)
     )
