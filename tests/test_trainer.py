@@ -219,6 +219,7 @@ def test_a_collapse_is_warned_in_the_log_once_per_fall_with_the_remedies(tmp_pat
     assert [e["step"] for e in warned] == [2, 5], warned
     assert "centred rank is 5.00, below 0.75 x its first reading 8.00" in warned[0]["event"]
     assert "train.steps=1" in warned[0]["event"] and "target_updater.momentum_start=0.999" in warned[0]["event"]
+    assert "encoder.init=xavier predictor.init=xavier" in warned[0]["event"]
     assert sum("warning: collapse" in line for line in lines) == 2
     records = [e for e in events if "centred_rank" in e]
     assert [r["centred_rank"] for r in records] == [7.0, 5.0, 5.5, 7.5, 4.0]
