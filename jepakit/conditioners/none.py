@@ -18,4 +18,11 @@ class NoConditionerConfig(Config):
 
 @register("conditioner", "none", NoConditionerConfig)
 class NoConditioner(Conditioner):
-    """Binds no hook, adds no loss: I-JEPA's predictor."""
+    """Binds no hook, adds no loss: I-JEPA's predictor.
+
+    Example:
+        >>> from jepakit import create
+        >>> none = create("conditioner", "none")
+        >>> none.bind(text=None) is None, none.losses(None)  # the predictor runs unhooked; no extra loss
+        (True, {})
+    """

@@ -67,7 +67,16 @@ class MovingScenesConfig(DatasetConfig):
 class MovingScenes(Generated):
     """``clips[i]`` -> {"video": float [3, T, H, W] in [0, 1], "captions": [str], "labels": {"count",
     "direction", "speed", "shapes", "colours"} (direction and speed: the largest object's), "segmentation":
-    long [T, H, W] (0 background, 1 + shape index)}."""
+    long [T, H, W] (0 background, 1 + shape index)}.
+
+    Example:
+        >>> from jepakit import create
+        >>> clips = create("dataset", "moving-scenes", image_size=32, num_frames=4, size=3)
+        >>> tuple(clips[0]["video"].shape), tuple(clips[0]["segmentation"].shape)  # [C, T, H, W], [T, H, W]
+        ((3, 4, 32, 32), (4, 32, 32))
+        >>> clips[0]["labels"]["direction"], clips[0]["labels"]["speed"]
+        ('down', 'fast')
+    """
 
     config_class = MovingScenesConfig
     config: MovingScenesConfig
@@ -154,7 +163,14 @@ class MovingFramesConfig(MovingScenesConfig):
 class MovingFrames(MovingScenes):
     """``frames[i]`` -> frame ``i % num_frames`` of clip ``i`` of the moving scenes as an image: {"image": float
     [3, H, W], "captions" (the clip's, which tell its motion), "labels": {"count", "shapes", "colours"},
-    "segmentation": long [H, W]}; no direction or speed, which no single frame gives."""
+    "segmentation": long [H, W]}; no direction or speed, which no single frame gives.
+
+    Example:
+        >>> from jepakit import create
+        >>> frames = create("dataset", "moving-frames", image_size=32, num_frames=4, size=3)
+        >>> tuple(frames[0]["image"].shape), "direction" in frames[0]["labels"]
+        ((3, 32, 32), False)
+    """
 
     config_class = MovingFramesConfig
     config: MovingFramesConfig

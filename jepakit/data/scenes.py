@@ -114,7 +114,17 @@ class Generated(torch.utils.data.Dataset):
 @register("dataset", "scenes", SceneConfig)
 class SyntheticScenes(Generated):
     """``scenes[i]`` -> {"image": float [3, H, W] in [0, 1], "captions": [str], "labels": {...},
-    "segmentation": long [H, W] (0 background, 1 + shape index)}."""
+    "segmentation": long [H, W] (0 background, 1 + shape index)}.
+
+    Example:
+        >>> from jepakit import create
+        >>> scenes = create("dataset", "scenes", image_size=64, size=4)
+        >>> sample = scenes[0]
+        >>> tuple(sample["image"].shape), tuple(sample["segmentation"].shape), sorted(sample["labels"])
+        ((3, 64, 64), (64, 64), ['colours', 'count', 'relation', 'shapes'])
+        >>> sample["labels"]["count"], sample["captions"][1]
+        (2, 'there are two objects')
+    """
 
     config_class = SceneConfig
     config: SceneConfig
