@@ -120,7 +120,17 @@ class CaptionTokenizer(abc.ABC):
 
 @register("tokenizer", "sentencepiece", SentencePieceConfig)
 class SentencePieceTokenizer(CaptionTokenizer):
-    """Captions -> ``TokenBatch``; ``fit`` trains the model, ``to_bytes`` saves it."""
+    """Captions -> ``TokenBatch``; ``fit`` trains the model, ``to_bytes`` saves it.
+
+    Example:
+        >>> from jepakit import create
+        >>> scenes = create("dataset", "scenes", image_size=32, size=200)
+        >>> captions = [c for i in range(200) for c in scenes[i]["captions"]]
+        >>> tokenizer = create("tokenizer", "sentencepiece", vocab_size=300, max_length=8, max_captions=2).fit(captions)
+        >>> batch = tokenizer([scenes[0]["captions"], scenes[1]["captions"]])  # 2 images, the first 2 captions each
+        >>> tuple(batch.ids.shape), batch.mask.dtype, tokenizer.vocab_size  # [B, N, S] ids; mask: real tokens
+        ((2, 2, 8), torch.bool, 300)
+    """
 
     def __init__(self, cfg: SentencePieceConfig, model_proto: bytes | None = None) -> None:
         self.config = cfg

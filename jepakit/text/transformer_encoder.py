@@ -105,7 +105,18 @@ class TransformerTextConfig(TransformerConfig):
 
 @register("text_encoder", "transformer", TransformerTextConfig)
 class TransformerTextEncoder(TextEncoder):
-    """Captions' token ids -> contextual word embeddings."""
+    """Captions' token ids -> contextual word embeddings.
+
+    Example:
+        >>> from jepakit import create
+        >>> scenes = create("dataset", "scenes", image_size=32, size=200)
+        >>> captions = [c for i in range(200) for c in scenes[i]["captions"]]
+        >>> tokenizer = create("tokenizer", "sentencepiece", vocab_size=300, max_length=8, max_captions=2).fit(captions)
+        >>> batch = tokenizer([scenes[0]["captions"], scenes[1]["captions"]])  # 2 images, the first 2 captions each
+        >>> encoder = create("text_encoder", "transformer", vocab_size=300, max_length=8, embed_dim=16, depth=1, num_heads=2)
+        >>> tuple(encoder(batch).tokens.shape)  # [B, N, S, width]
+        (2, 2, 8, 16)
+    """
 
     pos_embed: Tensor
 
