@@ -108,14 +108,15 @@ class TransformerTextEncoder(TextEncoder):
     """Captions' token ids -> contextual word embeddings.
 
     Example:
+        >>> import torch
         >>> from jepakit import create
-        >>> scenes = create("dataset", "scenes", image_size=32, size=200)
-        >>> captions = [c for i in range(200) for c in scenes[i]["captions"]]
-        >>> tokenizer = create("tokenizer", "sentencepiece", vocab_size=300, max_length=8, max_captions=2).fit(captions)
-        >>> batch = tokenizer([scenes[0]["captions"], scenes[1]["captions"]])  # 2 images, the first 2 captions each
-        >>> encoder = create("text_encoder", "transformer", vocab_size=300, max_length=8, embed_dim=16, depth=1, num_heads=2)
-        >>> tuple(encoder(batch).tokens.shape)  # [B, N, S, width]
-        (2, 2, 8, 16)
+        >>> from jepakit.text.batch import TokenBatch
+        >>> ids = torch.randint(3, 300, (2, 2, 8), generator=torch.Generator().manual_seed(0))  # [B, N, S]
+        >>> mask = torch.arange(8) < torch.tensor([[5, 8], [3, 0]])[..., None]  # the last caption is absent
+        >>> encoder = create("text_encoder", "transformer", vocab_size=300, max_length=8, embed_dim=16, num_heads=2)
+        >>> out = encoder(TokenBatch(ids, mask))
+        >>> tuple(out.tokens.shape), bool(torch.equal(out.mask, mask))  # [B, N, S, width], the real tokens
+        ((2, 2, 8, 16), True)
     """
 
     pos_embed: Tensor
