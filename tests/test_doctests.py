@@ -28,8 +28,6 @@ WITHOUT_EXAMPLES = {
     *("method/" + n for n in ("byol", "contrastive", "jepa", "lejepa")),
     *("dataset/" + n for n in ("captions", "hf", "imagefolder")),
     *("dataset/" + n for n in ("video-shards", "videos", "webdataset")),
-    "trainer/default",
-    "logger/tensorboard",
     "logger/wandb",
 }
 

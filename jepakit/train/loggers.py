@@ -131,6 +131,24 @@ class TensorBoardConfig(LoggerConfig):
 
 @register("logger", "tensorboard", TensorBoardConfig)
 class TensorBoardLogger(Logger):
+    """Scalars and events for TensorBoard under ``OUT/tensorboard``; the config as text at the start.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        >>> from jepakit import create
+        >>> out = Path(tempfile.mkdtemp())
+        >>> logger = create("logger", "tensorboard", flush_secs=1)
+        >>> logger.open(out, config={"seed": 0}, start=0)
+        >>> logger.log(1, {"loss": 0.5})
+        >>> logger.close()
+        >>> events = EventAccumulator(str(out / "tensorboard"))
+        >>> _ = events.Reload()
+        >>> [(e.step, e.value) for e in events.Scalars("loss")]
+        [(1, 0.5)]
+    """
+
     def __init__(self, cfg: TensorBoardConfig) -> None:
         self.config = cfg
         self._writer: Any = None

@@ -215,7 +215,18 @@ def run_length(cfg: TrainConfig, samples: int) -> tuple[int, int]:
 
 @register("trainer", "default", TrainConfig)
 class Trainer:
-    """Trains an experiment's method on its data set (``fit``)."""
+    """Trains an experiment's method on its data set (``fit``).
+
+    Example:
+        >>> import tempfile
+        >>> from jepakit.check import tiny_config
+        >>> train = {"steps": 2, "batch_size": 4, "warmup_steps": 1, "loggers": ["jsonl"]}
+        >>> cfg = tiny_config("ijepa", masker={"min_keep": 4}, data={"size": 8}, train=train)
+        >>> out = tempfile.mkdtemp()
+        >>> result = Trainer(cfg.train).fit(cfg, out, progress=False)
+        >>> result["steps"], len(result["losses"]), result["stopped"], result["checkpoint"].name
+        (2, 2, None, 'step-00000002.pt')
+    """
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.config = cfg
