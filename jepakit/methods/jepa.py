@@ -323,7 +323,18 @@ def pick_captions(captions: list[str], n: int, generator: torch.Generator) -> li
 
 @register("method", "jepa", JEPAConfig)
 class JEPA(Method):
-    """I-JEPA assembled from components; ``forward(images, masks, text)`` gives the losses."""
+    """I-JEPA assembled from components; ``forward(images, masks, text)`` gives the losses.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import get_config
+        >>> small = dict(image_size=32, encoder={"embed_dim": 48, "depth": 2, "num_heads": 3}, masker={"min_keep": 4})
+        >>> model = get_config("ijepa-cpu", predictor={"embed_dim": 32, "depth": 1, "num_heads": 2}, **small).build()
+        >>> g = torch.Generator().manual_seed(0)
+        >>> out = model(torch.rand(2, 3, 32, 32, generator=g), model.masker(2, g))  # images in [0, 1], masks
+        >>> sorted(out), out["loss"].requires_grad  # the loss to minimise and its parts, detached
+        (['loss', 'predict'], True)
+    """
 
     config: JEPAConfig
 

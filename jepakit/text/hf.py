@@ -267,7 +267,15 @@ class MiniLMTextConfig(HFTextConfig):
 
 @register("text_encoder", "minilm", MiniLMTextConfig)
 class MiniLMTextEncoder(HFTextEncoder):
-    """The TC-JEPA recipes' offline default: a frozen pretrained sentence encoder (not the paper's T5)."""
+    """The TC-JEPA recipes' offline default: a frozen pretrained sentence encoder (not the paper's T5).
+
+    Example:
+        >>> from jepakit import create
+        >>> batch = create("tokenizer", "minilm", max_length=8, max_captions=1)([["a red circle"]])
+        >>> encoder = create("text_encoder", "minilm")  # packaged with jepakit: no download
+        >>> tuple(encoder(batch).tokens.shape), encoder.width, encoder.trainable
+        ((1, 1, 8, 384), 384, False)
+    """
 
 
 @dataclass(frozen=True)
@@ -297,7 +305,15 @@ class MiniLMTokenizerConfig(HFTokenizerConfig):
 
 @register("tokenizer", "minilm", MiniLMTokenizerConfig)
 class MiniLMTokenizer(HFTokenizer):
-    """The packaged MiniLM's own tokenizer."""
+    """The packaged MiniLM's own tokenizer.
+
+    Example:
+        >>> from jepakit import create
+        >>> tokenizer = create("tokenizer", "minilm", max_length=8, max_captions=2)
+        >>> batch = tokenizer([["a red circle", "two objects"], ["a blue square"]])  # 2 images, up to 2 captions
+        >>> tuple(batch.ids.shape), batch.mask.sum(-1).tolist()  # [B, N, S]; [CLS] words [SEP], an absent caption
+        ((2, 2, 8), [[5, 4], [5, 0]])
+    """
 
 
 @dataclass(frozen=True)
