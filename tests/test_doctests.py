@@ -25,7 +25,7 @@ WITHOUT_EXAMPLES = {
     *("conditioner/" + n for n in ("adaln", "feature", "global-xattn", "sparse-xattn")),
     *("text_encoder/" + n for n in ("hf", "t5")),
     *("tokenizer/" + n for n in ("hf", "t5")),
-    *("method/" + n for n in ("byol", "contrastive", "lejepa")),
+    "method/contrastive",
     *("dataset/" + n for n in ("captions", "hf", "imagefolder")),
     *("dataset/" + n for n in ("video-shards", "videos", "webdataset")),
     "logger/wandb",

@@ -115,7 +115,18 @@ class BYOLConfig(MethodConfig):
 
 @register("method", "byol", BYOLConfig)
 class BYOL(Method):
-    """Online encoder, projector and predictor; a target copy of the first two. ``forward(views)``."""
+    """Online encoder, projector and predictor; a target copy of the first two. ``forward(views)``.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import get_config
+        >>> small = dict(image_size=32, encoder={"embed_dim": 48, "depth": 2, "num_heads": 3})
+        >>> model = get_config("byol-cpu", projector=(64, 16), predictor=(64, 16), **small).build()
+        >>> views = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # [2 views, B, C, H, W]
+        >>> loss = model(views)["loss"]
+        >>> bool(0 <= loss <= 8), loss.requires_grad  # 2 - 2 cos per direction, summed over both
+        (True, True)
+    """
 
     config: BYOLConfig
 

@@ -141,7 +141,18 @@ class LeJEPAConfig(MethodConfig):
 
 @register("method", "lejepa", LeJEPAConfig)
 class LeJEPA(Method):
-    """One encoder and a projector; ``forward(global_views, local_views)`` gives ``{"loss", "prediction", ...}``."""
+    """One encoder and a projector; ``forward(global_views, local_views)`` gives ``{"loss", "prediction", ...}``.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import get_config
+        >>> small = dict(image_size=32, encoder={"embed_dim": 48, "depth": 2, "num_heads": 3})
+        >>> model = get_config("lejepa-cpu", local_size=16, **small).build()
+        >>> g = torch.Generator().manual_seed(0)
+        >>> out = model(torch.rand(2, 4, 3, 32, 32, generator=g), torch.rand(6, 4, 3, 16, 16, generator=g))  # 2 + 6 views
+        >>> sorted(out)
+        ['loss', 'prediction', 'sigreg']
+    """
 
     config: LeJEPAConfig
 
