@@ -26,7 +26,7 @@ WITHOUT_EXAMPLES = {
     *("text_encoder/" + n for n in ("hf", "t5")),
     *("tokenizer/" + n for n in ("hf", "t5")),
     "method/contrastive",
-    *("dataset/" + n for n in ("captions", "hf", "imagefolder")),
+    *("dataset/" + n for n in ("captions", "hf")),
     *("dataset/" + n for n in ("video-shards", "videos", "webdataset")),
     "logger/wandb",
 }

@@ -245,7 +245,25 @@ class ImageFolderConfig(DatasetConfig):
 
 @register("dataset", "imagefolder", ImageFolderConfig)
 class ImageFolder(ReportingDataset):
-    """Class-labelled images: ``{"image", "label", "captions": []}``; classes sorted by name."""
+    """Class-labelled images: ``{"image", "label", "captions": []}``; classes sorted by name.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from jepakit import create
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name, colour in (("cats", "red"), ("dogs", "blue")):
+        ...     (root / name).mkdir()
+        ...     for i in range(2):
+        ...         Image.new("RGB", (20, 20), colour).save(root / name / f"{i}.png")
+        >>> _ = (root / "dogs" / "broken.png").write_bytes(b"not an image")
+        >>> data = create("dataset", "imagefolder", root=str(root), image_size=32)
+        >>> len(data), tuple(data[0]["image"].shape), data[0]["label"], data[2]["label"]  # resized to 32 px
+        (5, (3, 32, 32), 0, 1)
+        >>> data[4] is None, data.unreadable  # an unreadable file is skipped and counted, never a crash
+        (True, 1)
+    """
 
     def __init__(self, cfg: ImageFolderConfig) -> None:
         super().__init__(cfg.on_error)
