@@ -112,7 +112,21 @@ class FeatureConfig(TextConditionerConfig):
 
 @register("conditioner", "feature", FeatureConfig)
 class FeatureConditioner(TextConditioner):
-    """Input-level conditioning: z <- z + MLP(LN([z, t̄])) on every predictor token."""
+    """Input-level conditioning: z <- z + MLP(LN([z, t̄])) on every predictor token.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> from jepakit.text.batch import TextFeatures
+        >>> words = TextFeatures(torch.ones(1, 2, 3, 8), torch.ones(1, 2, 3, dtype=torch.bool))  # [B, N, S, d_t]
+        >>> predictor = create("predictor", "vit-predictor", embed_dim=16, depth=1, num_heads=2, encoder_dim=24)
+        >>> z, index = torch.zeros(1, 2, 24), torch.tensor([[0, 1]])
+        >>> hook = create("conditioner", "feature", dim=16, text_dim=8).bind(words)
+        >>> targets = torch.tensor([[[2, 3]]])
+        >>> hooked, plain = (predictor(z, index, targets, (2, 2), hook=h) for h in (hook, None))
+        >>> tuple(hooked.shape), bool(torch.allclose(hooked, plain))  # the text moves the predictions from the start
+        ((1, 1, 2, 24), False)
+    """
 
     config: FeatureConfig
 

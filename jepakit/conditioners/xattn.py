@@ -271,7 +271,24 @@ class GlobalXAttnConditioner(XAttnConditioner):
 
 @register("conditioner", "sparse-xattn", SparseXAttnConfig)
 class SparseXAttnConditioner(XAttnConditioner):
-    """TC-JEPA's fine-grained conditioner with the sparsity and consistency regularisers."""
+    """TC-JEPA's fine-grained conditioner with the sparsity and consistency regularisers.
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> from jepakit.text.batch import TextFeatures
+        >>> g = torch.Generator().manual_seed(0)
+        >>> text = TextFeatures(torch.randn(2, 3, 5, 16, generator=g), torch.ones(2, 3, 5, dtype=torch.bool))  # [B, N, S, d_t]
+        >>> predictor = create("predictor", "vit-predictor", embed_dim=32, depth=2, num_heads=2, encoder_dim=48)
+        >>> z, context = torch.randn(2, 4, 48, generator=g), torch.tensor([[0, 1, 2, 5], [3, 4, 8, 9]])
+        >>> targets = torch.tensor([[[6, 7], [10, 11]], [[0, 1], [12, 13]]])
+        >>> conditioner = create("conditioner", "sparse-xattn", dim=32, text_dim=16, depth=2)
+        >>> hook = conditioner.bind(text, step=0)  # one pass's hook: every predictor layer attends to the words
+        >>> tuple(predictor(z, context, targets, (4, 4), hook=hook).shape)
+        (2, 2, 2, 48)
+        >>> sorted(conditioner.losses(hook))  # the regularisers the pass accumulated
+        ['consistency', 'sparse']
+    """
 
     config: SparseXAttnConfig
 
