@@ -22,7 +22,6 @@ def test_every_docstring_example_in_the_library_runs():
 #: Registered components whose docstring has no example yet (the text side needs model files or a fitted
 #: tokenizer, the methods and conditioners a whole batch): this list may only shrink.
 WITHOUT_EXAMPLES = {
-    *("conditioner/" + n for n in ("adaln", "global-xattn")),
     *("text_encoder/" + n for n in ("hf", "t5")),
     *("tokenizer/" + n for n in ("hf", "t5")),
     "method/contrastive",

@@ -53,7 +53,19 @@ class AdaLNConfig(LayerwiseConfig):
 
 @register("conditioner", "adaln", AdaLNConfig)
 class AdaLNConditioner(TextConditioner):
-    """t̄ modulates the LayerNorms of the predictor blocks (zero-initialised)."""
+    """t̄ modulates the LayerNorms of the predictor blocks (zero-initialised).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> from jepakit.text.batch import TextFeatures
+        >>> pred = create("predictor", "vit-predictor", embed_dim=16, depth=2, num_heads=2, encoder_dim=8)
+        >>> adaln = create("conditioner", "adaln", dim=16, text_dim=4, depth=2)
+        >>> text = TextFeatures(torch.randn(1, 2, 3, 4), torch.ones(1, 2, 3, dtype=torch.bool))
+        >>> args = (torch.randn(1, 3, 8), torch.tensor([[0, 1, 2]]), torch.tensor([[[3]]]), (2, 2))
+        >>> bool(torch.equal(pred(*args, hook=adaln.bind(text)), pred(*args)))  # zero-initialised: I-JEPA at first
+        True
+    """
 
     config: AdaLNConfig
 

@@ -259,7 +259,17 @@ class XAttnConditioner(TextConditioner):
 @register("conditioner", "global-xattn", GlobalXAttnConfig)
 class GlobalXAttnConditioner(XAttnConditioner):
     """Holistic baseline: cross-attention to t̄ at every layer, one key per caption (or, with
-    ``keys="all-captions"``, one attention over the N captions' t̄ as one caption of N words)."""
+    ``keys="all-captions"``, one attention over the N captions' t̄ as one caption of N words).
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> from jepakit.text.batch import TextFeatures
+        >>> conditioner = create("conditioner", "global-xattn", dim=16, text_dim=4, depth=1)
+        >>> hook = conditioner.bind(TextFeatures(torch.randn(3, 2, 5, 4), torch.ones(3, 2, 5, dtype=torch.bool)))
+        >>> tuple(conditioner.words(hook)[0].shape)  # one key per caption: its words' mean, [B, N, 1, d_t]
+        (3, 2, 1, 4)
+    """
 
     config: GlobalXAttnConfig
 
