@@ -261,6 +261,15 @@ def image_encoder_provides(image_size: int, encoder: Config) -> dict[str, tuple[
     }
 
 
+def tokenizer_provides(tokenizer: Config | None) -> dict[str, tuple[Any, str]]:
+    """What a method's tokenizer gives its parts to follow (its vocabulary and caption length; None with
+    no tokenizer, or one that does not say them)."""
+    return {
+        f"tokenizer.{name}": offered(tokenizer, "tokenizer", name, required=False)
+        for name in ("vocab_size", "max_length")
+    }
+
+
 def check_patches(image_size: int, patch_size: int) -> None:
     """Raise ``ConfigError`` unless ``image_size`` is a whole number of ``patch_size`` patches, naming the
     nearest image sizes that are and the patch sizes that divide this one (the two ways out)."""

@@ -41,6 +41,7 @@ from .base import (
     loss_names,
     prepare_tokenizer,
     text_tower_fixed,
+    tokenizer_provides,
     tokenizer_state,
     weight_decay_groups,
 )
@@ -69,11 +70,7 @@ class ContrastiveConfig(MethodConfig):
     loss: Config = slot(ClipLossConfig(), "loss", "clip (symmetric InfoNCE) | siglip (pairwise sigmoid)")
 
     def provides(self) -> dict[str, tuple[Any, str]]:
-        return {
-            **image_encoder_provides(self.image_size, self.encoder),
-            "tokenizer.vocab_size": offered(self.tokenizer, "tokenizer", "vocab_size", required=False),
-            "tokenizer.max_length": offered(self.tokenizer, "tokenizer", "max_length", required=False),
-        }
+        return image_encoder_provides(self.image_size, self.encoder) | tokenizer_provides(self.tokenizer)
 
     def check_sources(self) -> None:
         check_patches(self.image_size, self.provides()["patch_size"][0])

@@ -38,10 +38,12 @@ from .base import (
     ParamGroup,
     blocks_then_modules,
     check_patches,
+    image_encoder_provides,
     image_tower_size,
     loss_names,
     prepare_tokenizer,
     text_tower_fixed,
+    tokenizer_provides,
     tokenizer_state,
     weight_decay_groups,
 )
@@ -128,17 +130,19 @@ class JEPAConfig(MethodConfig):
                 "tubelet_size": (self.tubelet_size, "tubelet_size"),
                 "encoder.video_positions": offered(self.encoder, "encoder", "video_positions"),
             }
-        return clips | {
-            "image_size": (self.image_size, "image_size"),
-            "patch_size": offered(self.encoder, "encoder", "patch_size"),
-            "encoder.width": offered(self.encoder, "encoder", "width"),
-            "predictor.width": offered(self.predictor, "predictor", "width"),
-            "target.width": self.target_width(),
-            "predictor.depth": offered(self.predictor, "predictor", "depth"),
-            "text.width": offered(self.text_encoder, "text_encoder", "width") if self.text_encoder else (None, no_text),
-            "tokenizer.vocab_size": offered(self.tokenizer, "tokenizer", "vocab_size", required=False),
-            "tokenizer.max_length": offered(self.tokenizer, "tokenizer", "max_length", required=False),
-        }
+        return (
+            clips
+            | image_encoder_provides(self.image_size, self.encoder)
+            | tokenizer_provides(self.tokenizer)
+            | {
+                "predictor.width": offered(self.predictor, "predictor", "width"),
+                "target.width": self.target_width(),
+                "predictor.depth": offered(self.predictor, "predictor", "depth"),
+                "text.width": offered(self.text_encoder, "text_encoder", "width")
+                if self.text_encoder
+                else (None, no_text),
+            }
+        )
 
     def check_sources(self) -> None:
         check_patches(self.image_size, self.provides()["patch_size"][0])
