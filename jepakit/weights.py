@@ -101,7 +101,8 @@ def evaluated(method: Any, encoder: dict[str, Tensor], stats: tuple[Tensor, Tens
     normalisation."""
     ours = method.eval_encoder()
     state = renormalised(encoder, stats, (ours.pixel_mean, ours.pixel_std))
-    prefixes = [p for p in method.config.eval_encoder()[1] if any(k.startswith(p + ".") for k in method.state_dict())]
+    keys = method.state_dict().keys()
+    prefixes = [p for p in method.config.eval_encoder()[1] if any(k.startswith(p + ".") for k in keys)]
     return {f"{p}.{k}": v for p in prefixes for k, v in state.items()}
 
 

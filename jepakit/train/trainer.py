@@ -16,6 +16,7 @@ The loop knows a method only through ``jepakit.methods.base.Method``: ``prepare`
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -511,7 +512,7 @@ class _Run:
                     torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []),
                 ):
                     self.watch.begin(self.method.embeddings(batch))
-            with torch.autocast(**self._amp()):
+            with torch.autocast(**self._amp):
                 result = self.net(**batch, step=step)
             self.scaler.scale(result["loss"] / cfg.accum_steps).backward()
             for k, v in result.items():
@@ -605,7 +606,9 @@ class _Run:
         if self.records:
             plot_curves(self.records, self.out / "curves.png")
 
+    @functools.cached_property
     def _amp(self) -> dict[str, Any]:
+        """torch.autocast's arguments for the run's precision (computed once)."""
         return dict(
             device_type=self.device.type,
             dtype=torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16,
@@ -617,10 +620,11 @@ class _Run:
         epoch = step // self.order.steps_per_epoch
         if epoch == self.unreadable_at_epoch[0]:
             return
-        count = _unreadable(self.data) - self.unreadable_at_epoch[1]
+        unreadable = _unreadable(self.data)
+        count = unreadable - self.unreadable_at_epoch[1]
         if self.unreadable_at_epoch[0] >= 0 and count:
             self.note(step, f"epoch {self.unreadable_at_epoch[0]}: {count} unreadable samples skipped")
-        self.unreadable_at_epoch = (epoch, _unreadable(self.data))
+        self.unreadable_at_epoch = (epoch, unreadable)
 
 
 def _unreadable(data: Any) -> int:
