@@ -7,7 +7,7 @@
     jepakit viz masks RECIPE [key=value ...] [--out masks.png]
     jepakit probe SOURCE [key=value ...] [--train N --val N --test N] [--probes ...] [--out DIR]
     jepakit check my_file.py [KIND.FIELD=VALUE ...]
-    jepakit import-weights CHECKPOINT --format ijepa|vjepa --out DIR [key=value ...]
+    jepakit import-weights CHECKPOINT --format ijepa|vjepa|vjepa2 --out DIR [key=value ...]
     jepakit push RUN_OR_EXPORT USER/NAME [--private]
 
 ``--import MODULE`` (before the command, repeatable) imports a module or a ``.py`` file
@@ -112,10 +112,11 @@ def _add_probe(sub: Any) -> None:
 def _add_weights_and_check(sub: Any) -> None:
     """``import-weights``, ``push`` and ``check``: weights in and out, and the generated tests on a user's code."""
     p_import = sub.add_parser(
-        "import-weights", help="read an official I-JEPA / V-JEPA checkpoint into a jepakit run folder (step 0)"
+        "import-weights",
+        help="read an official I-JEPA / V-JEPA / V-JEPA 2 checkpoint into a jepakit run folder (step 0)",
     )
     p_import.add_argument("checkpoint", help="the official training checkpoint (.pth.tar)")
-    p_import.add_argument("--format", required=True, help="ijepa or vjepa")
+    p_import.add_argument("--format", required=True, help="ijepa, vjepa or vjepa2")
     p_import.add_argument("--out", required=True, help="the run folder to write (probe it, or train.init_from=DIR)")
     p_import.add_argument("--overwrite", action="store_true", help="move a run already in --out aside first")
     p_import.add_argument("overrides", nargs="*", help="key=value, e.g. encoder.num_heads=8 for an unofficial width")

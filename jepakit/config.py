@@ -339,6 +339,8 @@ class Assembly(Config):
                     continue
                 source, source_path = provided[name]
                 if value is None:
+                    if source is None and not pf.metadata.get("required", True):
+                        continue  # an optional follow of something the source does not say stays unset
                     if source is None:
                         raise ConfigError(f"{path} follows {source_path}, which is unset")
                     updates[pf.name] = source

@@ -29,7 +29,8 @@ PARTS = ("encoder", "predictor", "target_encoder")
 
 
 def read_official(path: str | Path) -> dict[str, dict[str, Tensor]]:
-    """The three state dicts of an official checkpoint, ``module.`` prefixes removed."""
+    """The three state dicts of an official checkpoint, DDP's ``module.`` and V-JEPA 2's ``backbone.`` (its
+    multi-clip-length wrappers) prefixes removed."""
     state = load_checkpoint(path)
     missing = [p for p in PARTS if not isinstance(state.get(p), Mapping)]
     if missing:
@@ -37,17 +38,22 @@ def read_official(path: str | Path) -> dict[str, dict[str, Tensor]]:
             f"{str(path)!r} is not an official I-JEPA/V-JEPA checkpoint: it has no {', '.join(missing)} "
             f"(it holds {', '.join(sorted(map(str, state))[:8])})"
         )
-    return {p: {k.removeprefix("module."): v for k, v in state[p].items()} for p in PARTS}
+    return {p: {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state[p].items()} for p in PARTS}
 
 
 def official_state(weights: Mapping[str, Mapping[str, Tensor]], method: Any) -> dict[str, Tensor]:
     """The method's state dict from the official parts: the encoders as they are, the predictor's names
-    mapped, its fixed positions checked against the method's own (they are not weights)."""
-    state = {f"encoder.{k}": v for k, v in weights["encoder"].items()}
-    state |= {f"target_encoder.{k}": v for k, v in weights["target_encoder"].items()}
+    mapped, its fixed positions checked against the method's own (they are not weights). A model with
+    rotary positions reads no position table: one the file holds anyway is left out (V-JEPA 2's own loader
+    skips it too)."""
+    dropped = () if method.encoder.config.positions == "sincos" else ("pos_embed",)
+    state = {f"encoder.{k}": v for k, v in weights["encoder"].items() if k not in dropped}
+    state |= {f"target_encoder.{k}": v for k, v in weights["target_encoder"].items() if k not in dropped}
     pred = dict(weights["predictor"])
     positions = pred.pop("predictor_pos_embed", None)
-    tokens = sorted(k for k in pred if k.startswith("mask_tokens."))
+    if method.predictor.config.positions not in (None, "sincos"):
+        positions = None
+    tokens = sorted((k for k in pred if k.startswith("mask_tokens.")), key=lambda k: int(k.split(".")[1]))
     if tokens:  # V-JEPA: one [1, 1, D] token per mask generator -> jepakit's [generators, 1, D]
         pred["mask_token"] = torch.cat([pred.pop(k) for k in tokens])
     for key, value in pred.items():

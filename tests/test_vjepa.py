@@ -181,7 +181,11 @@ def test_each_mask_generator_has_its_own_zero_initialised_mask_token():
         pred.mask_token[1] += 1.0  # the second generator's token
     after = pred(z, context, targets, grid, repeats=2)
     assert torch.equal(after[:b], before[:b]) and not torch.allclose(after[b:], before[b:]), "rows are generator-major"
-    with pytest.raises(ValueError, match=r"mask_tokens=2: the masks must come in 2 repeats"):
-        pred(z, context, targets, grid, repeats=1)
+    one_set = pred(z, context, targets, grid, repeats=1)  # a single mask generator reads token 0
+    assert torch.equal(one_set[:b], after[:b]) and torch.equal(one_set[b:], before[b:])
+    with pytest.raises(ValueError, match=r"mask_tokens=2: one token per mask generator, and the masks come in 3"):
+        pred(
+            z.repeat(3, 1, 1)[: 3 * b], context[:1].expand(3 * b, -1), targets[:1].expand(3 * b, 1, 2), grid, repeats=3
+        )
     big = get_config("vjepa")
     assert (big.predictor.num_heads, big.predictor.mask_tokens, big.train.clip_grad) == (16, 2, 10.0)

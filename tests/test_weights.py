@@ -407,3 +407,138 @@ def test_an_imported_vjepa_predictor_computes_what_the_official_forward_does(tmp
             rows = slice(generator * images, (generator + 1) * images)
             theirs = official(z[rows], context[rows], targets[rows], mask_index=generator)
             assert torch.allclose(predicted[rows], theirs, atol=1e-10)
+
+
+def vjepa2_rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """V-JEPA 2's ``rotate_queries_or_keys``, as released: x [B, H, N, D], pos [B, H, N] or [N]; the
+    frequencies tiled (not repeated) across the D channels, adjacent channels paired."""
+    d = x.shape[-1]
+    omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=x.dtype) / (d / 2.0))
+    freq = pos.to(x.dtype)[..., None] * omega
+    sin, cos = freq.sin().repeat(*([1] * (freq.ndim - 1)), 2), freq.cos().repeat(*([1] * (freq.ndim - 1)), 2)
+    y = x.unflatten(-1, (-1, 2))
+    y = torch.stack((-y[..., 1], y[..., 0]), dim=-1).flatten(-2)
+    return x * cos + y * sin
+
+
+class OfficialRopeAttention(torch.nn.Module):
+    """V-JEPA 2's ``RoPEAttention``: time, row and column each turn 2 * ((head_dim // 3) // 2) channels of
+    every head's queries and keys, in that order, the rest unturned; positions from the token ids."""
+
+    def __init__(self, dim: int, heads: int, grid: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.heads, self.grid = heads, grid
+        self.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.part = 2 * ((dim // heads // 3) // 2)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:  # ids [B, N] token positions
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
+        _, h, w = self.grid
+        ids = ids[:, None].expand(-1, self.heads, -1)
+        places = (ids // (h * w), (ids % (h * w)) // w, ids % w)
+        turned = []
+        for t in (q, k):
+            parts = [vjepa2_rotate(t[..., i * self.part : (i + 1) * self.part], p) for i, p in enumerate(places)]
+            turned.append(torch.cat([*parts, t[..., 3 * self.part :]], dim=-1))
+        out = torch.nn.functional.scaled_dot_product_attention(turned[0], turned[1], v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class OfficialRopeBlock(torch.nn.Module):
+    def __init__(self, dim: int, heads: int, grid: tuple[int, int, int]) -> None:
+        from timm.layers import Mlp
+
+        super().__init__()
+        self.norm1, self.norm2 = torch.nn.LayerNorm(dim, eps=1e-6), torch.nn.LayerNorm(dim, eps=1e-6)
+        self.attn = OfficialRopeAttention(dim, heads, grid)
+        self.mlp = Mlp(dim, 4 * dim)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), ids)
+        return x + self.mlp(self.norm2(x))
+
+
+class OfficialVJEPA2(torch.nn.Module):
+    """V-JEPA 2's encoder (no position table: RoPE in every block) and predictor (10 zero-initialised mask
+    tokens of which generator g reads token g; context and queries sorted by position before the blocks,
+    as released, and put back after), written from the released code's structure with its names."""
+
+    def __init__(self, grid: tuple[int, int, int], tokens: int = 10) -> None:
+        super().__init__()
+        self.encoder: Any = torch.nn.Module()
+        self.encoder.patch_embed = torch.nn.Module()
+        self.encoder.patch_embed.proj = torch.nn.Conv3d(3, WIDTH, (2, PATCH, PATCH), stride=(2, PATCH, PATCH))
+        self.encoder.blocks = torch.nn.ModuleList(OfficialRopeBlock(WIDTH, 3, grid) for _ in range(2))
+        self.encoder.norm = torch.nn.LayerNorm(WIDTH, eps=1e-6)
+        self.predictor: Any = torch.nn.Module()
+        self.predictor.predictor_embed = torch.nn.Linear(WIDTH, PRED)
+        self.predictor.mask_tokens = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(1, 1, PRED)) for _ in range(tokens)
+        )
+        self.predictor.predictor_blocks = torch.nn.ModuleList(OfficialRopeBlock(PRED, 12, grid) for _ in range(2))
+        self.predictor.predictor_norm = torch.nn.LayerNorm(PRED, eps=1e-6)
+        self.predictor.predictor_proj = torch.nn.Linear(PRED, WIDTH)
+
+    def encode(self, clips: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.encoder.patch_embed.proj(clips).flatten(2).transpose(1, 2)
+        if ids is None:
+            ids = torch.arange(x.shape[1])[None].expand(len(x), -1)
+        else:
+            x = torch.gather(x, 1, ids[..., None].expand(-1, -1, x.shape[-1]))
+        for block in self.encoder.blocks:
+            x = block(x, ids)
+        return self.encoder.norm(x)
+
+    def predict(self, ctxt: torch.Tensor, masks_x: torch.Tensor, masks_y: torch.Tensor, mask_index: int):
+        p = self.predictor
+        x = p.predictor_embed(ctxt)
+        queries = p.mask_tokens[mask_index % len(p.mask_tokens)].expand(len(x), masks_y.shape[1], -1)
+        x, masks = torch.cat([x, queries], dim=1), torch.cat([masks_x, masks_y], dim=1)
+        order = torch.argsort(masks, dim=1)
+        x = torch.stack([x[i, row] for i, row in enumerate(order)])
+        masks = torch.stack([masks[i, row] for i, row in enumerate(order)])
+        for block in p.predictor_blocks:
+            x = block(x, masks)
+        x = p.predictor_norm(x)
+        back = torch.argsort(order, dim=1)
+        x = torch.stack([x[i, row] for i, row in enumerate(back)])[:, ctxt.shape[1] :]
+        return p.predictor_proj(x)
+
+
+def test_a_vjepa2_checkpoint_computes_what_the_released_rope_forward_does(tmp_path):
+    """V-JEPA 2's layout (``module.backbone.`` prefixes, no position table but a stale ``pos_embed`` the
+    released loader skips, 10 mask tokens, a 12-head predictor): the importer infers rotary positions in the
+    released layout, and the imported encoder (whole clips and a kept subset) and predictor (two generators
+    reading tokens 0 and 1) equal the released forward written above, to float64 precision."""
+    grid = (8, GRID, GRID)
+    torch.manual_seed(5)
+    official = OfficialVJEPA2(grid)
+    encoder = {f"module.backbone.{k}": v for k, v in official.encoder.state_dict().items()}
+    encoder["module.backbone.pos_embed"] = torch.zeros(1, 8 * GRID**2, WIDTH)
+    predictor = {f"module.backbone.{k}": v for k, v in official.predictor.state_dict().items()}
+    torch.save({"encoder": encoder, "target_encoder": encoder, "predictor": predictor}, tmp_path / "vitl.pt")
+    overrides = ["encoder.num_heads=3", f"image_size={IMAGE}"]
+    import_weights(tmp_path / "vitl.pt", "vjepa2", tmp_path / "run", overrides)
+    method = load_method(tmp_path / "run").double().eval()
+    cfg = method.config
+    assert (cfg.encoder.positions, cfg.predictor.positions, cfg.predictor.num_heads) == ("rope-vjepa2",) * 2 + (12,)
+    assert method.predictor.mask_token.shape[0] == 10 and "encoder.pos_embed" not in method.state_dict()
+    official = official.double().eval()
+    g = torch.Generator().manual_seed(1)
+    clips = torch.rand(2, 3, 16, IMAGE, IMAGE, generator=g, dtype=torch.float64)
+    normalised = (clips - method.encoder.pixel_mean[..., None]) / method.encoder.pixel_std[..., None]
+    keep = torch.stack([torch.randperm(8 * GRID**2, generator=g)[:40] for _ in range(2)])
+    with torch.no_grad():
+        assert torch.allclose(method.target_encoder(clips), official.encode(normalised), atol=1e-10)
+        assert torch.allclose(method.encoder(clips, keep), official.encode(normalised, keep), atol=1e-10)
+        images, kc, kt = 2, 20, 6
+        context = torch.stack([torch.randperm(8 * GRID**2, generator=g)[:kc] for _ in range(2 * images)])
+        targets = torch.stack([torch.randperm(8 * GRID**2, generator=g)[:kt] for _ in range(2 * images)])
+        z = torch.randn(2 * images, kc, WIDTH, generator=g, dtype=torch.float64)
+        predicted = method.predictor(z, context, targets[:, None], grid, repeats=2)[:, 0]
+        for generator in (0, 1):
+            rows = slice(generator * images, (generator + 1) * images)
+            theirs = official.predict(z[rows], context[rows], targets[rows], mask_index=generator)
+            assert torch.allclose(predicted[rows], theirs, atol=1e-10)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, at_least, each, in_range, knob, positive, resolved
 from ..layers.pos_embed import Layout3D, sincos_grid
+from ..layers.rope import Positions, Rotation
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 from ..transforms import warn_if_not_unit_range
@@ -125,6 +126,12 @@ class ViTConfig(TransformerConfig):
         "a clip's 3-D sin-cos positions: thirds (V-JEPA's released layout: time, row, column, a third of the "
         "width each) or quarters (column and row a quarter each, time a half: the video CPU presets')",
     )
+    positions: Positions = knob(
+        "sincos",
+        "how tokens know their place: sincos (a fixed table added to the patch embeddings: I-JEPA, V-JEPA), or "
+        "rotary positions in every attention layer, rope, or rope-vjepa2 (V-JEPA 2's released layout, which its "
+        "weights need; docs/methods.md)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -141,6 +148,11 @@ class ViTConfig(TransformerConfig):
                 raise ConfigError(
                     f"{t}.{name}={getattr(self, name)} needs one value per channel (in_chans={self.in_chans})"
                 )
+        if self.positions != "sincos" and (self.embed_dim // self.num_heads) // len(self.grid_axes) < 2:
+            raise ConfigError(
+                f"{t}.positions={self.positions} turns {len(self.grid_axes)} pairs of channels per head; "
+                f"{t}.embed_dim={self.embed_dim} / num_heads={self.num_heads} leaves too few"
+            )
         if self.img_size is not None and self.img_size % self.patch_size:
             raise ConfigError(f"{t}.img_size={self.img_size} is not divisible by {t}.patch_size={self.patch_size}")
 
@@ -159,13 +171,20 @@ class ViTConfig(TransformerConfig):
         return self.tubelet_size or 2
 
     @property
+    def grid_axes(self) -> str:
+        """The axes of its patch grid: "thw" for clips, "hw" for images."""
+        return "thw" if self.video else "hw"
+
+    @property
     def video(self) -> bool:
         """Whether this encoder takes clips (``num_frames`` set): tubelet embedding, 3-D positions."""
         return self.num_frames is not None
 
     def offers(self) -> dict[str, tuple[Any, str]]:
-        """Its token width and depth, patch size, image channels, and whether (frames, positions) it reads clips."""
-        mine = {f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions", "num_frames")}
+        """Its token width and depth, patch size, image channels, positions, and whether (frames) it reads clips."""
+        mine = {
+            f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions", "positions", "num_frames")
+        }
         return super().offers() | mine | {"video": (self.video, "num_frames")}
 
     def param_count(self) -> tuple[float, float]:
@@ -175,7 +194,7 @@ class ViTConfig(TransformerConfig):
         cells = side * side * ((self.num_frames or 0) // self.tubelet if self.video else 1)
         depth = self.tubelet if self.video else 1
         patch = self.in_chans * depth * self.patch_size**2 * self.embed_dim + self.embed_dim
-        return params + patch, float(cells * self.embed_dim)
+        return params + patch, float(cells * self.embed_dim if self.positions == "sincos" else 0)
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -191,6 +210,11 @@ class ViTConfig(TransformerConfig):
             raise ConfigError(
                 f"{self.type_id()}.num_frames={self.num_frames}: a video encoder (tubelet embedding, 3-D positions) "
                 "has no timm architecture to load into; timm's ViTs take images"
+            )
+        if self.positions != "sincos":
+            raise ConfigError(
+                f"{self.type_id()}.positions={self.positions}: timm's plain ViT adds a position table; an encoder "
+                "with rotary positions has no timm architecture to load into"
             )
         name = "vit_base_patch16_224"
         for size, preset in VIT_PRESETS.items():
@@ -288,7 +312,8 @@ class ViTEncoder(nn.Module):
                 embed_dim=cfg.embed_dim,
                 strict_img_size=False,
             )
-        self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid, cfg.video_positions)[None])
+        if cfg.positions == "sincos":  # rotary positions have no table: the blocks turn queries and keys
+            self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid, cfg.video_positions)[None])
         # not in the state dict (timm's keys stay exact); export folds them into the patch embedding
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(1, -1, 1, 1), persistent=False)
@@ -356,17 +381,27 @@ class ViTEncoder(nn.Module):
         map of each patch's pixels; the context encoder keeps about a quarter of them), and
         the tokens are laid out contiguously so no later LayerNorm has to copy them.
         """
-        pos = self.pos_embed_for(grid)
+        rotary = self.config.positions != "sincos"  # positions come in the blocks
         if index is None:
-            return self.patch_embed(images).contiguous() + pos
+            x = self.patch_embed(images).contiguous()
+            return x if rotary else x + self.pos_embed_for(grid)
         b = images.shape[0]
         p, proj = self.patch_size, self.patch_embed.proj
         if images.ndim == 5:  # tubelets, in the 3-D conv's weight order
             patches = rearrange(images, "b c (t u) (h p) (w q) -> b (t h w) (c u p q)", u=self.tubelet, p=p, q=p)
         else:
             patches = rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # the conv's weight order
-        x = F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias)
-        return self.patch_embed.norm(x) + gather_tokens(pos.expand(b, -1, -1), index)
+        x = self.patch_embed.norm(F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias))
+        return x if rotary else x + gather_tokens(self.pos_embed_for(grid).expand(b, -1, -1), index)
+
+    def rotation(self, grid: tuple[int, ...], index: Tensor | None, device: torch.device) -> Rotation | None:
+        """The rotary positions of the tokens at ``index`` [B, K] (all of ``grid`` if None); None with sin-cos."""
+        cfg = self.config
+        if cfg.positions == "sincos":
+            return None
+        where = index if index is not None else torch.arange(math.prod(grid), device=device)[None]
+        dtype = self.patch_embed.proj.weight.dtype
+        return Rotation.of(where, grid, cfg.embed_dim // cfg.num_heads, cfg.positions, dtype)
 
     def forward(self, images: Tensor, index: Tensor | None = None, valid: Tensor | None = None) -> Tensor:
         """Encode ``images`` [B, C, H, W] -> tokens [B, K, D].
@@ -401,9 +436,10 @@ class ViTEncoder(nn.Module):
         stats = (1, -1) + (1,) * (images.ndim - 2)
         x = self.embed((images - self.pixel_mean.view(stats)) / self.pixel_std.view(stats), grid, index)
         x, packing, bias = for_blocks(x, valid, self.pack_tokens)
+        rotation = self.rotation(grid, index, images.device)
         outs = []
         for i, blk in enumerate(self.blocks):
-            x = blk(x, attn_mask=bias, packing=packing)
+            x = blk(x, attn_mask=bias, packing=packing, rotation=rotation)
             if i >= len(self.blocks) - last:
                 out = self.norm(x) if norm else x
                 outs.append(out if packing is None else packing.unpack(out))

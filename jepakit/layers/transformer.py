@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Config, ConfigError, at_least, in_range, knob, positive
+from .rope import Rotation
 
 __all__ = [
     "Block",
@@ -222,20 +223,27 @@ class Block(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(
-        self, x: Tensor, attn_mask: Tensor | None = None, rows_from: int = 0, packing: Packing | None = None
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None = None,
+        rows_from: int = 0,
+        packing: Packing | None = None,
+        rotation: Rotation | None = None,
     ) -> Tensor:
-        """x [B, L, D] -> [B, L - rows_from, D]; ``attn_mask`` an additive bias over the L keys.
+        """x [B, L, D] -> [B, L - rows_from, D]; ``attn_mask`` an additive bias over the L keys;
+        ``rotation`` the L tokens' rotary positions, turning queries and keys (RoPE).
 
         With ``packing``, x is its packed [T, D] (the packing's bias replaces ``attn_mask``)
         and the output is packed too: [T, D], or the rows from its split on. A padded x
         [B, L, D] with a packing is packed here and the output unpacked (zeros at the padding).
         """
         if packing is not None and x.dim() == 3:
-            return packing.unpack(self.forward(packing.pack(x), attn_mask, rows_from, packing), rows_from)
-        if rows_from == 0 and packing is None:  # timm's attention, one fused q/k/v projection
+            out = self.forward(packing.pack(x), attn_mask, rows_from, packing, rotation)
+            return packing.unpack(out, rows_from)
+        if rows_from == 0 and packing is None and rotation is None:  # timm's attention, one fused q/k/v projection
             attended = self.attn(self.norm1(x), attn_mask=attn_mask)
         else:
-            attended = self._attend(self.norm1(x), rows_from, attn_mask, packing)
+            attended = self._attend(self.norm1(x), rows_from, attn_mask, packing, rotation)
         sample = None  # the sample of each packed row, for drop-path
         if packing is not None:
             x, sample = (x[packing.split :], packing.sample[packing.split :]) if rows_from else (x, packing.sample)
@@ -244,8 +252,16 @@ class Block(nn.Module):
         x = x + self._drop_path(self.drop_path1, self.ls1(attended), sample, packing)
         return x + self._drop_path(self.drop_path2, self.ls2(self.mlp(self.norm2(x))), sample, packing)
 
-    def _attend(self, h: Tensor, rows_from: int, attn_mask: Tensor | None, packing: Packing | None) -> Tensor:
-        """timm's ``Attention`` forward, with queries from row ``rows_from`` on and/or over packed tokens."""
+    def _attend(
+        self,
+        h: Tensor,
+        rows_from: int,
+        attn_mask: Tensor | None,
+        packing: Packing | None,
+        rotation: Rotation | None = None,
+    ) -> Tensor:
+        """timm's ``Attention`` forward, with queries from row ``rows_from`` on, over packed tokens and/or with
+        rotary positions."""
         attn = self.attn
         heads, hd = attn.num_heads, attn.head_dim
         d = heads * hd
@@ -266,8 +282,11 @@ class Block(nn.Module):
             k, v = kv.reshape(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
         if packing is not None:
             attn_mask = packing.bias(q.dtype)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        if rotation is not None:
+            q, k = rotation(q, rows_from), rotation(k)
         dropout = attn.attn_drop.p if self.training else 0.0
-        o = F.scaled_dot_product_attention(attn.q_norm(q), attn.k_norm(k), v, attn_mask=attn_mask, dropout_p=dropout)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         o = o.transpose(1, 2).reshape(b, n - rows_from, d)
         if packing is not None:
             o = packing.pack(o, rows_from)

@@ -135,6 +135,7 @@ class JEPAConfig(MethodConfig):
             | image_encoder_provides(self.image_size, self.encoder)
             | tokenizer_provides(self.tokenizer)
             | {
+                "encoder.positions": offered(self.encoder, "encoder", "positions", required=False),
                 "predictor.width": offered(self.predictor, "predictor", "width"),
                 "target.width": self.target_width(),
                 "predictor.depth": offered(self.predictor, "predictor", "depth"),
@@ -212,14 +213,20 @@ class JEPAConfig(MethodConfig):
             )
 
     def _check_mask_tokens(self) -> None:
-        """Several mask tokens are one per mask set of an image (V-JEPA: per mask generator)."""
-        tokens = self.predictor.mask_tokens if isinstance(self.predictor, ViTPredictorConfig) else 1
+        """Several mask tokens are one per mask set of an image (V-JEPA: per mask generator; V-JEPA 2 keeps 10,
+        of which its generators read the first ones); rotary positions are the predictor's blocks' own."""
+        pred = self.predictor if isinstance(self.predictor, ViTPredictorConfig) else None
+        tokens = pred.mask_tokens if pred is not None else 1
         repeats = self.masker.repeats if isinstance(self.masker, MaskerConfig) else 1
-        if tokens not in (1, repeats):
+        if tokens != 1 and tokens < repeats:
             raise ConfigError(
                 f"predictor.mask_tokens={tokens}: one token, or one per mask set of an image, and masker "
-                f"{self.masker.name!r} draws {repeats}; set predictor.mask_tokens=1"
-                + (f" or {repeats}" if repeats > 1 else "")
+                f"{self.masker.name!r} draws {repeats}; set predictor.mask_tokens=1 or {repeats}"
+            )
+        if pred is not None and pred.positions not in (None, "sincos") and self.conditioner.name != "none":
+            raise ConfigError(
+                f"predictor.positions={pred.positions} with conditioner {self.conditioner.name!r}: the conditioners "
+                "run the predictor's blocks themselves and place no rotary positions; use predictor.positions=sincos"
             )
 
     def eval_encoder(self) -> tuple[Config, tuple[str, ...]]:

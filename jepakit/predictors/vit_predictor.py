@@ -23,6 +23,7 @@ from ..conditioners.base import PredictorHook
 from ..config import at_least, knob, resolved
 from ..encoders.vit import check_index
 from ..layers.pos_embed import Layout3D, sincos_grid
+from ..layers.rope import Positions, Rotation
 from ..layers.transformer import (
     Packing,
     TransformerConfig,
@@ -58,10 +59,16 @@ class ViTPredictorConfig(TransformerConfig):
         follows="encoder.video_positions",
         required=False,
     )
+    positions: Positions | None = knob(
+        None,
+        "how the tokens know their place, as the encoder's: sincos, rope or rope-vjepa2 (None: sincos)",
+        follows="encoder.positions",
+        required=False,
+    )
     mask_tokens: int = knob(
         1,
-        "learnable mask tokens: one, or one per mask generator (V-JEPA: 2), the rows of each repeat of the masks "
-        "reading their own",
+        "learnable mask tokens: one, or one per mask generator (V-JEPA: 2; V-JEPA 2 keeps 10), the rows of the "
+        "g-th repeat of the masks reading token g",
         valid=at_least(1),
     )
     mask_token_init: Literal["trunc-normal", "zeros"] = knob(
@@ -112,14 +119,14 @@ class ViTPredictor(nn.Module):
 
     def _mask_tokens(self, rows: int, m: int, repeats: int) -> Tensor:
         """The mask token of each of the ``rows * m`` query sequences: the one token, or with several the
-        token of each row's repeat (its mask generator: rows are generator-major), [1 or R*M, 1, width]."""
+        token of each row's repeat (its mask generator g reads token g: rows are generator-major; V-JEPA 2's
+        predictor keeps more tokens than it has generators), [1 or R*M, 1, width]."""
         count = self.mask_token.shape[0]
         if count == 1:
             return self.mask_token
-        if repeats != count:
+        if repeats > count:
             raise ValueError(
-                f"predictor.mask_tokens={count}: the masks must come in {count} repeats (one per mask generator); "
-                f"they come in {repeats}"
+                f"predictor.mask_tokens={count}: one token per mask generator, and the masks come in {repeats} repeats"
             )
         generator = torch.arange(rows, device=self.mask_token.device) // (rows // repeats)
         return self.mask_token[generator].repeat_interleave(m, dim=0)
@@ -167,12 +174,21 @@ class ViTPredictor(nn.Module):
         check_index("predictor context", context, context_valid, rows, n)
         check_index("predictor targets", targets.reshape(rows, -1), None, rows, n)
         m, kt = targets.shape[1:]
-        pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
-
-        x = self.predictor_embed(z) + gather_tokens(pos, context)  # [R, Kc, w]
+        x, queries = self.predictor_embed(z), self._mask_tokens(rows, m, repeats)
+        rotation = None
+        if self.config.positions in (None, "sincos"):
+            pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
+            x, queries = (
+                x + gather_tokens(pos, context),
+                queries + gather_tokens(pos, targets).reshape(rows * m, kt, -1),
+            )
+        else:  # rotary positions: the blocks turn queries and keys by the sequence's places
+            places = torch.cat([context.repeat_interleave(m, dim=0), targets.reshape(rows * m, kt)], dim=1)
+            width, heads = self.config.embed_dim, self.config.num_heads
+            dtype = self.predictor_embed.weight.dtype
+            rotation = Rotation.of(places, tuple(grid), width // heads, self.config.positions, dtype)
         x = x.repeat_interleave(m, dim=0)  # [R*M, Kc, w]: one copy per target block
-        queries = self._mask_tokens(rows, m, repeats) + gather_tokens(pos, targets).reshape(rows * m, kt, -1)
-        x = torch.cat([x, queries], dim=1)
+        x = torch.cat([x, queries.expand(rows * m, kt, -1)], dim=1)
 
         valid = _sequence_valid(context_valid, targets_valid, rows, m, kc, kt, z.device)
         packing = None
@@ -190,8 +206,9 @@ class ViTPredictor(nn.Module):
         else:  # the last layer computes the mask tokens only: nothing reads the context's outputs
             x, packing, bias = for_blocks(x, valid, self.pack_tokens, split=kc)
             for blk in self.blocks[:-1]:
-                x = blk(x, attn_mask=bias, packing=packing)
-            x = self.predictor_norm(self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing))
+                x = blk(x, attn_mask=bias, packing=packing, rotation=rotation)
+            last = self.blocks[-1](x, attn_mask=bias, rows_from=kc, packing=packing, rotation=rotation)
+            x = self.predictor_norm(last)
         x = self.predictor_proj(x)
         if packing is not None:  # zeros at padded targets
             x = packing.unpack(x, rows_from=kc)
