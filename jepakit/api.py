@@ -93,9 +93,10 @@ def _add_fields(tree: Any, cfg: Config, followed: frozenset[str] = frozenset()) 
 
     docs = field_docs(cfg)
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
+        value = getattr(cfg, f.name)  # each field of the config
         doc = f"  [dim]# {escape(docs[f.name])}[/dim]" if docs[f.name] else ""
         if isinstance(value, Config):
+            # an assembly records what it wired in ``followed``; a component config has no such field
             inner = frozenset(p.partition(".")[2] for p in getattr(cfg, "followed", ()) if p.startswith(f.name + "."))
             _add_fields(
                 tree.add(f"[cyan]{f.name}[/cyan]: [bold]{value.name or value.type_id()}[/bold]{doc}"), value, inner

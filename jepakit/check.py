@@ -276,6 +276,7 @@ def run_method(name: str, fields: Mapping[str, Any]) -> torch.Tensor:
         "predictor": dict(embed_dim=16, depth=2, num_heads=2),
         "text_encoder": dict(embed_dim=16, depth=1, num_heads=2),
     }
+    # the experiment's own fields by name: a shrink names fields some methods lack
     cfg = apply_overrides(cfg, {k: v for k, v in shrink.items() if isinstance(getattr(cfg, k, None), (Config, int))})
     return run_contract(apply_overrides(cfg, dict(fields), where=f"method {name}"))
 

@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = _parser()
     args, extra = parser.parse_known_args(argv)  # key=value overrides may also follow the options
+    # argparse gives only the subcommands that take key=value overrides an ``overrides`` attribute
     if extra and (not hasattr(args, "overrides") or not all("=" in e and not e.startswith("-") for e in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:

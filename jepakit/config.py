@@ -19,6 +19,9 @@ width, its image size, ...). Left unset (None) it follows, on every path that ma
 config (recipes, overrides, ``replace``, ``from_dict``); set explicitly it must agree,
 or the error names both fields. An assembly remembers which fields followed, so a later
 override of the source moves them too, and writes the list into its dict.
+
+This machinery reads configs' fields by name (``getattr(cfg, f.name)`` over
+``dataclasses.fields``): reflection over declared fields, not probes for undeclared ones.
 """
 
 from __future__ import annotations
@@ -224,6 +227,8 @@ class Config:
 
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
+    #: the version of its dict layout, written into it (the experiment's: old runs upgrade on reading); None: none
+    schema_version: ClassVar[int | None] = None
 
     @classmethod
     def type_id(cls) -> str:
@@ -244,6 +249,11 @@ class Config:
         """What this component tells the parts beside it (an assembly's wiring reads it): NAME -> (value,
         the field it comes from), e.g. an encoder's ``width`` and ``patch_size``; none by default."""
         return {}
+
+    def param_count(self) -> tuple[float, float] | None:
+        """(parameters, buffer values) the component builds, in closed form (``jepakit.sizing``); None: this
+        component does not say (its size is measured once built)."""
+        return None
 
     def build(self) -> Any:
         """Create the component this config describes."""
@@ -378,7 +388,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")  # classes are named; typing forms not
 
 
 def _is_config_type(tp: Any) -> bool:
@@ -482,7 +492,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     others, so that they keep following after ``from_dict``.
     """
     out: dict[str, Any] = {"type": cfg.type_id()}
-    version = getattr(cfg, "schema_version", None)
+    version = cfg.schema_version
     if version is not None:
         out["version"] = version
     for f in dataclasses.fields(cfg):

@@ -66,7 +66,7 @@ def value_at(cfg: Config, path: str) -> Any:
     or ``_MISSING``."""
     value: Any = cfg
     for part in path.split("."):
-        value = getattr(value, part, _MISSING)
+        value = getattr(value, part, _MISSING)  # a dotted field path, walked by name
         if value is _MISSING:
             return _MISSING
     return value

@@ -35,6 +35,7 @@ def import_user_code(name: str) -> None:
     if not path.is_file():
         raise MissingFileError(f"--import {name}: no such file")
     loaded = sys.modules.get(path.stem)
+    # built-in and namespace modules have no __file__
     if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
         return
     spec = importlib.util.spec_from_file_location(path.stem, path)

@@ -112,4 +112,5 @@ def push(source: str | Path, repo_id: str, private: bool = False, api: Any = Non
             raise MissingFileError(
                 f"push to {repo_id}: the hub refused or cannot be reached: {' '.join(str(e).split())[:300]}"
             ) from None
+    # huggingface_hub >= 0.19 returns a CommitInfo (its commit_url), older versions the URL itself
     return str(getattr(info, "commit_url", info))

@@ -87,6 +87,7 @@ class Size:
 
 def size_fields(where: str, cfg: object) -> list[str]:
     """``where.field=value`` for the size-setting fields ``cfg`` has."""
+    # the size fields a component config has, by name (each kind has some of them)
     return [f"{where}.{name}={getattr(cfg, name)}" for name in SIZE_FIELDS if getattr(cfg, name, None) is not None]
 
 

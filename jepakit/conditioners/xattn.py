@@ -70,6 +70,10 @@ class XAttnConfig(LayerwiseConfig):
         not: each caption is one key."""
         return False
 
+    def attention(self) -> tuple[int, float | None]:
+        """(heads, logit scale or None for 1/sqrt(head width)) of the read-out: one head here."""
+        return 1, None
+
     def param_count(self) -> tuple[float, float]:
         """Per conditioned layer: the value projection (and query and key when it attends), MLP, norm."""
         d, t = self.dim or 0, self.text_dim or 0
@@ -115,6 +119,9 @@ class SparseXAttnConfig(XAttnConfig):
     def attends(self) -> bool:
         return True
 
+    def attention(self) -> tuple[int, float | None]:
+        return self.num_heads, self.scale
+
     def validate(self) -> None:
         super().validate()
         if self.dim is not None and self.dim % self.num_heads:
@@ -153,8 +160,7 @@ class XAttnLayer(nn.Module):
 
     def __init__(self, cfg: XAttnConfig, attend: bool) -> None:
         super().__init__()
-        self.heads = getattr(cfg, "num_heads", 1)
-        self.scale = getattr(cfg, "scale", None)
+        self.heads, self.scale = cfg.attention()
         self.per_caption_mlp = cfg.per_caption_mlp
         dim, text_dim = resolved(cfg.dim, "conditioner.dim"), resolved(cfg.text_dim, "conditioner.text_dim")
         self.q = nn.Linear(dim, dim, bias=False) if attend else None

@@ -143,11 +143,9 @@ class ViTConfig(TransformerConfig):
                 )
             if self.embed_dim % 8:
                 raise ConfigError(f"{t}.embed_dim={self.embed_dim} must be divisible by 8 (3-D sin-cos positions)")
-        for name in ("pixel_mean", "pixel_std"):
-            if len(getattr(self, name)) != self.in_chans:
-                raise ConfigError(
-                    f"{t}.{name}={getattr(self, name)} needs one value per channel (in_chans={self.in_chans})"
-                )
+        for name, stats in (("pixel_mean", self.pixel_mean), ("pixel_std", self.pixel_std)):
+            if len(stats) != self.in_chans:
+                raise ConfigError(f"{t}.{name}={stats} needs one value per channel (in_chans={self.in_chans})")
         if self.positions != "sincos" and (self.embed_dim // self.num_heads) // len(self.grid_axes) < 2:
             raise ConfigError(
                 f"{t}.positions={self.positions} turns {len(self.grid_axes)} pairs of channels per head; "
@@ -183,7 +181,11 @@ class ViTConfig(TransformerConfig):
     def offers(self) -> dict[str, tuple[Any, str]]:
         """Its token width and depth, patch size, image channels, positions, and whether (frames) it reads clips."""
         mine = {
-            f: (getattr(self, f), f) for f in ("patch_size", "in_chans", "video_positions", "positions", "num_frames")
+            "patch_size": (self.patch_size, "patch_size"),
+            "in_chans": (self.in_chans, "in_chans"),
+            "video_positions": (self.video_positions, "video_positions"),
+            "positions": (self.positions, "positions"),
+            "num_frames": (self.num_frames, "num_frames"),
         }
         return super().offers() | mine | {"video": (self.video, "num_frames")}
 
@@ -218,7 +220,7 @@ class ViTConfig(TransformerConfig):
             )
         name = "vit_base_patch16_224"
         for size, preset in VIT_PRESETS.items():
-            if all(getattr(self, k) == v for k, v in preset.items()):
+            if all(getattr(self, k) == v for k, v in preset.items()):  # a preset's fields by name
                 name = _TIMM_NAMES[size]
         kwargs = dict(
             img_size=self.img_size,

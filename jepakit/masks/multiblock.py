@@ -89,7 +89,7 @@ class MultiBlockConfig(MaskerConfig):
             return
         cells = self.grid[0] * self.grid[1]
         for name in ("num_targets", "num_context"):
-            if getattr(self, name) > cells:
+            if getattr(self, name) > cells:  # its size fields by name
                 raise ConfigError(
                     f"{t}.{name}={getattr(self, name)} exceeds the {cells} patches of the {self.grid} grid"
                     f"{self._finer_patches()}"

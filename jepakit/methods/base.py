@@ -21,13 +21,14 @@ import abc
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from ..config import Assembly, Config, ConfigError, offered
 from ..sizing import Size, size_fields, transformer_activations
+from ..text.spm_tokenizer import CaptionTokenizer
 from ..transforms import mix_seed
 
 __all__ = [
@@ -138,10 +139,10 @@ class MethodConfig(Assembly, abc.ABC):
         # a method that overrides size() adds its activations; one that does not leaves them to be measured
         size = Size(activations_known=type(self).size is not MethodConfig.size)
         for f in dataclasses.fields(self):
-            part = getattr(self, f.name)
-            if isinstance(part, Config) and hasattr(part, "param_count"):
-                params, buffers = part.param_count()
-                size.params[f.name], size.fixed[f.name] = params, buffers
+            part = getattr(self, f.name)  # each field of the method config
+            counted = part.param_count() if isinstance(part, Config) else None
+            if counted is not None:
+                size.params[f.name], size.fixed[f.name] = counted
                 size.drivers[f.name] = size_fields(f.name, part)
         return size
 
@@ -206,16 +207,27 @@ class Method(nn.Module, abc.ABC):
         return torch.device("cpu")
 
 
-def prepare_tokenizer(tokenizer: Any, config: Any, data: Any, saved: Mapping[str, Any] | None) -> None:
+@runtime_checkable
+class Captioned(Protocol):
+    """A data set with captions (``data=scenes``, ``captions``, ...): a tokenizer is fitted on them."""
+
+    def captions(self, index: int) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+
+def prepare_tokenizer(
+    tokenizer: CaptionTokenizer | None, config: Any, data: Any, saved: Mapping[str, Any] | None
+) -> None:
     """Fit a ``tokenizer`` that has no model (SentencePiece) on the captions of ``data``'s first
     ``config.fit_samples`` samples, or restore the one a resumed checkpoint ``saved``; a
     pretrained tokenizer (or none) needs nothing."""
-    if tokenizer is None or getattr(tokenizer, "ready", True):
+    if tokenizer is None or tokenizer.ready:
         return
     if saved and saved.get("tokenizer") is not None:
         tokenizer.load_bytes(saved["tokenizer"])
         return
-    if not hasattr(data, "captions"):
+    if not isinstance(data, Captioned):
         raise ConfigError(
             f"tokenizer {config.name!r} must be fitted on captions, and the data set {type(data).__name__} has none"
         )
@@ -223,9 +235,10 @@ def prepare_tokenizer(tokenizer: Any, config: Any, data: Any, saved: Mapping[str
     tokenizer.fit(c for i in range(count) for c in data.captions(i))
 
 
-def tokenizer_state(tokenizer: Any) -> dict[str, Any]:
+def tokenizer_state(tokenizer: CaptionTokenizer | None) -> dict[str, Any]:
     """What a checkpoint keeps of a fitted tokenizer (its model bytes), so a resumed run reads the same ids."""
-    return {"tokenizer": tokenizer.to_bytes()} if hasattr(tokenizer, "to_bytes") else {}
+    fitted = tokenizer.to_bytes() if tokenizer is not None else None
+    return {"tokenizer": fitted} if fitted is not None else {}
 
 
 def weight_decay_groups(modules: Iterable[nn.Module]) -> list[ParamGroup]:
@@ -247,6 +260,8 @@ def blocks_then_modules(modules: Iterable[nn.Module | None]) -> list[nn.Module]:
     for module in modules:
         if module is None or not any(True for _ in module.parameters()):
             continue
+        # a transformer stack goes by timm's name ``blocks`` (encoders, predictors, text towers); other modules
+        # (heads, MLP projectors) have none and are one unit whole
         units += [*getattr(module, "blocks", []), module]
     return units
 

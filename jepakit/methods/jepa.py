@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..augment import Transform, TransformConfig, augmented_view, check_transforms
 from ..conditioners.none import NoConditionerConfig
+from ..conditioners.text import TextConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, offered, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
 from ..layers.transformer import TransformerConfig, gather_tokens, masked_mean
@@ -364,7 +365,7 @@ class JEPA(Method):
         self.embedding_loss = cfg.embedding_loss.build() if cfg.embedding_loss is not None else None
         self.tokenizer = cfg.tokenizer.build() if cfg.tokenizer is not None else None
         self.text_encoder = cfg.text_encoder.build() if cfg.text_encoder is not None else None
-        text_dim = getattr(cfg.conditioner, "text_dim", None)
+        text_dim = cfg.conditioner.text_dim if isinstance(cfg.conditioner, TextConditionerConfig) else None
         if self.text_encoder is not None and text_dim is not None and self.text_encoder.width != text_dim:
             raise ConfigError(
                 f"conditioner.text_dim={text_dim} does not match the text encoder's width {self.text_encoder.width}"

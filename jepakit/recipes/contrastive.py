@@ -168,6 +168,7 @@ def cpu(cfg: Experiment) -> Experiment:
         # the paper's learning rate and weight decay, warmed up from 0 over 30 steps
         "train": {
             **CPU_TRAIN,
+            # the schedule's fields by name
             **{k: getattr(cfg.train, k) for k in ("lr", "start_lr", "weight_decay", "final_weight_decay")},
         },
     }

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import evaluated_encoder, export_config, load_encoder, training_checkpoint
 from ..config import ConfigError, MissingFileError, knob
+from ..encoders.vit import ViTEncoder
 from ..registry import register
 from .base import TargetUpdater, TargetUpdaterConfig, frozen_copy
 
@@ -147,12 +148,14 @@ class TimmTeacher(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        # a timm model made without pretrained weights may carry no pretrained_cfg: its statistics default to 0.5
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         tokens = self.model.forward_features((images - self.mean) / self.std)
+        # timm ViTs say how many class and register tokens lead; other timm models have none
         return tokens[:, getattr(self.model, "num_prefix_tokens", 0) :]
 
 
@@ -189,7 +192,7 @@ class FrozenUpdater(TargetUpdater):
         if cfg.timm is not None:
             import timm
 
-            size = getattr(getattr(online, "config", None), "img_size", None)
+            size: Any = online.config.img_size if isinstance(online, ViTEncoder) else None  # else timm's own size
             model = timm.create_model(
                 cfg.timm,
                 pretrained=True,

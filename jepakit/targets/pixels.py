@@ -13,7 +13,7 @@ method evaluates its online encoder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from einops import rearrange
 from torch import Tensor, nn
@@ -23,6 +23,17 @@ from ..registry import register
 from .base import TargetUpdater, TargetUpdaterConfig
 
 __all__ = ["PatchPixels", "PixelsConfig", "PixelsUpdater"]
+
+
+@runtime_checkable
+class PatchEncoder(Protocol):
+    """What pixel targets read of the online encoder (``ViTEncoder``): how it cuts images into tokens
+    (patch side, frames per token: 1 for images) and how it normalises them."""
+
+    patch_size: int
+    tubelet: int
+    pixel_mean: Tensor
+    pixel_std: Tensor
 
 
 @dataclass(frozen=True)
@@ -84,9 +95,11 @@ class PixelsUpdater(TargetUpdater):
     config: PixelsConfig
 
     def make_target(self, online: nn.Module) -> nn.Module:
-        for name in ("patch_size", "pixel_mean", "pixel_std"):
-            if not hasattr(online, name):
-                raise TypeError(f"pixel targets need an encoder with {name} (a ViT); got {type(online).__name__}")
-        patch: int = online.patch_size  # type: ignore[assignment]
-        tubelet = int(getattr(online, "tubelet", 1))  # a video ViT's frames per token (1: images)
-        return PatchPixels(patch, online.pixel_mean, online.pixel_std, self.config.norm_pix, tubelet=tubelet)  # type: ignore[arg-type]
+        if not isinstance(online, PatchEncoder):
+            raise TypeError(
+                "pixel targets need an encoder with a patch_size, a tubelet and pixel_mean and pixel_std (a ViT); "
+                f"got {type(online).__name__}"
+            )
+        return PatchPixels(
+            online.patch_size, online.pixel_mean, online.pixel_std, self.config.norm_pix, tubelet=online.tubelet
+        )

@@ -197,13 +197,17 @@ class HFTextEncoder(TextEncoder):
         encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
         if auto.model_type in encoder_only:  # T5 without its decoder
             model = _from_pretrained(
-                where, cfg.path, getattr(transformers, encoder_only[auto.model_type]).from_pretrained
+                # the transformers class named for this model type
+                where,
+                cfg.path,
+                getattr(transformers, encoder_only[auto.model_type]).from_pretrained,
             )
         else:
             model = _from_pretrained(where, cfg.path, transformers.AutoModel.from_pretrained)
-            if getattr(auto, "is_encoder_decoder", False):
+            if getattr(auto, "is_encoder_decoder", False):  # a model config says it or not
                 model = model.get_encoder()
         self.model = model
+        # T5 configs name the width d_model, BERT-style ones hidden_size
         self.width = int(getattr(auto, "d_model", None) or auto.hidden_size)
         self.vocab_size = int(auto.vocab_size)
         self.freeze(cfg.memo)
@@ -244,10 +248,6 @@ class HFTokenizer(CaptionTokenizer):
         self.config = cfg
         self._tok = _from_pretrained(cfg.type_id(), cfg.path, transformers.AutoTokenizer.from_pretrained)
         self.truncated = 0
-
-    def fit(self, captions: Sequence[str]) -> HFTokenizer:
-        """Nothing to train: a pretrained tokenizer is used as it is."""
-        return self
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self._tok(list(texts), add_special_tokens=True)["input_ids"]

@@ -64,6 +64,7 @@ class SentencePieceConfig(Config):
                 f"{t}.vocab_size={self.vocab_size}: byte_fallback=true reserves 256 byte pieces; "
                 "give at least 300 or set byte_fallback=false"
             )
+        # its own special-token fields by name
         ids = {n: getattr(self, n) for n in ("pad_id", "eos_id", "unk_id", "bos_id") if getattr(self, n) >= 0}
         if len(set(ids.values())) != len(ids):
             raise ConfigError(f"{t}: special token ids must differ; got {ids}")
@@ -105,6 +106,23 @@ class CaptionTokenizer(abc.ABC):
     @abc.abstractmethod
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can tokenise now; a tokenizer that must be fitted first (SentencePiece) is not until then."""
+        return True
+
+    def fit(self, captions: Iterable[str]) -> CaptionTokenizer:
+        """Learn the vocabulary from ``captions``; a pretrained tokenizer is used as it is."""
+        return self
+
+    def to_bytes(self) -> bytes | None:
+        """The fitted model a checkpoint keeps, so a resumed run reads the same ids; None: nothing was fitted."""
+        return None
+
+    def load_bytes(self, data: bytes) -> CaptionTokenizer:
+        """Use the model ``to_bytes`` gave (a resumed run's); only a fitted tokenizer has one."""
+        raise ValueError(f"{type(self).__name__} is not fitted, so it has no saved model to load")
 
     def __call__(self, captions: Sequence[Sequence[str]]) -> TokenBatch:
         """Tokenise the captions of each image ([B][n_i] strings) into [B, N, S]."""

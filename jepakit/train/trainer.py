@@ -175,7 +175,7 @@ class TrainConfig(Config):
             )
         t = "train"  # as the fields are given: train.steps=... on the command line
         for count, passes in (("steps", "epochs"), ("warmup_steps", "warmup_epochs")):
-            a, b = getattr(self, count), getattr(self, passes)
+            a, b = getattr(self, count), getattr(self, passes)  # the field pairs by name
             if (a is None) == (b is None):
                 raise ConfigError(
                     f"{t}.{count}={a} and {t}.{passes}={b}: give exactly one "
