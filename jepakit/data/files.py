@@ -129,7 +129,26 @@ class CaptionsConfig(DatasetConfig):
 
 @register("dataset", "captions", CaptionsConfig)
 class CaptionedImages(ReportingDataset):
-    """A folder of images with a JSONL or CSV captions file (one or many captions per image)."""
+    """A folder of images with a JSONL or CSV captions file (one or many captions per image):
+    ``{"image", "captions", "index"}``; images the file names but the folder lacks are skipped and counted.
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from jepakit import create
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("a.png", "b.png"):
+        ...     Image.new("RGB", (20, 20), "red").save(root / name)
+        >>> rows = [{"image": "a.png", "captions": ["a red square", "red"]}, {"image": "b.png", "caption": "red too"}]
+        >>> rows.append({"image": "gone.png", "caption": "never read"})
+        >>> _ = (root / "captions.jsonl").write_text(chr(10).join(json.dumps(r) for r in rows))
+        >>> data = create("dataset", "captions", captions=str(root / "captions.jsonl"), image_size=32)
+        >>> len(data), tuple(data[0]["image"].shape), data[0]["captions"], data.captions(1)
+        (2, (3, 32, 32), ['a red square', 'red'], ['red too'])
+        >>> data.report.endswith("1 of 3 images are missing (first: gone.png); they are skipped")
+        True
+    """
 
     def __init__(self, cfg: CaptionsConfig) -> None:
         super().__init__(cfg.on_error)

@@ -74,7 +74,22 @@ class HFDatasetConfig(DatasetConfig):
 
 @register("dataset", "hf", HFDatasetConfig)
 class HFDataset(ReportingDataset):
-    """A Hugging Face dataset's split: ``{"image", "captions", "index"}`` (and ``"label"``) per row."""
+    """A Hugging Face dataset's split: ``{"image", "captions", "index"}`` (and ``"label"``) per row.
+
+    Example:
+        >>> import tempfile
+        >>> import datasets
+        >>> from PIL import Image
+        >>> from jepakit import create
+        >>> datasets.disable_progress_bars()
+        >>> folder = tempfile.mkdtemp()
+        >>> rows = {"image": [Image.new("RGB", (20, 20), c) for c in ("red", "blue")], "caption": ["red", "blue"]}
+        >>> columns = {"image": datasets.Image(), "caption": datasets.Value("string"), "label": datasets.Value("int64")}
+        >>> datasets.Dataset.from_dict({**rows, "label": [0, 1]}, datasets.Features(columns)).save_to_disk(folder)
+        >>> data = create("dataset", "hf", path=folder, label_column="label", image_size=32)  # a saved dataset, or a hub id
+        >>> len(data), tuple(data[1]["image"].shape), data[1]["captions"], data[1]["label"]
+        (2, (3, 32, 32), ['blue'], 1)
+    """
 
     def __init__(self, cfg: HFDatasetConfig) -> None:
         import datasets

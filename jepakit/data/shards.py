@@ -98,7 +98,27 @@ def caption_file(raw: dict[str, Any]) -> tuple[Any, bool] | None:
 @register("dataset", "webdataset", WebDatasetConfig)
 class WebDataset(ReportingDataset):
     """Samples streamed out of tar shards, epoch by epoch (see the module docstring); a
-    :class:`~jepakit.data.base.StreamingData`."""
+    :class:`~jepakit.data.base.StreamingData`.
+
+    Example:
+        >>> import io, tarfile, tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from jepakit import create
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with tarfile.open(root / "shard-0.tar", "w") as tar:  # key.png with key.txt, as img2dataset writes
+        ...     for key, colour in (("0", "red"), ("1", "blue")):
+        ...         png = io.BytesIO()
+        ...         Image.new("RGB", (20, 20), colour).save(png, format="PNG")
+        ...         for name, payload in ((key + ".png", png.getvalue()), (key + ".txt", f"a {colour} picture".encode())):
+        ...             member = tarfile.TarInfo(name)
+        ...             member.size = len(payload)
+        ...             tar.addfile(member, io.BytesIO(payload))
+        >>> data = create("dataset", "webdataset", shards=(str(root / "shard-0.tar"),), image_size=32)
+        >>> samples = [data.decode(raw, i) for i, raw in enumerate(data.epoch(seed=0))]  # an epoch, shuffled by its seed
+        >>> len(data), [(tuple(s["image"].shape), s["captions"]) for s in samples]
+        (2, [((3, 32, 32), ['a blue picture']), ((3, 32, 32), ['a red picture'])])
+    """
 
     def __init__(self, cfg: WebDatasetConfig) -> None:
         super().__init__(cfg.on_error)

@@ -180,7 +180,27 @@ class VideoFilesConfig(VideoClipConfig):
 @register("dataset", "videos", VideoFilesConfig)
 class VideoFiles(_ClipReading):
     """Clips of video files: ``{"video": float [3, T, S, S], "captions", "label" (class folders or the
-    list's label column), "index"}``; sample i is clip ``i % clips_per_video`` of video ``i // clips_per_video``."""
+    list's label column), "index"}``; sample i is clip ``i % clips_per_video`` of video ``i // clips_per_video``.
+
+    Example:
+        >>> import tarfile, tempfile
+        >>> from pathlib import Path
+        >>> import av, numpy as np
+        >>> from jepakit import create
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with av.open(str(root / "clip.mkv"), "w") as video:  # 16 frames, frame t a flat grey of level 10 t
+        ...     stream = video.add_stream("ffv1", rate=10)
+        ...     stream.width, stream.height, stream.pix_fmt = 24, 20, "yuv444p"
+        ...     for t in range(16):
+        ...         grey = av.VideoFrame.from_ndarray(np.full((20, 24, 3), 10 * t, np.uint8), format="rgb24")
+        ...         video.mux(stream.encode(grey))
+        ...     video.mux(stream.encode())
+
+        >>> data = create("dataset", "videos", root=str(root), num_frames=4, frame_stride=2, clips_per_video=2, image_size=16)
+        >>> clip = data[1]["video"]  # [3, T, S, S] in [0, 1]: the second clip, from the video's second half
+        >>> len(data), tuple(clip.shape), [round(float(clip[0, t].mean()) * 255 / 10) for t in range(4)]  # 2 frames apart
+        (2, (3, 4, 16, 16), [5, 7, 9, 11])
+    """
 
     def __init__(self, cfg: VideoFilesConfig) -> None:
         super().__init__(cfg.on_error)
@@ -261,7 +281,29 @@ class VideoShardsConfig(WebDatasetConfig, VideoClipConfig):
 @register("dataset", "video-shards", VideoShardsConfig)
 class VideoShards(WebDataset, _ClipReading):
     """Clips streamed out of tar shards (one clip per sample, seeded by its position in the epoch's stream);
-    ``{"video", "captions", "index"}``. A caption file is optional: video sets often have none."""
+    ``{"video", "captions", "index"}``. A caption file is optional: video sets often have none.
+
+    Example:
+        >>> import tarfile, tempfile
+        >>> from pathlib import Path
+        >>> import av, numpy as np
+        >>> from jepakit import create
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with av.open(str(root / "clip.mkv"), "w") as video:  # 16 frames, frame t a flat grey of level 10 t
+        ...     stream = video.add_stream("ffv1", rate=10)
+        ...     stream.width, stream.height, stream.pix_fmt = 24, 20, "yuv444p"
+        ...     for t in range(16):
+        ...         grey = av.VideoFrame.from_ndarray(np.full((20, 24, 3), 10 * t, np.uint8), format="rgb24")
+        ...         video.mux(stream.encode(grey))
+        ...     video.mux(stream.encode())
+
+        >>> with tarfile.open(root / "shard-0.tar", "w") as tar:
+        ...     tar.add(root / "clip.mkv", arcname="0.mkv")
+        >>> shards = create("dataset", "video-shards", shards=(str(root / "shard-0.tar"),), num_frames=4, image_size=16)
+        >>> sample = shards.decode(next(iter(shards.epoch(seed=0))), 0)  # the pipeline streams an epoch and decodes
+        >>> len(shards), sorted(sample), tuple(sample["video"].shape)
+        (1, ['captions', 'index', 'video'], (3, 4, 16, 16))
+    """
 
     config: VideoShardsConfig
 

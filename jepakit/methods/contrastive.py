@@ -114,7 +114,25 @@ class ContrastiveConfig(MethodConfig):
 
 @register("method", "contrastive", ContrastiveConfig)
 class Contrastive(Method):
-    """Two towers and a contrastive loss; ``forward(images, text)`` gives ``{"loss", "metric/..."}``."""
+    """Two towers and a contrastive loss (CLIP, SigLIP): images [B, C, H, W] and one caption's tokens per image
+    [B, 1, S] -> ``{"loss", "contrast", "metric/..."}``; both towers embed into [B, embed_dim].
+
+    Example:
+        >>> import torch
+        >>> from jepakit import create
+        >>> method = create(
+        ...     "method", "contrastive", image_size=32, embed_dim=16,
+        ...     encoder={"patch_size": 8, "embed_dim": 48, "depth": 1, "num_heads": 3},
+        ...     tokenizer={"vocab_size": 300, "max_length": 8},
+        ...     text_encoder={"embed_dim": 32, "depth": 1, "num_heads": 2},
+        ... )
+        >>> captions = ["a red circle", "a blue square", "two green triangles", "one yellow diamond"]
+        >>> _ = method.tokenizer.fit(captions * 10)  # what prepare() does with the data's captions
+        >>> images = torch.rand(4, 3, 32, 32)
+        >>> out = method(images, method.tokenizer([[c] for c in captions]))
+        >>> sorted(out), tuple(method.encode_image(images).shape)
+        (['contrast', 'loss', 'metric/temperature'], (4, 16))
+    """
 
     config: ContrastiveConfig
 

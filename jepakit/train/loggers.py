@@ -187,6 +187,23 @@ class WandbConfig(LoggerConfig):
 
 @register("logger", "wandb", WandbConfig)
 class WandbLogger(Logger):
+    """Scalars and events for Weights & Biases, one W&B run per run folder (kept across resumes).
+
+    Example:
+        >>> import os, tempfile
+        >>> from pathlib import Path
+        >>> from jepakit import create
+        >>> os.environ["WANDB_MODE"] = "offline"  # on disk: `wandb sync` uploads it later
+        >>> out = Path(tempfile.mkdtemp())
+        >>> logger = create("logger", "wandb", project="demo")
+        >>> logger.open(out, config={"seed": 0}, start=0)
+        >>> logger.log(1, {"loss": 0.5})
+        >>> logger.close()
+        >>> run = (out / "wandb-id").read_text()  # a resumed run continues this W&B run
+        >>> len(list((out / "wandb").glob(f"offline-run-*-{run}")))
+        1
+    """
+
     def __init__(self, cfg: WandbConfig) -> None:
         if importlib.util.find_spec("wandb") is None:
             raise ConfigError("train.loggers names wandb, which is not installed: pip install 'jepakit[wandb]'")
