@@ -284,22 +284,25 @@ class VideoShards(WebDataset, _ClipReading):
     ``{"video", "captions", "index"}``. A caption file is optional: video sets often have none.
 
     Example:
-        >>> import tarfile, tempfile
+        >>> import io, tarfile, tempfile
         >>> from pathlib import Path
         >>> import av, numpy as np
         >>> from jepakit import create
-        >>> root = Path(tempfile.mkdtemp())
-        >>> with av.open(str(root / "clip.mkv"), "w") as video:  # 16 frames, frame t a flat grey of level 10 t
-        ...     stream = video.add_stream("ffv1", rate=10)
-        ...     stream.width, stream.height, stream.pix_fmt = 24, 20, "yuv444p"
-        ...     for t in range(16):
-        ...         grey = av.VideoFrame.from_ndarray(np.full((20, 24, 3), 10 * t, np.uint8), format="rgb24")
-        ...         video.mux(stream.encode(grey))
-        ...     video.mux(stream.encode())
-
-        >>> with tarfile.open(root / "shard-0.tar", "w") as tar:
-        ...     tar.add(root / "clip.mkv", arcname="0.mkv")
-        >>> shards = create("dataset", "video-shards", shards=(str(root / "shard-0.tar"),), num_frames=4, image_size=16)
+        >>> clip = io.BytesIO()
+        >>> with av.open(clip, "w", format="matroska") as container:  # 16 frames of noise, lossless, in memory
+        ...     s = container.add_stream("ffv1", rate=8)
+        ...     s.width = s.height = 16
+        ...     s.pix_fmt = "yuv444p"
+        ...     noise = np.random.default_rng(0).integers(0, 255, (16, 16, 16, 3), dtype=np.uint8)
+        ...     packets = [p for f in noise for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24"))]
+        ...     for p in packets + list(s.encode()):
+        ...         container.mux(p)
+        >>> shard = Path(tempfile.mkdtemp()) / "shard-0.tar"
+        >>> with tarfile.open(shard, "w") as tar:  # one sample: its key "0", its video "0.mkv"
+        ...     member = tarfile.TarInfo("0.mkv")
+        ...     member.size = clip.getbuffer().nbytes
+        ...     tar.addfile(member, io.BytesIO(clip.getvalue()))
+        >>> shards = create("dataset", "video-shards", shards=(str(shard),), num_frames=4, image_size=16)
         >>> sample = shards.decode(next(iter(shards.epoch(seed=0))), 0)  # the pipeline streams an epoch and decodes
         >>> len(shards), sorted(sample), tuple(sample["video"].shape)
         (1, ['captions', 'index', 'video'], (3, 4, 16, 16))
