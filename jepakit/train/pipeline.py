@@ -15,6 +15,7 @@ otherwise abort the interpreter at exit.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -85,6 +86,57 @@ class MicroBatches:
         self.close()
 
 
+Key = tuple[int, int, int, torch.Tensor, list[Any] | None]  #: (step, micro, epoch, indices, raw samples)
+
+
+class _StreamReader:
+    """A stream's raw samples step by step: the epoch's stream, read up to each step's first sample (a
+    resumed run passes the samples before it undecoded)."""
+
+    def __init__(self, data: StreamingData, order: EpochOrder, seed: int) -> None:
+        self.data, self.order, self.seed = data, order, seed
+        self.epoch: int | None = None
+        self.samples: Iterator[Any] = iter(())
+        self.read = 0
+
+    def __call__(self, step: int, epoch: int) -> list[Any]:
+        if self.epoch != epoch:
+            self.epoch, self.samples, self.read = epoch, self.data.epoch(mix_seed(self.seed, epoch)), 0
+        first = step % self.order.steps_per_epoch * self.order.batch_size
+        for _ in itertools.islice(self.samples, first - self.read):
+            pass
+        self.read = first + self.order.batch_size
+        return list(itertools.islice(self.samples, self.order.batch_size))
+
+
+def _load(
+    key: Key,
+    data: Any,
+    make_batch: Callable[[Sequence[Mapping[str, Any]], Draw], dict[str, Any]],
+    seed: int,
+    rank: int,
+    world: int,
+) -> MicroBatch:
+    """The micro-batch of ``key``: this rank's share of its samples, read (or decoded from the stream's raws),
+    unreadable ones left out, made into a batch by the method."""
+    step, j, epoch, batch, raws = key
+    share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's samples
+    samples, kept = [], []
+    for pos in share.tolist():
+        sample = data[int(batch[pos])] if raws is None else data.decode(raws[pos], int(batch[pos]))
+        if sample is not None:
+            samples.append(sample)
+            kept.append(pos)
+    if not samples:
+        raise DataError(
+            f"step {step}: none of the batch's {len(share)} samples could be read (indices "
+            f"{batch[share].tolist()[:8]}...); check the data's files (the log counts unreadable samples)"
+        )
+    rows = torch.tensor(kept, dtype=torch.long)
+    draw = Draw(seed=seed, epoch=epoch, step=step, micro=j, indices=batch[rows], rows=rows, size=len(batch))
+    return step, j, make_batch(samples, draw)
+
+
 def micro_batches(
     make_batch: Callable[[Sequence[Mapping[str, Any]], Draw], dict[str, Any]],
     data: Any,
@@ -103,46 +155,17 @@ def micro_batches(
     from torchdata.nodes import IterableWrapper, Loader, Mapper, ParallelMapper, Prefetcher
 
     micro = order.batch_size // accum_steps
+    stream = _StreamReader(data, order, seed) if isinstance(data, StreamingData) else None
 
-    streams = isinstance(data, StreamingData)
-    reading: dict[str, Any] = {"epoch": None}  # a stream's open epoch and how far it has been read
-
-    def raw_samples(step: int, epoch: int) -> list[Any]:
-        """A stream's raw samples of ``step``: the epoch's stream, read up to the step's first sample."""
-        if reading["epoch"] != epoch:
-            reading.update(epoch=epoch, it=data.epoch(mix_seed(seed, epoch)), read=0)
-        first = step % order.steps_per_epoch * order.batch_size
-        for _ in itertools.islice(reading["it"], first - reading["read"]):  # a resumed run: skip, undecoded
-            pass
-        reading["read"] = first + order.batch_size
-        return list(itertools.islice(reading["it"], order.batch_size))
-
-    def keys() -> Iterator[tuple[int, int, int, torch.Tensor, list[Any] | None]]:
+    def keys() -> Iterator[Key]:
         for step in range(start, stop):
             epoch, indices = order(step)
-            raws = raw_samples(step, epoch) if streams else None
+            raws = stream(step, epoch) if stream is not None else None
             for j in range(accum_steps):
                 part = slice(j * micro, (j + 1) * micro)
                 yield step, j, epoch, indices[part], raws[part] if raws is not None else None
 
-    def load(key: tuple[int, int, int, torch.Tensor, list[Any] | None]) -> MicroBatch:
-        step, j, epoch, batch, raws = key
-        share = torch.arange(len(batch)).tensor_split(world)[rank]  # this rank's samples
-        samples, kept = [], []
-        for pos in share.tolist():
-            sample = data[int(batch[pos])] if raws is None else data.decode(raws[pos], int(batch[pos]))
-            if sample is not None:
-                samples.append(sample)
-                kept.append(pos)
-        if not samples:
-            raise DataError(
-                f"step {step}: none of the batch's {len(share)} samples could be read (indices "
-                f"{batch[share].tolist()[:8]}...); check the data's files (the log counts unreadable samples)"
-            )
-        rows = torch.tensor(kept, dtype=torch.long)
-        draw = Draw(seed=seed, epoch=epoch, step=step, micro=j, indices=batch[rows], rows=rows, size=len(batch))
-        return step, j, make_batch(samples, draw)
-
+    load = functools.partial(_load, data=data, make_batch=make_batch, seed=seed, rank=rank, world=world)
     node = IterableWrapper(keys())
     if num_workers > 0:
         node = ParallelMapper(node, load, num_workers=num_workers, method="thread", in_order=True)
