@@ -235,10 +235,17 @@ for _name, (_make, _help, _facts) in _SPECS.items():
     )(functools.partial(cpu_of, _make))
 
 
+#: The control's text side is TC-JEPA's frozen pretrained one by design; the rest holds CLIP's facts.
+FROZEN_TEXT_FACTS = {
+    k: v for k, v in CLIP_FACTS.items() if not k.startswith(("text_encoder", "text_pool", "tokenizer"))
+}
+
+
 @register_recipe(
     "contrastive-frozen-text",
     help="control: CLIP's loss with TC-JEPA's frozen pretrained text encoder, only its projection trained",
     departures=FROZEN_TEXT_DEPARTURES,
+    facts=FROZEN_TEXT_FACTS,
 )
 def contrastive_frozen_text() -> Experiment:
     return frozen_text(clip_config())
@@ -248,6 +255,7 @@ def contrastive_frozen_text() -> Experiment:
     "contrastive-frozen-text-cpu",
     help="contrastive-frozen-text on the embedded scenes at 64 px: minutes on a laptop CPU",
     departures=FROZEN_TEXT_DEPARTURES + CPU_DEPARTURES,
+    facts=FROZEN_TEXT_FACTS,
 )
 def contrastive_frozen_text_cpu() -> Experiment:
     return cpu(frozen_text(clip_config()))

@@ -27,6 +27,7 @@ from ..targets.ema import EMAConfig
 from ..train.trainer import TrainConfig
 from .ijepa import CPU_TRAIN, cpu_preset, preset_departure
 from .salt import CPU_STEPS as SALT_CPU_STEPS
+from .salt import FACTS as SALT_FACTS
 from .salt import two_stages
 from .tcjepa import CENTRED_REGULARISER, REGULARISER_DEPARTURES, TEXT_DEPARTURES, text_conditioning
 
@@ -197,6 +198,13 @@ def vjepa_cpu_config() -> Experiment:
     return apply_overrides(vjepa_config(), fields)
 
 
+#: What SALT states (its student: a frozen teacher, L1, no EMA) on V-JEPA's clips and masks, which it builds on.
+SALT_VIDEO_FACTS: dict[str, object] = {
+    **{k: v for k, v in FACTS.items() if not k.startswith(("target_updater", "loss"))},
+    **SALT_FACTS,
+}
+
+
 @register_recipe(
     "salt-video-cpu",
     help=f"SALT on the embedded moving scenes (vjepa-cpu's clips and masks): {SALT_CPU_STEPS[0]} V-Pixel teacher "
@@ -218,6 +226,7 @@ def vjepa_cpu_config() -> Experiment:
             kind="mechanism",
         ),
     ),
+    facts=SALT_VIDEO_FACTS,
 )
 def salt_video_cpu() -> Experiment:
     """SALT's two stages on clips: V-Pixel (tubelet pixels, normalised per tubelet, squared error) under
@@ -244,6 +253,7 @@ def salt_video_cpu() -> Experiment:
             kind="mechanism",
         ),
     ),
+    facts=FACTS,  # V-JEPA's, which it extends
 )
 def tc_vjepa_cpu() -> Experiment:
     conditioned = apply_overrides(vjepa_cpu_config(), text_conditioning(CENTRED_REGULARISER))
