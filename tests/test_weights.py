@@ -511,7 +511,10 @@ def test_a_vjepa2_checkpoint_computes_what_the_released_rope_forward_does(tmp_pa
     """V-JEPA 2's layout (``module.backbone.`` prefixes, no position table but a stale ``pos_embed`` the
     released loader skips, 10 mask tokens, a 12-head predictor): the importer infers rotary positions in the
     released layout, and the imported encoder (whole clips and a kept subset) and predictor (two generators
-    reading tokens 0 and 1) equal the released forward written above, to float64 precision."""
+    reading tokens 0 and 1) equal the released forward written above, to float64 precision; the run probes and
+    serves as a frozen teacher like any run."""
+    from jepakit import get_config
+
     grid = (8, GRID, GRID)
     torch.manual_seed(5)
     official = OfficialVJEPA2(grid)
@@ -542,3 +545,13 @@ def test_a_vjepa2_checkpoint_computes_what_the_released_rope_forward_does(tmp_pa
             rows = slice(generator * images, (generator + 1) * images)
             theirs = official.predict(z[rows], context[rows], targets[rows], mask_index=generator)
             assert torch.allclose(predicted[rows], theirs, atol=1e-10)
+    probed, _ = load_eval_encoder(tmp_path / "run")  # what `jepakit probe RUN` reads: the rotary encoder
+    with torch.no_grad():
+        assert torch.allclose(probed.double()(clips), official.encode(normalised), atol=1e-10)
+    size = {"embed_dim": WIDTH, "depth": 2, "num_heads": 3, "patch_size": PATCH, "positions": "rope-vjepa2"}
+    student = get_config(
+        "salt-video-cpu", f"target_updater.checkpoint={tmp_path / 'run'}", teacher_run="none", encoder=size
+    ).build()  # the imported encoder as a frozen teacher (a SALT student on clips)
+    assert all(
+        torch.equal(v, method.target_encoder.state_dict()[k]) for k, v in student.target_encoder.state_dict().items()
+    )
