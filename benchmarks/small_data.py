@@ -38,9 +38,10 @@ SCREENS = HERE / "small_data_screens.jsonl"
 TITLE = "Small real data: the JEPA family against the random-init floor"
 
 SETS = ("digits", "faces", "textures")
-#: Method -> the CPU recipe it runs (``random``: that recipe's encoder, untrained).
+#: Method -> the CPU recipe it runs (``random``, ``random-xavier``: that recipe's encoder, untrained).
 METHODS = {
     "random": "ijepa-cpu",
+    "random-xavier": "ijepa-cpu",
     "ijepa": "ijepa-cpu",
     "c-jepa": "c-jepa-cpu",
     "lejepa": "lejepa-cpu",
@@ -50,9 +51,14 @@ METHODS = {
 }
 #: The peers' own training code (``small_data_peers.py``), probed alike.
 PEERS = ("lightly-ijepa", "lightly-random", "lightly-simclr", "spt-ijepa", "spt-lejepa")
-#: Peers that start from another init than the recipes' (lightly's masked ViT: xavier-uniform), beside the
-#: untrained row of that init: their own floor. The others start from timm's init, as ``random``.
-FLOORS = {"lightly-ijepa": "lightly-random"}
+#: What a method's recipe changes beside the recipe it runs: the floor of MAE's xavier-uniform init.
+EDITS: dict[str, tuple[str, ...]] = {"random-xavier": ("encoder.init=xavier",)}
+#: The untrained methods: the floors.
+UNTRAINED = ("random", "random-xavier")
+#: Methods that start from another init than the I-JEPA recipes' truncated normal (MAE's recipe and lightly's
+#: masked ViT: xavier-uniform), beside the untrained row of that init: their own floor. The others are read
+#: against ``random``.
+FLOORS = {"mae": "random-xavier", "lightly-ijepa": "lightly-random"}
 SEEDS = (0, 1, 2)
 #: Checkpoints probed along a run (kNN), for the score-against-CPU-minutes curve.
 CURVE = 4
@@ -64,7 +70,7 @@ def config(dataset: str, method: str, seed: int, edits: tuple[str, ...] = ()) ->
     ``edits``: command-line overrides of the recipe (a screen's)."""
     from jepakit import get_config
 
-    cfg = get_config(get_config(METHODS[method], data=dataset), *edits)
+    cfg = get_config(get_config(METHODS[method], data=dataset), *EDITS.get(method, ()), *edits)
     every = max(1, (cfg.train.steps or 0) // CURVE)  # the CPU recipes give steps
     seeded: dict[str, Any] = {"train": {"seed": seed, "checkpoint_every": every, "keep_checkpoints": CURVE}}
     if cfg.teacher_run is not None:  # SALT's teacher takes the run's seed and data too
@@ -110,7 +116,7 @@ def measure(
     row: dict[str, Any] = {"set": dataset, "method": method, "seed": seed, "recipe": METHODS[method]}
     if edits:
         row["overrides"] = list(edits)
-    if method == "random":
+    if method in UNTRAINED:
         row |= {"steps": 0, "cpu_minutes": 0.0, "collapse_warning": False}
         return probe_run(row, cfg.data, random_encoder(cfg.method.eval_encoder()[0], seed), [], results)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -145,7 +151,8 @@ def _stat(values: list[float]) -> str:
 
 def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
     """One set's table: per method, the probes (mean ± seed spread), the effective rank, CPU minutes,
-    collapse warnings, and whether linear and kNN beat the floor by more than twice its spread."""
+    collapse warnings, and whether linear and kNN beat the floor by more than twice the larger seed spread
+    (the floor's or the method's: a difference within either is no difference)."""
     mine = [r for r in found if r["set"] == dataset]
     lines = []
     for method in (*METHODS, *PEERS):
@@ -158,14 +165,16 @@ def set_table(dataset: str, found: list[dict[str, Any]]) -> str:
         beats = [
             p
             for p in ("linear", "knn")
-            if method not in (own, *FLOORS.values())
+            if method not in (*UNTRAINED, *FLOORS.values())
             and len(floor[p]) > 1
-            and statistics.mean(scores[p]) - statistics.mean(floor[p]) > 2 * statistics.stdev(floor[p])
+            and len(scores[p]) > 1
+            and statistics.mean(scores[p]) - statistics.mean(floor[p])
+            > 2 * max(statistics.stdev(floor[p]), statistics.stdev(scores[p]))
         ]
         rank = [r["probe"]["monitors"]["effective_rank"] for r in runs]
         cpu = [r["cpu_minutes"] for r in runs]
         warned = "n/a" if method in PEERS else f"{sum(r['collapse_warning'] for r in runs)} of {len(runs)}"
-        verdict = "-" if method in ("random", *FLOORS.values()) else ", ".join(beats) or "neither"
+        verdict = "-" if method in (*UNTRAINED, *FLOORS.values()) else ", ".join(beats) or "neither"
         verdict += f" (its floor: {own})" if own != "random" else ""
         cells = [*(_stat(scores[p]) for p in PROBES), _stat(rank), f"{statistics.mean(cpu):.1f}"]
         lines.append([method, len(runs), *cells, warned, verdict])
@@ -237,7 +246,7 @@ def time_to_quality(dataset: str, found: list[dict[str, Any]]) -> str:
     lines = []
     for method in METHODS:
         curve = mean_curve([r for r in mine if r["method"] == method])
-        if method == "random" or not curve:
+        if method in UNTRAINED or not curve:
             continue
         reached = minutes_to(curve, target)
         cells = ["not reached", "-"] if reached is None else [f"{reached:.2f}", f"{theirs / reached:.2f}x"]

@@ -79,7 +79,11 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
     found += [row("mae", s, 0.61, rank=1.0, warned=s == 0) for s in range(3)]
     text = small.set_table("faces", found)
     ijepa, mae = (next(line for line in text.splitlines() if line.startswith(f"| {m} ")) for m in ("ijepa", "mae"))
-    assert ijepa.endswith("| 0 of 3 | linear, knn |") and mae.endswith("| 1 of 3 | neither |")
+    assert ijepa.endswith("| 0 of 3 | linear, knn |")
+    assert mae.endswith("| 1 of 3 | neither (its floor: random-xavier) |")  # MAE's init has its own floor
+    # 0.05 above the floor (0.61 +- 0.01) is more than twice the floor's spread but not twice its own (0.06)
+    noisy = small.set_table("faces", found + [row("c-jepa", s, 0.60 + 0.06 * s) for s in range(3)])
+    assert next(line for line in noisy.splitlines() if line.startswith("| c-jepa ")).endswith("| neither |")
     assert small.plot("faces", found, tmp_path / "faces.png").stat().st_size > 0
     # ijepa's mean curve: kNN 0.60 at 1 minute, 0.70 at 2; a peer ending at 0.65 after 3 minutes is reached
     # half-way between the snapshots, at 1.5 minutes: 2x the peer's speed
