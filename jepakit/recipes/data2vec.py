@@ -133,8 +133,8 @@ def data2vec() -> Experiment:
             "sum-over-sqrt",
             "mean",
             "the quality rows were measured with the mean over features (sqrt(192) = 14 times smaller, so the "
-            "clip at 4 acts less often; Adam's steps are otherwise the same); a row with the paper's scale is "
-            "not measured yet",
+            "clip at 4 acts less often; Adam's steps are otherwise the same); the paper's scale gives the same "
+            "probes (data2vec-paper-scale, 3 seeds: benchmarks/RESULTS.md, Quality)",
         ),
     ),
     facts=FACTS,
