@@ -316,21 +316,16 @@ class T5TextEncoder(HFTextEncoder):
 
     Example:
         >>> import tempfile
-        >>> from pathlib import Path
+        >>> import torch
         >>> import transformers
         >>> from jepakit import create
-        >>> folder = Path(tempfile.mkdtemp())  # a tiny T5 of random weights, saved as a checkpoint folder is
-        >>> captions = ["a red circle", "a blue square moves up", "two small triangles", "one green diamond"] * 20
-        >>> vocab = create("tokenizer", "sentencepiece", vocab_size=64, byte_fallback=False).fit(captions)
-        >>> _ = (folder / "spiece.model").write_bytes(vocab.to_bytes())
-        >>> _ = transformers.T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
-        >>> shape = dict(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
-        >>> transformers.T5EncoderModel(transformers.T5Config(vocab_size=vocab.vocab_size, **shape)).save_pretrained(folder)
-        >>> tokenizer = create("tokenizer", "t5", path=str(folder), max_length=8, max_captions=1)
-        >>> batch = tokenizer([["a red circle"], ["two small triangles"]])
-
-        >>> encoder = create("text_encoder", "t5", path=str(folder))
-        >>> tuple(encoder(batch).tokens.shape), encoder.width  # [B, N, S, d_model]
+        >>> from jepakit.text.batch import TokenBatch
+        >>> folder = tempfile.mkdtemp()  # a tiny T5 of random weights, saved as a checkpoint folder is
+        >>> shape = dict(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
+        >>> transformers.T5EncoderModel(transformers.T5Config(**shape)).save_pretrained(folder)
+        >>> ids = torch.randint(3, 64, (2, 1, 8), generator=torch.Generator().manual_seed(0))  # [B, N, S]
+        >>> encoder = create("text_encoder", "t5", path=folder)
+        >>> tuple(encoder(TokenBatch(ids, torch.ones(2, 1, 8, dtype=torch.bool))).tokens.shape), encoder.width
         ((2, 1, 8, 16), 16)
     """
 
@@ -367,16 +362,13 @@ class T5Tokenizer(HFTokenizer):
         >>> from pathlib import Path
         >>> import transformers
         >>> from jepakit import create
-        >>> folder = Path(tempfile.mkdtemp())  # a tiny T5 of random weights, saved as a checkpoint folder is
+        >>> folder = Path(tempfile.mkdtemp())  # a T5 tokenizer of a tiny vocabulary, saved as a checkpoint's is
         >>> captions = ["a red circle", "a blue square moves up", "two small triangles", "one green diamond"] * 20
         >>> vocab = create("tokenizer", "sentencepiece", vocab_size=64, byte_fallback=False).fit(captions)
         >>> _ = (folder / "spiece.model").write_bytes(vocab.to_bytes())
         >>> _ = transformers.T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
-        >>> shape = dict(d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4)
-        >>> transformers.T5EncoderModel(transformers.T5Config(vocab_size=vocab.vocab_size, **shape)).save_pretrained(folder)
         >>> tokenizer = create("tokenizer", "t5", path=str(folder), max_length=8, max_captions=1)
         >>> batch = tokenizer([["a red circle"], ["two small triangles"]])
-
         >>> tuple(batch.ids.shape), batch.mask[:, 0, 0].tolist(), tokenizer.pad_id  # [B, N, S]; T5 pads with 0
         ((2, 1, 8), [True, True], 0)
     """
