@@ -22,6 +22,7 @@ from torch import Tensor
 from .checkpoint import BadCheckpointError, load_checkpoint
 from .config import ConfigError
 from .encoders.vit import renormalised
+from .layers.rope import rotary
 
 __all__ = ["TIMM", "init_weights", "misfits", "official_state", "read_official", "source_state", "timm_encoder_state"]
 
@@ -46,12 +47,12 @@ def official_state(weights: Mapping[str, Mapping[str, Tensor]], method: Any) -> 
     mapped, its fixed positions checked against the method's own (they are not weights). A model with
     rotary positions reads no position table: one the file holds anyway is left out (V-JEPA 2's own loader
     skips it too)."""
-    dropped = () if method.encoder.config.positions == "sincos" else ("pos_embed",)
+    dropped = ("pos_embed",) if rotary(method.encoder.config.positions) else ()
     state = {f"encoder.{k}": v for k, v in weights["encoder"].items() if k not in dropped}
     state |= {f"target_encoder.{k}": v for k, v in weights["target_encoder"].items() if k not in dropped}
     pred = dict(weights["predictor"])
     positions = pred.pop("predictor_pos_embed", None)
-    if method.predictor.config.positions not in (None, "sincos"):
+    if rotary(method.predictor.config.positions):
         positions = None
     tokens = sorted((k for k in pred if k.startswith("mask_tokens.")), key=lambda k: int(k.split(".")[1]))
     if tokens:  # V-JEPA: one [1, 1, D] token per mask generator -> jepakit's [generators, 1, D]

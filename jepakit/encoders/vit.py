@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError, at_least, each, in_range, knob, positive, resolved
 from ..layers.pos_embed import Layout3D, sincos_grid
-from ..layers.rope import Positions, Rotation
+from ..layers.rope import Positions, Rotation, rotary
 from ..layers.transformer import TransformerConfig, for_blocks, gather_tokens, init_weights, layer_norm
 from ..registry import register
 from ..transforms import warn_if_not_unit_range
@@ -146,7 +146,7 @@ class ViTConfig(TransformerConfig):
         for name, stats in (("pixel_mean", self.pixel_mean), ("pixel_std", self.pixel_std)):
             if len(stats) != self.in_chans:
                 raise ConfigError(f"{t}.{name}={stats} needs one value per channel (in_chans={self.in_chans})")
-        if self.positions != "sincos" and (self.embed_dim // self.num_heads) // len(self.grid_axes) < 2:
+        if rotary(self.positions) and (self.embed_dim // self.num_heads) // len(self.grid_axes) < 2:
             raise ConfigError(
                 f"{t}.positions={self.positions} turns {len(self.grid_axes)} pairs of channels per head; "
                 f"{t}.embed_dim={self.embed_dim} / num_heads={self.num_heads} leaves too few"
@@ -196,7 +196,7 @@ class ViTConfig(TransformerConfig):
         cells = side * side * ((self.num_frames or 0) // self.tubelet if self.video else 1)
         depth = self.tubelet if self.video else 1
         patch = self.in_chans * depth * self.patch_size**2 * self.embed_dim + self.embed_dim
-        return params + patch, float(cells * self.embed_dim if self.positions == "sincos" else 0)
+        return params + patch, float(0 if rotary(self.positions) else cells * self.embed_dim)
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -213,7 +213,7 @@ class ViTConfig(TransformerConfig):
                 f"{self.type_id()}.num_frames={self.num_frames}: a video encoder (tubelet embedding, 3-D positions) "
                 "has no timm architecture to load into; timm's ViTs take images"
             )
-        if self.positions != "sincos":
+        if rotary(self.positions):
             raise ConfigError(
                 f"{self.type_id()}.positions={self.positions}: timm's plain ViT adds a position table; an encoder "
                 "with rotary positions has no timm architecture to load into"
@@ -314,7 +314,7 @@ class ViTEncoder(nn.Module):
                 embed_dim=cfg.embed_dim,
                 strict_img_size=False,
             )
-        if cfg.positions == "sincos":  # rotary positions have no table: the blocks turn queries and keys
+        if not rotary(cfg.positions):  # rotary positions have no table: the blocks turn queries and keys
             self.register_buffer("pos_embed", sincos_grid(cfg.embed_dim, cfg.grid, cfg.video_positions)[None])
         # not in the state dict (timm's keys stay exact); export folds them into the patch embedding
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(1, -1, 1, 1), persistent=False)
@@ -383,10 +383,10 @@ class ViTEncoder(nn.Module):
         map of each patch's pixels; the context encoder keeps about a quarter of them), and
         the tokens are laid out contiguously so no later LayerNorm has to copy them.
         """
-        rotary = self.config.positions != "sincos"  # positions come in the blocks
+        placed = rotary(self.config.positions)  # positions come in the blocks
         if index is None:
             x = self.patch_embed(images).contiguous()
-            return x if rotary else x + self.pos_embed_for(grid)
+            return x if placed else x + self.pos_embed_for(grid)
         b = images.shape[0]
         p, proj = self.patch_size, self.patch_embed.proj
         if images.ndim == 5:  # tubelets, in the 3-D conv's weight order
@@ -394,12 +394,12 @@ class ViTEncoder(nn.Module):
         else:
             patches = rearrange(images, "b c (h p) (w q) -> b (h w) (c p q)", p=p, q=p)  # the conv's weight order
         x = self.patch_embed.norm(F.linear(gather_tokens(patches, index), proj.weight.flatten(1), proj.bias))
-        return x if rotary else x + gather_tokens(self.pos_embed_for(grid).expand(b, -1, -1), index)
+        return x if placed else x + gather_tokens(self.pos_embed_for(grid).expand(b, -1, -1), index)
 
     def rotation(self, grid: tuple[int, ...], index: Tensor | None, device: torch.device) -> Rotation | None:
         """The rotary positions of the tokens at ``index`` [B, K] (all of ``grid`` if None); None with sin-cos."""
         cfg = self.config
-        if cfg.positions == "sincos":
+        if not rotary(cfg.positions):
             return None
         where = index if index is not None else torch.arange(math.prod(grid), device=device)[None]
         dtype = self.patch_embed.proj.weight.dtype

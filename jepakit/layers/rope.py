@@ -20,16 +20,21 @@ Two layouts of the angles (``Positions``):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import torch
 from torch import Tensor
 
-__all__ = ["Positions", "Rotation", "grid_coords", "rope_angles"]
+__all__ = ["Positions", "Rotation", "grid_coords", "rope_angles", "rotary"]
 
 #: Where a ViT's tokens learn their place: ``sincos``, a fixed table added to the tokens (I-JEPA, V-JEPA);
 #: ``rope`` or ``rope-vjepa2``, rotary positions in every attention layer (see the module docstring).
 Positions = Literal["sincos", "rope", "rope-vjepa2"]
+
+
+def rotary(positions: Positions | None) -> TypeGuard[Positions]:
+    """Whether ``positions`` are rotary (placed by the blocks); None, a part not told otherwise, is sin-cos."""
+    return positions not in (None, "sincos")
 
 
 def grid_coords(index: Tensor, grid: tuple[int, ...]) -> Tensor:

@@ -21,6 +21,7 @@ from ..conditioners.none import NoConditionerConfig
 from ..conditioners.text import TextConditionerConfig
 from ..config import Config, ConfigError, at_least, in_range, knob, offered, ordered_pair, slot
 from ..encoders.vit import ViTConfig, check_index
+from ..layers.rope import rotary
 from ..layers.transformer import TransformerConfig, gather_tokens, masked_mean
 from ..losses.embedding import EmbeddingLossConfig
 from ..losses.regression import RegressionLossConfig, SmoothL1Config
@@ -224,7 +225,7 @@ class JEPAConfig(MethodConfig):
                 f"predictor.mask_tokens={tokens}: one token, or one per mask set of an image, and masker "
                 f"{self.masker.name!r} draws {repeats}; set predictor.mask_tokens=1 or {repeats}"
             )
-        if pred is not None and pred.positions not in (None, "sincos") and self.conditioner.name != "none":
+        if pred is not None and rotary(pred.positions) and self.conditioner.name != "none":
             raise ConfigError(
                 f"predictor.positions={pred.positions} with conditioner {self.conditioner.name!r}: the conditioners "
                 "run the predictor's blocks themselves and place no rotary positions; use predictor.positions=sincos"

@@ -23,7 +23,7 @@ from ..conditioners.base import PredictorHook
 from ..config import at_least, knob, resolved
 from ..encoders.vit import check_index
 from ..layers.pos_embed import Layout3D, sincos_grid
-from ..layers.rope import Positions, Rotation
+from ..layers.rope import Positions, Rotation, rotary
 from ..layers.transformer import (
     Packing,
     TransformerConfig,
@@ -176,7 +176,7 @@ class ViTPredictor(nn.Module):
         m, kt = targets.shape[1:]
         x, queries = self.predictor_embed(z), self._mask_tokens(rows, m, repeats)
         rotation = None
-        if self.config.positions in (None, "sincos"):
+        if not rotary(self.config.positions):
             pos = self.pos_embed_for(tuple(grid), z.device).expand(rows, -1, -1)
             x, queries = (
                 x + gather_tokens(pos, context),
