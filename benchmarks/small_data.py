@@ -255,14 +255,39 @@ def time_to_quality(dataset: str, found: list[dict[str, Any]]) -> str:
     return head + ":\n\n" + table(["method", "CPU minutes to reach it", "speed-up over the peer"], lines)
 
 
+def screens() -> list[dict[str, Any]]:
+    """Every recorded screen (one seed of a recipe or peer with overrides: a tuning step)."""
+    if not SCREENS.is_file():
+        return []
+    return [json.loads(line) for line in SCREENS.read_text().splitlines() if line.strip()]
+
+
+def tuning(dataset: str, found: list[dict[str, Any]], tried: list[dict[str, Any]]) -> str:
+    """The tuning budget each method and peer got on ``dataset``: how many screens, the best screen's kNN and
+    overrides, beside its 3-seed default's kNN (a screen is one seed: a lead, not a result)."""
+    lines = []
+    for method in (*METHODS, *PEERS):
+        if method in (*UNTRAINED, *FLOORS.values()):
+            continue
+        mine = [r for r in tried if r["set"] == dataset and r["method"] == method]
+        default = [r["probe"]["knn"]["label"] for r in found if r["set"] == dataset and r["method"] == method]
+        if not mine and not default:
+            continue
+        best = max(mine, key=lambda r: r["probe"]["knn"]["label"], default=None)
+        cells = ["-", "-"] if best is None else [f"{best['probe']['knn']['label']:.3f}", " ".join(best["overrides"])]
+        lines.append([method, len(mine), _stat(default) if default else "-", *cells])
+    header = ["method", "screens", "kNN, defaults (3 seeds)", "best screen's kNN (1 seed)", "its overrides"]
+    return "Tuning budget (`small_data.py screen`, `small_data_peers.py run --screen`):\n\n" + table(header, lines)
+
+
 def write_table() -> None:
-    found = rows()
+    found, tried = rows(), screens()
     parts = []
     for dataset in SETS:
         if not any(r["set"] == dataset for r in found):
             continue
         picture = plot(dataset, found, HERE / f"small_data_{dataset}.png")
-        tables = f"{set_table(dataset, found)}\n\n{time_to_quality(dataset, found)}"
+        tables = f"{set_table(dataset, found)}\n\n{time_to_quality(dataset, found)}\n\n{tuning(dataset, found, tried)}"
         parts.append(f"### data={dataset}\n\n![{dataset}]({picture.name})\n\n{tables}")
     command = (
         "python benchmarks/small_data.py all; python -m venv spt && spt/bin/pip install stable-pretraining; "

@@ -20,7 +20,10 @@ load strictly into jepakit's ``ViTEncoder`` with the same pixel normalisation, s
 function the peer trained. Rows go to ``small_data_results.jsonl`` beside jepakit's (``small_data.py table``
 shows them), each with its kNN curve against CPU minutes of training (process time, the probes excluded).
 
-    python benchmarks/small_data_peers.py run SET PEER [SEED ...] [--edit key=value ...]
+    python benchmarks/small_data_peers.py run SET PEER [SEED ...] [--lr LR] [--ema EMA] [--steps N] [--screen]
+
+``--lr``, ``--ema`` (the I-JEPA peers' EMA start) and ``--steps`` are the tuning budget the peers get, the
+levers jepakit's screens turned (``small_data.py screen``); a tuned run records them as its ``overrides``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,18 @@ from torch import Tensor, nn
 
 HERE = Path(__file__).resolve().parent
 CURVE = 4  # snapshots along a run, as jepakit's runs
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """A peer's tuned settings; None keeps its published default."""
+
+    lr: float | None = None
+    ema: float | None = None  # the I-JEPA peers' EMA start (the end stays 1)
+
+    def overrides(self) -> list[str]:
+        """The settings as a screen row records them, e.g. ``["lr=0.0003"]``."""
+        return [f"{k}={v}" for k, v in (("lr", self.lr), ("ema", self.ema)) if v is not None]
 
 
 class Clock:
@@ -112,7 +128,9 @@ def loader(data: Any, transform: Callable[[Any], Any], batch: int, seed: int, **
     )
 
 
-def lightly_ijepa(data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None]) -> None:
+def lightly_ijepa(
+    data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None], knobs: Knobs
+) -> None:
     """lightly's I-JEPA example's loop, on lightly's timm modules."""
     from lightly.data import IJEPAMaskCollator
     from lightly.models.modules.ijepa_timm import IJEPAPredictorTIMM
@@ -129,8 +147,8 @@ def lightly_ijepa(data: Any, seed: int, steps: int, batch: int, snap: Callable[[
     )
     collate = IJEPAMaskCollator(input_size=(side, side), patch_size=patch)
     batches = loader(data, IJEPATransform(input_size=side), batch, seed, collate_fn=collate)
-    optimizer = torch.optim.AdamW([*encoder.parameters(), *predictor.parameters()], lr=1.5e-4)
-    ema = (0.996, 1.0)
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *predictor.parameters()], lr=knobs.lr or 1.5e-4)
+    ema = (knobs.ema or 0.996, 1.0)
     for step in range(1, steps + 1):
         (images, _), masks_enc, masks_pred = next(batches)
         loss = lightly_ijepa_loss(encoder, target, predictor, images, masks_enc[0], torch.stack(masks_pred, 1))
@@ -144,14 +162,18 @@ def lightly_ijepa(data: Any, seed: int, steps: int, batch: int, snap: Callable[[
         snap(step, target.vit)
 
 
-def lightly_random(data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None]) -> None:
+def lightly_random(
+    data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None], knobs: Knobs
+) -> None:
     """lightly's I-JEPA encoder at its initialisation (no step): lightly-ijepa's own floor."""
     from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTransformerTIMM
 
     snap(steps, MaskedVisionTransformerTIMM(vit=timm_vit(seed)).vit)
 
 
-def lightly_simclr(data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None]) -> None:
+def lightly_simclr(
+    data: Any, seed: int, steps: int, batch: int, snap: Callable[[int, nn.Module], None], knobs: Knobs
+) -> None:
     """lightly's SimCLR example's loop, on the recipes' ViT."""
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
@@ -161,7 +183,7 @@ def lightly_simclr(data: Any, seed: int, steps: int, batch: int, snap: Callable[
     head = SimCLRProjectionHead(backbone.embed_dim, backbone.embed_dim, 128)
     batches = loader(data, SimCLRTransform(input_size=data.side, gaussian_blur=0.0), batch, seed)
     criterion = NTXentLoss()
-    optimizer = torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=0.06)
+    optimizer = torch.optim.SGD([*backbone.parameters(), *head.parameters()], lr=knobs.lr or 0.06)
     for step in range(1, steps + 1):
         (x0, x1), _ = next(batches)
         loss = criterion(head(backbone(x0)), head(backbone(x1)))
@@ -175,7 +197,7 @@ def spt(method: str) -> Callable[..., None]:
     """A stable-pretraining method, trained by ``spt_peer.py`` in its own environment (``SPT_PYTHON``);
     its snapshots come back as weights-only files, with the CPU minutes the child measured."""
 
-    def train(data: Any, seed: int, steps: int, batch: int, snap: Callable[..., None]) -> None:
+    def train(data: Any, seed: int, steps: int, batch: int, snap: Callable[..., None], knobs: Knobs) -> None:
         python = os.environ.get("SPT_PYTHON")
         if not python:
             sys.exit("set SPT_PYTHON to the python of a virtual environment with stable-pretraining installed")
@@ -185,6 +207,7 @@ def spt(method: str) -> Callable[..., None]:
             every = steps // CURVE
             spec = {"method": method, "timm": recipe_encoder().timm_args()}
             spec |= {"seed": seed, "steps": steps, "batch": batch, "side": data.side, "images": str(images)}
+            spec |= {"lr": knobs.lr, "ema": knobs.ema}
             spec |= {"snapshots": [s for s in range(1, steps + 1) if s % every == 0 or s == steps], "out": tmp}
             (Path(tmp) / "spec.json").write_text(json.dumps(spec))
             subprocess.run([python, str(HERE / "spt_peer.py"), str(Path(tmp) / "spec.json")], check=True)
@@ -205,8 +228,11 @@ TRAINERS: dict[str, Callable[..., None]] = {
 }
 
 
-def measure(dataset: str, peer: str, seed: int, results: Path = RESULTS, steps: int | None = None) -> dict[str, Any]:
-    """Train ``peer`` on ``dataset``'s train split for the recipes' budget and probe it as jepakit's runs."""
+def measure(
+    dataset: str, peer: str, seed: int, results: Path = RESULTS, steps: int | None = None, knobs: Knobs = Knobs()
+) -> dict[str, Any]:
+    """Train ``peer`` on ``dataset``'s train split for the recipes' budget (or ``steps``; ``knobs``: tuned
+    settings) and probe it as jepakit's runs."""
     cfg = config(dataset, "random", seed)
     steps, batch = steps or cfg.train.steps, cfg.train.batch_size
     data = cfg.data.build()
@@ -223,8 +249,11 @@ def measure(dataset: str, peer: str, seed: int, results: Path = RESULTS, steps: 
         clock.start()
 
     wall = time.perf_counter()
-    TRAINERS[peer](data, seed, steps, batch, snap)
+    TRAINERS[peer](data, seed, steps, batch, snap, knobs)
     row: dict[str, Any] = {"set": dataset, "method": peer, "seed": seed, "recipe": "peer", "steps": steps}
+    edits = knobs.overrides() + ([f"steps={steps}"] if steps != cfg.train.steps else [])
+    if edits:
+        row["overrides"] = edits
     row |= {"cpu_minutes": snapshots[-1][1], "wall_minutes": round((time.perf_counter() - wall) / 60, 3)}
     row["collapse_warning"] = None  # the peers' loops have no collapse monitor
     return probe_run(row, cfg.data, snapshots[-1][2], snapshots, results)
@@ -238,10 +267,16 @@ def main() -> None:
     p_run.add_argument("peer", choices=PEERS)
     p_run.add_argument("seeds", nargs="*", type=int, default=[0, 1, 2])
     p_run.add_argument("--screen", action="store_true", help="record in the screens file (a tuning step)")
-    p_run.add_argument("--steps", type=int, help="fewer steps than the recipes' (a smoke test: record with --screen)")
+    p_run.add_argument("--steps", type=int, help="another number of steps than the recipes' (a tuning step)")
+    p_run.add_argument("--lr", type=float, help="the peer's learning rate instead of its published one")
+    p_run.add_argument("--ema", type=float, help="the I-JEPA peers' EMA start instead of 0.996")
     args = parser.parse_args()
+    if args.ema is not None and args.peer not in ("lightly-ijepa", "spt-ijepa"):
+        parser.error(f"--ema: {args.peer} has no EMA teacher; only lightly-ijepa and spt-ijepa take it")
+    if not args.screen and (args.steps or args.lr or args.ema):
+        parser.error("--steps, --lr and --ema tune a peer: record the run with --screen")
     for seed in args.seeds:
-        measure(args.set, args.peer, seed, SCREENS if args.screen else RESULTS, args.steps)
+        measure(args.set, args.peer, seed, SCREENS if args.screen else RESULTS, args.steps, Knobs(args.lr, args.ema))
 
 
 if __name__ == "__main__":

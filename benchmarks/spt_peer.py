@@ -2,7 +2,7 @@
 
 Called by ``small_data_peers.py`` (never imports jepakit): ``python spt_peer.py SPEC.json`` where the spec
 names the method, the timm ViT (name and keyword arguments: the CPU recipes' encoder), the seed, the steps,
-the batch, the steps to snapshot at, the images file ([N, 3, S, S] in [0, 1], weights-only) and the output
+the batch, the steps to snapshot at, a tuned ``lr`` and I-JEPA ``ema`` start (null: the defaults), the images file ([N, 3, S, S] in [0, 1], weights-only) and the output
 folder. The method is stable-pretraining's module (``stable_pretraining.methods.IJEPA`` / ``LeJEPA``) with
 its defaults, given the recipes' ViT; the optimiser is the one its docstring trains it with (AdamW at
 1.5e-4 for I-JEPA, 1e-3 for LeJEPA); I-JEPA's teacher follows ``TeacherStudentWrapper``'s cosine EMA
@@ -47,12 +47,13 @@ def build(spec: dict[str, Any]) -> tuple[Any, torch.nn.Module, torch.optim.Optim
     name, kwargs = spec["timm"]
     torch.manual_seed(spec["seed"])
     if spec["method"] == "ijepa":
-        model = IJEPA(timm.create_model(name, **kwargs), predictor_embed_dim=192, predictor_depth=3)
-        return model, model.encoder.teacher.vit, torch.optim.AdamW(model.parameters(), lr=1.5e-4)
+        ema = {"ema_decay_start": spec["ema"]} if spec.get("ema") else {}
+        model = IJEPA(timm.create_model(name, **kwargs), predictor_embed_dim=192, predictor_depth=3, **ema)
+        return model, model.encoder.teacher.vit, torch.optim.AdamW(model.parameters(), lr=spec.get("lr") or 1.5e-4)
     model = LeJEPA(name)  # its projector and SIGReg, on the recipes' ViT (its default drop path, 0.1)
     model.backbone = timm.create_model(name, **kwargs, dynamic_img_size=True, drop_path_rate=0.1)
     model.projector[0] = torch.nn.Linear(model.backbone.embed_dim, 512)  # its projector reads the ViT's width
-    return model, model.backbone, torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return model, model.backbone, torch.optim.AdamW(model.parameters(), lr=spec.get("lr") or 1e-3)
 
 
 def main() -> None:

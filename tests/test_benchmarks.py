@@ -96,6 +96,18 @@ def test_the_small_data_plan_trains_on_train_splits_and_tables_against_the_floor
     assert "| lightly-ijepa | 3 |" in text and text.count("neither (its floor: lightly-random) |") == 1
     assert "lightly-ijepa: 0.650" in small.time_to_quality("faces", found + peer + own)
     assert small.minutes_to([(1.0, 0.5), (2.0, 0.6)], 0.7) is None and small.minutes_to([(1.0, 0.8)], 0.7) == 1.0
+    # the tuning budget: screens per method, the best one beside the 3-seed default; the peers' too
+    tried = [{**row("ijepa", 0, k), "overrides": [f"train.lr={k}"]} for k in (0.5, 0.75)]
+    tried.append({**row("lightly-ijepa", 0, 0.9), "overrides": ["lr=0.0003"]})
+    budget = small.tuning("faces", found + peer, tried)
+    assert "| ijepa | 2 | 0.700 ± 0.000 | 0.750 | train.lr=0.75 |" in budget
+    assert "| lightly-ijepa | 1 | 0.650 ± 0.000 | 0.900 | lr=0.0003 |" in budget and "| mae | 0 |" in budget
+    assert "random" not in budget  # floors are not tuned
+
+
+def test_a_peers_tuned_settings_are_recorded_as_overrides():
+    peers = pytest.importorskip("small_data_peers")
+    assert peers.Knobs().overrides() == [] and peers.Knobs(3e-4, 0.999).overrides() == ["lr=0.0003", "ema=0.999"]
 
 
 def test_a_peers_timm_vit_is_probed_as_the_very_function_it_trained():
