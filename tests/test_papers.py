@@ -46,6 +46,7 @@ def test_a_slip_from_the_paper_is_caught_and_so_is_a_stale_departure():
         "predictor": {"depth": 12},
         "loss": "l2",
         "train": {"warmup_epochs": 10},
+        "embedding_loss": "vicreg",
     }
     for field, edit in slips.items():
         (problem,) = check_recipe(get_config("ijepa", **{field: edit}), entry.departures, entry.facts)

@@ -87,6 +87,7 @@ IJEPA_FACTS: dict[str, object] = {
     "target_updater.momentum_end": 1.0,
     "loss": "smooth-l1",
     "loss.normalize_targets": True,
+    "embedding_loss": None,  # no regulariser of the embeddings (C-JEPA adds one)
     "train.batch_size": 2048,
     "train.lr": 1e-3,
     "train.start_lr": 2e-4,
