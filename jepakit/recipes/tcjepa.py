@@ -164,7 +164,7 @@ TERMS_DEPARTURE = Departure(
     "C-JEPA's variance and covariance terms on the context encoder's pooled tokens: without them the 400-step "
     "run's features spread over fewer directions than an untrained encoder's (effective rank 5.9 against 13.7) "
     "and its attentive probe reads relation (0.435 against 0.494) and shapes below random init; with them rank "
-    "30 and attentive relation 0.571 against 0.506, linear count +0.080 over the floor",
+    "30 and attentive relation 0.574 against 0.506, linear count +0.088 over the floor (3 seeds)",
     'benchmarks/RESULTS.md, "Main job against the random-init floor"',
 )
 
