@@ -273,6 +273,13 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
+def records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a benchmark's log (``*_results.jsonl``, ``*_screens.jsonl``), in order; none if absent."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from _common import mean_std, record, section_notes, table
+from _common import mean_std, record, records, section_notes, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "quality_runs"
@@ -232,10 +232,7 @@ def config_of(recipe: str, overrides: dict[str, Any], seed: int):
 
 
 def _done() -> dict[str, dict[str, Any]]:
-    if not RESULTS.is_file():
-        return {}
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    return {r["run"]: r for r in rows}
+    return {r["run"]: r for r in records(RESULTS)}
 
 
 def run_one(name: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import mean_std, record, section_notes, table
+from _common import mean_std, record, records, section_notes, table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "small_data_runs"
@@ -135,13 +135,7 @@ def measure(
 
 def rows() -> list[dict[str, Any]]:
     """Every recorded row, the newest of each (set, method, seed)."""
-    if not RESULTS.is_file():
-        return []
-    newest = {}
-    for line in RESULTS.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            newest[(r["set"], r["method"], r["seed"])] = r
+    newest = {(r["set"], r["method"], r["seed"]): r for r in records(RESULTS)}
     return list(newest.values())
 
 
@@ -257,9 +251,7 @@ def time_to_quality(dataset: str, found: list[dict[str, Any]]) -> str:
 
 def screens() -> list[dict[str, Any]]:
     """Every recorded screen (one seed of a recipe or peer with overrides: a tuning step)."""
-    if not SCREENS.is_file():
-        return []
-    return [json.loads(line) for line in SCREENS.read_text().splitlines() if line.strip()]
+    return records(SCREENS)
 
 
 def tuning(dataset: str, found: list[dict[str, Any]], tried: list[dict[str, Any]]) -> str:

@@ -2,9 +2,10 @@
 
 Called by ``small_data_peers.py`` (never imports jepakit): ``python spt_peer.py SPEC.json`` where the spec
 names the method, the timm ViT (name and keyword arguments: the CPU recipes' encoder), the seed, the steps,
-the batch, the steps to snapshot at, a tuned ``lr`` and I-JEPA ``ema`` start (null: the defaults), the images file ([N, 3, S, S] in [0, 1], weights-only) and the output
-folder. The method is stable-pretraining's module (``stable_pretraining.methods.IJEPA`` / ``LeJEPA``) with
-its defaults, given the recipes' ViT; the optimiser is the one its docstring trains it with (AdamW at
+the batch, the steps to snapshot at, a tuned ``lr`` and I-JEPA ``ema`` start (null: the defaults), the
+images file ([N, 3, S, S] in [0, 1], weights-only) and the output folder. The method is
+stable-pretraining's module (``stable_pretraining.methods.IJEPA`` / ``LeJEPA``) with its defaults, given
+the recipes' ViT; the optimiser is the one its docstring trains it with (AdamW at
 1.5e-4 for I-JEPA, 1e-3 for LeJEPA); I-JEPA's teacher follows ``TeacherStudentWrapper``'s cosine EMA
 (0.996 -> 1), updated every step as its ``TeacherStudentCallback`` does. Writes ``step-N.pt`` (the
 evaluated ViT's weights: I-JEPA's teacher, as I-JEPA evaluates; LeJEPA's backbone) and ``report.json``

@@ -152,11 +152,8 @@ TC_CPU_MOMENTUM = 0.996
 #: and kNN task (relation 0.493) and dense mIoU; 400 keeps the run under 10 minutes on 2 cores with margin
 #: ("Main job against the random-init floor" in benchmarks/RESULTS.md).
 TC_CPU_STEPS = 400
-#: The main job adds C-JEPA's variance and covariance terms (one view: no invariance term) on the context
-#: encoder's pooled tokens. Without them 400 steps concentrate the features (effective rank 5.9 against
-#: 13.7 at random init) and the attentive probe reads relation and shapes below an untrained encoder.
+#: The main job adds C-JEPA's variance and covariance terms (one view: no invariance term); why: its departure.
 TC_CPU_TERMS = "vicreg"
-#: The main job's one mechanism beyond the paper's.
 TERMS_DEPARTURE = Departure(
     "embedding_loss",
     None,
